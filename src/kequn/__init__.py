@@ -1,0 +1,3 @@
+"""Kequn (客群): self-hosted customer-base management."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,59 @@
+"""REST endpoints for behavioural events (read)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+from ninja import Field, Query, Router, Schema
+
+from kequn.apiutils import Page, check_perm, paginate
+from kequn.events.models import Event
+
+router = Router(tags=["events"])
+
+
+class EventOut(Schema):
+    id: int
+    type: str
+    name: str
+    occurred_at: datetime
+    customer_id: int | None
+    anonymous_id: str
+    channel: str
+    properties: dict[str, Any]
+
+
+class EventFilters(Schema):
+    customer_id: int | None = None
+    name: str | None = Field(None, max_length=100)
+    type: Event.Type | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@router.get("", response=Page[EventOut], summary="List events (newest first)")
+def list_events(
+    request: HttpRequest, filters: Query[EventFilters], cursor: str | None = None, limit: int = 50
+):
+    check_perm(request, "events.view_event")
+    qs = Event.objects.all()
+    if filters.customer_id:
+        qs = qs.filter(customer_id=filters.customer_id)
+    if filters.name:
+        qs = qs.filter(name=filters.name)
+    if filters.type:
+        qs = qs.filter(type=filters.type)
+    if filters.since:
+        qs = qs.filter(occurred_at__gte=filters.since)
+    if filters.until:
+        qs = qs.filter(occurred_at__lt=filters.until)
+    return paginate(qs, cursor, limit)
+
+
+@router.get("/{int:event_id}", response=EventOut, summary="Read an event")
+def get_event(request: HttpRequest, event_id: int):
+    check_perm(request, "events.view_event")
+    return get_object_or_404(Event, pk=event_id)

@@ -1,0 +1,64 @@
+"""Create, check and revoke API tokens; check permissions for services and the API."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied
+from django.utils import timezone
+
+from kequn.security.models import ApiToken
+
+TOKEN_PREFIX = "kq_"
+
+
+def hash_token(token: str) -> str:
+    """Return the SHA-256 hex digest under which a token is stored."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_api_token(
+    username: str, name: str = "", expires_at: datetime | None = None
+) -> tuple[ApiToken, str]:
+    """Create a token for a user; return the record and the plain token (shown only once)."""
+    user = get_user_model().objects.get(username=username)
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    record = ApiToken.objects.create(
+        user=user,
+        name=name,
+        prefix=token[:10],
+        digest=hash_token(token),
+        expires_at=expires_at,
+    )
+    return record, token
+
+
+def authenticate_api_token(token: str) -> AbstractBaseUser | None:
+    """Return the active user owning a usable token, or None."""
+    if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    record = (
+        ApiToken.objects.select_related("user").filter(digest=hash_token(token)).first()
+    )
+    if record is None or not record.is_usable() or not record.user.is_active:
+        return None
+    now = timezone.now()
+    # Writing on every request would serialise API traffic on SQLite; once a minute is enough.
+    if record.last_used_at is None or (now - record.last_used_at).total_seconds() > 60:
+        ApiToken.objects.filter(pk=record.pk).update(last_used_at=now)
+    return record.user
+
+
+def revoke_api_token(token_id: int) -> None:
+    """Revoke a token so it no longer authenticates."""
+    ApiToken.objects.filter(pk=token_id).update(revoked=True)
+
+
+def require_perm(user: AbstractBaseUser | None, perm: str) -> None:
+    """Raise PermissionDenied unless the user holds the permission (app_label.codename)."""
+    if user is None or not user.is_active or not user.has_perm(perm):
+        raise PermissionDenied(perm)
