@@ -43,6 +43,15 @@ class Customer(models.Model):
         blank=True,
         help_text=_("Key of the record in the system it came from (demo, import)."),
     )
+    merged_into = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="merged_records",
+        verbose_name=_("merged into"),
+        help_text=_("Set when this record was merged into another one (kept for undo)."),
+    )
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
