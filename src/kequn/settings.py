@@ -47,10 +47,12 @@ INSTALLED_APPS = [
     "django_tasks",
     "django_tasks_db",
     "ninja",
+    "kequn",
     "kequn.security",
     "kequn.customers",
     "kequn.commerce",
     "kequn.events",
+    "kequn.demo",
 ]
 
 MIDDLEWARE = [
