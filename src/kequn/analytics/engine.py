@@ -1,0 +1,256 @@
+"""Aggregate transactions into per-customer statistics, once, as Ibis expressions.
+
+The expressions built here run unchanged on DuckDB (the in-process default), PostgreSQL
+and Spark through Ibis backends. Everything downstream (models, scores) works on the
+small per-customer result as a pandas DataFrame.
+
+Purchase rules (documented once, used everywhere):
+
+* Rows are netted per customer and calendar day: a refund (negative amount) on the same
+  day cancels that day's spend.
+* A day counts as a purchase when its net amount is > 0, or when it is exactly 0 and
+  holds no negative row (free items, e.g. the zero-dollar CDNOW rows); a day that nets
+  to <= 0 because of refunds is not a purchase.
+* Refund days that are not purchases (net < 0) are reported as ``refunds`` (<= 0) and
+  subtracted from ``monetary_net``; they never change purchase counts or timing.
+* Time is measured in whole days; ``calibration_end`` is inclusive (purchases on that
+  day belong to the calibration period) and ``T`` runs from the first purchase day to
+  ``calibration_end``: ``T = (calibration_end - first_day).days / days_per_unit``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import ibis
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from .errors import AnalyticsInputError
+from .io import normalize_transactions
+
+DAYS_PER_UNIT = {"day": 1.0, "week": 7.0, "month": 365.25 / 12}
+
+
+def to_date(value: date | datetime | str | None) -> date | None:
+    """Return a ``date`` from a date, datetime or ISO string (None stays None)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip()[:10])
+    except ValueError:
+        raise AnalyticsInputError(f"not a date: {value!r} (use YYYY-MM-DD)") from None
+
+
+def days_per_unit(time_unit: str) -> float:
+    """Return the number of days in one model time unit (day, week or month)."""
+    try:
+        return DAYS_PER_UNIT[time_unit]
+    except KeyError:
+        raise AnalyticsInputError(
+            f"unknown time unit {time_unit!r}; use one of {', '.join(DAYS_PER_UNIT)}"
+        ) from None
+
+
+def connect(backend: Any = None) -> Any:
+    """Return an Ibis connection: the given one, or a fresh in-process DuckDB."""
+    return backend if backend is not None else ibis.duckdb.connect()
+
+
+def register_transactions(
+    con: Any, transactions: Any, name: str = "kequn_transactions"
+) -> ibis.Table:
+    """Load canonical transactions into an Ibis backend and return the table expression."""
+    if isinstance(transactions, ibis.Table):
+        return transactions
+    table = (
+        transactions if isinstance(transactions, pa.Table) else normalize_transactions(transactions)
+    )
+    keep = [
+        c
+        for c in ("customer_id", "ts", "amount", "quantity", "order_id", "channel")
+        if c in table.column_names
+    ]
+    table = table.select(keep)
+    if con.name == "duckdb":
+        # Zero-copy view over Arrow memory; create_table would copy 10M rows for nothing.
+        con.con.register(name, table)
+        return con.table(name)
+    return con.create_table(name, table, overwrite=True)
+
+
+def build_daily_expr(t: ibis.Table) -> ibis.Table:
+    """Net transactions per customer and day; flag days that count as purchases."""
+    d = t.mutate(day=t.ts.date(), neg=ibis.ifelse(t.amount < 0, 1, 0))
+    daily = d.group_by(["customer_id", "day"]).aggregate(
+        amount=d.amount.sum(),
+        quantity=d.quantity.sum(),
+        n_rows=d.count(),
+        n_negative=d.neg.sum(),
+    )
+    is_purchase = (daily.amount > 0) | ((daily.amount == 0) & (daily.n_negative == 0))
+    return daily.mutate(is_purchase=is_purchase)
+
+
+def build_summary_expr(
+    t: ibis.Table, calibration_end: date, holdout_end: date | None = None
+) -> ibis.Table:
+    """Build per-customer sufficient statistics for the calibration (and holdout) period.
+
+    Output columns: customer_id, first_day, last_day, n_days (purchase days), total
+    (spend on purchase days), first_amount (spend on the first purchase day), quantity,
+    n_rows, refunds (net of refund-only days, <= 0) and, with a holdout, holdout_days
+    and holdout_amount. Customers with no purchase by ``calibration_end`` are absent.
+    """
+    daily = build_daily_expr(t)
+    cal_end = ibis.literal(calibration_end)
+    cal = daily.filter(daily.day <= cal_end)
+    purchases = cal.filter(cal.is_purchase)
+    w = ibis.window(group_by=purchases.customer_id, order_by=purchases.day)
+    purchases = purchases.mutate(seq=ibis.row_number().over(w))
+    summary = purchases.group_by("customer_id").aggregate(
+        first_day=purchases.day.min(),
+        last_day=purchases.day.max(),
+        n_days=purchases.count(),
+        total=purchases.amount.sum(),
+        first_amount=purchases.amount.sum(where=purchases.seq == 0),
+        quantity=purchases.quantity.sum(),
+        n_rows=purchases.n_rows.sum(),
+    )
+    refund_days = cal.filter(~cal.is_purchase)
+    refunds = refund_days.group_by("customer_id").aggregate(refunds=refund_days.amount.sum())
+    summary = summary.left_join(refunds, "customer_id").select(
+        *[summary[c] for c in summary.columns], refunds=refunds.refunds.fill_null(0.0)
+    )
+    if holdout_end is not None:
+        hold = daily.filter(
+            (daily.day > cal_end) & (daily.day <= ibis.literal(holdout_end)) & daily.is_purchase
+        )
+        hold = hold.group_by("customer_id").aggregate(
+            holdout_days=hold.count(), holdout_amount=hold.amount.sum()
+        )
+        summary = summary.left_join(hold, "customer_id").select(
+            *[summary[c] for c in summary.columns],
+            holdout_days=hold.holdout_days.fill_null(0),
+            holdout_amount=hold.holdout_amount.fill_null(0.0),
+        )
+    return summary
+
+
+def build_gaps_expr(t: ibis.Table, calibration_end: date) -> ibis.Table:
+    """Build per-customer purchase rhythm: median and last inter-purchase gap (days), recent vs earlier spend."""
+    daily = build_daily_expr(t)
+    p = daily.filter((daily.day <= ibis.literal(calibration_end)) & daily.is_purchase)
+    w = ibis.window(group_by=p.customer_id, order_by=p.day)
+    p = p.mutate(prev_day=p.day.lag().over(w), seq=ibis.row_number().over(w))
+    p = p.mutate(gap=p.day.delta(p.prev_day, unit="day"))
+    n = p.seq.max().over(ibis.window(group_by=p.customer_id))
+    p = p.mutate(n=n)
+    return p.group_by("customer_id").aggregate(
+        median_gap_days=p.gap.median(),
+        last_gap_days=p.gap.max(where=p.seq == p.n),
+        max_prior_gap_days=p.gap.max(where=p.seq < p.n),
+        last_amount=p.amount.max(where=p.seq == p.n),
+        # Spend trend: mean of the later half of purchase days vs the earlier half.
+        late_mean=p.amount.mean(where=(p.seq * 2 > p.n) & (p.n >= 1)),
+        early_mean=p.amount.mean(where=(p.seq * 2 <= p.n) & (p.n >= 1)),
+    )
+
+
+def build_cohort_expr(t: ibis.Table, until: date, by: str | None = None) -> ibis.Table:
+    """Build monthly cohort activity: customers, purchase days and spend per cohort month and age."""
+    daily = build_daily_expr(t)
+    p = daily.filter((daily.day <= ibis.literal(until)) & daily.is_purchase)
+    month = p.day.truncate("M")
+    p = p.mutate(month=month)
+    first = p.group_by("customer_id").aggregate(cohort=p.month.min())
+    if by is not None:
+        chan = t.group_by("customer_id").aggregate(**{by: t[by].min()})
+        first = first.left_join(chan, "customer_id").select(
+            first.customer_id, first.cohort, chan[by]
+        )
+    j = p.inner_join(first, "customer_id")
+    j = j.mutate(
+        age=(j.month.year() - j.cohort.year()) * 12 + (j.month.month() - j.cohort.month()),
+    )
+    keys = ["cohort", "age"] + ([by] if by else [])
+    return j.group_by(keys).aggregate(
+        customers=j.customer_id.nunique(),
+        purchase_days=j.count(),
+        revenue=j.amount.sum(),
+    )
+
+
+@dataclass
+class Aggregates:
+    """Per-customer statistics in model units, ready for the models."""
+
+    summary: pd.DataFrame
+    calibration_end: date
+    holdout_end: date | None
+    time_unit: str
+
+
+def summarize_customers(
+    transactions: Any,
+    calibration_end: date | datetime | str,
+    holdout_end: date | datetime | str | None = None,
+    time_unit: str = "week",
+    backend: Any = None,
+    with_rhythm: bool = True,
+) -> pd.DataFrame:
+    """Return one row per customer with frequency/recency/T/monetary statistics.
+
+    Columns: ``x`` (repeat purchase days), ``t_x`` and ``T`` (in ``time_unit``),
+    ``frequency`` (purchase days), ``recency_days`` (days from last purchase to
+    ``calibration_end``), ``monetary_total`` (spend on purchase days), ``monetary_net``
+    (minus refund-only days), ``monetary_avg`` (per purchase day), ``repeat_avg`` (mean
+    spend of repeat purchase days — the Gamma-Gamma input), and rhythm/holdout columns.
+    """
+    cal_end = to_date(calibration_end)
+    hold_end = to_date(holdout_end)
+    if hold_end is not None and hold_end <= cal_end:
+        raise AnalyticsInputError(f"holdout end {hold_end} must be after calibration end {cal_end}")
+    unit = days_per_unit(time_unit)
+    con = connect(backend)
+    t = register_transactions(con, transactions)
+    raw = con.execute(build_summary_expr(t, cal_end, hold_end))
+    if with_rhythm:
+        gaps = con.execute(build_gaps_expr(t, cal_end))
+        raw = raw.merge(gaps, on="customer_id", how="left")
+    return finish_summary(raw, cal_end, unit)
+
+
+def finish_summary(raw: pd.DataFrame, cal_end: date, unit: float) -> pd.DataFrame:
+    """Turn backend output (days, sums) into model units; shared by all backends."""
+    df = raw.copy()
+    first = pd.to_datetime(df["first_day"])
+    last = pd.to_datetime(df["last_day"])
+    end = pd.Timestamp(cal_end)
+    df["first_day"] = first.dt.date
+    df["last_day"] = last.dt.date
+    df["frequency"] = df["n_days"].astype(np.int64)
+    df["x"] = df["frequency"] - 1
+    t_x_days = (last - first).dt.days.astype(np.int64)
+    t_days = (end - first).dt.days.astype(np.int64)
+    df["t_x_days"] = t_x_days
+    df["T_days"] = t_days
+    df["t_x"] = t_x_days / unit
+    df["T"] = t_days / unit
+    df["recency_days"] = (end - last).dt.days.astype(np.int64)
+    df["monetary_total"] = df["total"].astype(float)
+    df["monetary_net"] = df["total"].astype(float) + df["refunds"].astype(float)
+    df["monetary_avg"] = df["monetary_total"] / df["frequency"]
+    repeat_spend = df["total"].astype(float) - df["first_amount"].astype(float)
+    df["repeat_avg"] = np.where(df["x"] > 0, repeat_spend / df["x"].clip(lower=1), 0.0)
+    df = df.drop(columns=["total", "n_days"])
+    if "holdout_days" in df:
+        df["holdout_days"] = df["holdout_days"].astype(np.int64)
+    return df.sort_values("customer_id", kind="stable").reset_index(drop=True)
