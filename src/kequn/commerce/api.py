@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
+from django.db.models import Q
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Field, Query, Router, Schema
@@ -78,6 +79,11 @@ class OrderFilters(Schema):
     until: datetime | None = None
 
 
+class ProductFilters(Schema):
+    q: str | None = Field(None, max_length=100, description="Name or SKU contains")
+    category: str | None = Field(None, max_length=50, description="Category code (or its parent)")
+
+
 def _orders():
     return Order.objects.select_related("channel").prefetch_related("lines__product")
 
@@ -110,17 +116,18 @@ def get_order(request: HttpRequest, order_id: int):
 @products_router.get("", response=Page[ProductOut], summary="List products")
 def list_products(
     request: HttpRequest,
-    q: str | None = Field(None, max_length=100),
-    category: str | None = None,
+    filters: Query[ProductFilters],
     cursor: str | None = None,
     limit: int = 50,
 ):
     check_perm(request, "commerce.view_product")
     qs = Product.objects.select_related("category__parent__parent")
-    if q:
-        qs = qs.filter(name__icontains=q) | qs.filter(sku__icontains=q)
-    if category:
-        qs = qs.filter(category__code=category) | qs.filter(category__parent__code=category)
+    if filters.q:
+        qs = qs.filter(Q(name__icontains=filters.q) | Q(sku__icontains=filters.q))
+    if filters.category:
+        qs = qs.filter(
+            Q(category__code=filters.category) | Q(category__parent__code=filters.category)
+        )
     return paginate(qs, cursor, limit)
 
 

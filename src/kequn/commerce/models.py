@@ -129,9 +129,7 @@ class Order(models.Model):
     )
     currency = models.CharField(_("currency"), max_length=3, default="CNY")
     total_amount = models.DecimalField(_("total"), max_digits=14, decimal_places=2)
-    discount_amount = models.DecimalField(
-        _("discount"), max_digits=14, decimal_places=2, default=0
-    )
+    discount_amount = models.DecimalField(_("discount"), max_digits=14, decimal_places=2, default=0)
     ordered_at = models.DateTimeField(_("ordered at"))
 
     class Meta:

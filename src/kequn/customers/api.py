@@ -6,9 +6,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal
 
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 
 from kequn.apiutils import Page, check_perm, paginate
 from kequn.customers import services
@@ -122,9 +122,7 @@ def lookup_customer(request: HttpRequest, kind: IdentityKind, value: str, system
     check_perm(request, "customers.view_customer")
     customer = services.find_customer_by_identity(kind, value, system)
     if customer is None:
-        return router.api.create_response(
-            request, {"detail": f"no customer with {kind} {value!r}"}, status=404
-        )
+        raise Http404(f"no customer with {kind} {value!r}")
     return customer
 
 
@@ -134,7 +132,7 @@ def create_customer(request: HttpRequest, payload: CustomerIn):
     data = payload.dict()
     identities = [services.IdentityInput(**i) for i in data.pop("identities")]
     customer = services.create_customer(data, identities, by=request.auth)
-    return 201, _get(customer.pk)
+    return Status(201, _get(customer.pk))
 
 
 @router.get("/{int:customer_id}", response=CustomerOut, summary="Read a customer")
@@ -167,12 +165,11 @@ def update_customer(request: HttpRequest, customer_id: int, payload: CustomerPat
 def add_identity(request: HttpRequest, customer_id: int, payload: IdentityIn):
     check_perm(request, "customers.change_customer")
     customer = _get(customer_id)
-    return 201, services.add_identity(customer, services.IdentityInput(**payload.dict()))
+    return Status(201, services.add_identity(customer, services.IdentityInput(**payload.dict())))
 
 
 @router.delete("/{int:customer_id}", response={204: None}, summary="Delete a customer")
 def delete_customer(request: HttpRequest, customer_id: int):
     check_perm(request, "customers.delete_customer")
     services.delete_customer(_get(customer_id), by=request.auth)
-    return 204, None
-
+    return Status(204, None)

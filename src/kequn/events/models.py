@@ -35,7 +35,8 @@ class Event(models.Model):
     )
     anonymous_id = models.CharField(_("anonymous id"), max_length=100, blank=True)
     channel = models.CharField(_("channel"), max_length=50, blank=True)
-    message_id = models.CharField(_("message id"), max_length=100, null=True, blank=True)
+    # NULL, not "", so that the unique constraint only applies to events that carry an id.
+    message_id = models.CharField(_("message id"), max_length=100, null=True, blank=True)  # noqa: DJ001
     properties = models.JSONField(_("properties"), default=dict, blank=True)
 
     class Meta:

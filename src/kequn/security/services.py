@@ -41,9 +41,7 @@ def authenticate_api_token(token: str) -> AbstractBaseUser | None:
     """Return the active user owning a usable token, or None."""
     if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    record = (
-        ApiToken.objects.select_related("user").filter(digest=hash_token(token)).first()
-    )
+    record = ApiToken.objects.select_related("user").filter(digest=hash_token(token)).first()
     if record is None or not record.is_usable() or not record.user.is_active:
         return None
     now = timezone.now()

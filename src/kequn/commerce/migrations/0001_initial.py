@@ -6,124 +6,269 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('customers', '0001_initial'),
+        ("customers", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Channel',
+            name="Channel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.CharField(max_length=50, unique=True, verbose_name='code')),
-                ('name', models.CharField(max_length=100, verbose_name='name')),
-                ('kind', models.CharField(choices=[('online', 'Online shop'), ('app', 'App'), ('store', 'Physical store'), ('marketplace', 'Marketplace')], max_length=12, verbose_name='kind')),
-                ('province', models.CharField(blank=True, max_length=50, verbose_name='province')),
-                ('city', models.CharField(blank=True, max_length=50, verbose_name='city')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("code", models.CharField(max_length=50, unique=True, verbose_name="code")),
+                ("name", models.CharField(max_length=100, verbose_name="name")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("online", "Online shop"),
+                            ("app", "App"),
+                            ("store", "Physical store"),
+                            ("marketplace", "Marketplace"),
+                        ],
+                        max_length=12,
+                        verbose_name="kind",
+                    ),
+                ),
+                ("province", models.CharField(blank=True, max_length=50, verbose_name="province")),
+                ("city", models.CharField(blank=True, max_length=50, verbose_name="city")),
             ],
             options={
-                'verbose_name': 'store or channel',
-                'verbose_name_plural': 'stores and channels',
-                'ordering': ['kind', 'code'],
+                "verbose_name": "store or channel",
+                "verbose_name_plural": "stores and channels",
+                "ordering": ["kind", "code"],
             },
         ),
         migrations.CreateModel(
-            name='Category',
+            name="Category",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.CharField(max_length=50, unique=True, verbose_name='code')),
-                ('name', models.CharField(max_length=100, verbose_name='name')),
-                ('parent', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='children', to='commerce.category', verbose_name='parent')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("code", models.CharField(max_length=50, unique=True, verbose_name="code")),
+                ("name", models.CharField(max_length=100, verbose_name="name")),
+                (
+                    "parent",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="children",
+                        to="commerce.category",
+                        verbose_name="parent",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'category',
-                'verbose_name_plural': 'categories',
-                'ordering': ['code'],
+                "verbose_name": "category",
+                "verbose_name_plural": "categories",
+                "ordering": ["code"],
             },
         ),
         migrations.CreateModel(
-            name='Order',
+            name="Order",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.CharField(max_length=64, unique=True, verbose_name='order number')),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('paid', 'Paid'), ('shipped', 'Shipped'), ('completed', 'Completed'), ('cancelled', 'Cancelled'), ('refunded', 'Refunded')], default='completed', max_length=10, verbose_name='status')),
-                ('currency', models.CharField(default='CNY', max_length=3, verbose_name='currency')),
-                ('total_amount', models.DecimalField(decimal_places=2, max_digits=14, verbose_name='total')),
-                ('discount_amount', models.DecimalField(decimal_places=2, default=0, max_digits=14, verbose_name='discount')),
-                ('ordered_at', models.DateTimeField(verbose_name='ordered at')),
-                ('channel', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='orders', to='commerce.channel', verbose_name='store or channel')),
-                ('customer', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='orders', to='customers.customer', verbose_name='customer')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "number",
+                    models.CharField(max_length=64, unique=True, verbose_name="order number"),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("paid", "Paid"),
+                            ("shipped", "Shipped"),
+                            ("completed", "Completed"),
+                            ("cancelled", "Cancelled"),
+                            ("refunded", "Refunded"),
+                        ],
+                        default="completed",
+                        max_length=10,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "currency",
+                    models.CharField(default="CNY", max_length=3, verbose_name="currency"),
+                ),
+                (
+                    "total_amount",
+                    models.DecimalField(decimal_places=2, max_digits=14, verbose_name="total"),
+                ),
+                (
+                    "discount_amount",
+                    models.DecimalField(
+                        decimal_places=2, default=0, max_digits=14, verbose_name="discount"
+                    ),
+                ),
+                ("ordered_at", models.DateTimeField(verbose_name="ordered at")),
+                (
+                    "channel",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="orders",
+                        to="commerce.channel",
+                        verbose_name="store or channel",
+                    ),
+                ),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="orders",
+                        to="customers.customer",
+                        verbose_name="customer",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'order',
-                'verbose_name_plural': 'orders',
-                'ordering': ['-ordered_at', '-id'],
+                "verbose_name": "order",
+                "verbose_name_plural": "orders",
+                "ordering": ["-ordered_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Product',
+            name="Product",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sku', models.CharField(max_length=64, unique=True, verbose_name='SKU')),
-                ('name', models.CharField(max_length=200, verbose_name='name')),
-                ('brand', models.CharField(blank=True, max_length=100, verbose_name='brand')),
-                ('price', models.DecimalField(decimal_places=2, max_digits=12, verbose_name='price')),
-                ('currency', models.CharField(default='CNY', max_length=3, verbose_name='currency')),
-                ('is_consumable', models.BooleanField(default=False, help_text='Bought again and again (cases, cables, service plans).', verbose_name='consumable')),
-                ('is_active', models.BooleanField(default=True, verbose_name='on sale')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='created at')),
-                ('category', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='products', to='commerce.category', verbose_name='category')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("sku", models.CharField(max_length=64, unique=True, verbose_name="SKU")),
+                ("name", models.CharField(max_length=200, verbose_name="name")),
+                ("brand", models.CharField(blank=True, max_length=100, verbose_name="brand")),
+                (
+                    "price",
+                    models.DecimalField(decimal_places=2, max_digits=12, verbose_name="price"),
+                ),
+                (
+                    "currency",
+                    models.CharField(default="CNY", max_length=3, verbose_name="currency"),
+                ),
+                (
+                    "is_consumable",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Bought again and again (cases, cables, service plans).",
+                        verbose_name="consumable",
+                    ),
+                ),
+                ("is_active", models.BooleanField(default=True, verbose_name="on sale")),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="created at"
+                    ),
+                ),
+                (
+                    "category",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="products",
+                        to="commerce.category",
+                        verbose_name="category",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'product',
-                'verbose_name_plural': 'products',
-                'ordering': ['sku'],
+                "verbose_name": "product",
+                "verbose_name_plural": "products",
+                "ordering": ["sku"],
             },
         ),
         migrations.CreateModel(
-            name='OrderLine',
+            name="OrderLine",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('quantity', models.PositiveIntegerField(default=1, verbose_name='quantity')),
-                ('unit_price', models.DecimalField(decimal_places=2, max_digits=12, verbose_name='unit price')),
-                ('amount', models.DecimalField(decimal_places=2, max_digits=14, verbose_name='amount')),
-                ('order', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='lines', to='commerce.order', verbose_name='order')),
-                ('product', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='order_lines', to='commerce.product', verbose_name='product')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("quantity", models.PositiveIntegerField(default=1, verbose_name="quantity")),
+                (
+                    "unit_price",
+                    models.DecimalField(decimal_places=2, max_digits=12, verbose_name="unit price"),
+                ),
+                (
+                    "amount",
+                    models.DecimalField(decimal_places=2, max_digits=14, verbose_name="amount"),
+                ),
+                (
+                    "order",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="lines",
+                        to="commerce.order",
+                        verbose_name="order",
+                    ),
+                ),
+                (
+                    "product",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="order_lines",
+                        to="commerce.product",
+                        verbose_name="product",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'order line',
-                'verbose_name_plural': 'order lines',
+                "verbose_name": "order line",
+                "verbose_name_plural": "order lines",
             },
         ),
         migrations.AddIndex(
-            model_name='order',
-            index=models.Index(fields=['customer', 'ordered_at'], name='order_customer_time_idx'),
+            model_name="order",
+            index=models.Index(fields=["customer", "ordered_at"], name="order_customer_time_idx"),
         ),
         migrations.AddIndex(
-            model_name='order',
-            index=models.Index(fields=['ordered_at'], name='order_time_idx'),
+            model_name="order",
+            index=models.Index(fields=["ordered_at"], name="order_time_idx"),
         ),
         migrations.AddIndex(
-            model_name='order',
-            index=models.Index(fields=['channel', 'ordered_at'], name='order_channel_time_idx'),
+            model_name="order",
+            index=models.Index(fields=["channel", "ordered_at"], name="order_channel_time_idx"),
         ),
         migrations.AddIndex(
-            model_name='order',
-            index=models.Index(fields=['status'], name='order_status_idx'),
+            model_name="order",
+            index=models.Index(fields=["status"], name="order_status_idx"),
         ),
         migrations.AddIndex(
-            model_name='product',
-            index=models.Index(fields=['category'], name='product_category_idx'),
+            model_name="product",
+            index=models.Index(fields=["category"], name="product_category_idx"),
         ),
         migrations.AddIndex(
-            model_name='orderline',
-            index=models.Index(fields=['order'], name='orderline_order_idx'),
+            model_name="orderline",
+            index=models.Index(fields=["order"], name="orderline_order_idx"),
         ),
         migrations.AddIndex(
-            model_name='orderline',
-            index=models.Index(fields=['product'], name='orderline_product_idx'),
+            model_name="orderline",
+            index=models.Index(fields=["product"], name="orderline_product_idx"),
         ),
     ]

@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,210 +15,495 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='TagGroup',
+            name="TagGroup",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True, verbose_name='name')),
-                ('description', models.TextField(blank=True, verbose_name='description')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, unique=True, verbose_name="name")),
+                ("description", models.TextField(blank=True, verbose_name="description")),
             ],
             options={
-                'verbose_name': 'tag group',
-                'verbose_name_plural': 'tag groups',
-                'ordering': ['name'],
+                "verbose_name": "tag group",
+                "verbose_name_plural": "tag groups",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Customer',
+            name="Customer",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('person', 'Person'), ('company', 'Company')], default='person', max_length=8, verbose_name='kind')),
-                ('name', models.CharField(blank=True, max_length=200, verbose_name='name')),
-                ('gender', models.CharField(blank=True, choices=[('f', 'Female'), ('m', 'Male'), ('o', 'Other'), ('', 'Unknown')], default='', max_length=1, verbose_name='gender')),
-                ('birthday', models.DateField(blank=True, null=True, verbose_name='birthday')),
-                ('age_band', models.CharField(blank=True, max_length=16, verbose_name='age band')),
-                ('income_band', models.CharField(blank=True, max_length=16, verbose_name='income band')),
-                ('occupation', models.CharField(blank=True, max_length=100, verbose_name='occupation')),
-                ('industry', models.CharField(blank=True, max_length=100, verbose_name='industry')),
-                ('country', models.CharField(blank=True, default='CN', max_length=2, verbose_name='country')),
-                ('province', models.CharField(blank=True, max_length=50, verbose_name='province')),
-                ('city', models.CharField(blank=True, max_length=50, verbose_name='city')),
-                ('preferred_language', models.CharField(blank=True, choices=[('zh-hans', '简体中文'), ('en', 'English')], max_length=10, verbose_name='preferred language')),
-                ('source_channel', models.CharField(blank=True, max_length=50, verbose_name='source channel')),
-                ('external_ref', models.CharField(blank=True, help_text='Key of the record in the system it came from (demo, import).', max_length=100, verbose_name='external reference')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='created at')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
-                ('merged_into', models.ForeignKey(blank=True, help_text='Set when this record was merged into another one (kept for undo).', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='merged_records', to='customers.customer', verbose_name='merged into')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("person", "Person"), ("company", "Company")],
+                        default="person",
+                        max_length=8,
+                        verbose_name="kind",
+                    ),
+                ),
+                ("name", models.CharField(blank=True, max_length=200, verbose_name="name")),
+                (
+                    "gender",
+                    models.CharField(
+                        blank=True,
+                        choices=[("f", "Female"), ("m", "Male"), ("o", "Other"), ("", "Unknown")],
+                        default="",
+                        max_length=1,
+                        verbose_name="gender",
+                    ),
+                ),
+                ("birthday", models.DateField(blank=True, null=True, verbose_name="birthday")),
+                ("age_band", models.CharField(blank=True, max_length=16, verbose_name="age band")),
+                (
+                    "income_band",
+                    models.CharField(blank=True, max_length=16, verbose_name="income band"),
+                ),
+                (
+                    "occupation",
+                    models.CharField(blank=True, max_length=100, verbose_name="occupation"),
+                ),
+                ("industry", models.CharField(blank=True, max_length=100, verbose_name="industry")),
+                (
+                    "country",
+                    models.CharField(
+                        blank=True, default="CN", max_length=2, verbose_name="country"
+                    ),
+                ),
+                ("province", models.CharField(blank=True, max_length=50, verbose_name="province")),
+                ("city", models.CharField(blank=True, max_length=50, verbose_name="city")),
+                (
+                    "preferred_language",
+                    models.CharField(
+                        blank=True,
+                        choices=[("zh-hans", "简体中文"), ("en", "English")],
+                        max_length=10,
+                        verbose_name="preferred language",
+                    ),
+                ),
+                (
+                    "source_channel",
+                    models.CharField(blank=True, max_length=50, verbose_name="source channel"),
+                ),
+                (
+                    "external_ref",
+                    models.CharField(
+                        blank=True,
+                        help_text="Key of the record in the system it came from (demo, import).",
+                        max_length=100,
+                        verbose_name="external reference",
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="created at"
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
+                (
+                    "merged_into",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Set when this record was merged into another one (kept for undo).",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="merged_records",
+                        to="customers.customer",
+                        verbose_name="merged into",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'customer',
-                'verbose_name_plural': 'customers',
-                'ordering': ['-id'],
+                "verbose_name": "customer",
+                "verbose_name_plural": "customers",
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='Consent',
+            name="Consent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('channel', models.CharField(choices=[('email', 'Email'), ('sms', 'SMS'), ('phone', 'Phone'), ('wechat', 'WeChat')], max_length=10, verbose_name='channel')),
-                ('purpose', models.CharField(choices=[('marketing', 'Marketing'), ('service', 'Service')], max_length=10, verbose_name='purpose')),
-                ('granted', models.BooleanField(verbose_name='granted')),
-                ('source', models.CharField(blank=True, max_length=100, verbose_name='source')),
-                ('recorded_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='recorded at')),
-                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='consents', to='customers.customer', verbose_name='customer')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "channel",
+                    models.CharField(
+                        choices=[
+                            ("email", "Email"),
+                            ("sms", "SMS"),
+                            ("phone", "Phone"),
+                            ("wechat", "WeChat"),
+                        ],
+                        max_length=10,
+                        verbose_name="channel",
+                    ),
+                ),
+                (
+                    "purpose",
+                    models.CharField(
+                        choices=[("marketing", "Marketing"), ("service", "Service")],
+                        max_length=10,
+                        verbose_name="purpose",
+                    ),
+                ),
+                ("granted", models.BooleanField(verbose_name="granted")),
+                ("source", models.CharField(blank=True, max_length=100, verbose_name="source")),
+                (
+                    "recorded_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="recorded at"
+                    ),
+                ),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="consents",
+                        to="customers.customer",
+                        verbose_name="customer",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'consent',
-                'verbose_name_plural': 'consents',
-                'ordering': ['-recorded_at', '-id'],
+                "verbose_name": "consent",
+                "verbose_name_plural": "consents",
+                "ordering": ["-recorded_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='CompanyContact',
+            name="CompanyContact",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('title', models.CharField(blank=True, max_length=100, verbose_name='job title')),
-                ('is_primary', models.BooleanField(default=False, verbose_name='primary contact')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='created at')),
-                ('company', models.ForeignKey(limit_choices_to={'kind': 'company'}, on_delete=django.db.models.deletion.CASCADE, related_name='contact_links', to='customers.customer', verbose_name='company')),
-                ('contact', models.ForeignKey(limit_choices_to={'kind': 'person'}, on_delete=django.db.models.deletion.CASCADE, related_name='company_links', to='customers.customer', verbose_name='contact')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("title", models.CharField(blank=True, max_length=100, verbose_name="job title")),
+                ("is_primary", models.BooleanField(default=False, verbose_name="primary contact")),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="created at"
+                    ),
+                ),
+                (
+                    "company",
+                    models.ForeignKey(
+                        limit_choices_to={"kind": "company"},
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="contact_links",
+                        to="customers.customer",
+                        verbose_name="company",
+                    ),
+                ),
+                (
+                    "contact",
+                    models.ForeignKey(
+                        limit_choices_to={"kind": "person"},
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="company_links",
+                        to="customers.customer",
+                        verbose_name="contact",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'company contact',
-                'verbose_name_plural': 'company contacts',
+                "verbose_name": "company contact",
+                "verbose_name_plural": "company contacts",
             },
         ),
         migrations.CreateModel(
-            name='Address',
+            name="Address",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('label', models.CharField(blank=True, max_length=30, verbose_name='label')),
-                ('country', models.CharField(blank=True, default='CN', max_length=2, verbose_name='country')),
-                ('province', models.CharField(blank=True, max_length=50, verbose_name='province')),
-                ('city', models.CharField(blank=True, max_length=50, verbose_name='city')),
-                ('district', models.CharField(blank=True, max_length=50, verbose_name='district')),
-                ('line', models.CharField(blank=True, max_length=255, verbose_name='street address')),
-                ('postcode', models.CharField(blank=True, max_length=20, verbose_name='postcode')),
-                ('is_default', models.BooleanField(default=False, verbose_name='default')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='created at')),
-                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='addresses', to='customers.customer', verbose_name='customer')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("label", models.CharField(blank=True, max_length=30, verbose_name="label")),
+                (
+                    "country",
+                    models.CharField(
+                        blank=True, default="CN", max_length=2, verbose_name="country"
+                    ),
+                ),
+                ("province", models.CharField(blank=True, max_length=50, verbose_name="province")),
+                ("city", models.CharField(blank=True, max_length=50, verbose_name="city")),
+                ("district", models.CharField(blank=True, max_length=50, verbose_name="district")),
+                (
+                    "line",
+                    models.CharField(blank=True, max_length=255, verbose_name="street address"),
+                ),
+                ("postcode", models.CharField(blank=True, max_length=20, verbose_name="postcode")),
+                ("is_default", models.BooleanField(default=False, verbose_name="default")),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="created at"
+                    ),
+                ),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="addresses",
+                        to="customers.customer",
+                        verbose_name="customer",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'address',
-                'verbose_name_plural': 'addresses',
+                "verbose_name": "address",
+                "verbose_name_plural": "addresses",
             },
         ),
         migrations.CreateModel(
-            name='CustomerTag',
+            name="CustomerTag",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('added_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='added at')),
-                ('added_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL, verbose_name='added by')),
-                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='tag_links', to='customers.customer', verbose_name='customer')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "added_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="added at"
+                    ),
+                ),
+                (
+                    "added_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="added by",
+                    ),
+                ),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="tag_links",
+                        to="customers.customer",
+                        verbose_name="customer",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'customer tag',
-                'verbose_name_plural': 'customer tags',
+                "verbose_name": "customer tag",
+                "verbose_name_plural": "customer tags",
             },
         ),
         migrations.CreateModel(
-            name='Identity',
+            name="Identity",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('email', 'Email'), ('phone', 'Phone'), ('wechat', 'WeChat openid'), ('external', 'External id')], max_length=10, verbose_name='type')),
-                ('system', models.CharField(blank=True, default='', help_text='Name of the system an external id belongs to, e.g. shopify.', max_length=50, verbose_name='system')),
-                ('value', models.CharField(max_length=255, verbose_name='value')),
-                ('verified', models.BooleanField(default=False, verbose_name='verified')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='created at')),
-                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='identities', to='customers.customer', verbose_name='customer')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("email", "Email"),
+                            ("phone", "Phone"),
+                            ("wechat", "WeChat openid"),
+                            ("external", "External id"),
+                        ],
+                        max_length=10,
+                        verbose_name="type",
+                    ),
+                ),
+                (
+                    "system",
+                    models.CharField(
+                        blank=True,
+                        default="",
+                        help_text="Name of the system an external id belongs to, e.g. shopify.",
+                        max_length=50,
+                        verbose_name="system",
+                    ),
+                ),
+                ("value", models.CharField(max_length=255, verbose_name="value")),
+                ("verified", models.BooleanField(default=False, verbose_name="verified")),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="created at"
+                    ),
+                ),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="identities",
+                        to="customers.customer",
+                        verbose_name="customer",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'identity',
-                'verbose_name_plural': 'identities',
+                "verbose_name": "identity",
+                "verbose_name_plural": "identities",
             },
         ),
         migrations.CreateModel(
-            name='Tag',
+            name="Tag",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, verbose_name='name')),
-                ('kind', models.CharField(choices=[('manual', 'Manual'), ('rule', 'Rule-made')], default='manual', max_length=8, verbose_name='kind')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='created at')),
-                ('customers', models.ManyToManyField(related_name='tags', through='customers.CustomerTag', to='customers.customer', verbose_name='customers')),
-                ('group', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='tags', to='customers.taggroup', verbose_name='group')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, verbose_name="name")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("manual", "Manual"), ("rule", "Rule-made")],
+                        default="manual",
+                        max_length=8,
+                        verbose_name="kind",
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="created at"
+                    ),
+                ),
+                (
+                    "customers",
+                    models.ManyToManyField(
+                        related_name="tags",
+                        through="customers.CustomerTag",
+                        to="customers.customer",
+                        verbose_name="customers",
+                    ),
+                ),
+                (
+                    "group",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="tags",
+                        to="customers.taggroup",
+                        verbose_name="group",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'tag',
-                'verbose_name_plural': 'tags',
-                'ordering': ['group__name', 'name'],
+                "verbose_name": "tag",
+                "verbose_name_plural": "tags",
+                "ordering": ["group__name", "name"],
             },
         ),
         migrations.AddField(
-            model_name='customertag',
-            name='tag',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='customer_links', to='customers.tag', verbose_name='tag'),
+            model_name="customertag",
+            name="tag",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="customer_links",
+                to="customers.tag",
+                verbose_name="tag",
+            ),
         ),
         migrations.AddIndex(
-            model_name='customer',
-            index=models.Index(fields=['kind', 'id'], name='customer_kind_idx'),
+            model_name="customer",
+            index=models.Index(fields=["kind", "id"], name="customer_kind_idx"),
         ),
         migrations.AddIndex(
-            model_name='customer',
-            index=models.Index(fields=['province', 'city'], name='customer_geo_idx'),
+            model_name="customer",
+            index=models.Index(fields=["province", "city"], name="customer_geo_idx"),
         ),
         migrations.AddIndex(
-            model_name='customer',
-            index=models.Index(fields=['city'], name='customer_city_idx'),
+            model_name="customer",
+            index=models.Index(fields=["city"], name="customer_city_idx"),
         ),
         migrations.AddIndex(
-            model_name='customer',
-            index=models.Index(fields=['source_channel'], name='customer_source_idx'),
+            model_name="customer",
+            index=models.Index(fields=["source_channel"], name="customer_source_idx"),
         ),
         migrations.AddIndex(
-            model_name='customer',
-            index=models.Index(fields=['created_at'], name='customer_created_idx'),
+            model_name="customer",
+            index=models.Index(fields=["created_at"], name="customer_created_idx"),
         ),
         migrations.AddIndex(
-            model_name='customer',
-            index=models.Index(fields=['name'], name='customer_name_idx'),
+            model_name="customer",
+            index=models.Index(fields=["name"], name="customer_name_idx"),
         ),
         migrations.AddIndex(
-            model_name='customer',
-            index=models.Index(condition=models.Q(('external_ref', ''), _negated=True), fields=['external_ref'], name='customer_extref_idx'),
+            model_name="customer",
+            index=models.Index(
+                condition=models.Q(("external_ref", ""), _negated=True),
+                fields=["external_ref"],
+                name="customer_extref_idx",
+            ),
         ),
         migrations.AddIndex(
-            model_name='consent',
-            index=models.Index(fields=['customer', 'channel', 'purpose', '-recorded_at'], name='consent_latest_idx'),
+            model_name="consent",
+            index=models.Index(
+                fields=["customer", "channel", "purpose", "-recorded_at"], name="consent_latest_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='companycontact',
-            index=models.Index(fields=['contact'], name='companycontact_contact_idx'),
+            model_name="companycontact",
+            index=models.Index(fields=["contact"], name="companycontact_contact_idx"),
         ),
         migrations.AddConstraint(
-            model_name='companycontact',
-            constraint=models.UniqueConstraint(fields=('company', 'contact'), name='companycontact_unique'),
+            model_name="companycontact",
+            constraint=models.UniqueConstraint(
+                fields=("company", "contact"), name="companycontact_unique"
+            ),
         ),
         migrations.AddIndex(
-            model_name='address',
-            index=models.Index(fields=['customer'], name='address_customer_idx'),
+            model_name="address",
+            index=models.Index(fields=["customer"], name="address_customer_idx"),
         ),
         migrations.AddIndex(
-            model_name='identity',
-            index=models.Index(fields=['customer', 'kind'], name='identity_customer_idx'),
+            model_name="identity",
+            index=models.Index(fields=["customer", "kind"], name="identity_customer_idx"),
         ),
         migrations.AddConstraint(
-            model_name='identity',
-            constraint=models.UniqueConstraint(fields=('kind', 'system', 'value'), name='identity_unique_kind_system_value'),
+            model_name="identity",
+            constraint=models.UniqueConstraint(
+                fields=("kind", "system", "value"), name="identity_unique_kind_system_value"
+            ),
         ),
         migrations.AddIndex(
-            model_name='customertag',
-            index=models.Index(fields=['tag', 'customer'], name='customertag_tag_idx'),
+            model_name="customertag",
+            index=models.Index(fields=["tag", "customer"], name="customertag_tag_idx"),
         ),
         migrations.AddConstraint(
-            model_name='customertag',
-            constraint=models.UniqueConstraint(fields=('customer', 'tag'), name='customertag_unique'),
+            model_name="customertag",
+            constraint=models.UniqueConstraint(
+                fields=("customer", "tag"), name="customertag_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='tag',
-            constraint=models.UniqueConstraint(fields=('group', 'name'), name='tag_unique_group_name'),
+            model_name="tag",
+            constraint=models.UniqueConstraint(
+                fields=("group", "name"), name="tag_unique_group_name"
+            ),
         ),
     ]

@@ -6,34 +6,105 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('customers', '0001_initial'),
+        ("customers", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Event',
+            name="Event",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('type', models.CharField(choices=[('track', 'Track'), ('page', 'Page'), ('screen', 'Screen'), ('identify', 'Identify'), ('group', 'Group'), ('alias', 'Alias')], default='track', max_length=10, verbose_name='type')),
-                ('name', models.CharField(blank=True, help_text='e.g. Product Viewed, Product Added', max_length=100, verbose_name='event')),
-                ('occurred_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='occurred at')),
-                ('received_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='received at')),
-                ('anonymous_id', models.CharField(blank=True, max_length=100, verbose_name='anonymous id')),
-                ('channel', models.CharField(blank=True, max_length=50, verbose_name='channel')),
-                ('message_id', models.CharField(blank=True, max_length=100, null=True, verbose_name='message id')),
-                ('properties', models.JSONField(blank=True, default=dict, verbose_name='properties')),
-                ('customer', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='events', to='customers.customer', verbose_name='customer')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "type",
+                    models.CharField(
+                        choices=[
+                            ("track", "Track"),
+                            ("page", "Page"),
+                            ("screen", "Screen"),
+                            ("identify", "Identify"),
+                            ("group", "Group"),
+                            ("alias", "Alias"),
+                        ],
+                        default="track",
+                        max_length=10,
+                        verbose_name="type",
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        blank=True,
+                        help_text="e.g. Product Viewed, Product Added",
+                        max_length=100,
+                        verbose_name="event",
+                    ),
+                ),
+                (
+                    "occurred_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="occurred at"
+                    ),
+                ),
+                (
+                    "received_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="received at"
+                    ),
+                ),
+                (
+                    "anonymous_id",
+                    models.CharField(blank=True, max_length=100, verbose_name="anonymous id"),
+                ),
+                ("channel", models.CharField(blank=True, max_length=50, verbose_name="channel")),
+                (
+                    "message_id",
+                    models.CharField(
+                        blank=True, max_length=100, null=True, verbose_name="message id"
+                    ),
+                ),
+                (
+                    "properties",
+                    models.JSONField(blank=True, default=dict, verbose_name="properties"),
+                ),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="customers.customer",
+                        verbose_name="customer",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'event',
-                'verbose_name_plural': 'events',
-                'ordering': ['-occurred_at', '-id'],
-                'indexes': [models.Index(fields=['customer', 'occurred_at'], name='event_customer_time_idx'), models.Index(fields=['occurred_at'], name='event_time_idx'), models.Index(fields=['name', 'occurred_at'], name='event_name_time_idx'), models.Index(condition=models.Q(('anonymous_id', ''), _negated=True), fields=['anonymous_id'], name='event_anonymous_idx')],
-                'constraints': [models.UniqueConstraint(fields=('message_id',), name='event_unique_message_id')],
+                "verbose_name": "event",
+                "verbose_name_plural": "events",
+                "ordering": ["-occurred_at", "-id"],
+                "indexes": [
+                    models.Index(
+                        fields=["customer", "occurred_at"], name="event_customer_time_idx"
+                    ),
+                    models.Index(fields=["occurred_at"], name="event_time_idx"),
+                    models.Index(fields=["name", "occurred_at"], name="event_name_time_idx"),
+                    models.Index(
+                        condition=models.Q(("anonymous_id", ""), _negated=True),
+                        fields=["anonymous_id"],
+                        name="event_anonymous_idx",
+                    ),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(fields=("message_id",), name="event_unique_message_id")
+                ],
             },
         ),
     ]

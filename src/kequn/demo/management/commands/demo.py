@@ -1,0 +1,75 @@
+import argparse
+
+from django.core.management.base import BaseCommand, CommandError
+
+from kequn.conf import get_data_dir
+from kequn.demo.services import ensure_admin, migrate_database
+
+
+def positive_int(text: str) -> int:
+    """Parse a whole number greater than zero."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than zero, got {value}")
+    return value
+
+
+class Command(BaseCommand):
+    help = (
+        "Set up Kequn in one go: migrate, create an admin account (password printed once), "
+        "generate demo data, compute the analytics and serve the UI."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--customers", type=positive_int, default=5000, help="[5000]")
+        parser.add_argument("--seed", type=int, default=42, help="random seed [42]")
+        parser.add_argument("--no-serve", action="store_true", help="stop after loading data")
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    def handle(self, *args, **opts):
+        from kequn.demo.generator import generate_demo_data, has_demo_data
+        from kequn.serving import check_port_free, serve
+
+        if not opts["no_serve"]:
+            # Fail before spending minutes on data if the port is taken.
+            check_port_free(opts["host"], opts["port"])
+        self.stderr.write(f"Data directory: {get_data_dir()}")
+        migrate_database()
+        password = ensure_admin()
+        if has_demo_data():
+            self.stderr.write("Demo data is already loaded; keeping it.")
+        else:
+            summary = generate_demo_data(
+                opts["customers"], seed=opts["seed"], progress=not opts["quiet"]
+            )
+            self.stderr.write(
+                f"Generated {summary.customers:,} customers, {summary.orders:,} orders, "
+                f"{summary.events:,} events in {summary.seconds:.1f} s."
+            )
+        self.refresh_analytics(opts["quiet"])
+        if password:
+            self.stdout.write(
+                "Administrator account created — user: admin  password: "
+                f"{password}\n(shown only once: write it down)"
+            )
+        else:
+            self.stderr.write("An administrator account already exists.")
+        if opts["no_serve"]:
+            return
+        if not 0 < opts["port"] < 65536:
+            raise CommandError("--port must be between 1 and 65535")
+        self.stderr.write(f"Open http://{opts['host']}:{opts['port']}/ and sign in.")
+        serve(opts["host"], opts["port"])
+
+    def refresh_analytics(self, quiet: bool) -> None:
+        try:
+            from kequn.scoring.services import refresh_scores
+        except ImportError:
+            return
+        result = refresh_scores(progress=not quiet)
+        self.stderr.write(f"Scored {result.customers:,} customers.")
