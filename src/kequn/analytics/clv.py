@@ -167,6 +167,20 @@ def bgnbd_expected_purchases(params: dict, t, x, t_x, T) -> np.ndarray:
     return first * second * bgnbd_probability_alive(params, x, t_x, T)
 
 
+def bgnbd_probability_no_purchase(params: dict, t, x, t_x, T) -> np.ndarray:
+    """Return P(no purchase in the next t units | x, t_x, T) under BG/NBD.
+
+    Dead customers never buy; a live one's rate has posterior Gamma(r+x, alpha+T), so
+    P = 1 - P(alive) + P(alive) * ((alpha+T)/(alpha+T+t))^(r+x).
+    """
+    r, alpha = params["r"], params["alpha"]
+    x = np.asarray(x, float)
+    T = np.asarray(T, float)
+    alive = bgnbd_probability_alive(params, x, t_x, T)
+    silent = np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + t)))
+    return 1 - alive + alive * silent
+
+
 def bgnbd_expected_purchases_new(params: dict, t) -> np.ndarray:
     """Return E[X(t)] for a randomly chosen new customer under BG/NBD (FHL 2005, eq. 9)."""
     r, alpha, a, b = params["r"], params["alpha"], params["a"], params["b"]

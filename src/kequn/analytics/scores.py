@@ -1,0 +1,220 @@
+"""One score row per customer: RFM, lifecycle, P(alive), expected purchases, CLV, churn risk."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from . import churn, clv, lifecycle, rfm
+from .engine import days_per_unit, summarize_customers, to_date
+from .errors import AnalyticsInputError, InsufficientDataError
+from .io import check_not_future, normalize_transactions
+
+Progress = Callable[[str], None]
+
+
+def _as_datetime(now: date | datetime | str) -> datetime:
+    if isinstance(now, datetime):
+        return now
+    d = to_date(now)
+    # A bare date means "end of that day": purchases dated that day are in the past.
+    return datetime(d.year, d.month, d.day, 23, 59, 59, 999999)
+
+
+def compute_customer_scores(
+    transactions: Any,
+    now: date | datetime | str,
+    customers: Any = None,
+    *,
+    time_unit: str = "week",
+    churn_horizon_days: int = 90,
+    clv_months: int = 12,
+    monthly_discount_rate: float = 0.01,
+    segment_rules: Mapping[str, Mapping[str, tuple[int, int]]] | None = None,
+    thresholds: lifecycle.LifecycleThresholds | None = None,
+    backend: Any = None,
+    progress: Progress | None = None,
+) -> pd.DataFrame:
+    """Return one row per customer with every score, as of ``now``.
+
+    Columns: customer_id, recency_days, frequency, monetary, r/f/m_score, rfm_score,
+    segment (+ _en/_zh), lifecycle_stage (+ _en/_zh), p_alive, expected_purchases
+    (next ``churn_horizon_days``), expected_spend, clv (``clv_months`` months,
+    discounted monthly), churn_risk, churn_reasons_en/zh. Customers in ``customers``
+    without purchases appear as prospects with empty scores. Model parameters and
+    notes (e.g. "too little data for BG/NBD") are in ``result.attrs["models"]``.
+
+    Scales to ~10M transactions: aggregation runs in DuckDB (or the given Ibis
+    backend), the models fit on compressed per-customer statistics, and churn
+    training subsamples to 300k customers.
+    """
+    scores, _ = score_customers(
+        transactions,
+        now,
+        customers,
+        time_unit=time_unit,
+        churn_horizon_days=churn_horizon_days,
+        clv_months=clv_months,
+        monthly_discount_rate=monthly_discount_rate,
+        segment_rules=segment_rules,
+        thresholds=thresholds,
+        backend=backend,
+        progress=progress,
+    )
+    return scores
+
+
+def score_customers(
+    transactions: Any,
+    now: date | datetime | str,
+    customers: Any = None,
+    *,
+    time_unit: str = "week",
+    churn_horizon_days: int = 90,
+    clv_months: int = 12,
+    monthly_discount_rate: float = 0.01,
+    segment_rules: Mapping[str, Mapping[str, tuple[int, int]]] | None = None,
+    thresholds: lifecycle.LifecycleThresholds | None = None,
+    backend: Any = None,
+    progress: Progress | None = None,
+) -> tuple[pd.DataFrame, dict]:
+    """Return (scores, models) — the scores of :func:`compute_customer_scores` and the fit details."""
+    say = progress or (lambda _msg: None)
+    now_dt = _as_datetime(now)
+    end = now_dt.date()
+    tx = transactions
+    if not isinstance(tx, pa.Table) and type(tx).__module__.split(".")[0] != "ibis":
+        tx = normalize_transactions(tx)
+    if isinstance(tx, pa.Table):
+        check_not_future(tx, now_dt)
+        if tx.num_rows == 0:
+            raise AnalyticsInputError("no transactions to analyse")
+    unit = days_per_unit(time_unit)
+    models: dict[str, Any] = {"now": now_dt.isoformat(), "time_unit": time_unit, "notes": []}
+
+    say("aggregating customers")
+    summary = summarize_customers(tx, end, time_unit=time_unit, backend=backend)
+    if summary.empty:
+        raise AnalyticsInputError(f"no purchases on or before {end}")
+    out = rfm.score_rfm(summary, rules=segment_rules)
+
+    say("fitting BG/NBD and Gamma-Gamma")
+    x = summary["x"].to_numpy(float)
+    t_x = summary["t_x"].to_numpy(float)
+    T = summary["T"].to_numpy(float)  # noqa: N806 - the papers' name
+    horizon_units = churn_horizon_days / unit
+    params = None
+    try:
+        fit = clv.fit_bgnbd(x, t_x, T)
+        params = fit.params
+        models["bgnbd"] = fit.to_dict()
+    except InsufficientDataError as exc:
+        models["notes"].append(f"BG/NBD not fitted: {exc}")
+    gg = None
+    try:
+        rep = summary["x"] > 0
+        gg = clv.fit_gammagamma(summary.loc[rep, "x"], summary.loc[rep, "repeat_avg"])
+        models["gammagamma"] = gg.to_dict()
+    except InsufficientDataError as exc:
+        models["notes"].append(f"Gamma-Gamma not fitted: {exc}")
+
+    if params is not None:
+        out["p_alive"] = clv.bgnbd_probability_alive(params, x, t_x, T)
+        out["expected_purchases"] = clv.bgnbd_expected_purchases(params, horizon_units, x, t_x, T)
+    else:
+        out["p_alive"] = np.nan
+        out["expected_purchases"] = np.nan
+    if gg is not None:
+        # One-time buyers get the population mean (x = 0 in the conditional expectation).
+        out["expected_spend"] = clv.gammagamma_expected_spend(
+            gg.params, summary["x"], summary["repeat_avg"]
+        )
+    else:
+        out["expected_spend"] = summary["monetary_avg"].to_numpy(float)
+    if params is not None:
+        out["clv"] = clv.compute_clv(
+            params,
+            out["expected_spend"].to_numpy(float),
+            x,
+            t_x,
+            T,
+            periods=clv_months,
+            discount_rate=monthly_discount_rate,
+            days_per_unit=unit,
+        )
+    else:
+        out["clv"] = np.nan
+
+    say("assigning lifecycle stages")
+    stages = lifecycle.assign_lifecycle_stages(
+        summary, p_alive=out["p_alive"].to_numpy(float), thresholds=thresholds
+    )
+    out = out.merge(
+        stages[["customer_id", "lifecycle_stage", "lifecycle_stage_en", "lifecycle_stage_zh"]],
+        on="customer_id",
+        how="left",
+    )
+
+    say("training churn model")
+    features = churn.build_churn_features(summary, params, horizon_units)
+    risk, churn_info = _score_churn(tx, features, end, churn_horizon_days, time_unit, backend)
+    models["churn"] = churn_info
+    if risk is None and params is not None:
+        models["notes"].append("churn risk falls back to BG/NBD P(no purchase in horizon)")
+        risk = features["p_no_purchase"].to_numpy(float)
+    out["churn_risk"] = risk if risk is not None else np.nan
+    en, zh = churn.explain_churn_risk(features)
+    out["churn_reasons_en"] = en
+    out["churn_reasons_zh"] = zh
+
+    if customers is not None:
+        ids = lifecycle._customer_ids(customers)
+        missing = pd.Index(ids).difference(pd.Index(out["customer_id"]))
+        if len(missing):
+            prospects = pd.DataFrame({"customer_id": missing.to_numpy()})
+            prospects["lifecycle_stage"] = "prospect"
+            prospects["lifecycle_stage_en"] = lifecycle.STAGE_LABELS["prospect"][0]
+            prospects["lifecycle_stage_zh"] = lifecycle.STAGE_LABELS["prospect"][1]
+            prospects["frequency"] = 0
+            out = pd.concat([out, prospects], ignore_index=True)
+    out = out.sort_values("customer_id", kind="stable").reset_index(drop=True)
+    return out, models
+
+
+def _score_churn(tx, features, end: date, horizon_days: int, time_unit: str, backend):
+    """Train at ``end - horizon`` with labels up to ``end``; return (risk or None, info)."""
+    train_cut = end - timedelta(days=horizon_days)
+    info: dict[str, Any] = {
+        "train_cutoff": train_cut.isoformat(),
+        "label_end": end.isoformat(),
+        "horizon_days": horizon_days,
+    }
+    try:
+        train_summary = summarize_customers(
+            tx, train_cut, end, time_unit=time_unit, backend=backend
+        )
+        if len(train_summary) < 100:
+            raise InsufficientDataError(
+                f"churn: {len(train_summary)} customers bought before {train_cut} (need 100)"
+            )
+        try:
+            p = clv.fit_bgnbd(train_summary["x"], train_summary["t_x"], train_summary["T"]).params
+        except InsufficientDataError:
+            p = None
+        x_train = churn.build_churn_features(
+            train_summary, p, horizon_days / days_per_unit(time_unit)
+        )
+        y_train = (train_summary["holdout_days"].to_numpy() == 0).astype(int)
+        if p is None:
+            x_train[["p_alive", "expected_purchases", "p_no_purchase"]] = np.nan
+        model = churn.train_churn_model(x_train, y_train)
+        info.update(n_train=len(y_train), train_churn_rate=float(y_train.mean()))
+        return churn.predict_churn(model, features), info
+    except InsufficientDataError as exc:
+        info["skipped"] = str(exc)
+        return None, info
