@@ -55,6 +55,8 @@ INSTALLED_APPS = [
     "kequn.commerce",
     "kequn.events",
     "kequn.demo",
+    "kequn.jobs",
+    "kequn.scoring",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,63 @@
+"""Keep the built-in schedules in the database and enqueue the tasks that are due."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from kequn.jobs.models import Schedule
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    task_path: str
+    interval_minutes: int
+    first_run_at_local: time
+
+
+# The schedules every installation has; operators may change interval or disable them.
+DEFAULT_SCHEDULES = {
+    "analytics-refresh": ScheduleSpec("kequn.scoring.tasks.refresh_scores_task", 24 * 60, time(3)),
+}
+
+
+def next_local_time(at: time, now: datetime | None = None) -> datetime:
+    """Return the next moment at the given local wall-clock time."""
+    now = timezone.localtime(now or timezone.now())
+    candidate = now.replace(hour=at.hour, minute=at.minute, second=0, microsecond=0)
+    return candidate if candidate > now else candidate + timedelta(days=1)
+
+
+def install_default_schedules() -> None:
+    """Create missing built-in schedules (existing ones keep the operator's settings)."""
+    for name, spec in DEFAULT_SCHEDULES.items():
+        Schedule.objects.get_or_create(
+            name=name,
+            defaults={
+                "task_path": spec.task_path,
+                "interval_minutes": spec.interval_minutes,
+                "next_run_at": next_local_time(spec.first_run_at_local),
+            },
+        )
+
+
+def fire_due_schedules(now: datetime | None = None) -> list[str]:
+    """Enqueue each due task once, even with several workers; return the names fired."""
+    now = now or timezone.now()
+    fired = []
+    for schedule in Schedule.objects.filter(enabled=True, next_run_at__lte=now):
+        step = timedelta(minutes=max(schedule.interval_minutes, 1))
+        following = schedule.next_run_at + step
+        if following <= now:  # the worker was down: run once now, keep the wall-clock rhythm
+            following += step * ((now - following) // step + 1)
+        # Compare-and-set on next_run_at: only one worker wins the update and enqueues.
+        won = Schedule.objects.filter(pk=schedule.pk, next_run_at=schedule.next_run_at).update(
+            next_run_at=following, last_enqueued_at=now
+        )
+        if won:
+            import_string(schedule.task_path).enqueue()
+            fired.append(schedule.name)
+    return fired

@@ -1,0 +1,123 @@
+"""Scores written by `kequn analytics refresh`: one row per customer, plus stage history."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from kequn.customers.models import Customer
+
+
+class LifecycleStage(models.TextChoices):
+    PROSPECT = "prospect", _("Prospect")
+    NEW = "new", _("New")
+    ACTIVE = "active", _("Active")
+    LOYAL = "loyal", _("Loyal")
+    AT_RISK = "at_risk", _("At risk")
+    CHURNED = "churned", _("Churned")
+    REACTIVATED = "reactivated", _("Reactivated")
+
+
+class RFMSegment(models.TextChoices):
+    CHAMPIONS = "champions", _("Champions")
+    LOYAL = "loyal_customers", _("Loyal customers")
+    POTENTIAL_LOYALISTS = "potential_loyalists", _("Potential loyalists")
+    NEW = "new_customers", _("New customers")
+    PROMISING = "promising", _("Promising")
+    NEED_ATTENTION = "need_attention", _("Need attention")
+    ABOUT_TO_SLEEP = "about_to_sleep", _("About to sleep")
+    AT_RISK = "at_risk", _("At risk")
+    CANT_LOSE = "cant_lose_them", _("Can't lose them")
+    HIBERNATING = "hibernating", _("Hibernating")
+
+
+class CustomerScore(models.Model):
+    customer = models.OneToOneField(
+        Customer,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="score",
+        verbose_name=_("customer"),
+    )
+    computed_at = models.DateTimeField(_("computed at"))
+    orders = models.PositiveIntegerField(_("purchases"), default=0)
+    revenue = models.FloatField(_("revenue"), default=0)
+    recency_days = models.PositiveIntegerField(_("days since last purchase"), null=True)
+    r_score = models.PositiveSmallIntegerField(_("R score"), null=True)
+    f_score = models.PositiveSmallIntegerField(_("F score"), null=True)
+    m_score = models.PositiveSmallIntegerField(_("M score"), null=True)
+    rfm_segment = models.CharField(
+        _("RFM segment"), max_length=32, choices=RFMSegment.choices, blank=True
+    )
+    lifecycle_stage = models.CharField(
+        _("lifecycle stage"), max_length=16, choices=LifecycleStage.choices, blank=True
+    )
+    p_alive = models.FloatField(_("probability alive"), null=True)
+    expected_purchases = models.FloatField(_("expected purchases (next 365 days)"), null=True)
+    expected_spend = models.FloatField(_("expected order value"), null=True)
+    clv = models.FloatField(_("customer lifetime value"), null=True)
+    churn_risk = models.FloatField(_("churn risk"), null=True)
+    churn_percentile = models.FloatField(_("churn-risk percentile"), null=True)
+    churn_reasons = models.JSONField(_("churn reasons"), default=list, blank=True)
+
+    class Meta:
+        verbose_name = _("customer score")
+        verbose_name_plural = _("customer scores")
+        indexes = [
+            models.Index(fields=["rfm_segment"], name="score_rfm_idx"),
+            models.Index(fields=["lifecycle_stage"], name="score_stage_idx"),
+            models.Index(fields=["clv"], name="score_clv_idx"),
+            models.Index(fields=["churn_percentile"], name="score_churn_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.rfm_segment} / {self.lifecycle_stage}"
+
+
+class StageChange(models.Model):
+    """A customer's move from one lifecycle stage to another, as seen by a refresh."""
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="stage_changes", verbose_name=_("customer")
+    )
+    from_stage = models.CharField(
+        _("from"), max_length=16, choices=LifecycleStage.choices, blank=True
+    )
+    to_stage = models.CharField(_("to"), max_length=16, choices=LifecycleStage.choices)
+    changed_at = models.DateTimeField(_("changed at"))
+
+    class Meta:
+        verbose_name = _("lifecycle stage change")
+        verbose_name_plural = _("lifecycle stage changes")
+        ordering = ["-changed_at", "-id"]
+        indexes = [
+            models.Index(fields=["customer", "changed_at"], name="stagechange_customer_idx"),
+            models.Index(fields=["changed_at", "to_stage"], name="stagechange_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.from_stage or '—'} → {self.to_stage}"
+
+
+class ScoreRun(models.Model):
+    """One refresh: when, how many customers, fitted parameters and evaluation metrics."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    started_at = models.DateTimeField(_("started at"))
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    status = models.CharField(_("status"), max_length=8, choices=Status.choices)
+    customers = models.PositiveIntegerField(_("customers scored"), default=0)
+    details = models.JSONField(_("details"), default=dict, blank=True)
+    message = models.TextField(_("message"), blank=True)
+
+    class Meta:
+        verbose_name = _("score refresh")
+        verbose_name_plural = _("score refreshes")
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.started_at:%Y-%m-%d %H:%M} {self.status}"
