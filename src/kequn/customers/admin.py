@@ -1,25 +1,456 @@
-from django.contrib import admin
-from unfold.admin import ModelAdmin
+"""Back office for customers: lists that stay fast at a million rows, and the customer 360 page."""
 
-from kequn.customers.models import Customer, Identity, Tag, TagGroup
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.core.cache import cache
+from django.core.paginator import Paginator
+from django.db import connection
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_date
+from django.utils.functional import cached_property
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin, StackedInline, TabularInline
+from unfold.contrib.filters.admin import (
+    ChoicesDropdownFilter,
+    DropdownFilter,
+    RangeDateFilter,
+    TextFilter,
+)
+from unfold.decorators import action, display
+
+from kequn.customers.identities import (
+    IdentityError,
+    fold_text,
+    normalize_email,
+    normalize_identity,
+    normalize_phone,
+)
+from kequn.customers.models import (
+    Address,
+    CompanyContact,
+    Consent,
+    Customer,
+    CustomerTag,
+    Identity,
+    Tag,
+    TagGroup,
+)
+
+# Distinct values of a column are cached: computing them scans an index of up to a million rows.
+CHOICES_CACHE_SECONDS = 600
+
+
+class EstimatedCountPaginator(Paginator):
+    """Count exactly when filtered; use the planner's estimate for a whole PostgreSQL table."""
+
+    @cached_property
+    def count(self) -> int:
+        """Return the number of rows, estimated for an unfiltered table on PostgreSQL."""
+        query = getattr(self.object_list, "query", None)
+        if query is not None and not query.where and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+                    [self.object_list.model._meta.db_table],
+                )
+                row = cursor.fetchone()
+            # reltuples is -1 before the first ANALYZE; small tables are cheap to count anyway.
+            if row and row[0] > 100_000:
+                return int(row[0])
+        return super().count
+
+
+class DayRangeFilter(RangeDateFilter):
+    """Filter a datetime column by whole local days, using the column's index."""
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
+        """Keep rows from the start of the first day to the end of the last one."""
+        filters: dict[str, dt.datetime] = {}
+        start = parse_date(str(self.used_parameters.get(f"{self.parameter_name}_from") or ""))
+        end = parse_date(str(self.used_parameters.get(f"{self.parameter_name}_to") or ""))
+        zone = timezone.get_current_timezone()
+        if start:
+            filters[f"{self.field_path}__gte"] = dt.datetime.combine(start, dt.time(), zone)
+        if end:
+            next_day = end + dt.timedelta(days=1)
+            filters[f"{self.field_path}__lt"] = dt.datetime.combine(next_day, dt.time(), zone)
+        return queryset.filter(**filters)
+
+
+class ExactTextFilter(TextFilter):
+    """A text box matching one column exactly, so the column's index answers it."""
+
+    field_name = ""
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        """Keep rows whose column equals the typed value."""
+        value = (self.value() or "").strip()
+        if not value:
+            return queryset
+        return queryset.filter(**{self.field_name: value})
+
+
+def make_exact_text_filter(field_name: str, title: Any) -> type[ExactTextFilter]:
+    """Build an exact-match text filter for one column."""
+    return type(
+        f"{field_name.title()}ExactFilter",
+        (ExactTextFilter,),
+        {"field_name": field_name, "parameter_name": field_name, "title": title},
+    )
+
+
+class DistinctValuesFilter(DropdownFilter):
+    """A dropdown of the distinct values of one column, cached for a few minutes."""
+
+    field_name = ""
+    # Bounds the scan on very large tables: values seen in the most recent rows are offered.
+    sample_size: int | None = None
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        """Offer the distinct non-empty values of the column."""
+        model = model_admin.model
+        key = f"kequn:distinct:{model._meta.label_lower}:{self.field_name}"
+        values = cache.get(key)
+        if values is None:
+            queryset = model._default_manager.exclude(**{self.field_name: ""})
+            if self.sample_size:
+                recent = queryset.order_by("-pk").values("pk")[: self.sample_size]
+                queryset = model._default_manager.filter(pk__in=recent)
+            values = sorted(
+                set(queryset.order_by().values_list(self.field_name, flat=True).distinct())
+            )
+            cache.set(key, values, CHOICES_CACHE_SECONDS)
+        return [(value, value) for value in values]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        """Keep rows whose column equals the chosen value."""
+        if self.value():
+            return queryset.filter(**{self.field_name: self.value()})
+        return queryset
+
+
+def make_distinct_filter(
+    field_name: str, title: Any, sample_size: int | None = None
+) -> type[DistinctValuesFilter]:
+    """Build a dropdown filter over the distinct values of one column."""
+    return type(
+        f"{field_name.title()}DistinctFilter",
+        (DistinctValuesFilter,),
+        {
+            "field_name": field_name,
+            "parameter_name": field_name,
+            "title": title,
+            "sample_size": sample_size,
+        },
+    )
+
+
+class TagFilter(DropdownFilter):
+    title = _("tag")
+    parameter_name = "tag"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        """Offer every tag, grouped name first."""
+        return [(str(tag.pk), str(tag)) for tag in Tag.objects.select_related("group")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        """Keep customers carrying the chosen tag."""
+        value = self.value()
+        if value and value.isdigit():
+            # One link per (customer, tag), so the join cannot duplicate rows.
+            return queryset.filter(tag_links__tag_id=int(value))
+        return queryset
+
+
+def get_identity_match(term: str) -> Q | None:
+    """Return a condition matching identities whose normalised value equals the search term."""
+    text = fold_text(term)
+    if not text:
+        return None
+    # Each branch names kind and system so the (kind, system, value) unique index answers it.
+    match = Q(kind=Identity.Kind.WECHAT, system="", value=text)
+    if "@" in text:
+        with contextlib.suppress(IdentityError):
+            match |= Q(kind=Identity.Kind.EMAIL, system="", value=normalize_email(text))
+    elif any(ch.isdigit() for ch in text):
+        with contextlib.suppress(IdentityError):
+            match |= Q(kind=Identity.Kind.PHONE, system="", value=normalize_phone(text))
+    system, sep, value = text.partition(":")
+    if sep and system and value:
+        match |= Q(kind=Identity.Kind.EXTERNAL, system=system.strip(), value=value.strip())
+    return match
+
+
+def search_customers(queryset: QuerySet, term: str) -> QuerySet:
+    """Filter customers by id, name prefix or any identity value (email, phone, WeChat, system:id)."""
+    term = term.strip()
+    if not term:
+        return queryset
+    condition = Q(name__startswith=term)
+    if term.isdigit() and len(term) < 19:
+        condition |= Q(pk=int(term))
+    match = get_identity_match(term)
+    if match is not None:
+        condition |= Q(pk__in=Identity.objects.filter(match).values("customer_id"))
+    return queryset.filter(condition)
+
+
+class IdentityForm(forms.ModelForm):
+    def clean(self) -> dict[str, Any]:
+        """Store the value normalised, as the services do."""
+        data = super().clean()
+        kind, value = data.get("kind"), data.get("value")
+        if kind and value:
+            try:
+                data["value"] = normalize_identity(kind, value)
+            except IdentityError as exc:
+                self.add_error("value", str(exc))
+            if kind != Identity.Kind.EXTERNAL:
+                data["system"] = ""
+        return data
+
+
+class IdentityInline(TabularInline):
+    model = Identity
+    form = IdentityForm
+    fields = ("kind", "system", "value", "verified", "created_at")
+    readonly_fields = ("created_at",)
+    extra = 0
+    tab = True
+
+
+class AddressInline(StackedInline):
+    model = Address
+    fields = (
+        ("label", "is_default"),
+        ("country", "province", "city", "district"),
+        ("line", "postcode"),
+    )
+    extra = 0
+    tab = True
+
+
+class ConsentInline(TabularInline):
+    """Consents are append-only: past decisions are shown, a new decision is added."""
+
+    model = Consent
+    fields = ("channel", "purpose", "granted", "source", "recorded_at")
+    readonly_fields = ("recorded_at",)
+    extra = 0
+    can_delete = False
+    tab = True
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Refuse edits: a consent record is evidence and is never changed."""
+        return False
+
+
+class CustomerTagInline(TabularInline):
+    model = CustomerTag
+    fields = ("tag", "added_by", "added_at")
+    readonly_fields = ("added_by", "added_at")
+    autocomplete_fields = ("tag",)
+    extra = 0
+    tab = True
+    verbose_name_plural = _("tags")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        """Load tags and their authors with the links."""
+        return super().get_queryset(request).select_related("tag__group", "added_by")
+
+
+class ContactInline(TabularInline):
+    model = CompanyContact
+    fk_name = "company"
+    fields = ("contact", "title", "is_primary")
+    autocomplete_fields = ("contact",)
+    extra = 0
+    tab = True
+    verbose_name = _("contact")
+    verbose_name_plural = _("contacts")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        """Load the contact people with the links."""
+        return super().get_queryset(request).select_related("contact")
+
+
+class EmployerInline(TabularInline):
+    model = CompanyContact
+    fk_name = "contact"
+    fields = ("company", "title", "is_primary")
+    autocomplete_fields = ("company",)
+    extra = 0
+    tab = True
+    verbose_name = _("company")
+    verbose_name_plural = _("companies")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        """Load the companies with the links."""
+        return super().get_queryset(request).select_related("company")
 
 
 @admin.register(Customer)
 class CustomerAdmin(ModelAdmin):
-    list_display = ("id", "name", "kind", "city", "created_at")
+    list_display = ("id", "name_link", "kind", "province", "city", "source_channel", "created_at")
+    list_display_links = ("id",)
+    list_filter = (
+        ("kind", ChoicesDropdownFilter),
+        ("gender", ChoicesDropdownFilter),
+        make_distinct_filter("province", _("province")),
+        make_exact_text_filter("city", _("city")),
+        make_distinct_filter("source_channel", _("source channel")),
+        make_distinct_filter("age_band", _("age band")),
+        make_distinct_filter("income_band", _("income band")),
+        TagFilter,
+        ("created_at", DayRangeFilter),
+    )
+    list_filter_submit = True
     search_fields = ("name",)
+    search_help_text = _("Name (beginning), customer id, email, phone, WeChat openid or system:id")
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    list_per_page = 50
+    readonly_fields = ("created_at", "updated_at")
+    raw_id_fields = ("merged_into",)
+    fieldsets = (
+        (None, {"fields": (("kind", "name"), ("gender", "birthday", "preferred_language"))}),
+        (
+            _("Demographics"),
+            {"fields": (("age_band", "income_band"), ("occupation", "industry"))},
+        ),
+        (_("Location"), {"fields": (("country", "province", "city"),)}),
+        (
+            _("Origin"),
+            {
+                "fields": (
+                    ("source_channel", "external_ref"),
+                    "merged_into",
+                    ("created_at", "updated_at"),
+                )
+            },
+        ),
+    )
+    inlines = (
+        IdentityInline,
+        AddressInline,
+        ConsentInline,
+        CustomerTagInline,
+        ContactInline,
+        EmployerInline,
+    )
+    actions_detail = ("open_360",)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        """Search by id, name prefix and normalised identity values, all through indexes."""
+        return search_customers(queryset, search_term), False
+
+    def get_inlines(self, request: HttpRequest, obj: Customer | None) -> list:
+        """Show contacts on a company and employers on a person."""
+        inlines = list(self.inlines)
+        if obj is not None and obj.kind == Customer.Kind.COMPANY:
+            inlines.remove(EmployerInline)
+        else:
+            inlines.remove(ContactInline)
+        return inlines
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        """Record who added a tag."""
+        instances = formset.save(commit=False)
+        for instance in instances:
+            if isinstance(instance, CustomerTag) and instance.added_by_id is None:
+                instance.added_by = request.user
+            instance.save()
+        for instance in formset.deleted_objects:
+            instance.delete()
+        formset.save_m2m()
+
+    @display(description=_("name"), ordering="name")
+    def name_link(self, obj: Customer) -> str:
+        """Link the name to the customer 360 page."""
+        url = reverse("admin:customers_customer_360", args=[obj.pk])
+        return format_html('<a class="kequn-link" href="{}">{}</a>', url, str(obj))
+
+    @action(description=_("Customer 360"), url_path="open-360", icon="person_search")
+    def open_360(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """Open the 360 page of the customer being edited."""
+        return HttpResponseRedirect(reverse("admin:customers_customer_360", args=[object_id]))
+
+    def get_urls(self) -> list:
+        """Add the customer 360 page."""
+        from kequn.customers.views import customer_360_view
+
+        view = self.admin_site.admin_view(customer_360_view(self))
+        extra = [path("<int:object_id>/360/", view, name="customers_customer_360")]
+        return extra + super().get_urls()
 
 
 @admin.register(Identity)
 class IdentityAdmin(ModelAdmin):
-    list_display = ("value", "kind", "customer")
+    form = IdentityForm
+    list_display = ("value", "kind", "system", "verified", "customer", "created_at")
+    list_filter = (("kind", ChoicesDropdownFilter), "verified")
+    list_select_related = ("customer",)
+    search_fields = ("value",)
+    search_help_text = _("Exact email, phone, WeChat openid or system:id")
+    autocomplete_fields = ("customer",)
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    readonly_fields = ("created_at",)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        """Match the normalised value exactly, through the unique index."""
+        match = get_identity_match(search_term)
+        return (queryset.filter(match) if match is not None else queryset), False
+
+
+class TagInline(TabularInline):
+    model = Tag
+    fields = ("name", "kind", "created_at")
+    readonly_fields = ("created_at",)
+    extra = 0
 
 
 @admin.register(Tag)
 class TagAdmin(ModelAdmin):
-    list_display = ("name", "group", "kind")
+    list_display = ("name", "group", "kind", "created_at", "customers_link")
+    list_filter = (("kind", ChoicesDropdownFilter), ("group", admin.RelatedOnlyFieldListFilter))
+    list_select_related = ("group",)
+    search_fields = ("name", "group__name")
+    fields = ("group", "name", "kind", "created_at")
+    readonly_fields = ("created_at",)
+
+    @display(description=_("customers"))
+    def customers_link(self, obj: Tag) -> str:
+        """Link to the customer list filtered by this tag."""
+        url = reverse("admin:customers_customer_changelist") + f"?tag={obj.pk}"
+        return format_html('<a class="kequn-link" href="{}">{}</a>', url, _("Show customers"))
 
 
 @admin.register(TagGroup)
 class TagGroupAdmin(ModelAdmin):
-    list_display = ("name",)
+    list_display = ("name", "description", "tag_count")
+    search_fields = ("name",)
+    inlines = (TagInline,)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        """Count the tags of each group in the same query."""
+        return super().get_queryset(request).annotate(tag_total=Count("tags"))
+
+    @display(description=_("tags"), ordering="tag_total")
+    def tag_count(self, obj: TagGroup) -> int:
+        """Return the number of tags in the group."""
+        return obj.tag_total
