@@ -1,0 +1,107 @@
+"""The customer 360 page shows the whole customer with correct totals in bounded queries."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from kequn.events.models import Event
+from tests.backoffice.conftest import add_order
+
+pytestmark = pytest.mark.django_db
+
+
+def get_360(client, customer) -> str:
+    """Fetch a customer's 360 page and return its HTML."""
+    response = client.get(reverse("admin:customers_customer_360", args=[customer.pk]))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def get_metric(html: str, name: str) -> str:
+    """Return the text of one totals card."""
+    match = re.search(rf'data-metric="{name}">([^<]*)<', html)
+    assert match, name
+    return match.group(1).strip()
+
+
+def test_360_shows_every_section(admin_client, data):
+    html = get_360(admin_client, data.alice)
+    # Profile, identities (normalised), consents in force and their history.
+    assert "Alice Wang" in html and "Shenzhen" in html and "25-34" in html
+    assert "+8613800138000" in html and "alice@example.com" in html
+    assert "unsubscribe link" in html and "signup" in html
+    # Tags with who added them; address; the company the person works for.
+    assert "Value: VIP" in html and "admin" in html
+    assert "1 Keyuan Road" in html
+    assert "Acme Trading" in html and "Buyer" in html
+    # Orders with lines, and events, most recent first.
+    assert html.index("SO-1003") < html.index("SO-1002") < html.index("SO-1001")
+    assert "CASE-001" in html and "PHONE-X" in html
+    assert "Product Viewed" in html
+    assert "WEB-2001" not in html
+    assert f"?customer={data.alice.pk}" in html
+    assert 'id="kequn-value-scores"' in html
+
+
+def test_360_totals_count_purchases_only(admin_client, data):
+    html = get_360(admin_client, data.alice)
+    # SO-1003 is cancelled: two purchases, 3999 + 2 × 49.
+    assert get_metric(html, "orders") == "2"
+    assert get_metric(html, "revenue") == "4,097.00"
+    assert get_metric(html, "first-purchase") == "2024-01-05"
+    assert get_metric(html, "last-purchase") == "2024-03-09"
+
+
+def test_360_of_company_lists_contacts(admin_client, data):
+    html = get_360(admin_client, data.acme)
+    assert "Alice Wang" in html
+    assert reverse("admin:customers_customer_360", args=[data.alice.pk]) in html
+
+
+def test_360_is_linked_from_list_and_change_page(admin_client, data):
+    url = reverse("admin:customers_customer_360", args=[data.alice.pk])
+    listing = admin_client.get(reverse("admin:customers_customer_changelist")).content.decode()
+    assert url in listing
+    change = admin_client.get(reverse("admin:customers_customer_change", args=[data.alice.pk]))
+    button = reverse("admin:customers_customer_open_360", args=[data.alice.pk])
+    assert button in change.content.decode()
+    response = admin_client.get(button)
+    assert response.status_code == 302 and response["Location"] == url
+
+
+def test_360_missing_customer_is_404(admin_client, db):
+    response = admin_client.get(reverse("admin:customers_customer_360", args=[999999]))
+    assert response.status_code == 404
+
+
+def count_queries(client, url: str) -> int:
+    """Return how many queries one page load runs."""
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url).status_code == 200
+    return len(ctx.captured_queries)
+
+
+def test_query_counts_are_bounded_and_flat(admin_client, data, django_assert_max_num_queries):
+    page_360 = reverse("admin:customers_customer_360", args=[data.alice.pk])
+    listing = reverse("admin:customers_customer_changelist")
+    orders = reverse("admin:commerce_order_changelist")
+    with django_assert_max_num_queries(25):
+        admin_client.get(page_360)
+    with django_assert_max_num_queries(20):
+        admin_client.get(listing)
+    before = [count_queries(admin_client, u) for u in (page_360, listing, orders)]
+
+    zone = timezone.get_current_timezone()
+    for i in range(30):
+        when = dt.datetime(2024, 5, 1, tzinfo=zone) + dt.timedelta(days=i)
+        add_order(data.alice, f"SO-9{i:03d}", data.web, data.phone_case, 1, "completed", when)
+        Event.objects.create(name="Product Added", customer=data.alice, occurred_at=when)
+    after = [count_queries(admin_client, u) for u in (page_360, listing, orders)]
+    assert after == before
