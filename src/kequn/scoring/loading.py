@@ -27,13 +27,13 @@ def _purchases_sql() -> tuple[str, list]:
 
 
 def load_purchases(using: str = "default") -> pa.Table:
-    """Return purchase orders (customer_id, timestamp, amount, order_id); refunds excluded."""
+    """Return purchase orders (customer_id, ts, amount, order_id); refunds excluded."""
     connection = connections[using]
     sql, params = _purchases_sql()
     schema = pa.schema(
         [
             ("customer_id", pa.int64()),
-            ("timestamp", pa.timestamp("us", tz="UTC")),
+            ("ts", pa.timestamp("us", tz="UTC")),
             ("amount", pa.float64()),
             ("order_id", pa.int64()),
         ]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
+import pyarrow as pa
 from django.db import connections, transaction
 from django.utils import timezone
 
@@ -15,15 +18,15 @@ from kequn.scoring.models import CustomerScore, ScoreRun, StageChange
 
 WRITE_BATCH = 5_000
 
-# Columns of kequn.analytics.compute_customer_scores → fields of CustomerScore.
+# Columns of kequn.analytics.score_customers → fields of CustomerScore.
 COLUMN_MAP = {
-    "orders": "frequency_total",
-    "revenue": "monetary_total",
+    "orders": "frequency",
+    "revenue": "monetary",
     "recency_days": "recency_days",
     "r_score": "r_score",
     "f_score": "f_score",
     "m_score": "m_score",
-    "rfm_segment": "rfm_segment",
+    "rfm_segment": "segment",
     "lifecycle_stage": "lifecycle_stage",
     "p_alive": "p_alive",
     "expected_purchases": "expected_purchases",
@@ -31,7 +34,6 @@ COLUMN_MAP = {
     "clv": "clv",
     "churn_risk": "churn_risk",
     "churn_percentile": "churn_percentile",
-    "churn_reasons": "churn_reasons",
 }
 
 
@@ -54,14 +56,21 @@ def _value(value):
 
 
 def _rows_from_frame(scores: pd.DataFrame, computed_at: datetime) -> list[CustomerScore]:
+    scores = scores.copy()
+    # Percentile among scored customers: "top 10% churn risk" is what operators filter on.
+    scores["churn_percentile"] = scores["churn_risk"].rank(pct=True) * 100
     present = {field: col for field, col in COLUMN_MAP.items() if col in scores.columns}
-    records = scores[["customer_id", *present.values()]].to_dict("records")
+    reasons = [c for c in ("churn_reasons_en", "churn_reasons_zh") if c in scores.columns]
+    records = scores[["customer_id", *present.values(), *reasons]].to_dict("records")
     rows = []
     for record in records:
         fields = {field: _value(record[col]) for field, col in present.items()}
         for text_field in ("rfm_segment", "lifecycle_stage"):
             fields[text_field] = fields.get(text_field) or ""
-        fields["churn_reasons"] = list(fields.get("churn_reasons") or [])
+        fields["churn_reasons"] = {
+            "en": _value(record.get("churn_reasons_en")) or [],
+            "zh-hans": _value(record.get("churn_reasons_zh")) or [],
+        }
         fields["orders"] = int(fields.get("orders") or 0)
         fields["revenue"] = float(fields.get("revenue") or 0.0)
         rows.append(
@@ -80,7 +89,8 @@ def refresh_scores(
     *, now: datetime | None = None, progress: bool = True, using: str = "default"
 ) -> RefreshResult:
     """Recompute every customer's scores, record stage changes, keep a run log."""
-    from kequn.analytics import compute_customer_scores
+    from kequn.analytics.io import normalize_transactions
+    from kequn.analytics.scores import score_customers
 
     started = time.perf_counter()
     now = now or timezone.now()
@@ -88,9 +98,13 @@ def refresh_scores(
     try:
         purchases = load_purchases(using)
         customers = load_customer_ids(using)
-        scores, details = compute_customer_scores(
-            purchases, now=now, customers=customers, progress=progress
-        )
+        if purchases.num_rows == 0:
+            return _finish_without_purchases(run, customers, now, started, using)
+        say = (lambda msg: print(f"  analytics: {msg}", file=sys.stderr)) if progress else None
+        # The analytics package keys customers by string id (files may carry any id).
+        purchases = normalize_transactions(purchases)
+        customer_ids = customers.column("customer_id").cast(pa.string())
+        scores, details = score_customers(purchases, now, customer_ids.to_pandas(), progress=say)
         rows = _rows_from_frame(scores, now)
         previous = _previous_stages(using)
         changes = [
@@ -110,10 +124,10 @@ def refresh_scores(
         if connections[using].vendor == "postgresql":
             with connections[using].cursor() as cursor:
                 cursor.execute(f"ANALYZE {CustomerScore._meta.db_table}")
-        message = details.get("message", "") if isinstance(details, dict) else ""
+        message = "; ".join(details.get("notes", []))
         run.status = ScoreRun.Status.DONE
         run.customers = len(rows)
-        run.details = details if isinstance(details, dict) else {}
+        run.details = json.loads(json.dumps(details, default=str))
         run.message = message
         return RefreshResult(len(rows), len(changes), time.perf_counter() - started, message)
     except Exception as exc:
@@ -123,3 +137,21 @@ def refresh_scores(
     finally:
         run.finished_at = timezone.now()
         run.save(using=using)
+
+
+def _finish_without_purchases(run, customers, now, started, using) -> RefreshResult:
+    """Mark everyone a prospect when the store has no purchases yet."""
+    ids = customers.column("customer_id").to_pylist()
+    with transaction.atomic(using=using):
+        CustomerScore.objects.using(using).all().delete()
+        CustomerScore.objects.using(using).bulk_create(
+            [
+                CustomerScore(customer_id=i, computed_at=now, lifecycle_stage="prospect")
+                for i in ids
+            ],
+            batch_size=WRITE_BATCH,
+        )
+    run.status = ScoreRun.Status.DONE
+    run.customers = len(ids)
+    run.message = "no purchases yet: every customer is a prospect"
+    return RefreshResult(len(ids), 0, time.perf_counter() - started, run.message)
