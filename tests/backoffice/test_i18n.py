@@ -1,0 +1,88 @@
+"""The back office speaks Simplified Chinese by default and English on request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polib
+import pytest
+from django.urls import reverse
+from django.utils import translation
+
+import kequn
+
+LOCALE_DIR = Path(kequn.__file__).resolve().parent / "locale" / "zh_Hans" / "LC_MESSAGES"
+PO_PATH = LOCALE_DIR / "django.po"
+MO_PATH = LOCALE_DIR / "django.mo"
+
+
+def get_page(client, url: str) -> str:
+    """Fetch a page and return its HTML."""
+    response = client.get(url)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+@pytest.mark.django_db
+def test_chinese_by_default_and_english_after_switching(admin_client, data):
+    url = reverse("admin:customers_customer_changelist")
+    html = get_page(admin_client, url)
+    assert "客户" in html and "身份标识" in html and "门店与渠道" in html
+    # The language switcher is offered and posts to Django's set_language view.
+    assert reverse("set_language") in html and "English" in html
+
+    response = admin_client.post(reverse("set_language"), {"language": "en", "next": url})
+    assert response.status_code == 302
+    html = get_page(admin_client, url)
+    assert "Identities" in html and "Stores and channels" in html
+    assert "身份标识" not in html
+
+    page_360 = get_page(admin_client, reverse("admin:customers_customer_360", args=[data.alice.pk]))
+    assert "Consents in force" in page_360
+    admin_client.post(reverse("set_language"), {"language": "zh-hans", "next": url})
+    page_360 = get_page(admin_client, reverse("admin:customers_customer_360", args=[data.alice.pk]))
+    assert "当前有效的同意记录" in page_360 and "首次购买" in page_360
+
+
+def test_catalogue_is_complete():
+    po = polib.pofile(str(PO_PATH))
+    untranslated = [e.msgid for e in po.untranslated_entries()]
+    fuzzy = [e.msgid for e in po.fuzzy_entries()]
+    assert not untranslated, f"untranslated: {untranslated}"
+    assert not fuzzy, f"fuzzy: {fuzzy}"
+    assert "nplurals=1" in po.metadata.get("Plural-Forms", "")
+
+
+def get_catalogue(entries) -> dict:
+    """Map (context, msgid) to its translation(s), for comparing the .po and the .mo."""
+    catalogue = {}
+    for entry in entries:
+        if entry.obsolete or not entry.msgid:
+            continue
+        value = (
+            tuple(entry.msgstr_plural[k] for k in sorted(entry.msgstr_plural))
+            if entry.msgid_plural
+            else entry.msgstr
+        )
+        catalogue[(entry.msgctxt, entry.msgid)] = value
+    return catalogue
+
+
+def test_compiled_catalogue_matches_the_source():
+    # Compare contents rather than file times: a git checkout does not keep modification times.
+    assert MO_PATH.exists(), "compile django.mo (msgfmt or polib) and commit it"
+    po_entries = get_catalogue(polib.pofile(str(PO_PATH)))
+    mo_entries = get_catalogue(polib.mofile(str(MO_PATH)))
+    stale = sorted(str(k) for k in po_entries.keys() ^ mo_entries.keys())
+    changed = sorted(
+        str(k) for k in po_entries.keys() & mo_entries.keys() if po_entries[k] != mo_entries[k]
+    )
+    assert not stale and not changed, f".mo out of date with .po: {stale[:10]} {changed[:10]}"
+
+
+def test_django_loads_the_translations():
+    with translation.override("zh-hans"):
+        assert translation.gettext("Stores and channels") == "门店与渠道"
+        assert translation.ngettext("%(count)d token revoked.", "%(count)d tokens revoked.", 2)
+    with translation.override("en"):
+        assert translation.gettext("Stores and channels") == "Stores and channels"
