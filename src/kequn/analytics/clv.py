@@ -73,19 +73,21 @@ def _check_inputs(x, t_x, T, what: str) -> None:
 
 def _minimise(negll, starts: list[np.ndarray]) -> tuple[np.ndarray, float, bool]:
     best = None
-    for x0 in starts:
-        with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):
+        for x0 in starts:
             res = optimize.minimize(negll, x0, method="L-BFGS-B", bounds=[(-12, 12)] * len(x0))
-            # Polish with Nelder-Mead: L-BFGS-B's numerical gradient can stop a little early on flat ridges.
-            res2 = optimize.minimize(
-                negll,
-                res.x,
-                method="Nelder-Mead",
-                options={"xatol": 1e-8, "fatol": 1e-9, "maxiter": 4000},
-            )
-        cand = res2 if np.isfinite(res2.fun) and res2.fun <= res.fun else res
-        if best is None or cand.fun < best.fun:
-            best = cand
+            if best is None or res.fun < best.fun:
+                best = res
+        # Polish the winner with Nelder-Mead: L-BFGS-B's numerical gradient can stop a
+        # little early on the flat ridges these likelihoods have.
+        polish = optimize.minimize(
+            negll,
+            best.x,
+            method="Nelder-Mead",
+            options={"xatol": 1e-7, "fatol": 1e-8, "maxiter": 2000},
+        )
+    if np.isfinite(polish.fun) and polish.fun <= best.fun:
+        best = polish
     return best.x, float(best.fun), bool(np.isfinite(best.fun))
 
 

@@ -1,0 +1,394 @@
+"""`kequn analyze FILE --out DIR`: every analysis on a transactions file, no database needed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from tqdm import tqdm
+
+from . import churn, clv, cohorts, report, rfm
+from .engine import days_per_unit, summarize_customers, to_date
+from .errors import AnalyticsInputError, InsufficientDataError
+from .io import check_not_future, read_transactions
+from .lifecycle import STAGE_LABELS
+from .scores import score_customers
+
+STEPS = 7
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of ``kequn analyze``."""
+    p = argparse.ArgumentParser(
+        prog="kequn analyze",
+        description="Analyse a transactions file (CSV, Parquet or the CDNOW text files): RFM, "
+        "lifecycle, CLV (BG/NBD, Pareto/NBD, Gamma-Gamma), churn risk and cohorts.",
+    )
+    p.add_argument("file", help="transactions file: CSV/Parquet with customer_id, date, amount")
+    p.add_argument("--out", required=True, help="output directory (created if missing)")
+    p.add_argument("--calibration-end", help="last day of the calibration period (YYYY-MM-DD)")
+    p.add_argument("--holdout-end", help="last day of the holdout period (YYYY-MM-DD)")
+    p.add_argument("--time-unit", choices=["day", "week"], default="week")
+    p.add_argument(
+        "--now", help="the run's 'now' (default: the current time); later dates are refused"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``kequn analyze``; return 0 on success, 2 on bad input, 1 on an unexpected error."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        now = _parse_now(args.now)
+        result = run_analysis(
+            args.file,
+            args.out,
+            calibration_end=args.calibration_end,
+            holdout_end=args.holdout_end,
+            time_unit=args.time_unit,
+            now=now,
+            progress=not args.quiet,
+        )
+    except (AnalyticsInputError, InsufficientDataError) as exc:
+        print(f"kequn analyze: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"kequn analyze: error: {exc.filename or ''}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug, not bad input: still one line unless asked
+        if args.debug:
+            raise
+        print(
+            f"kequn analyze: internal error: {type(exc).__name__}: {exc} (rerun with --debug)",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"wrote {result['out']}/report.html, customers.csv ({result['customers']} customers), "
+        f"models.json in {result['seconds']:.1f}s",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _parse_now(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now()
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise AnalyticsInputError(f"--now: not a date/time: {value!r}") from None
+
+
+def _end_of(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day) + timedelta(days=1) - timedelta(microseconds=1)
+
+
+def run_analysis(
+    source: str | Path | pa.Table,
+    out_dir: str | Path,
+    *,
+    calibration_end: date | str | None = None,
+    holdout_end: date | str | None = None,
+    time_unit: str = "week",
+    now: datetime | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run every analysis and write report.html, customers.csv and models.json into ``out_dir``.
+
+    Periods: without ``calibration_end`` everything is scored at the last transaction day
+    and there is no holdout evaluation. With it, the models are fitted on the calibration
+    period and checked on the holdout (to ``holdout_end``, default the last transaction
+    day); the churn model is trained at an earlier cut-off whose label window ends at
+    ``calibration_end`` and is evaluated on the holdout. customers.csv holds the scores
+    as of the end of the data used (``holdout_end`` or ``calibration_end``).
+    """
+    started = time.perf_counter()
+    bar = tqdm(total=STEPS, desc="analyze", file=sys.stderr, disable=not progress, leave=False)
+
+    def step(label: str) -> None:
+        bar.set_postfix_str(label)
+        bar.update(1)
+
+    now = now or datetime.now()
+    tx = source if isinstance(source, pa.Table) else read_transactions(source)
+    name = str(source) if not isinstance(source, pa.Table) else "transactions"
+    if tx.num_rows == 0:
+        raise AnalyticsInputError("no transactions in file", source=name)
+    check_not_future(tx, now, source=name)
+    first_day = pc.min(tx["ts"]).as_py().date()
+    last_day = pc.max(tx["ts"]).as_py().date()
+    cal_end = to_date(calibration_end) or last_day
+    hold_end = to_date(holdout_end)
+    if calibration_end is not None and hold_end is None and last_day > cal_end:
+        hold_end = last_day
+    if hold_end is not None and hold_end <= cal_end:
+        raise AnalyticsInputError(
+            f"--holdout-end {hold_end} must be after --calibration-end {cal_end}"
+        )
+    if cal_end < first_day:
+        raise AnalyticsInputError(
+            f"--calibration-end {cal_end} is before the first transaction ({first_day})"
+        )
+    score_day = hold_end or cal_end
+    unit = days_per_unit(time_unit)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    models: dict[str, Any] = {
+        "source": name,
+        "time_unit": time_unit,
+        "first_day": first_day.isoformat(),
+        "last_day": last_day.isoformat(),
+        "calibration_end": cal_end.isoformat(),
+        "holdout_end": hold_end.isoformat() if hold_end else None,
+        "conventions": {
+            "purchase": "rows netted per customer and day; a day is a purchase if net > 0 "
+            "(or 0 with no refund rows); repeat purchases x = purchase days - 1",
+            "T": "days from first purchase day to calibration_end (calibration_end inclusive "
+            "for purchases), divided by days per time unit",
+            "gamma_gamma_monetary": "mean spend of repeat purchase days (first purchase excluded)",
+        },
+        "notes": [],
+    }
+    sections: list[tuple[str, str]] = []
+
+    step("calibration fits")
+    cal = summarize_customers(tx, cal_end, hold_end, time_unit=time_unit)
+    models["calibration"] = {
+        "customers": len(cal),
+        "repeat_buyers": int((cal["x"] > 0).sum()),
+        "repeat_purchases": int(cal["x"].sum()),
+    }
+    fits: dict[str, clv.FittedModel] = {}
+    for key, fitter in (("bgnbd", clv.fit_bgnbd), ("paretonbd", clv.fit_paretonbd)):
+        try:
+            fits[key] = fitter(cal["x"], cal["t_x"], cal["T"])
+            models[key] = fits[key].to_dict()
+        except InsufficientDataError as exc:
+            models["notes"].append(str(exc))
+    rep = cal[cal["x"] > 0]
+    try:
+        fits["gammagamma"] = clv.fit_gammagamma(rep["x"], rep["repeat_avg"])
+        models["gammagamma"] = fits["gammagamma"].to_dict()
+    except InsufficientDataError as exc:
+        models["notes"].append(str(exc))
+    sections.append(("Model fits 模型参数", _fits_html(fits)))
+
+    step("holdout check")
+    if hold_end is not None and "bgnbd" in fits:
+        horizon = (hold_end - cal_end).days / unit
+        args = (cal["x"], cal["t_x"], cal["T"])
+        pred_bg = clv.bgnbd_expected_purchases(fits["bgnbd"].params, horizon, *args)
+        table = clv.summarize_holdout(cal, pred_bg).rename(columns={"predicted": "bgnbd"})
+        if "paretonbd" in fits:
+            pred_pn = clv.paretonbd_expected_purchases(fits["paretonbd"].params, horizon, *args)
+            table["paretonbd"] = clv.summarize_holdout(cal, pred_pn)["predicted"].to_numpy()
+        models["holdout"] = table.to_dict(orient="records")
+        per = table[table["label"] != "total"]
+        series = {"actual 实际": per["actual"].tolist(), "BG/NBD": per["bgnbd"].tolist()}
+        if "paretonbd" in per:
+            series["Pareto/NBD"] = per["paretonbd"].tolist()
+        chart = report.render_bar_chart(
+            "Holdout purchases per customer by calibration repeat purchases 预测期购买次数（按校准期重复购买次数）",
+            per["label"].tolist(),
+            series,
+            width=900,
+        )
+        sections.append(
+            (
+                "Calibration / holdout 校准与验证",
+                chart + report.render_table(table, float_format="{:,.2f}"),
+            )
+        )
+
+    step("churn evaluation")
+    if hold_end is not None:
+        horizon_days = (hold_end - cal_end).days
+        # Train on the first half of the calibration history, label on the second half.
+        train_h = min(horizon_days, max(7, (cal_end - first_day).days // 2))
+        try:
+            ev, _ = churn.evaluate_churn(
+                tx,
+                cal_end,
+                horizon_days,
+                train_cutoff=cal_end - timedelta(days=train_h),
+                train_horizon_days=train_h,
+                time_unit=time_unit,
+            )
+            models["churn_evaluation"] = ev.to_dict()
+            sections.append(("Churn model evaluation 流失模型评估", _churn_html(ev)))
+        except InsufficientDataError as exc:
+            models["notes"].append(str(exc))
+
+    step("customer scores")
+    scored_tx = tx.filter(
+        pc.less_equal(tx["ts"], pa.scalar(_end_of(score_day), pa.timestamp("us")))
+    )
+    scores, score_models = score_customers(
+        scored_tx,
+        _end_of(score_day),
+        time_unit=time_unit,
+        churn_horizon_days=(hold_end - cal_end).days if hold_end else 90,
+    )
+    models["scores"] = score_models
+    models["notes"].extend(score_models.get("notes", []))
+    if hold_end is not None and "bgnbd" in fits:
+        cal_cols = cal[["customer_id", "holdout_days"]].assign(
+            calibration_expected_holdout_purchases=pred_bg
+        )
+        scores = scores.merge(cal_cols, on="customer_id", how="left")
+    sections.append(("Segments and lifecycle 客户分群与生命周期", _segments_html(scores)))
+
+    step("cohorts")
+    co = cohorts.compute_cohorts(scored_tx, score_day)
+    models["cohorts"] = {
+        "repeat_rate": co.repeat_rate.to_dict(orient="records"),
+    }
+    sections.append(("Cohorts 同期群", _cohorts_html(co)))
+
+    step("writing files")
+    scores.to_csv(out / "customers.csv", index=False)
+    (out / "models.json").write_text(
+        json.dumps(_jsonable(models), indent=2, ensure_ascii=False), encoding="utf-8"
+    )
+    html = report.render_report(
+        sections,
+        title=f"Kequn customer analysis 客群分析 — {name}",
+        notes=models["notes"],
+    )
+    (out / "report.html").write_text(html, encoding="utf-8")
+    step("done")
+    bar.close()
+    return {"out": str(out), "customers": len(scores), "seconds": time.perf_counter() - started}
+
+
+def _fits_html(fits: dict[str, clv.FittedModel]) -> str:
+    if not fits:
+        return (
+            "<p>Too little data to fit any model; RFM results only. 数据太少，仅提供 RFM 结果。</p>"
+        )
+    rows = []
+    for f in fits.values():
+        params = ", ".join(f"{k} = {v:.4g}" for k, v in f.params.items())
+        rows.append(
+            {
+                "model": f.name,
+                "parameters": params,
+                "log-likelihood": f.log_likelihood,
+                "customers": f.n_customers,
+            }
+        )
+    return report.render_table(pd.DataFrame(rows), float_format="{:,.1f}")
+
+
+def _churn_html(ev: churn.ChurnEvaluation) -> str:
+    metrics = pd.DataFrame(
+        {
+            "score": list(ev.auc),
+            "ROC AUC": [ev.auc[k] for k in ev.auc],
+            "top-decile lift": [ev.lift_top_decile.get(k, float("nan")) for k in ev.auc],
+        }
+    )
+    intro = (
+        f"<p>Trained on features at {ev.train_cutoff} with churn = no purchase by {ev.train_label_end}; "
+        f"evaluated on features at {ev.test_cutoff} with churn = no purchase by {ev.test_label_end} "
+        f"({ev.n_test} customers, churn rate {ev.churn_rate_test:.1%}). "
+        f"训练截止 {ev.train_cutoff}，评估截止 {ev.test_cutoff}。</p>"
+    )
+    brier = pd.DataFrame({"probability": list(ev.brier), "Brier": list(ev.brier.values())})
+    chart = report.render_bar_chart(
+        "ROC AUC on held-out time 留出期 AUC",
+        list(ev.auc),
+        {"AUC": list(ev.auc.values())},
+        y_format="{:.2f}",
+    )
+    rel = ev.reliability
+    rel_chart = report.render_line_chart(
+        "Reliability: predicted vs observed churn 校准曲线",
+        rel["range"].tolist(),
+        {"predicted 预测": rel["predicted"].tolist(), "observed 实际": rel["observed"].tolist()},
+        y_format="{:.1f}",
+        y_max=1.0,
+    )
+    return (
+        intro
+        + '<div class="grid">'
+        + chart
+        + rel_chart
+        + "</div>"
+        + report.render_table(metrics)
+        + report.render_table(brier)
+        + report.render_table(rel)
+    )
+
+
+def _segments_html(scores: pd.DataFrame) -> str:
+    seg = scores["segment"].dropna().value_counts()
+    seg_labels = [
+        f"{rfm.SEGMENT_LABELS.get(s, (s, s))[0]} {rfm.SEGMENT_LABELS.get(s, (s, s))[1]}"
+        for s in seg.index
+    ]
+    stage = scores["lifecycle_stage"].value_counts()
+    stage_labels = [f"{STAGE_LABELS[s][0]} {STAGE_LABELS[s][1]}" for s in stage.index]
+    summary = scores.groupby("segment", dropna=True).agg(
+        customers=("customer_id", "size"),
+        recency_days=("recency_days", "mean"),
+        frequency=("frequency", "mean"),
+        monetary=("monetary", "mean"),
+        clv=("clv", "mean"),
+        churn_risk=("churn_risk", "mean"),
+    )
+    return (
+        '<div class="grid">'
+        + report.render_hbar_chart("RFM segments RFM 分群", seg_labels, seg.tolist())
+        + report.render_hbar_chart("Lifecycle stages 生命周期阶段", stage_labels, stage.tolist())
+        + "</div>"
+        + report.render_table(summary.reset_index(), float_format="{:,.2f}")
+    )
+
+
+def _cohorts_html(co: cohorts.CohortTables) -> str:
+    ret = co.retention
+    ages = [c for c in ret.columns if isinstance(c, int)]
+    heat = report.render_heatmap(
+        "Retention by first-purchase month 按首购月份的留存",
+        ret["cohort"].tolist(),
+        [str(a) for a in ages],
+        ret[ages].to_numpy().tolist(),
+    )
+    aov = report.render_line_chart(
+        "Average order value by month 月平均客单价",
+        co.order_value["month"].tolist(),
+        {"AOV 客单价": co.order_value["average_order_value"].tolist()},
+    )
+    return heat + aov + report.render_table(co.repeat_rate, float_format="{:,.3f}")
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    if isinstance(obj, (date, datetime)):
+        return obj.isoformat()
+    return obj
