@@ -24,6 +24,7 @@ from unfold.contrib.filters.admin import (
     ChoicesDropdownFilter,
     DropdownFilter,
     RangeDateFilter,
+    RangeNumericFilter,
     TextFilter,
 )
 from unfold.decorators import action, display
@@ -301,9 +302,26 @@ class EmployerInline(TabularInline):
 
 @admin.register(Customer)
 class CustomerAdmin(ModelAdmin):
-    list_display = ("id", "name_link", "kind", "province", "city", "source_channel", "created_at")
+    list_display = (
+        "id",
+        "name_link",
+        "kind",
+        "province",
+        "city",
+        "source_channel",
+        "rfm_segment",
+        "lifecycle_stage",
+        "clv",
+        "created_at",
+    )
     list_display_links = ("id",)
+    # The score is a one-to-one on the customer's key: joining it costs one index lookup a row.
+    list_select_related = ("score",)
     list_filter = (
+        ("score__rfm_segment", ChoicesDropdownFilter),
+        ("score__lifecycle_stage", ChoicesDropdownFilter),
+        ("score__clv", RangeNumericFilter),
+        ("score__churn_percentile", RangeNumericFilter),
         ("kind", ChoicesDropdownFilter),
         ("gender", ChoicesDropdownFilter),
         make_distinct_filter("province", _("province")),
@@ -381,6 +399,24 @@ class CustomerAdmin(ModelAdmin):
         """Link the name to the customer 360 page."""
         url = reverse("admin:customers_customer_360", args=[obj.pk])
         return format_html('<a class="kequn-link" href="{}">{}</a>', url, str(obj))
+
+    @display(description=_("RFM segment"), ordering="score__rfm_segment")
+    def rfm_segment(self, obj: Customer) -> str:
+        """Show the RFM segment of the latest refresh."""
+        score = getattr(obj, "score", None)
+        return score.get_rfm_segment_display() if score and score.rfm_segment else "—"
+
+    @display(description=_("lifecycle stage"), ordering="score__lifecycle_stage")
+    def lifecycle_stage(self, obj: Customer) -> str:
+        """Show the lifecycle stage of the latest refresh."""
+        score = getattr(obj, "score", None)
+        return score.get_lifecycle_stage_display() if score and score.lifecycle_stage else "—"
+
+    @display(description=_("CLV"), ordering="score__clv")
+    def clv(self, obj: Customer) -> str:
+        """Show the customer lifetime value of the latest refresh."""
+        score = getattr(obj, "score", None)
+        return f"{score.clv:,.0f}" if score and score.clv is not None else "—"
 
     @action(description=_("Customer 360"), url_path="open-360", icon="person_search")
     def open_360(self, request: HttpRequest, object_id: int) -> HttpResponse:

@@ -12,6 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from kequn.customers.models import Consent, Customer
@@ -62,6 +63,25 @@ def get_recent_events(customer: Customer) -> list[Any]:
     )
 
 
+def get_score_context(customer: Customer) -> dict[str, Any]:
+    """Return the latest value scores, churn reasons in the user's language, stage history."""
+    from kequn.scoring.models import CustomerScore, StageChange
+
+    score = CustomerScore.objects.filter(customer=customer).first()
+    reasons: list[str] = []
+    if score and isinstance(score.churn_reasons, dict):
+        language = "zh-hans" if get_language().lower().startswith("zh") else "en"
+        found = score.churn_reasons.get(language) or []
+        reasons = [found] if isinstance(found, str) else list(found)
+    return {
+        "score": score,
+        "churn_reasons": [r for r in reasons if r],
+        "stage_changes": list(
+            StageChange.objects.filter(customer=customer).order_by("-changed_at", "-id")[:10]
+        ),
+    }
+
+
 def build_360_context(customer: Customer) -> dict[str, Any]:
     """Gather everything the 360 page shows, in a fixed number of queries."""
     current_consents, consent_history = get_consent_rows(customer)
@@ -88,6 +108,7 @@ def build_360_context(customer: Customer) -> dict[str, Any]:
         "events_url": reverse("admin:events_event_changelist") + f"?customer={customer.pk}",
         "change_url": reverse("admin:customers_customer_change", args=[customer.pk]),
         "merged_into": customer.merged_into,
+        **get_score_context(customer),
     }
 
 
