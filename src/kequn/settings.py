@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "kequn.demo",
     "kequn.jobs",
     "kequn.scoring",
+    "kequn.ingest",
 ]
 
 MIDDLEWARE = [

@@ -57,3 +57,44 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name or self.get_type_display()} @ {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class Source(models.Model):
+    """A sender of events (web site, app, server); only the SHA-256 of its write key is kept."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    key_prefix = models.CharField(_("key prefix"), max_length=12, editable=False)
+    key_digest = models.CharField(_("key digest"), max_length=64, unique=True, editable=False)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("event source")
+        verbose_name_plural = _("event sources")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AnonymousLink(models.Model):
+    """An anonymous id (device, browser) known to belong to a customer since identify/alias."""
+
+    anonymous_id = models.CharField(_("anonymous id"), max_length=100, unique=True)
+    customer = models.ForeignKey(
+        Customer,
+        on_delete=models.CASCADE,
+        related_name="anonymous_links",
+        verbose_name=_("customer"),
+    )
+    source = models.ForeignKey(
+        Source, on_delete=models.SET_NULL, null=True, blank=True, verbose_name=_("source")
+    )
+    created_at = models.DateTimeField(_("linked at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("anonymous id link")
+        verbose_name_plural = _("anonymous id links")
+
+    def __str__(self) -> str:
+        return f"{self.anonymous_id} → #{self.customer_id}"

@@ -1,0 +1,306 @@
+"""Which column holds which field: header aliases (English, Chinese) and CRM export presets."""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.utils.translation import gettext as _
+
+from kequn.ingest.readers import ImportFileError
+
+KINDS = ("customers", "orders", "products", "events")
+
+FIELDS: dict[str, tuple[str, ...]] = {
+    "customers": (
+        "external_id", "email", "phone", "wechat", "name", "first_name", "last_name",
+        "gender", "birthday", "country", "province", "city", "district", "address",
+        "postcode", "occupation", "industry", "company",
+    ),
+    "orders": (
+        "number", "customer_external_id", "email", "phone", "name", "ordered_at", "total",
+        "discount", "currency", "status", "channel", "sku", "product_name", "quantity",
+        "unit_price",
+    ),
+    "products": ("sku", "name", "price", "currency", "brand", "category", "is_active"),
+    "events": (
+        "message_id", "event", "type", "occurred_at", "customer_external_id", "email",
+        "phone", "anonymous_id", "channel",
+    ),
+}  # fmt: skip
+
+# Each needed column, or a group of which at least one must be present.
+REQUIRED: dict[str, tuple[tuple[str, ...], ...]] = {
+    "customers": (("external_id", "email", "phone"),),
+    "orders": (("number",), ("ordered_at",), ("total", "unit_price")),
+    "products": (("sku",), ("name",), ("price",)),
+    "events": (("event",), ("occurred_at",)),
+}
+
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "external_id": ("id", "customer id", "customerid", "客户id", "客户编号", "会员id", "会员编号",
+                    "会员卡号", "external id", "record id", "user id", "userid", "编号"),
+    "customer_external_id": ("customer id", "customerid", "客户id", "客户编号", "会员id",
+                             "会员编号", "user id", "userid"),
+    "email": ("email", "e-mail", "email address", "mail", "邮箱", "电子邮箱", "邮件", "电子邮件",
+              "邮箱地址", "customer email"),
+    "phone": ("phone", "mobile", "mobile phone", "phone number", "mobile number", "tel",
+              "telephone", "cell", "cellphone", "手机", "手机号", "手机号码", "电话", "联系电话",
+              "移动电话", "联系方式", "customer phone"),
+    "wechat": ("wechat", "weixin", "微信", "微信号", "openid"),
+    "name": ("name", "full name", "customer name", "contact name", "姓名", "名字", "客户姓名",
+             "客户名称", "联系人", "联系人姓名", "收货人"),
+    "first_name": ("first name", "firstname", "given name", "名"),
+    "last_name": ("last name", "lastname", "surname", "family name", "姓"),
+    "gender": ("gender", "sex", "性别"),
+    "birthday": ("birthday", "birth date", "birthdate", "date of birth", "dob", "生日",
+                 "出生日期"),
+    "country": ("country", "country code", "国家"),
+    "province": ("province", "state", "province code", "region", "省", "省份", "所在省份"),
+    "city": ("city", "城市", "市", "所在城市"),
+    "district": ("district", "county", "区", "区县", "县区"),
+    "address": ("address", "street", "street address", "address1", "地址", "详细地址",
+                "收货地址", "街道地址"),
+    "postcode": ("zip", "zip code", "postcode", "postal code", "邮编", "邮政编码"),
+    "occupation": ("occupation", "job title", "title", "职业", "职位", "职务"),
+    "industry": ("industry", "行业"),
+    "company": ("company", "company name", "organization", "公司", "公司名称", "单位"),
+    "number": ("order number", "order no", "order id", "orderid", "order", "订单号", "订单编号",
+               "订单id"),
+    "ordered_at": ("ordered at", "order date", "created at", "date", "下单时间", "订单时间",
+                   "下单日期", "创建时间"),
+    "total": ("total", "order total", "amount", "total amount", "金额", "订单金额", "实付金额",
+              "总金额", "合计"),
+    "discount": ("discount", "discount amount", "优惠", "优惠金额", "折扣"),
+    "currency": ("currency", "币种", "货币"),
+    "status": ("status", "order status", "状态", "订单状态"),
+    "channel": ("channel", "store", "source", "渠道", "门店", "店铺"),
+    "sku": ("sku", "product sku", "item sku", "商品编码", "商品编号", "货号", "sku编码"),
+    "product_name": ("product", "product name", "item name", "商品", "商品名称"),
+    "quantity": ("quantity", "qty", "数量", "购买数量"),
+    "unit_price": ("unit price", "price", "item price", "单价"),
+    "price": ("price", "unit price", "list price", "价格", "售价", "单价"),
+    "brand": ("brand", "vendor", "品牌"),
+    "category": ("category", "product type", "type", "类目", "分类", "品类"),
+    "is_active": ("active", "on sale", "是否上架", "上架"),
+    "message_id": ("message id", "messageid", "event id", "消息id", "事件id"),
+    "event": ("event", "event name", "事件", "事件名称", "行为"),
+    "type": ("type", "event type", "事件类型"),
+    "occurred_at": ("timestamp", "time", "occurred at", "event time", "发生时间", "时间"),
+    "anonymous_id": ("anonymous id", "anonymousid", "device id", "匿名id", "设备id"),
+}  # fmt: skip
+
+
+def header_key(header: str) -> str:
+    """Return the header in the form aliases are compared in: lower case, no separators."""
+    text = unicodedata.normalize("NFKC", header).lower()
+    return re.sub(r"[\s_\-./:()（）]", "", text)
+
+
+ALIASES: dict[str, dict[str, str]] = {
+    kind: {header_key(a): f for f in fields for a in _ALIASES.get(f, ()) + (f,)}
+    for kind, fields in FIELDS.items()
+}
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    system: str
+    label: str
+    columns: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+# Column names as the systems write them in their standard exports.
+PRESETS: dict[str, Preset] = {
+    "shopify": Preset(
+        "shopify",
+        "shopify",
+        "Shopify",
+        {
+            "customers": {
+                "Customer ID": "external_id", "First Name": "first_name",
+                "Last Name": "last_name", "Email": "email", "Phone": "phone",
+                "Default Address Phone": "", "Default Address Company": "company",
+                "Default Address Address1": "address", "Default Address City": "city",
+                "Default Address Province Code": "province",
+                "Default Address Country Code": "country", "Default Address Zip": "postcode",
+            },
+            "orders": {
+                "Name": "number", "Email": "email", "Phone": "phone",
+                "Financial Status": "status", "Currency": "currency", "Total": "total",
+                "Discount Amount": "discount", "Created at": "ordered_at",
+                "Lineitem quantity": "quantity", "Lineitem name": "product_name",
+                "Lineitem price": "unit_price", "Lineitem sku": "sku", "Source": "channel",
+                "Billing Name": "name", "Paid at": "", "Id": "",
+            },
+            "products": {
+                "Variant SKU": "sku", "Title": "name", "Vendor": "brand", "Type": "category",
+                "Variant Price": "price", "Status": "is_active", "Handle": "",
+            },
+        },
+    ),
+    "hubspot": Preset(
+        "hubspot",
+        "hubspot",
+        "HubSpot",
+        {
+            "customers": {
+                "Record ID": "external_id", "First Name": "first_name", "Last Name": "last_name",
+                "Email": "email", "Phone Number": "phone", "Mobile Phone Number": "",
+                "City": "city", "State/Region": "province", "Country/Region": "country",
+                "Street Address": "address", "Postal Code": "postcode",
+                "Date of birth": "birthday", "Job Title": "occupation", "Industry": "industry",
+                "Company Name": "company", "Contact owner": "", "Lifecycle Stage": "",
+            },
+        },
+    ),
+    "salesforce": Preset(
+        "salesforce",
+        "salesforce",
+        "Salesforce",
+        {
+            "customers": {
+                # Data Export (API names) and report export (labels).
+                "Id": "external_id", "FirstName": "first_name", "LastName": "last_name",
+                "Email": "email", "Phone": "phone", "MobilePhone": "", "Birthdate": "birthday",
+                "MailingStreet": "address", "MailingCity": "city", "MailingState": "province",
+                "MailingPostalCode": "postcode", "MailingCountry": "country", "Title": "occupation",
+                "Contact ID": "external_id", "First Name": "first_name", "Last Name": "last_name",
+                "Mobile": "", "Mailing Street": "address", "Mailing City": "city",
+                "Mailing State/Province": "province", "Mailing Zip/Postal Code": "postcode",
+                "Mailing Country": "country", "Account Name": "company",
+            },
+        },
+    ),
+    "zoho": Preset(
+        "zoho",
+        "zoho",
+        "Zoho CRM",
+        {
+            "customers": {
+                "Record Id": "external_id", "First Name": "first_name", "Last Name": "last_name",
+                "Email": "email", "Phone": "phone", "Mobile": "", "Date of Birth": "birthday",
+                "Mailing Street": "address", "Mailing City": "city", "Mailing State": "province",
+                "Mailing Zip": "postcode", "Mailing Country": "country", "Title": "occupation",
+                "Account Name": "company", "Contact Owner": "", "Lead Source": "",
+            },
+        },
+    ),
+    "fxiaoke": Preset(
+        "fxiaoke",
+        "fxiaoke",
+        "纷享销客 Fxiaoke",
+        {
+            "customers": {
+                "客户编号": "external_id", "客户名称": "name", "手机": "phone", "电话": "",
+                "邮件": "email", "性别": "gender", "生日": "birthday", "省份": "province",
+                "城市": "city", "区县": "district", "详细地址": "address", "行业": "industry",
+                "职务": "occupation", "负责人": "", "归属部门": "", "创建时间": "",
+            },
+            "orders": {
+                "销售订单编号": "number", "客户编号": "customer_external_id", "下单日期": "ordered_at",
+                "订单金额": "total", "生命状态": "", "产品编码": "sku", "数量": "quantity",
+                "销售单价": "unit_price",
+            },
+        },
+    ),
+}  # fmt: skip
+
+
+@dataclass
+class Mapping:
+    """The resolved mapping of one file: which header feeds which field, and the id system."""
+
+    kind: str
+    columns: dict[str, str]
+    system: str
+    ignored: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "columns": self.columns, "system": self.system}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Mapping:
+        return cls(kind=data["kind"], columns=dict(data["columns"]), system=data.get("system", ""))
+
+    @property
+    def fields(self) -> set[str]:
+        return set(self.columns.values())
+
+
+def load_mapping_spec(spec: str | None, kind: str) -> tuple[dict[str, str], str]:
+    """Return (explicit header→field map, system) from a preset name or a JSON mapping file."""
+    if not spec:
+        return {}, ""
+    if spec.lower() in PRESETS:
+        preset = PRESETS[spec.lower()]
+        return dict(preset.columns.get(kind, {})), preset.system
+    path = Path(spec)
+    if not path.exists():
+        raise ImportFileError(
+            _("mapping %(spec)r is neither a preset (%(presets)s) nor an existing JSON file")
+            % {"spec": spec, "presets": ", ".join(PRESETS)}
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ImportFileError(
+            _('%(file)s: not valid JSON (%(err)s): write {"columns": {"Header": "field"}}')
+            % {"file": path.name, "err": exc}
+        ) from None
+    if not isinstance(data, dict):
+        raise ImportFileError(
+            _("%(file)s: the mapping must be a JSON object") % {"file": path.name}
+        )
+    columns = data.get("columns", data)
+    system = str(data.get("system", "")) if "columns" in data else ""
+    if not isinstance(columns, dict) or not all(isinstance(v, str) for v in columns.values()):
+        raise ImportFileError(
+            _("%(file)s: columns must map header names to field names") % {"file": path.name}
+        )
+    unknown = sorted({v for v in columns.values() if v and v not in FIELDS[kind]})
+    if unknown:
+        raise ImportFileError(
+            _("%(file)s: unknown field(s) %(fields)s for %(kind)s; known: %(known)s")
+            % {"file": path.name, "fields": ", ".join(unknown), "kind": kind,
+               "known": ", ".join(FIELDS[kind])}
+        )  # fmt: skip
+    return columns, system
+
+
+def resolve_mapping(
+    headers: list[str], kind: str, spec: str | None = None, source: str = "", file_name: str = ""
+) -> Mapping:
+    """Map the file's headers to fields: explicit mapping first, then known aliases."""
+    explicit, system = load_mapping_spec(spec, kind)
+    columns: dict[str, str] = {}
+    taken: set[str] = set()
+    ignored: list[str] = []
+    explicit_keys = {header_key(h): f for h, f in explicit.items()}
+    for header in headers:
+        if not header:
+            continue
+        key = header_key(header)
+        target = explicit_keys[key] if key in explicit_keys else ALIASES[kind].get(key, "")
+        if target and target not in taken:
+            columns[header] = target
+            taken.add(target)
+        else:
+            ignored.append(header)
+    for group in REQUIRED[kind]:
+        if not taken.intersection(group):
+            names = " / ".join(group)
+            raise ImportFileError(
+                _(
+                    "%(file)s: no column for %(field)s among %(headers)s: rename a column "
+                    "or pass --mapping with a preset or a JSON file"
+                )
+                % {"file": file_name or "file", "field": names, "headers": ", ".join(h for h in headers if h)[:300]}
+            )  # fmt: skip
+    return Mapping(
+        kind=kind, columns=columns, system=(source or system or "import").lower(), ignored=ignored
+    )

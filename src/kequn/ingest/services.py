@@ -1,0 +1,1122 @@
+"""Every change made by imports, quarantine, merges and match review goes through here."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from datetime import date
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.text import slugify
+from django.utils.translation import gettext as _
+from tqdm import tqdm
+
+from kequn.commerce.models import Category, Channel, Order, OrderLine, Product
+from kequn.customers.models import Address, CompanyContact, Consent, Customer, CustomerTag, Identity
+from kequn.customers.services import PROFILE_FIELDS
+from kequn.events.models import AnonymousLink, Event
+from kequn.ingest.cleaning import (
+    CleaningError,
+    clean_amount,
+    clean_city,
+    clean_date,
+    clean_datetime,
+    clean_email,
+    clean_gender,
+    clean_name,
+    clean_phone,
+    clean_province,
+    clean_quantity,
+    fold,
+    join_name,
+)
+from kequn.ingest.models import ImportRun, MatchCandidate, Merge, QuarantinedRow
+from kequn.ingest.places import get_province_of_city
+from kequn.ingest.presets import Mapping, resolve_mapping
+from kequn.ingest.readers import EXTRA, FileInfo, ImportFileError, iter_rows, open_file
+
+# ---------------------------------------------------------------- merges
+
+# Rows that belong to a customer and follow it into the merged record.
+_MOVABLE = {
+    "identities": (Identity, "customer"),
+    "addresses": (Address, "customer"),
+    "consents": (Consent, "customer"),
+    "orders": (Order, "customer"),
+    "events": (Event, "customer"),
+    "anonymous_links": (AnonymousLink, "customer"),
+}
+
+
+def _jsonable(value: object) -> object:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def _root(customer: Customer) -> Customer:
+    seen = set()
+    while customer.merged_into_id and customer.pk not in seen:
+        seen.add(customer.pk)
+        customer = Customer.objects.get(pk=customer.merged_into_id)
+    return customer
+
+
+@transaction.atomic
+def merge_customers(
+    target: Customer,
+    absorbed: Customer,
+    *,
+    rule: str,
+    score: float | None = None,
+    by: AbstractBaseUser | None = None,
+    actor: str = "",
+    evidence: object = None,
+) -> Merge:
+    """Move everything of `absorbed` onto `target` and mark it merged; record how to undo."""
+    target = Customer.objects.select_for_update().get(pk=target.pk)
+    absorbed = Customer.objects.select_for_update().get(pk=absorbed.pk)
+    if target.pk == absorbed.pk:
+        raise ValidationError(_("a record cannot be merged into itself"))
+    if absorbed.merged_into_id or target.merged_into_id:
+        raise ValidationError(
+            _("customer #%(id)s was already merged; merge the surviving record instead")
+            % {"id": absorbed.pk if absorbed.merged_into_id else target.pk}
+        )
+    snapshot: dict = {
+        "target_fields": {f: _jsonable(getattr(target, f)) for f in PROFILE_FIELDS},
+        "evidence": evidence,
+    }
+    for key, (model, fk) in _MOVABLE.items():
+        qs = model.objects.filter(**{fk: absorbed})
+        snapshot[key] = list(qs.values_list("pk", flat=True))
+        qs.update(**{fk: target})
+    # A tag or company link the target already has would break a unique constraint: drop the
+    # duplicate and remember it so undo can put it back.
+    own_tags = set(CustomerTag.objects.filter(customer=target).values_list("tag_id", flat=True))
+    moved, removed = [], []
+    for link in CustomerTag.objects.filter(customer=absorbed):
+        if link.tag_id in own_tags:
+            removed.append(
+                {"tag": link.tag_id, "by": link.added_by_id, "at": link.added_at.isoformat()}
+            )
+            link.delete()
+        else:
+            moved.append(link.pk)
+    CustomerTag.objects.filter(pk__in=moved).update(customer=target)
+    snapshot["tags_moved"], snapshot["tags_removed"] = moved, removed
+    contacts = []
+    for fk, other in (("company", "contact"), ("contact", "company")):
+        taken = set(
+            CompanyContact.objects.filter(**{fk: target}).values_list(f"{other}_id", flat=True)
+        )
+        for link in CompanyContact.objects.filter(**{fk: absorbed}):
+            if (
+                getattr(link, f"{other}_id") not in taken
+                and getattr(link, f"{other}_id") != target.pk
+            ):
+                setattr(link, fk, target)
+                link.save(update_fields=[fk])
+                contacts.append([fk, link.pk])
+    snapshot["contacts_moved"] = contacts
+    # Survivorship: the kept record keeps its values and takes the absorbed one's where empty.
+    changed = []
+    for name in PROFILE_FIELDS:
+        if name in ("kind", "external_ref", "country"):
+            continue
+        if getattr(target, name) in ("", None) and getattr(absorbed, name) not in ("", None):
+            setattr(target, name, getattr(absorbed, name))
+            changed.append(name)
+    if changed:
+        target.save(update_fields=[*changed, "updated_at"])
+    absorbed.merged_into = target
+    absorbed.save(update_fields=["merged_into", "updated_at"])
+    return Merge.objects.create(
+        target=target,
+        absorbed=absorbed,
+        rule=rule[:100],
+        score=score,
+        snapshot=snapshot,
+        created_by=by,
+        actor=actor[:100],
+    )
+
+
+@transaction.atomic
+def undo_merge(merge: Merge, by: AbstractBaseUser | None = None) -> Merge:
+    """Restore both records as they were before the merge."""
+    merge = Merge.objects.select_for_update().get(pk=merge.pk)
+    if merge.undone_at:
+        raise ValidationError(_("merge #%(id)s was already undone") % {"id": merge.pk})
+    involved = [merge.target_id, merge.absorbed_id]
+    later = (
+        Merge.objects.filter(undone_at__isnull=True, pk__gt=merge.pk)
+        .filter(Q(target_id__in=involved) | Q(absorbed_id__in=involved))
+        .order_by("-pk")
+        .first()
+    )
+    if later is not None:
+        raise ValidationError(
+            _("undo the later merge #%(id)s (%(merge)s) first") % {"id": later.pk, "merge": later}
+        )
+    snapshot = merge.snapshot
+    target, absorbed = merge.target, merge.absorbed
+    for key, (model, fk) in _MOVABLE.items():
+        ids = snapshot.get(key) or []
+        for start in range(0, len(ids), 5000):
+            model.objects.filter(pk__in=ids[start : start + 5000], **{fk: target}).update(
+                **{fk: absorbed}
+            )
+    CustomerTag.objects.filter(pk__in=snapshot.get("tags_moved", []), customer=target).update(
+        customer=absorbed
+    )
+    for link in snapshot.get("tags_removed", []):
+        CustomerTag.objects.get_or_create(
+            customer=absorbed,
+            tag_id=link["tag"],
+            defaults={"added_by_id": link["by"], "added_at": link["at"]},
+        )
+    for fk, link_id in snapshot.get("contacts_moved", []):
+        CompanyContact.objects.filter(pk=link_id).update(**{fk: absorbed})
+    fields = snapshot.get("target_fields", {})
+    for name, value in fields.items():
+        setattr(target, name, date.fromisoformat(value) if name == "birthday" and value else value)
+    target.save()
+    absorbed.merged_into = None
+    absorbed.save(update_fields=["merged_into", "updated_at"])
+    merge.undone_at = timezone.now()
+    merge.undone_by = by
+    merge.save(update_fields=["undone_at", "undone_by"])
+    # An undone merge is a human "these are different people": keep the matcher from redoing it.
+    MatchCandidate.objects.filter(merge=merge).update(
+        status=MatchCandidate.Status.REJECTED, decided_at=timezone.now(), decided_by=by
+    )
+    return merge
+
+
+def get_surviving_record(customer: Customer) -> Customer:
+    """Return the record a customer was (transitively) merged into, or itself."""
+    return _root(customer)
+
+
+# ---------------------------------------------------------------- rows → records
+
+
+@dataclass
+class Rejection:
+    row_number: int
+    field: str
+    reason: str
+    message: str
+    values: dict[str, str]
+
+
+@dataclass
+class CustomerRecord:
+    row_number: int
+    keys: list[tuple[str, str, str]]
+    profile: dict[str, object]
+    address: dict[str, str]
+
+
+@dataclass
+class Summary:
+    """What an import did; the counts add up to rows_read."""
+
+    run_id: int | None
+    file: str
+    kind: str
+    dry_run: bool = False
+    rows_read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    merged: int = 0
+    quarantined: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def add(self, outcome: str, n: int = 1) -> None:
+        setattr(self, outcome, getattr(self, outcome) + n)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+MAX_FIELD = 10_000
+KEEP_CHARS = 1_000
+OUTCOMES = ("inserted", "updated", "unchanged", "merged")
+
+
+def _stored_values(row: dict[str, str]) -> dict[str, str]:
+    """Return the row as kept in quarantine; huge cells are cut so one bad file can't bloat it."""
+    kept = {}
+    for key, value in row.items():
+        if len(value) > KEEP_CHARS:
+            value = value[:KEEP_CHARS] + f"…[{len(value) - KEEP_CHARS} more characters cut]"
+        kept[key] = value
+    return kept
+
+
+class RowError(Exception):
+    def __init__(self, field_name: str, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.field, self.reason, self.message = field_name, reason, message
+
+
+def _country(value: str) -> str:
+    text = fold(value).upper()
+    if text in ("中国", "CHINA", "PRC", "CHN", "中华人民共和国", "CN"):
+        return "CN"
+    return text if len(text) == 2 and text.isalpha() else ""
+
+
+class Importer:
+    """Parse rows of one kind and apply batches of them; subclasses per kind."""
+
+    kind = ""
+
+    def __init__(self, mapping: Mapping, checksum: str, actor: str = "") -> None:
+        self.mapping = mapping
+        self.system = mapping.system
+        self.checksum = checksum
+        self.actor = actor
+        self.header_of = {f: h for h, f in mapping.columns.items()}
+        self.tz = settings.TIME_ZONE
+
+    def get(self, row: dict[str, str], name: str) -> str:
+        header = self.header_of.get(name)
+        return fold(row.get(header, "")) if header else ""
+
+    def check(self, row_number: int, row: dict[str, str]) -> None:
+        if "__error__" in row:
+            raise RowError("", "invalid_json", row["__error__"])
+        if EXTRA in row:
+            raise RowError("", "column_count", _("row has more values than the header has columns"))
+        for header, value in row.items():
+            if len(value) > MAX_FIELD:
+                raise RowError(
+                    self.mapping.columns.get(header, header),
+                    "too_long",
+                    _("column %(col)r holds %(n)d characters (at most %(max)d)")
+                    % {"col": header, "n": len(value), "max": MAX_FIELD},
+                )
+
+    def clean(self, name: str, func, value: str):
+        try:
+            return func(value)
+        except CleaningError as exc:
+            raise RowError(name, exc.reason, exc.message) from None
+
+    def parse(self, row_number: int, row: dict[str, str]):
+        raise NotImplementedError
+
+    def apply(self, records: list) -> tuple[dict[int, str], list[Rejection]]:
+        raise NotImplementedError
+
+    def identity_keys(self, row: dict[str, str], prefix: str = "") -> list[tuple[str, str, str]]:
+        keys = []
+        ext = self.get(row, f"{prefix}external_id")
+        if ext:
+            if len(ext) > 255:
+                raise RowError(
+                    f"{prefix}external_id", "too_long", _("id longer than 255 characters")
+                )
+            keys.append(("external", self.system, ext))
+        email = self.get(row, "email")
+        if email:
+            keys.append(("email", "", self.clean("email", clean_email, email)))
+        phone = self.get(row, "phone")
+        if phone:
+            keys.append(("phone", "", self.clean("phone", clean_phone, phone)))
+        wechat = self.get(row, "wechat")
+        if wechat:
+            keys.append(("wechat", "", wechat[:255]))
+        return keys
+
+
+def _lookup_owners(keys: set[tuple[str, str, str]]) -> dict[tuple[str, str, str], int]:
+    """Return the surviving customer id owning each known identity key."""
+    owners: dict[tuple[str, str, str], int] = {}
+    values = list({v for _k, _s, v in keys})
+    for start in range(0, len(values), 5000):
+        rows = Identity.objects.filter(value__in=values[start : start + 5000]).values_list(
+            "kind", "system", "value", "customer_id", "customer__merged_into_id"
+        )
+        for kind, system, value, customer_id, merged_into in rows:
+            if (kind, system, value) in keys:
+                owners[(kind, system, value)] = merged_into or customer_id
+    return owners
+
+
+class _UnionFind:
+    def __init__(self) -> None:
+        self.parent: dict = {}
+
+    def find(self, x):
+        parent = self.parent
+        parent.setdefault(x, x)
+        root = x
+        while parent[root] != root:
+            root = parent[root]
+        while parent[x] != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    def union(self, a, b) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[rb] = ra
+
+
+class CustomerImporter(Importer):
+    kind = "customers"
+
+    def parse(self, row_number: int, row: dict[str, str]) -> CustomerRecord:
+        keys = self.identity_keys(row)
+        if not keys:
+            raise RowError(
+                "email",
+                "missing_identifier",
+                _("no email, phone or customer id: fill in at least one to import the row"),
+            )
+        profile: dict[str, object] = {}
+        name = self.get(row, "name")
+        if not name and (self.get(row, "first_name") or self.get(row, "last_name")):
+            name = join_name(self.get(row, "first_name"), self.get(row, "last_name"))
+        if name:
+            profile["name"] = self.clean("name", clean_name, name)
+        gender = self.get(row, "gender")
+        if gender:
+            profile["gender"] = clean_gender(gender)
+        birthday = self.get(row, "birthday")
+        if birthday:
+            day = self.clean("birthday", clean_date, birthday)
+            if not date(1900, 1, 1) <= day <= date.today():
+                raise RowError(
+                    "birthday", "invalid_date", _("birthday %(d)s is not plausible") % {"d": day}
+                )
+            profile["birthday"] = day
+        country = _country(self.get(row, "country"))
+        if country:
+            profile["country"] = country
+        city = clean_city(self.get(row, "city"))
+        province = clean_province(self.get(row, "province")) or get_province_of_city(city)
+        if province:
+            profile["province"] = province
+        if city:
+            profile["city"] = city
+        for name_ in ("occupation", "industry"):
+            value = self.get(row, name_)
+            if value:
+                profile[name_] = value[:100]
+        ext = [k for k in keys if k[0] == "external"]
+        if ext:
+            profile["external_ref"] = ext[0][2][:100]
+        address = {}
+        for src, dst, size in (
+            ("address", "line", 255),
+            ("district", "district", 50),
+            ("postcode", "postcode", 20),
+        ):
+            value = self.get(row, src)
+            if value:
+                address[dst] = value[:size]
+        if address:
+            address.update({k: profile[k] for k in ("province", "city") if k in profile})
+        return CustomerRecord(row_number, keys, profile, address)
+
+    def apply(self, records: list[CustomerRecord]) -> tuple[dict[int, str], list[Rejection]]:
+        all_keys = {k for r in records for k in r.keys}
+        owners = _lookup_owners(all_keys)
+        uf = _UnionFind()
+        for index, record in enumerate(records):
+            uf.find(("r", index))
+            for key in record.keys:
+                uf.union(("r", index), ("k", key))
+                if key in owners:
+                    uf.union(("k", key), ("c", owners[key]))
+        groups: dict = {}
+        for index in range(len(records)):
+            groups.setdefault(uf.find(("r", index)), {"rows": [], "customers": set()})
+            groups[uf.find(("r", index))]["rows"].append(index)
+        for key, owner in owners.items():
+            root = uf.find(("k", key))
+            if root in groups:
+                groups[root]["customers"].add(owner)
+        existing = Customer.objects.in_bulk({c for g in groups.values() for c in g["customers"]})
+        outcomes: dict[int, str] = {}
+        new_customers: list[tuple[Customer, list[int]]] = []
+        changed: dict[int, set[str]] = {}
+        merges: list[tuple[int, int, list]] = []
+        identity_owner: dict[tuple[str, str, str], object] = {}
+        for group in groups.values():
+            rows = group["rows"]
+            customer_ids = sorted(group["customers"])
+            if not customer_ids:
+                customer = Customer(source_channel=self.system[:50])
+                for index in rows:
+                    for name, value in records[index].profile.items():
+                        setattr(customer, name, value)
+                new_customers.append((customer, rows))
+                outcomes[records[rows[0]].row_number] = "inserted"
+                for index in rows[1:]:
+                    outcomes[records[index].row_number] = "merged"
+            else:
+                customer = existing[customer_ids[0]]
+                for other in customer_ids[1:]:
+                    evidence = sorted(
+                        {
+                            "/".join(k)
+                            for i in rows
+                            for k in records[i].keys
+                            if owners.get(k) == other
+                        }
+                    )
+                    merges.append((customer.pk, other, evidence))
+                for position, index in enumerate(rows):
+                    row_changed = False
+                    for name, value in records[index].profile.items():
+                        if getattr(customer, name) != value:
+                            setattr(customer, name, value)
+                            changed.setdefault(customer.pk, set()).add(name)
+                            row_changed = True
+                    if any(k not in owners for k in records[index].keys):
+                        row_changed = True
+                    if position == 0 and len(customer_ids) > 1:
+                        outcomes[records[index].row_number] = "merged"
+                    else:
+                        outcomes[records[index].row_number] = (
+                            "updated" if row_changed else "unchanged"
+                        )
+            for index in rows:
+                for key in records[index].keys:
+                    if key not in owners:
+                        identity_owner.setdefault(key, customer)
+        if new_customers:
+            Customer.objects.bulk_create([c for c, _rows in new_customers], batch_size=1000)
+        if changed:
+            fields = sorted({f for names in changed.values() for f in names} | {"updated_at"})
+            now = timezone.now()
+            to_update = [existing[pk] for pk in changed]
+            for customer in to_update:
+                customer.updated_at = now
+            Customer.objects.bulk_update(to_update, fields, batch_size=1000)
+        if identity_owner:
+            Identity.objects.bulk_create(
+                [
+                    Identity(customer=c, kind=k, system=s, value=v)
+                    for (k, s, v), c in identity_owner.items()
+                ],
+                batch_size=1000,
+            )
+        self._store_addresses(records, groups, new_customers, existing)
+        for target_id, absorbed_id, evidence in merges:
+            absorbed = Customer.objects.get(pk=absorbed_id)
+            if absorbed.merged_into_id:
+                continue
+            merge_customers(
+                Customer.objects.get(pk=target_id),
+                absorbed,
+                rule="deterministic: shared identifier",
+                actor=self.actor,
+                evidence=evidence,
+            )
+        return outcomes, []
+
+    def _store_addresses(self, records, groups, new_customers, existing) -> None:
+        label = self.system[:30]
+        wanted: dict[int, dict] = {}
+        customer_of_row: dict[int, Customer] = {}
+        for customer, rows in new_customers:
+            for index in rows:
+                customer_of_row[index] = customer
+        for group in groups.values():
+            if group["customers"]:
+                for index in group["rows"]:
+                    customer_of_row[index] = existing[min(group["customers"])]
+        for index, record in enumerate(records):
+            if record.address:
+                wanted.setdefault(customer_of_row[index].pk, {}).update(record.address)
+        if not wanted:
+            return
+        current = {
+            a.customer_id: a
+            for a in Address.objects.filter(customer_id__in=list(wanted), label=label)
+        }
+        create, update = [], []
+        for customer_id, data in wanted.items():
+            address = current.get(customer_id)
+            if address is None:
+                create.append(
+                    Address(customer_id=customer_id, label=label, is_default=True, **data)
+                )
+            elif any(getattr(address, k) != v for k, v in data.items()):
+                for k, v in data.items():
+                    setattr(address, k, v)
+                update.append(address)
+        Address.objects.bulk_create(create, batch_size=1000)
+        if update:
+            Address.objects.bulk_update(
+                update, ["line", "district", "postcode", "province", "city"]
+            )
+
+
+_STATUSES = {
+    "paid": "paid", "partially_paid": "paid", "partially_refunded": "paid", "authorized": "pending",
+    "pending": "pending", "unpaid": "pending", "shipped": "shipped", "fulfilled": "shipped",
+    "completed": "completed", "complete": "completed", "closed": "completed",
+    "cancelled": "cancelled", "canceled": "cancelled", "voided": "cancelled",
+    "refunded": "refunded", "已付款": "paid", "已支付": "paid", "待付款": "pending",
+    "待支付": "pending", "已发货": "shipped", "已完成": "completed", "交易成功": "completed",
+    "已取消": "cancelled", "交易关闭": "cancelled", "已退款": "refunded",
+}  # fmt: skip
+
+
+@dataclass
+class OrderRecord:
+    row_number: int
+    number: str
+    order: dict[str, object]
+    keys: list[tuple[str, str, str]]
+    name: str
+    line: dict[str, object] | None
+
+
+class OrderImporter(Importer):
+    kind = "orders"
+
+    def parse(self, row_number: int, row: dict[str, str]) -> OrderRecord:
+        number = self.get(row, "number")
+        if not number:
+            raise RowError("number", "missing_value", _("no order number: fill it in"))
+        if len(number) > 64:
+            raise RowError("number", "too_long", _("order number longer than 64 characters"))
+        raw_time = self.get(row, "ordered_at")
+        if not raw_time:
+            raise RowError("ordered_at", "missing_value", _("no order date: fill it in"))
+        order: dict[str, object] = {
+            "ordered_at": self.clean("ordered_at", lambda v: clean_datetime(v, self.tz), raw_time)
+        }
+        currency = self.get(row, "currency").upper()[:3]
+        line = None
+        sku = self.get(row, "sku")
+        if sku:
+            quantity = self.clean("quantity", clean_quantity, self.get(row, "quantity") or "1")
+            unit_price, cur = self.clean(
+                "unit_price", clean_amount, self.get(row, "unit_price") or "0"
+            )
+            if unit_price < 0:
+                raise RowError("unit_price", "negative_amount", _("unit price below zero"))
+            currency = currency or cur
+            line = {
+                "sku": sku[:64],
+                "quantity": quantity,
+                "unit_price": unit_price,
+                "amount": unit_price * quantity,
+            }
+        raw_total = self.get(row, "total")
+        if raw_total:
+            total, cur = self.clean("total", clean_amount, raw_total)
+            if total < 0:
+                raise RowError(
+                    "total",
+                    "negative_amount",
+                    _("order total below zero: import refunds as status refunded"),
+                )
+            order["total_amount"] = total
+            currency = currency or cur
+        elif line is not None:
+            order["total_amount"] = line["amount"]
+        else:
+            raise RowError("total", "missing_value", _("no total and no line price: fill one in"))
+        raw_discount = self.get(row, "discount")
+        if raw_discount:
+            order["discount_amount"] = abs(self.clean("discount", clean_amount, raw_discount)[0])
+        order["currency"] = currency or "CNY"
+        status = self.get(row, "status")
+        if status:
+            mapped = _STATUSES.get(status.lower().replace(" ", "_"))
+            if mapped is None:
+                raise RowError(
+                    "status",
+                    "invalid_status",
+                    _(
+                        "unknown order status %(s)r: use paid, shipped, completed, cancelled or refunded"
+                    )
+                    % {"s": status[:30]},
+                )
+            order["status"] = mapped
+        channel = self.get(row, "channel")
+        if channel:
+            order["channel"] = channel[:50]
+        return OrderRecord(
+            row_number,
+            number,
+            order,
+            self.identity_keys(row, "customer_"),
+            self.get(row, "name"),
+            line,
+        )
+
+    def apply(self, records: list[OrderRecord]) -> tuple[dict[int, str], list[Rejection]]:
+        rejections: list[Rejection] = []
+        skus = {r.line["sku"] for r in records if r.line}
+        products = {p.sku: p.pk for p in Product.objects.filter(sku__in=skus)}
+        kept = []
+        for record in records:
+            if record.line and record.line["sku"] not in products:
+                rejections.append(Rejection(record.row_number, "sku", "unknown_product",
+                    _("no product with SKU %(sku)r: import products first, then retry") % {"sku": record.line["sku"]}, {}))  # fmt: skip
+            else:
+                kept.append(record)
+        records = kept
+        # Buyers not known yet become customers, so no order is left without its buyer.
+        buyers = [
+            CustomerRecord(r.row_number, r.keys, {"name": clean_name(r.name)} if r.name else {}, {})
+            for r in records
+            if r.keys
+        ]
+        owners = _lookup_owners({k for r in records for k in r.keys})
+        missing = [b for b in buyers if not any(k in owners for k in b.keys)]
+        if missing:
+            CustomerImporter(self.mapping, self.checksum, self.actor).apply(missing)
+            owners = _lookup_owners({k for r in records for k in r.keys})
+        channel_codes = {r.order["channel"] for r in records if "channel" in r.order}
+        channels = {c.code: c.pk for c in Channel.objects.filter(code__in=channel_codes)}
+        for code in channel_codes - set(channels):
+            channels[code] = Channel.objects.create(
+                code=code, name=code, kind=Channel.Kind.ONLINE
+            ).pk
+        orders = Order.objects.in_bulk({r.number for r in records}, field_name="number")
+        outcomes: dict[int, str] = {}
+        new_orders: dict[str, Order] = {}
+        dirty: dict[str, set[str]] = {}
+        for record in records:
+            values = dict(record.order)
+            if "channel" in values:
+                values["channel_id"] = channels[values.pop("channel")]
+            customer_id = next((owners[k] for k in record.keys if k in owners), None)
+            if customer_id:
+                values["customer_id"] = customer_id
+            order = orders.get(record.number) or new_orders.get(record.number)
+            if order is None:
+                order = Order(number=record.number, **values)
+                new_orders[record.number] = order
+                outcomes[record.row_number] = "inserted"
+                continue
+            changed = False
+            for name, value in values.items():
+                if getattr(order, name) != value:
+                    setattr(order, name, value)
+                    changed = True
+                    if order.pk:
+                        dirty.setdefault(record.number, set()).add(name)
+            outcomes[record.row_number] = "updated" if changed else "unchanged"
+        Order.objects.bulk_create(list(new_orders.values()), batch_size=1000)
+        if dirty:
+            fields = sorted({f for names in dirty.values() for f in names})
+            Order.objects.bulk_update([orders[n] for n in dirty], fields, batch_size=1000)
+        all_orders = {**orders, **new_orders}
+        lines = {
+            (line.order_id, line.product_id): line
+            for line in OrderLine.objects.filter(order_id__in=[o.pk for o in all_orders.values()])
+        }
+        create, update = {}, {}
+        for record in records:
+            if not record.line:
+                continue
+            order = all_orders[record.number]
+            key = (order.pk, products[record.line["sku"]])
+            data = {k: record.line[k] for k in ("quantity", "unit_price", "amount")}
+            line = lines.get(key) or create.get(key)
+            if line is None:
+                create[key] = OrderLine(order_id=order.pk, product_id=key[1], **data)
+                if outcomes[record.row_number] == "unchanged":
+                    outcomes[record.row_number] = "updated"
+            elif any(getattr(line, k) != v for k, v in data.items()):
+                for k, v in data.items():
+                    setattr(line, k, v)
+                if line.pk:
+                    update[key] = line
+                if outcomes[record.row_number] == "unchanged":
+                    outcomes[record.row_number] = "updated"
+        OrderLine.objects.bulk_create(list(create.values()), batch_size=1000)
+        if update:
+            OrderLine.objects.bulk_update(
+                list(update.values()), ["quantity", "unit_price", "amount"]
+            )
+        return outcomes, rejections
+
+
+@dataclass
+class ProductRecord:
+    row_number: int
+    sku: str
+    values: dict[str, object]
+    category: str
+
+
+_FALSE = {"false", "0", "no", "n", "否", "下架", "draft", "archived", "inactive"}
+
+
+class ProductImporter(Importer):
+    kind = "products"
+
+    def parse(self, row_number: int, row: dict[str, str]) -> ProductRecord:
+        sku = self.get(row, "sku")
+        if not sku:
+            raise RowError("sku", "missing_value", _("no SKU: fill it in"))
+        if len(sku) > 64:
+            raise RowError("sku", "too_long", _("SKU longer than 64 characters"))
+        name = self.get(row, "name")
+        if not name:
+            raise RowError("name", "missing_value", _("no product name: fill it in"))
+        price, currency = self.clean("price", clean_amount, self.get(row, "price"))
+        if price < 0:
+            raise RowError("price", "negative_amount", _("price below zero"))
+        values: dict[str, object] = {"name": clean_name(name)[:200], "price": price}
+        currency = self.get(row, "currency").upper()[:3] or currency
+        if currency:
+            values["currency"] = currency
+        brand = self.get(row, "brand")
+        if brand:
+            values["brand"] = brand[:100]
+        active = self.get(row, "is_active")
+        if active:
+            values["is_active"] = active.lower() not in _FALSE
+        return ProductRecord(row_number, sku, values, self.get(row, "category")[:100])
+
+    def apply(self, records: list[ProductRecord]) -> tuple[dict[int, str], list[Rejection]]:
+        names = {r.category for r in records if r.category}
+        categories = {c.name: c.pk for c in Category.objects.filter(name__in=names)}
+        for name in sorted(names - set(categories)):
+            code = slugify(name, allow_unicode=True)[:50] or name[:50]
+            categories[name] = Category.objects.get_or_create(code=code, defaults={"name": name})[
+                0
+            ].pk
+        products = Product.objects.in_bulk({r.sku for r in records}, field_name="sku")
+        outcomes, create, dirty = {}, {}, {}
+        for record in records:
+            values = dict(record.values)
+            if record.category:
+                values["category_id"] = categories[record.category]
+            product = products.get(record.sku) or create.get(record.sku)
+            if product is None:
+                create[record.sku] = Product(sku=record.sku, **values)
+                outcomes[record.row_number] = "inserted"
+                continue
+            changed = [k for k, v in values.items() if getattr(product, k) != v]
+            for k in changed:
+                setattr(product, k, values[k])
+            if changed and product.pk:
+                dirty.setdefault(record.sku, set()).update(changed)
+            outcomes[record.row_number] = "updated" if changed else "unchanged"
+        Product.objects.bulk_create(list(create.values()), batch_size=1000)
+        if dirty:
+            fields = sorted({f for names in dirty.values() for f in names})
+            Product.objects.bulk_update([products[s] for s in dirty], fields)
+        return outcomes, []
+
+
+@dataclass
+class EventRecord:
+    row_number: int
+    values: dict[str, object]
+    keys: list[tuple[str, str, str]]
+
+
+class EventImporter(Importer):
+    kind = "events"
+
+    def parse(self, row_number: int, row: dict[str, str]) -> EventRecord:
+        name = self.get(row, "event")
+        if not name:
+            raise RowError("event", "missing_value", _("no event name: fill it in"))
+        raw_time = self.get(row, "occurred_at")
+        if not raw_time:
+            raise RowError("occurred_at", "missing_value", _("no event time: fill it in"))
+        occurred = self.clean("occurred_at", lambda v: clean_datetime(v, self.tz), raw_time)
+        kind = (self.get(row, "type") or "track").lower()
+        if kind not in Event.Type.values:
+            raise RowError(
+                "type",
+                "invalid_type",
+                _("unknown event type %(t)r: use track, page, screen or identify")
+                % {"t": kind[:20]},
+            )
+        # Without an id of its own, the row's place in this file is its id: re-imports add nothing.
+        message_id = self.get(row, "message_id") or f"file:{self.checksum[:24]}:{row_number}"
+        properties = {
+            h: v for h, v in row.items() if h not in self.mapping.columns and v and h != EXTRA
+        }
+        values = {
+            "type": kind, "name": name[:100], "occurred_at": occurred,
+            "anonymous_id": self.get(row, "anonymous_id")[:100], "channel": self.get(row, "channel")[:50],
+            "message_id": message_id[:100], "properties": properties,
+        }  # fmt: skip
+        return EventRecord(row_number, values, self.identity_keys(row, "customer_"))
+
+    def apply(self, records: list[EventRecord]) -> tuple[dict[int, str], list[Rejection]]:
+        owners = _lookup_owners({k for r in records for k in r.keys})
+        anonymous = dict(
+            AnonymousLink.objects.filter(
+                anonymous_id__in={
+                    r.values["anonymous_id"] for r in records if r.values["anonymous_id"]
+                }
+            ).values_list("anonymous_id", "customer_id")
+        )
+        known = set(
+            Event.objects.filter(
+                message_id__in=[r.values["message_id"] for r in records]
+            ).values_list("message_id", flat=True)
+        )
+        outcomes, create = {}, {}
+        for record in records:
+            mid = record.values["message_id"]
+            if mid in known or mid in create:
+                outcomes[record.row_number] = "unchanged"
+                continue
+            customer_id = next((owners[k] for k in record.keys if k in owners), None)
+            customer_id = customer_id or anonymous.get(record.values["anonymous_id"])
+            create[mid] = Event(customer_id=customer_id, **record.values)
+            outcomes[record.row_number] = "inserted"
+        Event.objects.bulk_create(list(create.values()), batch_size=1000, ignore_conflicts=True)
+        return outcomes, []
+
+
+IMPORTERS: dict[str, type[Importer]] = {
+    "customers": CustomerImporter,
+    "orders": OrderImporter,
+    "products": ProductImporter,
+    "events": EventImporter,
+}
+
+
+# ---------------------------------------------------------------- running an import
+
+
+def _process(
+    importer: Importer, rows: list[tuple[int, dict[str, str]]]
+) -> tuple[dict[int, str], list[Rejection]]:
+    records, rejections = [], []
+    raw_of = dict(rows)
+    for row_number, row in rows:
+        try:
+            importer.check(row_number, row)
+            records.append(importer.parse(row_number, row))
+        except RowError as exc:
+            rejections.append(Rejection(row_number, exc.field, exc.reason, exc.message, row))
+    outcomes, late = importer.apply(records) if records else ({}, [])
+    for rejection in late:
+        rejection.values = raw_of[rejection.row_number]
+    return outcomes, rejections + late
+
+
+def _quarantine(
+    run: ImportRun | None,
+    file_name: str,
+    checksum: str,
+    mapping: Mapping,
+    rejections: list[Rejection],
+) -> None:
+    QuarantinedRow.objects.bulk_create(
+        [
+            QuarantinedRow(
+                run=run,
+                kind=mapping.kind,
+                file_name=file_name[:255],
+                checksum=checksum,
+                row_number=r.row_number,
+                field=r.field[:50],
+                reason=r.reason,
+                message=r.message[:2000],
+                values=_stored_values(r.values),
+                mapping=mapping.to_json(),
+            )  # fmt: skip
+            for r in rejections
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def _chunks(iterable, size: int):
+    batch = []
+    for item in iterable:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _count(
+    summary: Summary, outcomes: dict[int, str], rejections: list[Rejection], n_rows: int
+) -> Summary:
+    delta = Summary(run_id=summary.run_id, file=summary.file, kind=summary.kind)
+    delta.rows_read = n_rows
+    for outcome in outcomes.values():
+        delta.add(outcome)
+    for rejection in rejections:
+        delta.quarantined += 1
+        delta.reasons[rejection.reason] = delta.reasons.get(rejection.reason, 0) + 1
+    return delta
+
+
+def _merge_into(summary: Summary, delta: Summary) -> None:
+    for name in ("rows_read", "quarantined", *OUTCOMES):
+        summary.add(name, getattr(delta, name))
+    for reason, n in delta.reasons.items():
+        summary.reasons[reason] = summary.reasons.get(reason, 0) + n
+
+
+def inspect_file(
+    path: str | os.PathLike, kind: str, *, source: str = "", mapping: str | None = None
+) -> tuple[FileInfo, Mapping]:
+    """Open a file and work out its column mapping, without importing anything."""
+    if kind not in IMPORTERS:
+        raise ImportFileError(
+            _("unknown kind %(k)r: use customers, orders, products or events") % {"k": kind}
+        )
+    info = open_file(path)
+    return info, resolve_mapping(info.headers, kind, mapping, source, info.name)
+
+
+def import_file(
+    path: str | os.PathLike,
+    kind: str,
+    *,
+    source: str = "",
+    mapping: str | Mapping | None = None,
+    dry_run: bool = False,
+    batch_size: int = 2000,
+    progress: bool = False,
+    by: AbstractBaseUser | None = None,
+    stop_after_batches: int | None = None,
+    display_name: str = "",
+) -> Summary:
+    """Import a file batch by batch; every batch commits on its own and is safe to repeat."""
+    if isinstance(mapping, Mapping):
+        info = open_file(path)
+        resolved = mapping
+    else:
+        info, resolved = inspect_file(path, kind, source=source, mapping=mapping)
+    file_name = display_name or info.name
+    run = ImportRun.objects.create(
+        kind=kind, file_name=file_name[:255], checksum=info.checksum, source=resolved.system[:50],
+        mapping=resolved.to_json(), started_by=by,
+        status=ImportRun.Status.DRY_RUN if dry_run else ImportRun.Status.RUNNING,
+    )  # fmt: skip
+    summary = Summary(run_id=run.pk, file=file_name, kind=kind, dry_run=dry_run)
+    importer = IMPORTERS[kind](resolved, info.checksum, actor=f"import #{run.pk} {file_name}"[:100])
+    bar = tqdm(
+        total=info.total_rows,
+        unit=" rows",
+        file=sys.stderr,
+        disable=not progress,
+        desc=file_name[:30],
+    )
+    try:
+        with transaction.atomic() if dry_run else nullcontext():
+            for number, batch in enumerate(_chunks(iter_rows(info), batch_size), start=1):
+                if stop_after_batches is not None and number > stop_after_batches:
+                    raise ImportInterruptedError(f"stopped after {stop_after_batches} batches")
+                with transaction.atomic():
+                    outcomes, rejections = _process(importer, batch)
+                    delta = _count(summary, outcomes, rejections, len(batch))
+                    _quarantine(run, file_name, info.checksum, resolved, rejections)
+                    if not dry_run:
+                        _add_to_run(run.pk, delta)
+                _merge_into(summary, delta)
+                bar.update(len(batch))
+            if dry_run:
+                transaction.set_rollback(True)
+    except BaseException as exc:
+        ImportRun.objects.filter(pk=run.pk).update(
+            status=ImportRun.Status.FAILED,
+            error=str(exc)[:2000] or type(exc).__name__,
+            finished_at=timezone.now(),
+        )
+        raise
+    finally:
+        bar.close()
+    ImportRun.objects.filter(pk=run.pk).update(
+        status=ImportRun.Status.DRY_RUN if dry_run else ImportRun.Status.FINISHED,
+        finished_at=timezone.now(),
+        **({"rows_read": summary.rows_read, "inserted": summary.inserted, "updated": summary.updated,
+            "unchanged": summary.unchanged, "merged": summary.merged, "quarantined": summary.quarantined,
+            "reasons": summary.reasons} if dry_run else {}),
+    )  # fmt: skip
+    return summary
+
+
+class ImportInterruptedError(RuntimeError):
+    """Raised on purpose in tests to stop an import between batches."""
+
+
+def _add_to_run(run_id: int, delta: Summary) -> None:
+    run = ImportRun.objects.select_for_update().get(pk=run_id)
+    for name in ("rows_read", "quarantined", *OUTCOMES):
+        setattr(run, name, getattr(run, name) + getattr(delta, name))
+    reasons = dict(run.reasons)
+    for reason, n in delta.reasons.items():
+        reasons[reason] = reasons.get(reason, 0) + n
+    run.reasons = reasons
+    run.save(update_fields=["rows_read", "quarantined", *OUTCOMES, "reasons"])
+
+
+def retry_quarantined_rows(rows: Iterable[QuarantinedRow]) -> dict[str, int]:
+    """Import quarantined rows again (after their values were fixed); return counts."""
+    counts = {"resolved": 0, "still_rejected": 0}
+    groups: dict[tuple[str, str], list[QuarantinedRow]] = {}
+    for row in rows:
+        if row.status != QuarantinedRow.Status.OPEN:
+            continue
+        groups.setdefault((row.checksum, json.dumps(row.mapping, sort_keys=True)), []).append(row)
+    for (checksum, _m), items in groups.items():
+        mapping = Mapping.from_json(items[0].mapping)
+        importer = IMPORTERS[mapping.kind](
+            mapping, checksum, actor=f"quarantine retry {items[0].file_name}"[:100]
+        )
+        by_number = {item.row_number: item for item in items}
+        with transaction.atomic():
+            outcomes, rejections = _process(
+                importer, [(i.row_number, {k: str(v) for k, v in i.values.items()}) for i in items]
+            )
+            for rejection in rejections:
+                item = by_number[rejection.row_number]
+                item.field, item.reason, item.message = (
+                    rejection.field[:50],
+                    rejection.reason,
+                    rejection.message[:2000],
+                )
+                item.save(update_fields=["field", "reason", "message"])
+                counts["still_rejected"] += 1
+            done = [n for n in outcomes if n in by_number]
+            QuarantinedRow.objects.filter(pk__in=[by_number[n].pk for n in done]).update(
+                status=QuarantinedRow.Status.RESOLVED, resolved_at=timezone.now()
+            )
+            counts["resolved"] += len(done)
+    return counts
+
+
+def discard_quarantined_rows(rows: Iterable[QuarantinedRow]) -> int:
+    """Mark quarantined rows as deliberately not imported."""
+    ids = [r.pk for r in rows if r.status == QuarantinedRow.Status.OPEN]
+    return QuarantinedRow.objects.filter(pk__in=ids).update(
+        status=QuarantinedRow.Status.DISCARDED, resolved_at=timezone.now()
+    )
+
+
+def update_quarantined_values(row: QuarantinedRow, values: dict[str, str]) -> QuarantinedRow:
+    """Replace the stored values of a quarantined row (the fix before a retry)."""
+    row.values = {str(k): "" if v is None else str(v) for k, v in values.items()}
+    row.save(update_fields=["values"])
+    return row
