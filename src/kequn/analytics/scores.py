@@ -53,7 +53,7 @@ def compute_customer_scores(
     backend), the models fit on compressed per-customer statistics, and churn
     training subsamples to 300k customers.
     """
-    scores, _ = score_customers(
+    scores, models = score_customers(
         transactions,
         now,
         customers,
@@ -66,6 +66,7 @@ def compute_customer_scores(
         backend=backend,
         progress=progress,
     )
+    scores.attrs["models"] = models
     return scores
 
 
