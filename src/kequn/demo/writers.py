@@ -1,0 +1,197 @@
+"""Bulk writers for column tables: COPY on PostgreSQL, executemany on SQLite."""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+from django.db import connections, transaction
+
+
+@dataclass
+class Timestamps:
+    """UTC instants as whole seconds since the epoch."""
+
+    seconds: np.ndarray
+
+
+@dataclass
+class Dates:
+    """Calendar dates as days since the epoch; masked entries are NULL."""
+
+    days: np.ndarray
+    mask: np.ndarray | None = None
+
+
+@dataclass
+class NullableInts:
+    """Integers where masked entries are NULL."""
+
+    values: np.ndarray
+    mask: np.ndarray
+
+
+Column = np.ndarray | Timestamps | Dates | NullableInts
+
+
+@dataclass
+class TableData:
+    """Rows of one model as named columns (field names, not column names)."""
+
+    model: type
+    columns: dict[str, Column]
+
+    def __len__(self) -> int:
+        first = next(iter(self.columns.values()))
+        if isinstance(first, Timestamps):
+            return len(first.seconds)
+        if isinstance(first, Dates):
+            return len(first.days)
+        if isinstance(first, NullableInts):
+            return len(first.values)
+        return len(first)
+
+
+def format_sqlite_timestamps(seconds: np.ndarray) -> np.ndarray:
+    """Return 'YYYY-MM-DD HH:MM:SS' strings, the way Django stores aware datetimes in SQLite."""
+    text = np.datetime_as_string(seconds.astype("datetime64[s]"), unit="s")
+    # Overwrite the ISO 'T' in place through a code-point view: far cheaper than str.replace.
+    text.view(np.uint32).reshape(len(text), -1)[:, 10] = ord(" ")
+    return text
+
+
+def convert_sqlite_column(col: Column) -> list:
+    """Return one column as a list of Python values for sqlite3."""
+    if isinstance(col, Timestamps):
+        return format_sqlite_timestamps(col.seconds).tolist()
+    if isinstance(col, Dates):
+        text = np.datetime_as_string(col.days.astype("datetime64[D]"), unit="D")
+        if col.mask is None:
+            return text.tolist()
+        out = text.astype(object)
+        out[col.mask] = None
+        return out.tolist()
+    if isinstance(col, NullableInts):
+        out = col.values.astype(object)
+        out[col.mask] = None
+        return out.tolist()
+    return col.tolist()
+
+
+def convert_arrow_column(col: Column) -> pa.Array:
+    """Return one column as an Arrow array whose CSV text PostgreSQL's COPY accepts."""
+    if isinstance(col, Timestamps):
+        return pa.array(col.seconds.astype(np.int64), type=pa.int64()).cast(
+            pa.timestamp("s", tz="UTC")
+        )
+    if isinstance(col, Dates):
+        return pa.array(col.days.astype("datetime64[D]"), mask=col.mask)
+    if isinstance(col, NullableInts):
+        return pa.array(col.values, mask=col.mask, type=pa.int64())
+    if col.dtype == object:
+        return pa.array(col, type=pa.string())
+    return pa.array(col)
+
+
+@dataclass
+class BulkWriter:
+    """Write TableData to one database with the fastest path of its backend."""
+
+    using: str = "default"
+    write_seconds: dict[str, float] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.conn = connections[self.using]
+        self.conn.ensure_connection()
+        self.vendor = self.conn.vendor
+        self._saved_pragmas: dict[str, object] = {}
+
+    def column_names(self, model: type, names: list[str]) -> list[str]:
+        """Map field names to database column names."""
+        return [model._meta.get_field(n).column for n in names]
+
+    def begin_load(self) -> None:
+        """Tune the connection for a bulk load; undone by end_load."""
+        if self.vendor != "sqlite" or self.conn.in_atomic_block:
+            return
+        cur = self.conn.connection.cursor()
+        for pragma in ("synchronous", "cache_size", "foreign_keys"):
+            self._saved_pragmas[pragma] = cur.execute(f"PRAGMA {pragma}").fetchone()[0]
+        # The rows are consistent by construction; checking each foreign key per insert
+        # and syncing each commit would dominate the load time.
+        cur.execute("PRAGMA synchronous=OFF")
+        cur.execute("PRAGMA cache_size=-1000000")
+        cur.execute("PRAGMA foreign_keys=OFF")
+
+    def end_load(self) -> None:
+        """Restore the connection settings changed by begin_load."""
+        if self.vendor == "sqlite" and self._saved_pragmas:
+            cur = self.conn.connection.cursor()
+            for pragma, value in self._saved_pragmas.items():
+                cur.execute(f"PRAGMA {pragma}={value}")
+            self._saved_pragmas.clear()
+
+    def write(self, data: TableData) -> None:
+        """Insert all rows of data."""
+        n = len(data)
+        if n == 0:
+            return
+        table = data.model._meta.db_table
+        names = list(data.columns)
+        cols = self.column_names(data.model, names)
+        start = time.perf_counter()
+        if self.vendor == "postgresql":
+            self._write_postgres(table, cols, data)
+        else:
+            self._write_sqlite(table, cols, data)
+        self.write_seconds[table] = self.write_seconds.get(table, 0.0) + (
+            time.perf_counter() - start
+        )
+        self.rows[table] = self.rows.get(table, 0) + n
+
+    def _write_sqlite(self, table: str, cols: list[str], data: TableData) -> None:
+        values = [convert_sqlite_column(c) for c in data.columns.values()]
+        quoted = ", ".join(f'"{c}"' for c in cols)
+        marks = ", ".join("?" * len(cols))
+        sql = f'INSERT INTO "{table}" ({quoted}) VALUES ({marks})'
+        cur = self.conn.connection.cursor()
+        cur.executemany(sql, zip(*values, strict=True))
+
+    def _write_postgres(self, table: str, cols: list[str], data: TableData) -> None:
+        arrow = pa.table([convert_arrow_column(c) for c in data.columns.values()], names=list(cols))
+        buf = io.BytesIO()
+        pa_csv.write_csv(arrow, buf, pa_csv.WriteOptions(include_header=False, batch_size=65536))
+        quoted = ", ".join(f'"{c}"' for c in cols)
+        sql = f'COPY "{table}" ({quoted}) FROM STDIN WITH (FORMAT csv)'
+        with self.conn.connection.cursor() as cur, cur.copy(sql) as copy:
+            copy.write(buf.getbuffer())
+
+    def next_id(self, model: type) -> int:
+        """Return the first free primary key of the model's table."""
+        with self.conn.cursor() as cur:
+            cur.execute(f'SELECT MAX("id") FROM "{model._meta.db_table}"')
+            value = cur.fetchone()[0]
+        return int(value or 0) + 1
+
+    def reset_sequences(self, models: list[type]) -> None:
+        """Move PostgreSQL id sequences past the ids written explicitly."""
+        if self.vendor != "postgresql":
+            return  # SQLite's AUTOINCREMENT bookkeeping follows explicit ids by itself
+        with self.conn.cursor() as cur:
+            for model in models:
+                table = model._meta.db_table
+                sql = (
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                    'COALESCE(MAX("id"), 1), MAX("id") IS NOT NULL) '
+                    f'FROM "{table}"'
+                )
+                cur.execute(sql)
+
+    def atomic(self):
+        """Return a transaction block for one chunk."""
+        return transaction.atomic(using=self.using)
