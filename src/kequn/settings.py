@@ -58,6 +58,8 @@ INSTALLED_APPS = [
     "kequn.jobs",
     "kequn.scoring",
     "kequn.ingest",
+    "kequn.segments",
+    "kequn.recommend",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,413 @@
+"""Every change to segments, memberships, tag rules and personas goes through here."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from kequn.customers.models import Customer, CustomerTag, Identity, Tag, TagGroup
+from kequn.segments.compiler import make_context, select_customers
+from kequn.segments.models import (
+    MembershipChange,
+    Persona,
+    Segment,
+    SegmentMember,
+    SegmentSize,
+    TagRule,
+)
+from kequn.segments.rules import RuleError, validate_rule
+
+BATCH = 5000
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    size: int
+    entered: int
+    left: int
+
+
+def lookup_segment(segment_id: int) -> tuple[dict, bool] | None:
+    """Return (rules, is_dynamic) of a segment, or None if it does not exist."""
+    row = Segment.objects.filter(pk=segment_id).values("rules", "kind").first()
+    if row is None:
+        return None
+    return row["rules"], row["kind"] == Segment.Kind.DYNAMIC
+
+
+def check_rule(rule: Any, segment_id: int | None = None) -> dict:
+    """Validate a rule (fields, operators, groups, cycles); raise ValidationError with paths."""
+    try:
+        return validate_rule(rule, lookup_segment, segment_id)
+    except RuleError as exc:
+        raise ValidationError(exc.errors) from None
+
+
+def select_rule_members(rule: dict, now: datetime | None = None) -> QuerySet:
+    """Return the customers matching a validated rule now."""
+    try:
+        return select_customers(rule, make_context(now, lookup_segment))
+    except RuleError as exc:
+        raise ValidationError(exc.errors) from None
+
+
+def count_rule(rule: Any, segment_id: int | None = None) -> int:
+    """Return how many customers match a rule (validated first)."""
+    check_rule(rule, segment_id)
+    return select_rule_members(rule).count()
+
+
+def _has_conditions(rule: Any) -> bool:
+    return isinstance(rule, dict) and bool(rule.get("conditions"))
+
+
+def _iter_chunks(ids: list[int], size: int = BATCH) -> Iterator[list[int]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def _apply_membership(segment: Segment, entered: list[int], left: list[int]) -> None:
+    now = timezone.now()
+    for chunk in _iter_chunks(left):
+        SegmentMember.objects.filter(segment=segment, customer_id__in=chunk).delete()
+    for chunk in _iter_chunks(entered):
+        SegmentMember.objects.bulk_create(
+            [SegmentMember(segment=segment, customer_id=c, added_at=now) for c in chunk],
+            ignore_conflicts=True,
+        )
+    changes = [(c, MembershipChange.Change.ENTERED) for c in entered] + [
+        (c, MembershipChange.Change.LEFT) for c in left
+    ]
+    for start in range(0, len(changes), BATCH):
+        MembershipChange.objects.bulk_create(
+            [
+                MembershipChange(segment=segment, customer_id=c, change=kind, changed_at=now)
+                for c, kind in changes[start : start + BATCH]
+            ]
+        )
+
+
+@transaction.atomic
+def evaluate_segment(segment: Segment, now: datetime | None = None) -> RefreshResult:
+    """Re-evaluate the rule and record who entered and left; the diff is computed in SQL."""
+    matched = select_rule_members(check_rule(segment.rules, segment.pk), now).values("id")
+    current = SegmentMember.objects.filter(segment=segment)
+    entered = list(
+        matched.exclude(id__in=current.values("customer_id")).values_list("id", flat=True)
+    )
+    left = list(current.exclude(customer_id__in=matched).values_list("customer_id", flat=True))
+    _apply_membership(segment, entered, left)
+    return _record_size(segment, len(entered), len(left))
+
+
+def _record_size(segment: Segment, entered: int, left: int) -> RefreshResult:
+    size = SegmentMember.objects.filter(segment=segment).count()
+    segment.member_count = size
+    segment.refreshed_at = timezone.now()
+    segment.save(update_fields=["member_count", "refreshed_at", "updated_at"])
+    SegmentSize.objects.create(segment=segment, size=size, entered=entered, left=left)
+    return RefreshResult(size, entered, left)
+
+
+def refresh_segment(segment: Segment, now: datetime | None = None) -> RefreshResult:
+    """Refresh a dynamic segment; a static one keeps its snapshot."""
+    if not segment.is_dynamic:
+        size = segment.member_count
+        return RefreshResult(size, 0, 0)
+    return evaluate_segment(segment, now)
+
+
+@transaction.atomic
+def create_segment(
+    name: str,
+    rules: dict | None = None,
+    kind: str = Segment.Kind.DYNAMIC,
+    description: str = "",
+    by: AbstractBaseUser | None = None,
+    customer_ids: Iterable[int] | None = None,
+) -> Segment:
+    """Create a segment; a static one is snapshotted now from its rule or the given ids."""
+    rules = rules if rules is not None else {"match": "all", "conditions": []}
+    if kind not in Segment.Kind.values:
+        raise ValidationError(_("kind must be 'dynamic' or 'static'"))
+    if kind == Segment.Kind.DYNAMIC or _has_conditions(rules):
+        check_rule(rules)
+    if Segment.objects.filter(name=name).exists():
+        raise ValidationError(_("a segment named %(name)s already exists") % {"name": name})
+    segment = Segment(name=name, rules=rules, kind=kind, description=description)
+    if by is not None and getattr(by, "pk", None):
+        segment.created_by_id = by.pk
+    segment.full_clean(exclude=["created_by", "rules"])
+    segment.save()
+    if customer_ids is not None:
+        set_static_members(segment, customer_ids)
+    else:
+        evaluate_segment(segment)
+    return segment
+
+
+@transaction.atomic
+def update_segment(
+    segment: Segment, data: dict[str, Any], by: AbstractBaseUser | None = None
+) -> Segment:
+    """Change name, description, kind or rules; a changed rule is re-evaluated at once."""
+    unknown = set(data) - {"name", "description", "kind", "rules"}
+    if unknown:
+        raise ValidationError(f"unknown segment field(s): {', '.join(sorted(unknown))}")
+    if "kind" in data and data["kind"] not in Segment.Kind.values:
+        raise ValidationError(_("kind must be 'dynamic' or 'static'"))
+    rules_changed = "rules" in data and data["rules"] != segment.rules
+    for key, value in data.items():
+        setattr(segment, key, value)
+    if segment.is_dynamic or _has_conditions(segment.rules):
+        check_rule(segment.rules, segment.pk)
+    if Segment.objects.filter(name=segment.name).exclude(pk=segment.pk).exists():
+        raise ValidationError(_("a segment named %(name)s already exists") % {"name": segment.name})
+    segment.full_clean(exclude=["created_by", "rules"])
+    segment.save()
+    if segment.is_dynamic or rules_changed:
+        evaluate_segment(segment)
+    return segment
+
+
+def snapshot_segment(segment: Segment) -> RefreshResult:
+    """Take a new snapshot of a static segment from its rule."""
+    return evaluate_segment(segment)
+
+
+def delete_segment(segment: Segment, by: AbstractBaseUser | None = None) -> None:
+    """Delete a segment unless another segment's rule refers to it."""
+    for other in Segment.objects.exclude(pk=segment.pk).only("id", "name", "rules"):
+        if _refers_to(other.rules, segment.pk):
+            raise ValidationError(
+                _("segment %(other)s refers to this segment; change it first")
+                % {"other": other.name}
+            )
+    segment.delete()
+
+
+def _refers_to(rule: Any, segment_id: int) -> bool:
+    from kequn.segments.rules import iter_conditions
+
+    if not isinstance(rule, dict):
+        return False
+    return any(
+        c.get("field") == "in_segment" and c.get("value") == segment_id
+        for c in iter_conditions(rule)
+    )
+
+
+@transaction.atomic
+def set_static_members(segment: Segment, customer_ids: Iterable[int]) -> RefreshResult:
+    """Make the members of a static segment exactly these customers."""
+    wanted = set(
+        Customer.objects.filter(pk__in=list(customer_ids), merged_into__isnull=True).values_list(
+            "pk", flat=True
+        )
+    )
+    current = set(
+        SegmentMember.objects.filter(segment=segment).values_list("customer_id", flat=True)
+    )
+    entered, left = sorted(wanted - current), sorted(current - wanted)
+    _apply_membership(segment, entered, left)
+    return _record_size(segment, len(entered), len(left))
+
+
+def refresh_tag_rule(tag_rule: TagRule, now: datetime | None = None) -> RefreshResult:
+    """Make the tag's customers exactly those matching its rule."""
+    check_rule(tag_rule.rules)
+    matched = select_rule_members(tag_rule.rules, now).values("id")
+    links = CustomerTag.objects.filter(tag=tag_rule.tag)
+    with transaction.atomic():
+        entered = list(
+            matched.exclude(id__in=links.values("customer_id")).values_list("id", flat=True)
+        )
+        left = links.exclude(customer_id__in=matched).delete()[0]
+        for chunk in _iter_chunks(entered):
+            CustomerTag.objects.bulk_create(
+                [CustomerTag(customer_id=c, tag=tag_rule.tag) for c in chunk],
+                ignore_conflicts=True,
+            )
+        tag_rule.member_count = links.count()
+        tag_rule.refreshed_at = timezone.now()
+        tag_rule.save(update_fields=["member_count", "refreshed_at"])
+    return RefreshResult(tag_rule.member_count, len(entered), left)
+
+
+def save_tag_rule(
+    tag_name: str, rules: dict, group_name: str | None = None, enabled: bool = True
+) -> TagRule:
+    """Create or change an automatic tag and fill it from its rule."""
+    check_rule(rules)
+    tag = get_or_create_tag(tag_name, group_name, kind=Tag.Kind.RULE)
+    tag_rule, _created = TagRule.objects.update_or_create(
+        tag=tag, defaults={"rules": rules, "enabled": enabled}
+    )
+    refresh_tag_rule(tag_rule)
+    return tag_rule
+
+
+def refresh_all(now: datetime | None = None) -> dict[str, int]:
+    """Refresh every dynamic segment and every enabled tag rule; return how many of each."""
+    segments = 0
+    for segment in Segment.objects.filter(kind=Segment.Kind.DYNAMIC).order_by("id"):
+        evaluate_segment(segment, now)
+        segments += 1
+    tag_rules = 0
+    for tag_rule in TagRule.objects.filter(enabled=True).select_related("tag"):
+        refresh_tag_rule(tag_rule, now)
+        tag_rules += 1
+    return {"segments": segments, "tag_rules": tag_rules}
+
+
+# --- tags in bulk --------------------------------------------------------------------
+
+
+def get_or_create_tag(name: str, group_name: str | None = None, kind: str = Tag.Kind.MANUAL) -> Tag:
+    """Return the tag with this name in this group, creating tag and group if needed."""
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError(_("a tag needs a name"))
+    group = None
+    if group_name:
+        group, _created = TagGroup.objects.get_or_create(name=group_name.strip())
+    tag, _created = Tag.objects.get_or_create(group=group, name=name, defaults={"kind": kind})
+    return tag
+
+
+def tag_customer_ids(
+    tag: Tag, customer_ids: Iterable[int], by: AbstractBaseUser | None = None
+) -> int:
+    """Tag many customers by id (idempotent); return how many links were added."""
+    ids = sorted(set(customer_ids))
+    before = CustomerTag.objects.filter(tag=tag).count()
+    user_id = getattr(by, "pk", None)
+    with transaction.atomic():
+        for chunk in _iter_chunks(ids):
+            existing = set(Customer.objects.filter(pk__in=chunk).values_list("pk", flat=True))
+            CustomerTag.objects.bulk_create(
+                [
+                    CustomerTag(customer_id=c, tag=tag, added_by_id=user_id)
+                    for c in chunk
+                    if c in existing
+                ],
+                ignore_conflicts=True,
+            )
+    return CustomerTag.objects.filter(tag=tag).count() - before
+
+
+def tag_segment_members(segment: Segment, tag: Tag, by: AbstractBaseUser | None = None) -> int:
+    """Tag every current member of a segment; return how many links were added."""
+    ids = SegmentMember.objects.filter(segment=segment).values_list("customer_id", flat=True)
+    return tag_customer_ids(tag, ids, by)
+
+
+def untag_customer_ids(tag: Tag, customer_ids: Iterable[int]) -> int:
+    """Remove a tag from many customers; return how many links were removed."""
+    removed = 0
+    for chunk in _iter_chunks(sorted(set(customer_ids))):
+        removed += CustomerTag.objects.filter(tag=tag, customer_id__in=chunk).delete()[0]
+    return removed
+
+
+def read_id_values(data: str) -> list[str]:
+    """Return the values of the first column of a CSV text, skipping a header and blanks."""
+    values: list[str] = []
+    for i, row in enumerate(csv.reader(io.StringIO(data))):
+        if not row or not row[0].strip():
+            continue
+        value = row[0].strip()
+        if (
+            i == 0
+            and not value.isdigit()
+            and value.lower()
+            in {
+                "id",
+                "customer_id",
+                "external_id",
+                "external_ref",
+            }
+        ):
+            continue
+        values.append(value)
+    return values
+
+
+def resolve_customer_ids(
+    values: list[str], system: str | None = None
+) -> tuple[list[int], list[str]]:
+    """Map customer ids (system None) or external ids to customer ids; return (ids, unknown)."""
+    found: dict[str, int] = {}
+    for start in range(0, len(values), BATCH):
+        chunk = values[start : start + BATCH]
+        if system is None:
+            numeric = [int(v) for v in chunk if v.isdigit()]
+            pairs = Customer.objects.filter(pk__in=numeric).values_list("pk", "pk")
+        elif system == "":
+            pairs = Customer.objects.filter(external_ref__in=chunk).values_list(
+                "external_ref", "pk"
+            )
+        else:
+            pairs = Identity.objects.filter(
+                kind=Identity.Kind.EXTERNAL, system=system, value__in=chunk
+            ).values_list("value", "customer_id")
+        found.update({str(k): pk for k, pk in pairs})
+    ids = sorted({found[v] for v in values if v in found})
+    return ids, [v for v in values if v not in found]
+
+
+# --- personas -------------------------------------------------------------------------
+
+
+@transaction.atomic
+def store_personas(result, customer_ids: list[int]) -> list[Persona]:
+    """Store the personas of one clustering run (see personas.find_personas)."""
+    now = timezone.now()
+    personas = []
+    for p in result.personas:
+        members = [customer_ids[i] for i in p.member_rows]
+        personas.append(
+            Persona.objects.create(
+                run_at=now,
+                label=p.label,
+                k=result.k,
+                silhouette=result.silhouette,
+                size=len(members),
+                description_en=p.description_en[:300],
+                description_zh=p.description_zh[:300],
+                centre=p.centre,
+                customer_ids=members,
+            )
+        )
+    return personas
+
+
+def save_persona_as_segment(persona: Persona, name: str | None = None, by=None) -> Segment:
+    """Save a persona's customers as a static segment (once)."""
+    if persona.segment_id:
+        return persona.segment
+    name = (
+        name
+        or f"{_('Persona')} {persona.run_at:%Y-%m-%d} #{persona.label}: {persona.description_en}"
+    )
+    segment = create_segment(
+        name[:200],
+        kind=Segment.Kind.STATIC,
+        description=f"{persona.description_en}\n{persona.description_zh}",
+        by=by,
+        customer_ids=persona.customer_ids,
+    )
+    persona.segment = segment
+    persona.save(update_fields=["segment"])
+    return segment

@@ -1,0 +1,180 @@
+"""Rules compile to the right members, on the ORM and as SQL, and bad rules say where."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection
+
+from kequn.segments import services
+from kequn.segments.compiler import compile_rule_sql, make_context
+from kequn.segments.rules import RuleError, validate_rule
+
+
+def rule(*conditions, match="all", negate=False):
+    return {"match": match, "negate": negate, "conditions": list(conditions)}
+
+
+def cond(field, operator, value=None, **extra):
+    c = {"field": field, "operator": operator, **extra}
+    if value is not None:
+        c["value"] = value
+    return c
+
+
+CASES = [
+    (rule(cond("city", "eq", "上海")), {"王", "赵"}),
+    (rule(cond("city", "in", ["杭州", "北京"])), {"李", "Acme", "陈"}),
+    (rule(cond("city", "eq", "上海"), cond("gender", "eq", "f")), {"王", "赵"}),
+    (rule(cond("kind", "eq", "company")), {"Acme"}),
+    (rule(cond("industry", "is_not_empty")), {"Acme"}),
+    (rule(cond("age", "gte", 30)), {"王", "李"}),
+    (rule(cond("age", "between", [25, 40])), {"王"}),
+    (rule(cond("age", "lt", 30)), {"赵"}),
+    (rule(cond("bought_product", "any_of", ["P-1"], days=30)), {"王", "Acme"}),
+    (rule(cond("bought_product", "any_of", ["P-1"])), {"王", "李", "Acme"}),
+    (rule(cond("bought_product", "none_of", ["P-1"])), {"赵", "陈"}),
+    # The category tree: buying a case counts as buying an accessory; cancelled orders do not.
+    (rule(cond("bought_category", "any_of", ["accessories"])), {"王"}),
+    (rule(cond("order_count", "gte", 2)), {"王", "Acme"}),
+    (rule(cond("order_count", "gte", 2, days=365)), {"王", "Acme"}),
+    (rule(cond("order_count", "eq", 0)), {"赵", "陈"}),
+    (rule(cond("order_count", "eq", 1, days=60)), set()),
+    (rule(cond("spend", "gt", 10000)), {"Acme"}),
+    (rule(cond("spend", "between", [3000, 3100], days=365)), {"王", "李"}),
+    (rule(cond("last_order", "within_days", 15)), {"王"}),
+    (rule(cond("last_order", "not_within_days", 100)), {"李", "赵", "陈"}),
+    (rule(cond("last_order", "is_empty")), {"赵", "陈"}),
+    (rule(cond("event", "any_of", ["App Opened"], days=90)), {"陈"}),
+    (rule(cond("event", "any_of", ["App Opened"], days=30)), set()),
+    (rule(cond("browsed_not_bought", "is", True, days=7)), {"赵", "李"}),
+    (rule(cond("rfm_segment", "eq", "champions")), {"王", "Acme"}),
+    (rule(cond("lifecycle_stage", "in", ["at_risk", "churned"])), {"李"}),
+    (rule(cond("clv", "gte", 1000)), {"王", "Acme"}),
+    (rule(cond("churn_percentile", "gt", 80)), {"李"}),
+    (rule(cond("tag", "any_of", ["VIP"])), {"王", "Acme"}),
+    (rule(cond("tag", "all_of", ["VIP", "Fan"])), {"王"}),
+    (rule(cond("tag", "none_of", ["VIP", "Fan"])), {"李", "陈"}),
+    (rule(cond("consent", "is", True, channel="sms", purpose="marketing")), {"王", "赵"}),
+    (
+        rule(cond("consent", "is", False, channel="sms", purpose="marketing")),
+        {"李", "Acme", "陈"},
+    ),
+    # Nested groups: Shanghai women OR (companies that spent > 10k), but not tagged Fan.
+    (
+        rule(
+            rule(
+                rule(cond("city", "eq", "上海"), cond("gender", "eq", "f")),
+                rule(cond("kind", "eq", "company"), cond("spend", "gt", 10000)),
+                match="any",
+            ),
+            rule(cond("tag", "any_of", ["Fan"]), negate=True),
+        ),
+        {"Acme"},
+    ),
+]
+
+
+def names(queryset):
+    return set(queryset.values_list("name", flat=True))
+
+
+@pytest.mark.parametrize(("the_rule", "expected"), CASES)
+def test_rule_selects_expected_members(shop, the_rule, expected):
+    services.check_rule(the_rule)
+    assert names(services.select_rule_members(the_rule)) == expected
+
+
+@pytest.mark.parametrize(("the_rule", "expected"), CASES)
+def test_sql_text_selects_the_same_members(shop, the_rule, expected):
+    ctx = make_context(lookup=services.lookup_segment)
+    sql = compile_rule_sql(the_rule, ctx)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT name FROM customers_customer WHERE id IN ({sql})")
+        assert {row[0] for row in cursor.fetchall()} == expected
+
+
+def test_merged_records_are_never_members(shop):
+    shop.zhao.merged_into = shop.wang
+    shop.zhao.save()
+    assert names(services.select_rule_members(rule(cond("city", "eq", "上海")))) == {"王"}
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (
+            rule(cond("city", "eq", "上海"), cond("citty", "eq", "x")),
+            "rules.conditions[1]: unknown field 'citty'",
+        ),
+        (
+            rule(cond("city", "eq", "a"), rule(cond("city", "eq", "b"), cond("citty", "eq", "x"))),
+            "rules.conditions[1].conditions[1]: unknown field 'citty'",
+        ),
+        (
+            rule(cond("city", "gt", "a")),
+            "rules.conditions[0]: operator 'gt' does not apply to text field 'city'",
+        ),
+        (
+            rule(cond("clv", "contains", "a")),
+            "operator 'contains' does not apply to number field 'clv'",
+        ),
+        (rule(cond("clv", "gt", "many")), "rules.conditions[0]: field 'clv' compares numbers"),
+        (rule(), "rules: empty group"),
+        (rule(cond("city", "eq", "a"), rule()), "rules.conditions[1]: empty group"),
+        (rule(cond("rfm_segment", "eq", "champs")), "'champs' is not a value of 'rfm_segment'"),
+        (rule(cond("city", "in", [])), "needs a non-empty list"),
+        (rule(cond("city", "eq", "a", days=3)), "takes no 'days' window"),
+        (rule(cond("consent", "is", True)), "consent needs 'channel'"),
+        (rule(cond("age", "between", [1])), "list of two values"),
+        (rule(cond("in_segment", "in", 999)), "segment #999 does not exist"),
+        (
+            {"match": "some", "conditions": [cond("city", "eq", "a")]},
+            "'match' must be 'all' or 'any'",
+        ),
+        ([1, 2], "rules: a rule is a group"),
+    ],
+)
+def test_validation_names_the_rule(db, bad, message):
+    with pytest.raises(ValidationError) as info:
+        services.check_rule(bad)
+    assert any(message in m for m in info.value.messages), info.value.messages
+
+
+def test_pure_validation_lists_every_problem():
+    with pytest.raises(RuleError) as info:
+        validate_rule(rule(cond("citty", "eq", "x"), cond("clv", "gt", "y")))
+    assert len(info.value.errors) == 2
+
+
+def test_cycles_are_refused_directly_and_transitively(shop):
+    a = services.create_segment("A", rule(cond("city", "eq", "上海")))
+    b = services.create_segment("B", rule(cond("in_segment", "in", a.pk)))
+    with pytest.raises(ValidationError) as info:
+        services.update_segment(a, {"rules": rule(cond("in_segment", "in", a.pk))})
+    assert "rules.conditions[0]: cycle" in info.value.messages[0]
+    with pytest.raises(ValidationError) as info:
+        services.update_segment(
+            a, {"rules": rule(cond("city", "eq", "x"), cond("in_segment", "in", b.pk))}
+        )
+    assert "rules.conditions[1]: cycle" in info.value.messages[0]
+    assert f"#{a.pk} → #{b.pk} → #{a.pk}" in info.value.messages[0]
+
+
+def test_in_segment_uses_live_rule_of_dynamic_and_snapshot_of_static(shop):
+    shanghai = services.create_segment("Shanghai", rule(cond("city", "eq", "上海")))
+    frozen = services.create_segment("Frozen", rule(cond("city", "eq", "上海")), kind="static")
+    shop.chen.city = "上海"
+    shop.chen.save()
+    live = names(services.select_rule_members(rule(cond("in_segment", "in", shanghai.pk))))
+    snap = names(services.select_rule_members(rule(cond("in_segment", "in", frozen.pk))))
+    assert live == {"王", "赵", "陈"}
+    assert snap == {"王", "赵"}
+    outside = names(services.select_rule_members(rule(cond("in_segment", "not_in", frozen.pk))))
+    assert outside == {"李", "Acme", "陈"}
+
+
+def test_unknown_tag_names_the_rule(shop):
+    with pytest.raises(ValidationError) as info:
+        services.count_rule(rule(cond("city", "eq", "a"), cond("tag", "any_of", ["Nope"])))
+    assert "rules.conditions[1]: unknown tag 'Nope'" in info.value.messages[0]
