@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import sys
@@ -1120,3 +1121,44 @@ def update_quarantined_values(row: QuarantinedRow, values: dict[str, str]) -> Qu
     row.values = {str(k): "" if v is None else str(v) for k, v in values.items()}
     row.save(update_fields=["values"])
     return row
+
+
+def write_quarantine_csv(rows: Iterable[QuarantinedRow], out) -> int:
+    """Write quarantined rows (id, file, row, field, reason, message, original values) as CSV."""
+    writer = csv.writer(out)
+    writer.writerow(["id", "file", "row", "field", "reason", "message", "status", "values"])
+    count = 0
+    for row in rows:
+        writer.writerow(
+            [row.pk, row.file_name, row.row_number, row.field, row.reason, row.message,
+             row.status, json.dumps(row.values, ensure_ascii=False)]
+        )  # fmt: skip
+        count += 1
+    return count
+
+
+# ---------------------------------------------------------------- probabilistic matches
+
+
+@transaction.atomic
+def accept_match(candidate: MatchCandidate, by: AbstractBaseUser | None = None) -> Merge:
+    """Merge a reviewed pair: the older record is kept."""
+    left, right = get_surviving_record(candidate.left), get_surviving_record(candidate.right)
+    if left.pk == right.pk:
+        raise ValidationError(_("the two records are already one customer"))
+    target, absorbed = (left, right) if left.pk < right.pk else (right, left)
+    merge = merge_customers(
+        target, absorbed, rule="probabilistic: reviewed", score=candidate.score, by=by,
+        actor=by.get_username() if by else "review", evidence=candidate.details,
+    )  # fmt: skip
+    candidate.status = MatchCandidate.Status.ACCEPTED
+    candidate.decided_at, candidate.decided_by, candidate.merge = timezone.now(), by, merge
+    candidate.save(update_fields=["status", "decided_at", "decided_by", "merge"])
+    return merge
+
+
+def reject_match(candidate: MatchCandidate, by: AbstractBaseUser | None = None) -> None:
+    """Keep a reviewed pair apart; the matcher will not propose it again."""
+    candidate.status = MatchCandidate.Status.REJECTED
+    candidate.decided_at, candidate.decided_by = timezone.now(), by
+    candidate.save(update_fields=["status", "decided_at", "decided_by"])

@@ -1,4 +1,5 @@
 """`kequn import customers|orders|products|events FILE`: clean, validate and load a file."""
+# ruff: noqa: N999 - the command is `kequn import`, and Django names commands after files
 
 from __future__ import annotations
 
