@@ -23,5 +23,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/", api.urls),
+    path("v1/", include("kequn.events.collect")),
+    path("admin/dashboard/", include("kequn.dashboard.urls")),
     path("admin/", admin.site.urls),
 ]

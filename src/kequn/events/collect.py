@@ -1,0 +1,124 @@
+"""Event collection compatible with the Segment HTTP tracking API (/v1/track, /v1/batch ...).
+
+Point a Segment library at this server (host only) and give it a write key made with
+`kequn source create NAME`. Keys go in HTTP basic auth as the user name, password empty.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import time
+import zlib
+
+from django.http import HttpRequest, JsonResponse
+from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
+
+from kequn.events.models import Source
+from kequn.ingest.services import SegmentError, collect_events, hash_write_key
+
+MAX_EVENT_BYTES = 32 * 1024
+MAX_BATCH_BYTES = 500 * 1024
+TYPES = ("identify", "track", "page", "screen", "group", "alias")
+
+# Write keys are checked on every request; a short cache spares a query per batch.
+_KEY_CACHE: dict[str, tuple[float, int | None]] = {}
+_KEY_TTL = 30.0
+
+
+def _error(status: int, message: str) -> JsonResponse:
+    return JsonResponse({"success": False, "message": message}, status=status)
+
+
+def _write_key(request: HttpRequest, body: dict) -> str:
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("basic "):
+        try:
+            user, _sep, _password = base64.b64decode(header[6:]).decode().partition(":")
+            return user
+        except (ValueError, UnicodeDecodeError):
+            return ""
+    return str(body.get("writeKey") or "")
+
+
+def _find_source(key: str) -> int | None:
+    if not key or len(key) > 200:
+        return None
+    digest = hash_write_key(key)
+    cached = _KEY_CACHE.get(digest)
+    now = time.monotonic()
+    if cached and now - cached[0] < _KEY_TTL:
+        return cached[1]
+    source_id = (
+        Source.objects.filter(key_digest=digest, is_active=True)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    _KEY_CACHE[digest] = (now, source_id)
+    return source_id
+
+
+def _read_body(request: HttpRequest) -> bytes:
+    raw = request.body
+    encoding = request.headers.get("Content-Encoding", "").lower()
+    if encoding == "gzip":
+        # Decompress no further than the limit, so a small bomb cannot fill memory.
+        decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        raw = decompressor.decompress(raw, MAX_BATCH_BYTES + 1)
+    elif encoding not in ("", "identity"):
+        raise SegmentError(f"unsupported Content-Encoding {encoding!r}: send JSON or gzip")
+    return raw
+
+
+@csrf_exempt
+def collect(request: HttpRequest, kind: str) -> JsonResponse:
+    """Accept one Segment call (identify, track, page, screen, group, alias) or a batch."""
+    if request.method != "POST":
+        return _error(405, "use POST with a JSON body")
+    if int(request.headers.get("Content-Length") or 0) > MAX_BATCH_BYTES * 4:
+        return _error(400, "request larger than 500 KB: send smaller batches")
+    try:
+        raw = _read_body(request)
+    except (SegmentError, OSError, zlib.error, gzip.BadGzipFile) as exc:
+        return _error(400, f"cannot read body: {exc}")
+    if len(raw) > MAX_BATCH_BYTES:
+        return _error(400, "batch larger than 500 KB: send at most 500 KB per request")
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return _error(400, "body is not valid JSON")
+    if not isinstance(body, dict):
+        return _error(400, "body must be a JSON object")
+    source_id = _find_source(_write_key(request, body))
+    if source_id is None:
+        return _error(401, "unknown or revoked write key: send it as the basic-auth user name")
+    if kind == "batch":
+        messages = body.get("batch")
+        if not isinstance(messages, list):
+            return _error(400, "a batch needs a 'batch' list of messages")
+    else:
+        messages = [{**body, "type": kind}]
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            return _error(400, f"message {index} is not a JSON object")
+        size = len(json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode())
+        if size > MAX_EVENT_BYTES:
+            return _error(
+                400, f"message {index} is {size} bytes, over the 32 KB limit per event: trim it"
+            )
+        if message.get("type") not in TYPES:
+            return _error(400, f"message {index} has unknown type {message.get('type')!r}")
+        if not (message.get("userId") or message.get("anonymousId")):
+            return _error(400, f"message {index} needs a userId or an anonymousId")
+    try:
+        collect_events(source_id, messages)
+    except SegmentError as exc:
+        return _error(400, str(exc))
+    return JsonResponse({"success": True})
+
+
+urlpatterns = [
+    path(kind, collect, {"kind": kind}, name=f"segment_{kind}") for kind in (*TYPES, "batch")
+]
