@@ -33,9 +33,10 @@ def sample_tx(cdnow_sample_path):
 
 
 @pytest.mark.spark
-def test_spark_aggregation_equals_duckdb(sample_tx):
+def test_spark_aggregation_equals_duckdb(sample_tx, tmp_path, monkeypatch):
     if shutil.which("java") is None:
         pytest.skip("java not found: PySpark needs a JVM (install a JDK 17) to run local[2]")
+    monkeypatch.chdir(tmp_path)  # Spark writes warehouse/metastore files relative to cwd
     ibis = pytest.importorskip("ibis")
     pyspark_sql = pytest.importorskip("pyspark.sql")
     spark = (
@@ -44,6 +45,7 @@ def test_spark_aggregation_equals_duckdb(sample_tx):
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.ui.enabled", "false")
+        .config("spark.sql.warehouse.dir", str(tmp_path / "spark-warehouse"))
         .getOrCreate()
     )
     try:
@@ -75,7 +77,6 @@ def test_postgres_aggregation_equals_duckdb(sample_tx):
     try:
         pg = summarize_customers(sample_tx, CAL_END, HOLD_END, backend=con)
     finally:
-        con.drop_table("kequn_transactions", force=True)
         con.disconnect()
     duck = summarize_customers(sample_tx, CAL_END, HOLD_END)
     _compare(pg, duck)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import brier_score_loss, roc_auc_score
+from threadpoolctl import threadpool_limits
 
 from . import clv
 from .engine import days_per_unit, summarize_customers, to_date
@@ -117,7 +118,9 @@ def train_churn_model(
         early_stopping=False,
         random_state=seed,
     )
-    model.fit(X, y)
+    # OpenMP threads cost more than they save on small bases (and spin badly on busy hosts).
+    with threadpool_limits(limits=1 if len(y) < 100_000 else None, user_api="openmp"):
+        model.fit(X, y)
     return model
 
 

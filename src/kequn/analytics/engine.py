@@ -83,7 +83,11 @@ def register_transactions(
         # Zero-copy view over Arrow memory; create_table would copy 10M rows for nothing.
         con.con.register(name, table)
         return con.table(name)
-    return con.create_table(name, table, overwrite=True)
+    try:
+        # Session-scoped: nothing is left behind in the database or a Spark warehouse.
+        return con.create_table(name, table, overwrite=True, temp=True)
+    except NotImplementedError:
+        return con.create_table(name, table, overwrite=True)
 
 
 def build_daily_expr(t: ibis.Table) -> ibis.Table:
