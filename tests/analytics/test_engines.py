@@ -43,7 +43,7 @@ def test_spark_aggregation_equals_duckdb(sample_tx, tmp_path, monkeypatch):
         pyspark_sql.SparkSession.builder.master("local[2]")
         .appName("kequn-analytics-test")
         .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.sql.shuffle.partitions", "2")
         .config("spark.ui.enabled", "false")
         .config("spark.sql.warehouse.dir", str(tmp_path / "spark-warehouse"))
         .getOrCreate()
