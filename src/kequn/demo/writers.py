@@ -192,6 +192,35 @@ class BulkWriter:
                 )
                 cur.execute(sql)
 
+    def drop_indexes(self, models: list[type]) -> None:
+        """Drop the secondary indexes of the tables; restore_indexes builds them again."""
+        self._dropped: list[tuple[str, str]] = getattr(self, "_dropped", [])
+        with self.conn.cursor() as cur:
+            for model in models:
+                table = model._meta.db_table
+                if self.vendor == "sqlite":
+                    cur.execute(
+                        "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                        "AND tbl_name = %s AND sql IS NOT NULL AND sql NOT LIKE 'CREATE UNIQUE%%'",
+                        [table],
+                    )
+                else:
+                    cur.execute(
+                        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s "
+                        "AND indexdef NOT LIKE 'CREATE UNIQUE%%'",
+                        [table],
+                    )
+                for name, sql in cur.fetchall():
+                    cur.execute(f'DROP INDEX "{name}"')
+                    self._dropped.append((name, sql))
+
+    def restore_indexes(self) -> None:
+        """Recreate the indexes dropped by drop_indexes."""
+        with self.conn.cursor() as cur:
+            while getattr(self, "_dropped", None):
+                _, sql = self._dropped.pop()
+                cur.execute(sql)
+
     def atomic(self):
         """Return a transaction block for one chunk."""
         return transaction.atomic(using=self.using)

@@ -1,0 +1,183 @@
+"""Time generate_demo_data into a scratch database and compare with the bulk-write floor.
+
+    python benchmarks/demo_generate.py --customers 1000000 [--database-url postgresql://...]
+
+The floor is measured in the same run: the generated rows are read back (untimed) and
+bulk-written again into an empty copy of the schema with the same driver path (executemany
+on SQLite, COPY on PostgreSQL), timed. ratio = generation time / floor time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+TABLES = [
+    "customers_customer",
+    "customers_identity",
+    "customers_address",
+    "customers_consent",
+    "customers_customertag",
+    "customers_companycontact",
+    "commerce_order",
+    "commerce_orderline",
+    "events_event",
+]
+
+
+def parse_args() -> argparse.Namespace:
+    """Read the command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--database-url", default="", help="postgresql://... (default SQLite)")
+    parser.add_argument("--no-floor", action="store_true", help="skip the floor measurement")
+    return parser.parse_args()
+
+
+def with_database(url: str, name: str) -> str:
+    """Return the PostgreSQL URL pointing at another database."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def admin_execute(url: str, *statements: str) -> None:
+    """Run statements on the postgres maintenance database in autocommit."""
+    import psycopg
+
+    with psycopg.connect(with_database(url, "postgres"), autocommit=True) as conn:
+        for sql in statements:
+            conn.execute(sql)
+
+
+def time_sqlite_floor(source: Path, empty: Path) -> tuple[float, int]:
+    """Re-insert all generated rows into an empty schema copy; return seconds and rows."""
+    import sqlite3
+
+    src = sqlite3.connect(source)
+    dst = sqlite3.connect(empty, isolation_level=None)
+    dst.execute("PRAGMA journal_mode=WAL")
+    dst.execute("PRAGMA synchronous=OFF")
+    dst.execute("PRAGMA cache_size=-1000000")
+    dst.execute("PRAGMA foreign_keys=OFF")
+    spent, rows = 0.0, 0
+    for table in TABLES:
+        cur = src.execute(f'SELECT * FROM "{table}" ORDER BY id')
+        width = len(cur.description)
+        sql = f'INSERT INTO "{table}" VALUES ({", ".join("?" * width)})'
+        while batch := cur.fetchmany(500_000):
+            tick = time.perf_counter()
+            dst.execute("BEGIN IMMEDIATE")
+            dst.executemany(sql, batch)
+            dst.execute("COMMIT")
+            spent += time.perf_counter() - tick
+            rows += len(batch)
+    return spent, rows
+
+
+def time_postgres_floor(source_url: str, floor_url: str, spool: Path) -> tuple[float, int]:
+    """COPY the generated tables out (untimed) and into an empty schema (timed)."""
+    import psycopg
+
+    spent, rows = 0.0, 0
+    with psycopg.connect(source_url) as src, psycopg.connect(floor_url) as dst:
+        for table in TABLES:
+            path = spool / f"{table}.csv"
+            with path.open("wb") as fh, src.cursor() as cur:
+                with cur.copy(f'COPY "{table}" TO STDOUT WITH (FORMAT csv)') as copy:
+                    for block in copy:
+                        fh.write(block)
+                cur.execute(f'SELECT count(*) FROM "{table}"')
+                rows += cur.fetchone()[0]
+            tick = time.perf_counter()
+            load = f'COPY "{table}" FROM STDIN WITH (FORMAT csv)'
+            with path.open("rb") as fh, dst.cursor() as cur, cur.copy(load) as copy:
+                while block := fh.read(1 << 20):
+                    copy.write(block)
+            dst.commit()
+            spent += time.perf_counter() - tick
+            path.unlink()
+    return spent, rows
+
+
+def main() -> int:
+    """Run the benchmark and print the timings."""
+    args = parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="kequn-bench-"))
+    os.environ["KEQUN_DATA_DIR"] = str(scratch)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "kequn.settings"
+    pg = args.database_url.startswith("postgres")
+    if pg:
+        url = with_database(args.database_url, "kequn_demo_bench")
+        admin_execute(
+            args.database_url,
+            "DROP DATABASE IF EXISTS kequn_demo_bench",
+            "DROP DATABASE IF EXISTS kequn_demo_bench_floor",
+            "CREATE DATABASE kequn_demo_bench",
+        )
+    else:
+        url = f"sqlite:///{scratch / 'bench.sqlite3'}"
+    os.environ["KEQUN_DATABASE_URL"] = url
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connections
+
+    from kequn.demo.generator import generate_demo_data
+
+    call_command("migrate", interactive=False, verbosity=0)
+    connections.close_all()
+    if pg:
+        admin_execute(
+            args.database_url, "CREATE DATABASE kequn_demo_bench_floor TEMPLATE kequn_demo_bench"
+        )
+    else:
+        shutil.copy(scratch / "bench.sqlite3", scratch / "floor.sqlite3")
+
+    backend = "PostgreSQL" if pg else "SQLite"
+    print(f"{backend}: generating {args.customers:,} customers ...", file=sys.stderr)
+    summary = generate_demo_data(args.customers, seed=args.seed, today=date(2026, 11, 20))
+    connections.close_all()
+    total_rows = sum(summary.rows.values())
+    print(f"\n== demo data generation, {backend}, {args.customers:,} customers ==")
+    for stage, seconds in sorted(summary.stages.items(), key=lambda kv: -kv[1]):
+        print(f"  {stage:<24} {seconds:8.1f} s")
+    for table, count in summary.rows.items():
+        print(f"  rows {table:<19} {count:>12,}")
+    print(
+        f"total: {summary.seconds:.1f} s, {total_rows:,} rows, "
+        f"{total_rows / summary.seconds:,.0f} rows/s"
+    )
+    if not args.no_floor:
+        print("measuring the floor (re-writing the same rows) ...", file=sys.stderr)
+        if pg:
+            floor, rows = time_postgres_floor(
+                url, with_database(args.database_url, "kequn_demo_bench_floor"), scratch
+            )
+        else:
+            floor, rows = time_sqlite_floor(scratch / "bench.sqlite3", scratch / "floor.sqlite3")
+        print(
+            f"floor: {floor:.1f} s for {rows:,} pre-formatted rows "
+            f"({rows / floor:,.0f} rows/s); ratio total/floor = {summary.seconds / floor:.2f}"
+        )
+    if pg:
+        admin_execute(
+            args.database_url,
+            "DROP DATABASE IF EXISTS kequn_demo_bench",
+            "DROP DATABASE IF EXISTS kequn_demo_bench_floor",
+        )
+    shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
