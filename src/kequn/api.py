@@ -11,7 +11,9 @@ from ninja.errors import AuthenticationError
 from kequn.commerce.api import orders_router, products_router
 from kequn.customers.api import router as customers_router
 from kequn.events.api import router as events_router
+from kequn.recommend.api import router as recommend_router
 from kequn.security.auth import api_auth
+from kequn.segments.api import router as segments_router
 
 api = NinjaAPI(
     title="Kequn API",
@@ -53,3 +55,5 @@ api.add_router("/v1/customers", customers_router)
 api.add_router("/v1/orders", orders_router)
 api.add_router("/v1/products", products_router)
 api.add_router("/v1/events", events_router)
+api.add_router("/v1/segments", segments_router)
+api.add_router("/v1/recommendations", recommend_router)

@@ -1,0 +1,408 @@
+"""Recommendation models and offline evaluation on scipy.sparse (no Django imports).
+
+Interactions are (user, item, time[, weight]) arrays. Models score items for a batch of users;
+evaluation splits each user's history by time (first 80% train, last 20% test) and measures
+precision@k, recall@k and NDCG@k on items the user had not met in training.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+BATCH_USERS = 4096
+
+
+@dataclass
+class Dataset:
+    """A user × item matrix with the original ids of its rows and columns."""
+
+    matrix: sp.csr_matrix
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+
+
+def build_matrix(
+    users: np.ndarray,
+    items: np.ndarray,
+    weights: np.ndarray | None = None,
+    user_ids: np.ndarray | None = None,
+    item_ids: np.ndarray | None = None,
+) -> Dataset:
+    """Return the summed user × item matrix of interactions (ids mapped to rows/columns)."""
+    if user_ids is None:
+        user_ids, u = np.unique(users, return_inverse=True)
+    else:
+        u = np.searchsorted(user_ids, users)
+    if item_ids is None:
+        item_ids, i = np.unique(items, return_inverse=True)
+    else:
+        i = np.searchsorted(item_ids, items)
+    data = np.ones(len(u), dtype=np.float32) if weights is None else weights.astype(np.float32)
+    matrix = sp.csr_matrix((data, (u, i)), shape=(len(user_ids), len(item_ids)), dtype=np.float32)
+    matrix.sum_duplicates()
+    return Dataset(matrix, user_ids, item_ids)
+
+
+def split_by_time(users: np.ndarray, times: np.ndarray, test_fraction: float = 0.2) -> np.ndarray:
+    """Return a boolean mask of test rows: the last `test_fraction` of each user's history.
+
+    Users with a single interaction keep it in training.
+    """
+    order = np.lexsort((times, users))
+    sorted_users = users[order]
+    starts = np.r_[0, np.flatnonzero(sorted_users[1:] != sorted_users[:-1]) + 1]
+    counts = np.diff(np.r_[starts, len(users)])
+    position = np.arange(len(users)) - np.repeat(starts, counts)
+    n_test = np.floor(counts * test_fraction + 1e-9).astype(np.int64)
+    n_test = np.where((counts >= 2) & (n_test == 0), 1, n_test)
+    is_test_sorted = position >= np.repeat(counts - n_test, counts)
+    mask = np.zeros(len(users), dtype=bool)
+    mask[order] = is_test_sorted
+    return mask
+
+
+# --- models ------------------------------------------------------------------------------
+
+
+class Popularity:
+    name = "popularity"
+
+    def fit(self, matrix: sp.csr_matrix) -> Popularity:
+        self.scores = np.asarray((matrix > 0).sum(axis=0)).ravel().astype(np.float32)
+        return self
+
+    def score(self, matrix: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
+        return np.tile(self.scores, (len(rows), 1))
+
+
+class ItemKNN:
+    """Item-based neighbours: cosine similarity of item columns, top `k` neighbours kept."""
+
+    name = "item_knn"
+
+    def __init__(self, k: int = 100, shrink: float = 10.0):
+        self.k, self.shrink = k, shrink
+
+    def fit(self, matrix: sp.csr_matrix) -> ItemKNN:
+        binary = (matrix > 0).astype(np.float32).tocsc()
+        norms = np.sqrt(np.asarray(binary.sum(axis=0)).ravel())
+        co = (binary.T @ binary).tocsr()  # item × item co-occurrence counts
+        co.setdiag(0)
+        co.eliminate_zeros()
+        co = co.tocoo()
+        rows, cols = co.row, co.col
+        values = co.data / (norms[rows] * norms[cols] + self.shrink)
+        sim = sp.csr_matrix((values.astype(np.float32), (rows, cols)), shape=co.shape)
+        self.similarity = keep_top_per_row(sim, self.k)
+        return self
+
+    def score(self, matrix: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
+        user = (matrix[rows] > 0).astype(np.float32)
+        # similarity rows are "neighbours of item i"; a user scores j by summing sim(i, j).
+        return np.asarray((user @ self.similarity).todense())
+
+
+class ALS:
+    """Implicit-feedback matrix factorisation (implicit's AlternatingLeastSquares)."""
+
+    name = "als"
+
+    def __init__(
+        self,
+        factors: int = 64,
+        regularization: float = 0.05,
+        alpha: float = 20.0,
+        iterations: int = 15,
+        seed: int = 42,
+    ):
+        self.factors, self.regularization = factors, regularization
+        self.alpha, self.iterations, self.seed = alpha, iterations, seed
+
+    def fit(self, matrix: sp.csr_matrix) -> ALS:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+        from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
+
+        model = AlternatingLeastSquares(
+            factors=self.factors,
+            regularization=self.regularization,
+            alpha=self.alpha,
+            iterations=self.iterations,
+            random_state=self.seed,
+        )
+        confidence = matrix.copy()
+        confidence.data = np.log1p(confidence.data).astype(np.float32)
+        with threadpool_limits(1, "blas"), warnings.catch_warnings():
+            # implicit parallelises itself; BLAS threads would fight it (hence the limit).
+            warnings.simplefilter("ignore", RuntimeWarning)
+            model.fit(confidence.tocsr(), show_progress=False)
+        self.user_factors = np.asarray(model.user_factors)
+        self.item_factors = np.asarray(model.item_factors)
+        return self
+
+    def score(self, matrix: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
+        return self.user_factors[rows] @ self.item_factors.T
+
+
+@dataclass
+class Hybrid:
+    """A weighted sum of per-user max-normalised scores of other models."""
+
+    parts: list
+    weights: list[float]
+    name: str = "hybrid"
+    fitted: bool = field(default=False)
+
+    def fit(self, matrix: sp.csr_matrix) -> Hybrid:
+        if not self.fitted:
+            for part in self.parts:
+                part.fit(matrix)
+        self.fitted = True
+        return self
+
+    def score(self, matrix: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
+        total = np.zeros((len(rows), matrix.shape[1]), dtype=np.float32)
+        for part, weight in zip(self.parts, self.weights, strict=True):
+            if weight:
+                total += weight * normalise_rows(part.score(matrix, rows))
+        return total
+
+
+def normalise_rows(scores: np.ndarray) -> np.ndarray:
+    """Scale each row to [0, 1] by its minimum and maximum."""
+    low = scores.min(axis=1, keepdims=True)
+    span = scores.max(axis=1, keepdims=True) - low
+    return ((scores - low) / np.where(span > 0, span, 1)).astype(np.float32)
+
+
+def keep_top_per_row(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """Return the matrix with only the k largest values of each row."""
+    matrix = matrix.tocsr()
+    counts = np.diff(matrix.indptr)
+    if counts.max(initial=0) <= k:
+        return matrix
+    rows, cols, vals = [], [], []
+    for r in np.flatnonzero(counts):
+        start, end = matrix.indptr[r], matrix.indptr[r + 1]
+        data = matrix.data[start:end]
+        keep = np.argpartition(-data, k - 1)[:k] if len(data) > k else np.arange(len(data))
+        rows.append(np.full(len(keep), r))
+        cols.append(matrix.indices[start:end][keep])
+        vals.append(data[keep])
+    return sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=matrix.shape
+    )
+
+
+# --- ranking --------------------------------------------------------------------------------
+
+
+def iter_batches(n: int, size: int = BATCH_USERS) -> Iterator[np.ndarray]:
+    for start in range(0, n, size):
+        yield np.arange(start, min(start + size, n))
+
+
+def top_n(
+    scores: np.ndarray,
+    n: int,
+    exclude: sp.csr_matrix | None = None,
+    categories: np.ndarray | None = None,
+    max_per_category: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return (item columns, scores) of the best n items per row, vectorised.
+
+    `exclude` marks items not to recommend; with `categories`, at most `max_per_category`
+    items of one category are kept, the rest filled from the next best (diversity).
+    """
+    scores = scores.astype(np.float32, copy=True)
+    if exclude is not None and exclude.nnz:
+        r, c = exclude.nonzero()
+        scores[r, c] = -np.inf
+    width = scores.shape[1]
+    pool = min(width, n * 5 if max_per_category else n)
+    candidates = (
+        np.argpartition(-scores, pool - 1, axis=1)[:, :pool]
+        if pool < width
+        else (np.tile(np.arange(width), (len(scores), 1)))
+    )
+    cand_scores = np.take_along_axis(scores, candidates, axis=1)
+    order = np.argsort(-cand_scores, axis=1, kind="stable")
+    candidates = np.take_along_axis(candidates, order, axis=1)
+    cand_scores = np.take_along_axis(cand_scores, order, axis=1)
+    if max_per_category and categories is not None:
+        cats = categories[candidates]
+        # How many better-ranked candidates share the category (upper triangle of equality).
+        same = cats[:, :, None] == cats[:, None, :]
+        earlier = np.triu(np.ones((pool, pool), dtype=bool), k=1)
+        seen_before = (same & earlier[None, :, :]).sum(axis=1)
+        demote = seen_before >= max_per_category
+        order = np.argsort(demote, axis=1, kind="stable")
+        candidates = np.take_along_axis(candidates, order, axis=1)
+        cand_scores = np.take_along_axis(cand_scores, order, axis=1)
+    return candidates[:, :n], cand_scores[:, :n]
+
+
+# --- evaluation ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Metrics:
+    precision: float
+    recall: float
+    ndcg: float
+    users: int
+
+    def as_dict(self) -> dict:
+        return {
+            "precision@10": round(self.precision, 4),
+            "recall@10": round(self.recall, 4),
+            "ndcg@10": round(self.ndcg, 4),
+            "users": self.users,
+        }
+
+
+def evaluate(
+    model, train: sp.csr_matrix, test: sp.csr_matrix, k: int = 10, max_users: int | None = None
+) -> Metrics:
+    """Return precision, recall and NDCG at k on test items not met in training."""
+    train_bin = (train > 0).astype(np.int8).tocsr()
+    target = ((test > 0).astype(np.int8) - train_bin.multiply(test > 0)).tocsr()
+    target.eliminate_zeros()
+    users = np.flatnonzero((np.diff(target.indptr) > 0) & (np.diff(train_bin.indptr) > 0))
+    if max_users and len(users) > max_users:
+        users = np.random.default_rng(0).choice(users, max_users, replace=False)
+        users.sort()
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    p_sum = r_sum = n_sum = 0.0
+    for start in range(0, len(users), BATCH_USERS):
+        rows = users[start : start + BATCH_USERS]
+        ranked, _ = top_n(model.score(train, rows), k, exclude=train_bin[rows])
+        truth = target[rows]
+        hits = np.asarray(truth[np.arange(len(rows))[:, None], ranked].todense()) > 0
+        n_true = np.diff(truth.indptr)
+        p_sum += hits.sum() / k
+        r_sum += (hits.sum(axis=1) / n_true).sum()
+        ideal = np.array([discounts[: min(t, k)].sum() for t in n_true])
+        n_sum += ((hits * discounts).sum(axis=1) / ideal).sum()
+    n = max(len(users), 1)
+    return Metrics(p_sum / n, r_sum / n, n_sum / n, len(users))
+
+
+def make_candidates() -> dict[str, Callable[[], object]]:
+    """Return the model factories the chooser compares."""
+    return {
+        "item_knn": lambda: ItemKNN(),
+        "als": lambda: ALS(),
+    }
+
+
+HYBRID_WEIGHTS = [(1.0, 1.0, 0.0), (1.0, 0.5, 0.0), (0.5, 1.0, 0.0), (1.0, 1.0, 0.2)]
+
+
+@dataclass
+class Choice:
+    name: str
+    build: Callable[[], object]
+    validation: dict[str, dict]
+
+
+def choose_model(
+    users: np.ndarray, items: np.ndarray, times: np.ndarray, max_users: int | None = 20000
+) -> Choice:
+    """Pick the model (item_knn, als or a hybrid of both) with the best validation NDCG@10.
+
+    The validation split is the last 20% of each user's training history, so the test part
+    of an outer evaluation is never seen while choosing.
+    """
+    val_mask = split_by_time(users, times)
+    full = build_matrix(users, items)
+    fit = build_matrix(users[~val_mask], items[~val_mask], None, full.user_ids, full.item_ids)
+    val = build_matrix(users[val_mask], items[val_mask], None, full.user_ids, full.item_ids)
+    pop, knn, als = Popularity().fit(fit.matrix), ItemKNN().fit(fit.matrix), ALS().fit(fit.matrix)
+    results: dict[str, dict] = {}
+    builders: dict[str, Callable[[], object]] = {
+        "item_knn": ItemKNN,
+        "als": ALS,
+    }
+    for name, model in (("item_knn", knn), ("als", als)):
+        results[name] = evaluate(model, fit.matrix, val.matrix, max_users=max_users).as_dict()
+    for w_knn, w_als, w_pop in HYBRID_WEIGHTS:
+        name = f"hybrid_{w_knn:g}_{w_als:g}_{w_pop:g}"
+        model = Hybrid([knn, als, pop], [w_knn, w_als, w_pop], fitted=True)
+        results[name] = evaluate(model, fit.matrix, val.matrix, max_users=max_users).as_dict()
+        builders[name] = _hybrid_builder(w_knn, w_als, w_pop)
+    best = max(results, key=lambda n: (results[n]["ndcg@10"], n.startswith("hybrid")))
+    return Choice(best, builders[best], results)
+
+
+def _hybrid_builder(w_knn: float, w_als: float, w_pop: float) -> Callable[[], Hybrid]:
+    def build() -> Hybrid:
+        return Hybrid([ItemKNN(), ALS(), Popularity()], [w_knn, w_als, w_pop], name="hybrid")
+
+    return build
+
+
+def evaluate_interactions(
+    users: np.ndarray,
+    items: np.ndarray,
+    times: np.ndarray,
+    k: int = 10,
+    max_users: int | None = 20000,
+) -> dict:
+    """Split per user by time (80/20), choose a model on the training part, evaluate all on test."""
+    test_mask = split_by_time(users, times)
+    full = build_matrix(users, items)
+    train_rows = ~test_mask
+    train = build_matrix(users[train_rows], items[train_rows], None, full.user_ids, full.item_ids)
+    test = build_matrix(users[test_mask], items[test_mask], None, full.user_ids, full.item_ids)
+    choice = choose_model(users[train_rows], items[train_rows], times[train_rows], max_users)
+    models = {
+        "popularity": Popularity(),
+        "item_knn": ItemKNN(),
+        "als": ALS(),
+    }
+    report: dict[str, dict] = {}
+    for name, model in models.items():
+        model.fit(train.matrix)
+        report[name] = evaluate(model, train.matrix, test.matrix, k, max_users).as_dict()
+    if choice.name in models:
+        report["chosen"] = {**report[choice.name], "model": choice.name}
+    else:
+        fitted = models
+        w = [float(x) for x in choice.name.split("_")[1:]]
+        chosen = Hybrid([fitted["item_knn"], fitted["als"], fitted["popularity"]], w, fitted=True)
+        report["chosen"] = {
+            **evaluate(chosen, train.matrix, test.matrix, k, max_users).as_dict(),
+            "model": choice.name,
+        }
+    return {
+        "interactions": int(len(users)),
+        "users": int(len(full.user_ids)),
+        "items": int(len(full.item_ids)),
+        "test_interactions": int(test_mask.sum()),
+        "models": report,
+        "validation": choice.validation,
+    }
+
+
+def format_report(report: dict) -> str:
+    """Return the evaluation report as an aligned text table."""
+    lines = [
+        f"{report['interactions']:,} interactions, {report['users']:,} users, "
+        f"{report['items']:,} items; test = last 20% of each user's history "
+        f"({report['test_interactions']:,} interactions)",
+        f"{'model':<28} {'precision@10':>12} {'recall@10':>10} {'NDCG@10':>8} {'users':>8}",
+    ]
+    for name, m in report["models"].items():
+        label = f"chosen ({m['model']})" if name == "chosen" else name
+        lines.append(
+            f"{label:<28} {m['precision@10']:>12.4f} {m['recall@10']:>10.4f} "
+            f"{m['ndcg@10']:>8.4f} {m['users']:>8,}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,77 @@
+"""REST endpoints for recommendations: stored rows, per customer (with fallback), also bought."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+from ninja import Router, Schema
+
+from kequn.apiutils import Page, check_perm, paginate
+from kequn.commerce.models import Product
+from kequn.customers.models import Customer
+from kequn.recommend import services
+from kequn.recommend.models import Recommendation
+
+router = Router(tags=["recommendations"])
+
+
+class RecommendationOut(Schema):
+    id: int
+    customer_id: int
+    product_id: int
+    rank: int
+    score: float
+    source: str
+    created_at: datetime
+
+
+class ProductPick(Schema):
+    rank: int
+    product_id: int
+    sku: str
+    name: str
+    category: str
+    price: str
+    score: float
+    source: str
+
+
+@router.get("", response=Page[RecommendationOut], summary="Stored recommendations")
+def list_recommendations(
+    request: HttpRequest, customer_id: int | None = None, cursor: str | None = None, limit: int = 50
+):
+    check_perm(request, "recommend.view_recommendation")
+    qs = Recommendation.objects.all()
+    if customer_id is not None:
+        qs = qs.filter(customer_id=customer_id)
+    return paginate(qs, cursor, limit)
+
+
+@router.get("/{int:recommendation_id}", response=RecommendationOut, summary="One stored row")
+def get_recommendation(request: HttpRequest, recommendation_id: int):
+    check_perm(request, "recommend.view_recommendation")
+    return get_object_or_404(Recommendation, pk=recommendation_id)
+
+
+@router.get(
+    "/customers/{int:customer_id}",
+    response=list[ProductPick],
+    summary="Top products for a customer (popular in segment or city for new customers)",
+)
+def recommend_for_customer(request: HttpRequest, customer_id: int, n: int = 10):
+    check_perm(request, "recommend.view_recommendation")
+    get_object_or_404(Customer, pk=customer_id)
+    return services.get_recommendations_for_customer(customer_id, max(1, min(n, 50)))
+
+
+@router.get(
+    "/products/{int:product_id}/also-bought",
+    response=list[ProductPick],
+    summary="Customers who bought this also bought",
+)
+def also_bought(request: HttpRequest, product_id: int, n: int = 10):
+    check_perm(request, "recommend.view_recommendation")
+    get_object_or_404(Product, pk=product_id)
+    return services.get_also_bought(product_id, max(1, min(n, 50)))

@@ -1,0 +1,264 @@
+"""Train and store recommendations; read them for the API and the customer 360 page."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+from django.db import transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from kequn.commerce.models import Order, OrderLine, Product
+from kequn.customers.models import Customer
+from kequn.recommend import algorithms as algo
+from kequn.recommend.models import AlsoBought, Recommendation, TrainingRun
+
+MAX_PER_CATEGORY = 3
+STORE_N = 20
+ALSO_BOUGHT_N = 10
+FALLBACK_DAYS = 180
+MIN_CITY_BUYERS = 5
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    model: str
+    customers: int
+    interactions: int
+    seconds: float
+    validation: dict
+
+
+def load_interactions() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (customer ids, product ids, unix times) of every purchased order line."""
+    rows = OrderLine.objects.filter(
+        order__status__in=Order.PURCHASE_STATUSES, order__customer__isnull=False
+    ).values_list("order__customer_id", "product_id", "order__ordered_at")
+    users, items, times = [], [], []
+    for customer_id, product_id, ordered_at in rows.iterator(chunk_size=20000):
+        users.append(customer_id)
+        items.append(product_id)
+        times.append(ordered_at.timestamp())
+    return (
+        np.asarray(users, dtype=np.int64),
+        np.asarray(items, dtype=np.int64),
+        np.asarray(times, dtype=np.float64),
+    )
+
+
+def load_catalogue(item_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return category ids, consumable flags and on-sale flags aligned with item_ids."""
+    info = {
+        pk: (cat or 0, cons, active)
+        for pk, cat, cons, active in Product.objects.filter(pk__in=item_ids.tolist()).values_list(
+            "pk", "category_id", "is_consumable", "is_active"
+        )
+    }
+    rows = [info.get(int(i), (0, False, False)) for i in item_ids]
+    return (
+        np.array([r[0] for r in rows], dtype=np.int64),
+        np.array([r[1] for r in rows], dtype=bool),
+        np.array([r[2] for r in rows], dtype=bool),
+    )
+
+
+def recommend_for_rows(
+    model,
+    matrix,
+    rows: np.ndarray,
+    categories: np.ndarray,
+    consumable: np.ndarray,
+    on_sale: np.ndarray,
+    n: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return top-n item columns and scores for user rows: no bought durables, diverse."""
+    import scipy.sparse as sp
+
+    bought = (matrix[rows] > 0).astype(np.int8)
+    # Consumables may be bought again; durables and items off sale are never re-offered.
+    durable = sp.diags((~consumable).astype(np.int8))
+    exclude = (bought @ durable).tocsr()
+    off_sale = np.flatnonzero(~on_sale)
+    if len(off_sale):
+        block = sp.csr_matrix(
+            (
+                np.ones(len(rows) * len(off_sale), dtype=np.int8),
+                (np.repeat(np.arange(len(rows)), len(off_sale)), np.tile(off_sale, len(rows))),
+            ),
+            shape=exclude.shape,
+        )
+        exclude = (exclude + block).tocsr()
+    return algo.top_n(
+        model.score(matrix, rows), n, exclude, categories, max_per_category=MAX_PER_CATEGORY
+    )
+
+
+def train_recommendations(n: int = STORE_N, progress: bool = False) -> TrainResult:
+    """Choose a model on held-out time, fit it on all purchases and store top-n per customer."""
+    started = time.perf_counter()
+    run = TrainingRun.objects.create()
+    users, items, times = load_interactions()
+    if len(users) == 0:
+        run.message = "no purchases yet: new customers get the fallback (popular products)"
+        run.finished_at = timezone.now()
+        run.save()
+        return TrainResult("fallback", 0, 0, time.perf_counter() - started, {})
+    choice = algo.choose_model(users, items, times)
+    data = algo.build_matrix(users, items)
+    model = choice.build().fit(data.matrix)
+    categories, consumable, on_sale = load_catalogue(data.item_ids)
+    now = timezone.now()
+    batches = algo.iter_batches(len(data.user_ids), 2048)
+    if progress:
+        from tqdm import tqdm
+
+        batches = tqdm(list(batches), desc="recommend", unit="batch")
+    with transaction.atomic():
+        Recommendation.objects.all().delete()
+        for rows in batches:
+            cols, scores = recommend_for_rows(
+                model, data.matrix, rows, categories, consumable, on_sale, n
+            )
+            objs = [
+                Recommendation(
+                    customer_id=int(data.user_ids[r]),
+                    product_id=int(data.item_ids[c]),
+                    rank=rank + 1,
+                    score=float(s),
+                    source=choice.name,
+                    created_at=now,
+                )
+                for r, row_cols, row_scores in zip(rows, cols, scores, strict=True)
+                for rank, (c, s) in enumerate(zip(row_cols, row_scores, strict=True))
+                if np.isfinite(s)
+            ]
+            Recommendation.objects.bulk_create(objs, batch_size=5000)
+        store_also_bought(data)
+    run.model, run.customers, run.interactions = choice.name, len(data.user_ids), len(users)
+    run.metrics = choice.validation
+    run.finished_at = timezone.now()
+    run.save()
+    return TrainResult(
+        choice.name,
+        len(data.user_ids),
+        len(users),
+        time.perf_counter() - started,
+        choice.validation,
+    )
+
+
+def store_also_bought(data: algo.Dataset, n: int = ALSO_BOUGHT_N) -> int:
+    """Store "customers also bought" per product from item-neighbour similarity."""
+    sim = algo.keep_top_per_row(algo.ItemKNN(k=n).fit(data.matrix).similarity, n).tocsr()
+    AlsoBought.objects.all().delete()
+    objs = []
+    for r in range(sim.shape[0]):
+        start, end = sim.indptr[r], sim.indptr[r + 1]
+        order = np.argsort(-sim.data[start:end])
+        for rank, j in enumerate(order, start=1):
+            objs.append(
+                AlsoBought(
+                    product_id=int(data.item_ids[r]),
+                    other_id=int(data.item_ids[sim.indices[start + j]]),
+                    rank=rank,
+                    score=float(sim.data[start + j]),
+                )
+            )
+    AlsoBought.objects.bulk_create(objs, batch_size=5000)
+    return len(objs)
+
+
+def _popular_products(customer_filter: dict, exclude_ids: set[int], n: int) -> list[dict]:
+    since = timezone.now() - timedelta(days=FALLBACK_DAYS)
+    rows = (
+        OrderLine.objects.filter(
+            order__status__in=Order.PURCHASE_STATUSES,
+            order__ordered_at__gte=since,
+            product__is_active=True,
+            **customer_filter,
+        )
+        .exclude(product_id__in=exclude_ids)
+        .values("product_id")
+        .annotate(buyers=Count("order__customer", distinct=True))
+        .order_by("-buyers", "product_id")[: n * 3]
+    )
+    return [{"product_id": r["product_id"], "score": float(r["buyers"])} for r in rows]
+
+
+def get_recommendations_for_customer(customer_id: int, n: int = 10) -> list[dict]:
+    """Return up to n recommendations: stored ones, else popular in the customer's segment or city."""
+    stored = list(
+        Recommendation.objects.filter(customer_id=customer_id)
+        .select_related("product", "product__category")
+        .order_by("rank")[:n]
+    )
+    if stored:
+        return [_describe(r.product, r.score, r.rank, r.source) for r in stored]
+    customer = Customer.objects.filter(pk=customer_id).only("city").first()
+    if customer is None:
+        return []
+    bought = set(
+        OrderLine.objects.filter(
+            order__customer_id=customer_id, product__is_consumable=False
+        ).values_list("product_id", flat=True)
+    )
+    picks: list[dict] = []
+    source = "popular_global"
+    segment_ids = list(
+        customer.segment_memberships.order_by("segment__member_count").values_list(
+            "segment_id", flat=True
+        )[:1]
+    )
+    if segment_ids:
+        picks = _popular_products(
+            {"order__customer__segment_memberships__segment_id": segment_ids[0]}, bought, n
+        )
+        source = "popular_in_segment"
+    if len(picks) < n and customer.city:
+        city_buyers = (
+            Order.objects.filter(customer__city=customer.city).values("customer").distinct().count()
+        )
+        if city_buyers >= MIN_CITY_BUYERS:
+            picks += _popular_products({"order__customer__city": customer.city}, bought, n)
+            source = source if segment_ids and picks else "popular_in_city"
+    if len(picks) < n:
+        picks += _popular_products({}, bought, n)
+    products = Product.objects.select_related("category").in_bulk([p["product_id"] for p in picks])
+    out, seen, per_category = [], set(), {}
+    for p in picks:
+        product = products[p["product_id"]]
+        cat = product.category_id
+        if product.pk in seen or per_category.get(cat, 0) >= MAX_PER_CATEGORY:
+            continue
+        seen.add(product.pk)
+        per_category[cat] = per_category.get(cat, 0) + 1
+        out.append(_describe(product, p["score"], len(out) + 1, source))
+        if len(out) >= n:
+            break
+    return out
+
+
+def _describe(product: Product, score: float, rank: int, source: str) -> dict:
+    return {
+        "rank": rank,
+        "product_id": product.pk,
+        "sku": product.sku,
+        "name": product.name,
+        "category": product.category.name if product.category_id else "",
+        "price": str(product.price),
+        "score": round(float(score), 4),
+        "source": source,
+    }
+
+
+def get_also_bought(product_id: int, n: int = 10) -> list[dict]:
+    """Return the products most often bought by the buyers of a product."""
+    rows = (
+        AlsoBought.objects.filter(product_id=product_id)
+        .select_related("other", "other__category")
+        .order_by("rank")[:n]
+    )
+    return [_describe(r.other, r.score, r.rank, "also_bought") for r in rows]

@@ -1,0 +1,291 @@
+"""Back office for segments: rule editor with a live count, size chart, history, export, tags."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin
+from unfold.decorators import action
+
+from kequn.customers.models import TagGroup
+from kequn.segments import services
+from kequn.segments.charts import render_size_chart
+from kequn.segments.export import make_export_response
+from kequn.segments.models import MembershipChange, Persona, Segment, SegmentSize, TagRule
+from kequn.segments.rules import describe_fields
+
+
+class RuleField(forms.JSONField):
+    widget = forms.Textarea(attrs={"rows": 14, "class": "font-mono", "spellcheck": "false"})
+
+
+class SegmentForm(forms.ModelForm):
+    rules = RuleField(label=_("rules"))
+
+    class Meta:
+        model = Segment
+        fields = ["name", "description", "kind", "rules"]
+
+    def clean(self):
+        data = super().clean()
+        rules = data.get("rules")
+        dynamic = data.get("kind") == Segment.Kind.DYNAMIC
+        if rules is not None and (dynamic or (isinstance(rules, dict) and rules.get("conditions"))):
+            try:
+                services.check_rule(rules, self.instance.pk)
+            except ValidationError as exc:
+                self.add_error("rules", exc)
+        return data
+
+
+@admin.register(Segment)
+class SegmentAdmin(ModelAdmin):
+    form = SegmentForm
+    change_form_template = "segments/admin/segment_change_form.html"
+    list_display = ["name", "kind", "member_count", "refreshed_at"]
+    list_filter = ["kind"]
+    search_fields = ["name"]
+    readonly_fields = ["member_count", "refreshed_at"]
+    actions = ["refresh_selected", "export_csv", "export_xlsx", "tag_selected"]
+
+    def get_urls(self):
+        own = [
+            path(
+                "count/", self.admin_site.admin_view(self.count_view), name="segments_segment_count"
+            ),
+            path(
+                "<int:segment_id>/export/<str:fmt>/",
+                self.admin_site.admin_view(self.export_view),
+                name="segments_segment_export",
+            ),
+            path(
+                "tag-customers/",
+                self.admin_site.admin_view(self.tag_view),
+                name="segments_tag_customers",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def count_view(self, request: HttpRequest) -> JsonResponse:
+        """Answer the live count of the rule being edited."""
+        if request.method != "POST":
+            return JsonResponse({"errors": [gettext("POST a rule")]}, status=405)
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            body = json.loads(request.body or b"{}")
+            segment_id = body.get("segment_id")
+            count = services.count_rule(body.get("rules"), int(segment_id) if segment_id else None)
+        except (ValueError, TypeError) as exc:
+            return JsonResponse({"errors": [str(exc)]}, status=400)
+        except ValidationError as exc:
+            return JsonResponse({"errors": exc.messages}, status=200)
+        return JsonResponse({"count": count})
+
+    def export_view(self, request: HttpRequest, segment_id: int, fmt: str):
+        if not self.has_view_permission(request) or fmt not in ("csv", "xlsx"):
+            raise PermissionDenied
+        return make_export_response(request.user, get_object_or_404(Segment, pk=segment_id), fmt)
+
+    def tag_view(self, request: HttpRequest):
+        if not request.user.has_perm("customers.add_customertag") and not request.user.is_superuser:
+            raise PermissionDenied
+        form = TagCustomersForm(request.POST or None, request.FILES or None, initial=request.GET)
+        if request.method == "POST" and form.is_valid():
+            try:
+                added, unknown = form.apply(request.user)
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                messages.success(request, gettext("Tagged %(n)s customers.") % {"n": f"{added:,}"})
+                if unknown:
+                    messages.warning(
+                        request,
+                        gettext("%(n)s ids were not found, e.g. %(ex)s")
+                        % {"n": len(unknown), "ex": ", ".join(unknown[:5])},
+                    )
+                return HttpResponseRedirect(reverse("admin:customers_tag_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "title": _("Tag customers in bulk"),
+        }
+        return TemplateResponse(request, "segments/admin/tag_customers.html", context)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context["rule_fields"] = describe_fields()
+        if obj is not None:
+            sizes = SegmentSize.objects.filter(segment=obj).order_by("-measured_at")[:200]
+            context["size_chart"] = render_size_chart(
+                [(s.measured_at, s.size) for s in reversed(list(sizes))]
+            )
+            context["recent_changes"] = (
+                MembershipChange.objects.filter(segment=obj)
+                .select_related("customer")
+                .order_by("-changed_at", "-id")[:20]
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def save_model(self, request, obj, form, change):
+        data = {f: form.cleaned_data[f] for f in ("name", "description", "kind", "rules")}
+        if change:
+            services.update_segment(Segment.objects.get(pk=obj.pk), data, by=request.user)
+        else:
+            created = services.create_segment(
+                data["name"], data["rules"], data["kind"], data["description"], by=request.user
+            )
+            obj.pk = obj.id = created.pk
+
+    def delete_model(self, request, obj):
+        try:
+            services.delete_segment(obj, by=request.user)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+
+    @action(description=_("Refresh now"))
+    def refresh_selected(self, request, queryset):
+        for segment in queryset:
+            result = services.refresh_segment(segment)
+            messages.info(
+                request,
+                gettext("%(name)s: %(size)s members (+%(entered)s / −%(left)s)")
+                % {"name": segment.name, **result.__dict__},
+            )
+
+    @action(description=_("Export CSV"))
+    def export_csv(self, request, queryset):
+        return make_export_response(request.user, queryset.first(), "csv")
+
+    @action(description=_("Export Excel"))
+    def export_xlsx(self, request, queryset):
+        return make_export_response(request.user, queryset.first(), "xlsx")
+
+    @action(description=_("Tag members"))
+    def tag_selected(self, request, queryset):
+        url = reverse("admin:segments_tag_customers")
+        return HttpResponseRedirect(f"{url}?segment={queryset.first().pk}")
+
+
+class TagCustomersForm(forms.Form):
+    tag = forms.CharField(label=_("tag"), max_length=100)
+    group = forms.ModelChoiceField(TagGroup.objects.all(), required=False, label=_("tag group"))
+    segment = forms.ModelChoiceField(Segment.objects.all(), required=False, label=_("segment"))
+    file = forms.FileField(
+        required=False,
+        label=_("file of ids"),
+        help_text=_("CSV or text, one id per line in the first column."),
+    )
+    id_system = forms.CharField(
+        required=False,
+        label=_("external id system"),
+        help_text=_(
+            "Empty: the file holds Kequn customer ids. 'external_ref': the customers' external "
+            "reference. Otherwise: the system of external ids, e.g. shopify."
+        ),
+    )
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("segment") and not data.get("file"):
+            raise ValidationError(_("Choose a segment or upload a file."))
+        return data
+
+    def apply(self, user) -> tuple[int, list[str]]:
+        data = self.cleaned_data
+        tag = services.get_or_create_tag(data["tag"], data["group"].name if data["group"] else None)
+        if data.get("segment"):
+            return services.tag_segment_members(data["segment"], tag, by=user), []
+        text = data["file"].read().decode("utf-8-sig", errors="replace")
+        system = data.get("id_system") or None
+        ids, unknown = services.resolve_customer_ids(
+            services.read_id_values(text), "" if system == "external_ref" else system
+        )
+        return services.tag_customer_ids(tag, ids, by=user), unknown
+
+
+class TagRuleForm(forms.ModelForm):
+    rules = RuleField(label=_("rules"))
+
+    class Meta:
+        model = TagRule
+        fields = ["tag", "rules", "enabled"]
+
+    def clean_rules(self):
+        rules = self.cleaned_data["rules"]
+        try:
+            services.check_rule(rules)
+        except ValidationError as exc:
+            raise ValidationError(exc.messages) from None
+        return rules
+
+
+@admin.register(TagRule)
+class TagRuleAdmin(ModelAdmin):
+    form = TagRuleForm
+    list_display = ["tag", "enabled", "member_count", "refreshed_at"]
+    readonly_fields = ["member_count", "refreshed_at"]
+    actions = ["refresh_selected"]
+
+    def save_model(self, request, obj, form, change):
+        tag = form.cleaned_data["tag"]
+        saved = services.save_tag_rule(
+            tag.name,
+            form.cleaned_data["rules"],
+            tag.group.name if tag.group_id else None,
+            form.cleaned_data["enabled"],
+        )
+        obj.pk = obj.id = saved.pk
+
+    @action(description=_("Refresh now"))
+    def refresh_selected(self, request, queryset):
+        for tag_rule in queryset.select_related("tag"):
+            services.refresh_tag_rule(tag_rule)
+        messages.info(request, gettext("Refreshed."))
+
+
+@admin.register(Persona)
+class PersonaAdmin(ModelAdmin):
+    list_display = [
+        "description_en",
+        "description_zh",
+        "size",
+        "k",
+        "silhouette",
+        "run_at",
+        "segment",
+    ]
+    readonly_fields = [f.name for f in Persona._meta.fields if f.name != "customer_ids"]
+    exclude = ["customer_ids"]
+    actions = ["save_as_segment"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @action(description=_("Save as segment"))
+    def save_as_segment(self, request, queryset):
+        for persona in queryset:
+            services.save_persona_as_segment(persona, by=request.user)
+        messages.success(request, gettext("Saved as static segments."))
+
+
+@admin.register(MembershipChange)
+class MembershipChangeAdmin(ModelAdmin):
+    list_display = ["changed_at", "segment", "customer", "change"]
+    list_filter = ["change", "segment"]
+    list_select_related = ["segment", "customer"]
+    raw_id_fields = ["customer"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,192 @@
+"""REST endpoints for segments: CRUD, live count of a rule, members, history, export."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from django.http import Http404, HttpRequest
+from django.shortcuts import get_object_or_404
+from ninja import Field, Router, Schema, Status
+
+from kequn.apiutils import Page, check_perm, paginate
+from kequn.customers.models import Customer
+from kequn.segments import services
+from kequn.segments.export import make_export_response
+from kequn.segments.models import MembershipChange, Segment, SegmentSize
+from kequn.segments.rules import describe_fields
+
+router = Router(tags=["segments"])
+
+
+class SegmentIn(Schema):
+    name: str = Field(..., min_length=1, max_length=200)
+    description: str = ""
+    kind: Literal["dynamic", "static"] = "dynamic"
+    rules: dict[str, Any] = Field(default_factory=lambda: {"match": "all", "conditions": []})
+
+
+class SegmentPatch(Schema):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = None
+    kind: Literal["dynamic", "static"] | None = None
+    rules: dict[str, Any] | None = None
+
+
+class SegmentOut(Schema):
+    id: int
+    name: str
+    description: str
+    kind: str
+    rules: dict[str, Any]
+    member_count: int
+    refreshed_at: datetime | None
+    created_at: datetime
+
+
+class RuleIn(Schema):
+    rules: dict[str, Any]
+
+
+class CountOut(Schema):
+    count: int
+
+
+class MemberOut(Schema):
+    id: int
+    name: str
+    kind: str
+    city: str
+    province: str
+
+
+class RefreshOut(Schema):
+    size: int
+    entered: int
+    left: int
+
+
+class SizeOut(Schema):
+    measured_at: datetime
+    size: int
+    entered: int
+    left: int
+
+
+class ChangeOut(Schema):
+    customer_id: int
+    change: str
+    changed_at: datetime
+
+
+class HistoryOut(Schema):
+    sizes: list[SizeOut]
+    changes: list[ChangeOut]
+
+
+def _get(segment_id: int) -> Segment:
+    return get_object_or_404(Segment, pk=segment_id)
+
+
+@router.get("", response=Page[SegmentOut], summary="List segments (newest first)")
+def list_segments(request: HttpRequest, cursor: str | None = None, limit: int = 50):
+    check_perm(request, "segments.view_segment")
+    return paginate(Segment.objects.all(), cursor, limit)
+
+
+@router.post("", response={201: SegmentOut}, summary="Create a segment (evaluated at once)")
+def create_segment(request: HttpRequest, payload: SegmentIn):
+    check_perm(request, "segments.add_segment")
+    segment = services.create_segment(
+        payload.name, payload.rules, payload.kind, payload.description, by=request.auth
+    )
+    return Status(201, _get(segment.pk))
+
+
+@router.get("/fields", summary="Fields, types and operators a rule can use")
+def list_fields(request: HttpRequest):
+    check_perm(request, "segments.view_segment")
+    return describe_fields()
+
+
+@router.post("/count", response=CountOut, summary="Count the customers matching a rule")
+def count_rule(request: HttpRequest, payload: RuleIn):
+    check_perm(request, "segments.view_segment")
+    return {"count": services.count_rule(payload.rules)}
+
+
+@router.get("/{int:segment_id}", response=SegmentOut, summary="Read a segment")
+def get_segment(request: HttpRequest, segment_id: int):
+    check_perm(request, "segments.view_segment")
+    return _get(segment_id)
+
+
+@router.patch("/{int:segment_id}", response=SegmentOut, summary="Change a segment")
+def update_segment(request: HttpRequest, segment_id: int, payload: SegmentPatch):
+    check_perm(request, "segments.change_segment")
+    segment = services.update_segment(
+        _get(segment_id), payload.dict(exclude_unset=True), by=request.auth
+    )
+    return segment
+
+
+@router.delete("/{int:segment_id}", response={204: None}, summary="Delete a segment")
+def delete_segment(request: HttpRequest, segment_id: int):
+    check_perm(request, "segments.delete_segment")
+    services.delete_segment(_get(segment_id), by=request.auth)
+    return Status(204, None)
+
+
+@router.post("/{int:segment_id}/refresh", response=RefreshOut, summary="Re-evaluate now")
+def refresh_segment(request: HttpRequest, segment_id: int, snapshot: bool = False):
+    check_perm(request, "segments.change_segment")
+    segment = _get(segment_id)
+    result = services.snapshot_segment(segment) if snapshot else services.refresh_segment(segment)
+    return result.__dict__
+
+
+@router.get(
+    "/{int:segment_id}/members", response=Page[MemberOut], summary="Members (newest id first)"
+)
+def list_members(request: HttpRequest, segment_id: int, cursor: str | None = None, limit: int = 50):
+    check_perm(request, "segments.view_segment")
+    segment = _get(segment_id)
+    return paginate(Customer.objects.filter(segment_memberships__segment=segment), cursor, limit)
+
+
+@router.get(
+    "/{int:segment_id}/members/{int:customer_id}",
+    response=MemberOut,
+    summary="One member (404 if not a member)",
+)
+def get_member(request: HttpRequest, segment_id: int, customer_id: int):
+    check_perm(request, "segments.view_segment")
+    member = Customer.objects.filter(
+        pk=customer_id, segment_memberships__segment_id=segment_id
+    ).first()
+    if member is None:
+        raise Http404(f"customer {customer_id} is not a member of segment {segment_id}")
+    return member
+
+
+@router.get(
+    "/{int:segment_id}/history", response=HistoryOut, summary="Sizes and latest entries/exits"
+)
+def get_history(request: HttpRequest, segment_id: int, limit: int = 100):
+    check_perm(request, "segments.view_segment")
+    segment = _get(segment_id)
+    return {
+        "sizes": list(SegmentSize.objects.filter(segment=segment).order_by("measured_at")),
+        "changes": list(
+            MembershipChange.objects.filter(segment=segment).order_by("-changed_at", "-id")[
+                : max(1, min(limit, 1000))
+            ]
+        ),
+    }
+
+
+@router.get("/{int:segment_id}/export", summary="Download the members as CSV or Excel")
+def export_segment(request: HttpRequest, segment_id: int, format: Literal["csv", "xlsx"] = "csv"):
+    check_perm(request, "segments.view_segment")
+    user = getattr(request, "auth", None) or request.user
+    return make_export_response(user, _get(segment_id), format)
