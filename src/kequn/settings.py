@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "kequn.ingest",
     "kequn.segments",
     "kequn.recommend",
+    "kequn.dashboard",
 ]
 
 MIDDLEWARE = [
@@ -156,10 +157,26 @@ UNFOLD = {
     "SHOW_HISTORY": True,
     "SHOW_VIEW_ON_SITE": False,
     "STYLES": [lambda request: static("kequn/kequn.css")],
+    "DASHBOARD_CALLBACK": "kequn.dashboard.views.dashboard_callback",
     "SIDEBAR": {
         "show_search": True,
         "show_all_applications": False,
         "navigation": [
+            {
+                "title": _("Overview"),
+                "items": [
+                    {
+                        "title": _("Dashboard"),
+                        "icon": "dashboard",
+                        "link": reverse_lazy("admin:index"),
+                    },
+                    {
+                        "title": _("Reports"),
+                        "icon": "summarize",
+                        "link": reverse_lazy("dashboard:reports"),
+                    },
+                ],
+            },
             {
                 "title": _("Customers"),
                 "separator": True,

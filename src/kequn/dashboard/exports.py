@@ -1,0 +1,494 @@
+"""Build Excel and PDF files of the dashboard and of admin lists, in memory."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.utils import timezone
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
+from openpyxl import Workbook
+from openpyxl.styles import Font
+from reportlab.graphics.shapes import Drawing, Rect, String
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4, landscape
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.platypus import (
+    KeepTogether,
+    PageBreak,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    Table,
+    TableStyle,
+)
+
+from kequn.dashboard.queries import CHART_TITLES
+
+CJK_FONT = "STSong-Light"  # one of reportlab's built-in CID fonts: no font file needed
+LATIN_FONT = "Helvetica"
+LIST_PDF_ROWS = 2_000
+LIST_XLSX_ROWS = 1_000_000
+ACCENT = colors.HexColor("#6366f1")
+
+
+def _fonts() -> None:
+    if CJK_FONT not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(UnicodeCIDFont(CJK_FONT))
+
+
+def _font_for(text: str) -> str:
+    # Latin text stays in Helvetica so that numbers remain plain, searchable text in the file.
+    return LATIN_FONT if text.isascii() else CJK_FONT
+
+
+def _num(value: float | None, kind: str = "count") -> str:
+    if value is None:
+        return "—"
+    if kind == "percent":
+        return f"{value:.1f}%"
+    if kind == "money":
+        return f"{value:,.2f}"
+    return f"{int(round(value)):,}"
+
+
+def _change(value: float | None) -> str:
+    return "—" if value is None else f"{value:+.1f}%"
+
+
+def _filters_line(data: dict[str, Any]) -> str:
+    filters = data["filters"]
+    channel = filters.channel.name if filters.channel else _("all stores and channels")
+    refresh = data.get("refresh")
+    as_of = timezone.localtime(refresh.as_of).strftime("%Y-%m-%d %H:%M") if refresh else "—"
+    return _("Last %(days)s days, %(channel)s; figures as of %(as_of)s") % {
+        "days": filters.period,
+        "channel": channel,
+        "as_of": as_of,
+    }
+
+
+def get_chart_tables(data: dict[str, Any]) -> list[tuple[str, list[str], list[list[Any]]]]:
+    """Return each chart of the dashboard as (title, header, rows) of plain values."""
+    if data.get("state") != "ready":
+        return []
+    tables = [
+        (
+            str(CHART_TITLES["rfm"]),
+            [_("R score"), _("F score"), _("Customers"), _("Revenue")],
+            [
+                [cell["r"], cell["f"], cell["customers"], round(cell["revenue"], 2)]
+                for row in data["rfm"]["rows"]
+                for cell in row["cells"]
+            ],
+        ),
+        (
+            str(CHART_TITLES["stages"]),
+            [_("Stage"), _("Customers"), _("Revenue")],
+            [[str(s["label"]), s["customers"], round(s["revenue"], 2)] for s in data["stages"]],
+        ),
+        (
+            str(CHART_TITLES["flows"]),
+            [_("From"), _("To"), _("Customers")],
+            [[str(f["from_label"]), str(f["to_label"]), f["customers"]] for f in data["flows"]],
+        ),
+        (
+            str(CHART_TITLES["cohorts"]),
+            [
+                _("First purchase month"),
+                _("Customers"),
+                *[f"+{k}" for k in data["cohorts"]["offsets"]],
+            ],
+            [
+                [
+                    row["month"],
+                    row["size"],
+                    *[round(c["pct"], 1) if c else None for c in row["cells"]],
+                ]
+                for row in data["cohorts"]["rows"]
+            ],
+        ),
+        (
+            str(CHART_TITLES["clv"]),
+            [_("CLV"), _("Customers"), _("Total CLV")],
+            [[b["label"], b["customers"], round(b["amount"], 2)] for b in data["clv"]],
+        ),
+        (
+            str(CHART_TITLES["churn"]),
+            [_("Churn risk"), _("Customers"), _("CLV at stake")],
+            [[b["label"], b["customers"], round(b["amount"], 2)] for b in data["churn"]],
+        ),
+        (
+            str(CHART_TITLES["channel_breakdown"]),
+            [_("Store or channel"), _("Revenue"), _("Purchases"), _("Active customers")],
+            [
+                [c["label"], round(c["revenue"], 2), c["purchases"], c["customers"]]
+                for c in data["channel_breakdown"]
+            ],
+        ),
+        (
+            str(CHART_TITLES["provinces"]),
+            [_("Province"), _("Revenue"), _("Active customers")],
+            [[p["label"], round(p["revenue"], 2), p["customers"]] for p in data["provinces"]],
+        ),
+        (
+            str(CHART_TITLES["cities"]),
+            [_("City"), _("Revenue"), _("Active customers")],
+            [[p["label"], round(p["revenue"], 2), p["customers"]] for p in data["cities"]],
+        ),
+    ]
+    return tables
+
+
+def get_kpi_rows(data: dict[str, Any]) -> list[list[Any]]:
+    """Return the headline numbers as rows of label, current, previous, change (%)."""
+    return [
+        [
+            str(k["label"]),
+            None if k["value"] is None else round(k["value"], 2),
+            None if k["previous"] is None else round(k["previous"], 2),
+            None if k["change"] is None else round(k["change"], 1),
+        ]
+        for k in data.get("kpis", [])
+    ]
+
+
+def get_empty_message(data: dict[str, Any]) -> str:
+    """Explain why there are no figures and what to do next."""
+    if data.get("state") == "no_customers":
+        return _("There are no customers yet. Import customers, or run the demo with `kequn demo`.")
+    return _(
+        "The dashboard has not been computed yet. Run `kequn analytics refresh` or start "
+        "`kequn worker`; figures appear after the next refresh."
+    )
+
+
+def build_dashboard_xlsx(data: dict[str, Any]) -> bytes:
+    """Return the dashboard as an Excel workbook: a summary sheet and one sheet per chart."""
+    book = Workbook()
+    sheet = book.active
+    sheet.title = _("Summary")[:31]
+    sheet.append([_("Kequn dashboard")])
+    sheet["A1"].font = Font(bold=True, size=14)
+    sheet.append([_filters_line(data)])
+    sheet.append([])
+    if data.get("state") != "ready":
+        sheet.append([get_empty_message(data)])
+    else:
+        sheet.append([_("Measure"), _("This period"), _("Previous period"), _("Change (%)")])
+        for cell in sheet[sheet.max_row]:
+            cell.font = Font(bold=True)
+        for row in get_kpi_rows(data):
+            sheet.append(row)
+        sheet.column_dimensions["A"].width = 28
+        for title, header, rows in get_chart_tables(data):
+            chart_sheet = book.create_sheet(_sheet_title(title, book.sheetnames))
+            chart_sheet.append(header)
+            for cell in chart_sheet[1]:
+                cell.font = Font(bold=True)
+            for row in rows:
+                chart_sheet.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def _sheet_title(title: str, taken: Sequence[str]) -> str:
+    clean = "".join(ch for ch in title if ch not in "[]:*?/\\")[:28]
+    name, n = clean, 2
+    while name in taken:
+        name, n = f"{clean[:26]} {n}", n + 1
+    return name
+
+
+def _para(text: str, size: int = 9, bold: bool = False) -> Paragraph:
+    font = _font_for(text)
+    if bold and font == LATIN_FONT:
+        font = "Helvetica-Bold"
+    style = ParagraphStyle("k", fontName=font, fontSize=size, leading=size * 1.3)
+    return Paragraph(text.replace("&", "&amp;").replace("<", "&lt;"), style)
+
+
+def _table(
+    header: list[str], rows: Iterable[list[Any]], widths: list[float] | None = None
+) -> Table:
+    body = [[_para(str(h), bold=True) for h in header]]
+    for row in rows:
+        body.append(
+            [_para("" if v is None else (f"{v:,}" if isinstance(v, int) else str(v))) for v in row]
+        )
+    table = Table(body, colWidths=widths, repeatRows=1, hAlign="LEFT")
+    table.setStyle(
+        TableStyle(
+            [
+                ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eef2ff")),
+                ("GRID", (0, 0), (-1, -1), 0.25, colors.HexColor("#cbd5e1")),
+                ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+            ]
+        )
+    )
+    return table
+
+
+def _text(
+    x: float,
+    y: float,
+    text: str,
+    size: float = 7,
+    anchor: str = "start",
+    colour: Any = colors.black,
+) -> String:
+    return String(
+        x, y, text, fontName=_font_for(text), fontSize=size, textAnchor=anchor, fillColor=colour
+    )
+
+
+def _bar_drawing(items: list[tuple[str, float, str]], width: float = 170 * mm) -> Drawing:
+    """Draw horizontal bars with their labels and values."""
+    row = 12
+    label_w, value_w = 45 * mm, 30 * mm
+    drawing = Drawing(width, row * max(len(items), 1) + 4)
+    top = max((value for _, value, _ in items), default=0)
+    for i, (label, value, shown) in enumerate(items):
+        y = drawing.height - (i + 1) * row
+        drawing.add(_text(0, y + 3, label[:24]))
+        length = (width - label_w - value_w) * (value / top) if top else 0
+        drawing.add(
+            Rect(label_w, y + 1, max(length, 0.5), row - 3, fillColor=ACCENT, strokeColor=None)
+        )
+        drawing.add(_text(label_w + length + 3, y + 3, shown))
+    return drawing
+
+
+def _heatmap_drawing(
+    rows: list[str], columns: list[str], values: list[list[float | None]], shown: list[list[str]]
+) -> Drawing:
+    """Draw a heatmap: darker cells for larger values, each cell labelled."""
+    cell_w, cell_h, label_w = 16 * mm, 7 * mm, 22 * mm
+    drawing = Drawing(label_w + cell_w * len(columns), cell_h * (len(rows) + 1))
+    top = max((v for row in values for v in row if v is not None), default=0)
+    for j, column in enumerate(columns):
+        drawing.add(
+            _text(
+                label_w + j * cell_w + cell_w / 2,
+                drawing.height - cell_h + 6,
+                column,
+                anchor="middle",
+            )
+        )
+    for i, label in enumerate(rows):
+        y = drawing.height - (i + 2) * cell_h
+        drawing.add(_text(0, y + 7, label))
+        for j, value in enumerate(values[i]):
+            if value is None:
+                continue
+            strength = value / top if top else 0
+            fill = colors.Color(0.39, 0.4, 0.95, alpha=0.1 + 0.8 * strength)
+            drawing.add(
+                Rect(
+                    label_w + j * cell_w,
+                    y,
+                    cell_w - 1,
+                    cell_h - 1,
+                    fillColor=fill,
+                    strokeColor=None,
+                )
+            )
+            ink = colors.white if strength > 0.5 else colors.black
+            drawing.add(
+                _text(
+                    label_w + j * cell_w + cell_w / 2,
+                    y + 7,
+                    shown[i][j],
+                    size=6.5,
+                    anchor="middle",
+                    colour=ink,
+                )
+            )
+    return drawing
+
+
+def _chart_drawings(data: dict[str, Any]) -> list[tuple[str, Drawing]]:
+    rfm = data["rfm"]
+    out = [
+        (
+            str(CHART_TITLES["rfm"]),
+            _heatmap_drawing(
+                [f"R {row['r']}" for row in rfm["rows"]],
+                [f"F {f}" for f in rfm["columns"]],
+                [[c["customers"] for c in row["cells"]] for row in rfm["rows"]],
+                [[f"{c['customers']:,}" for c in row["cells"]] for row in rfm["rows"]],
+            ),
+        ),
+        (
+            str(CHART_TITLES["stages"]),
+            _bar_drawing(
+                [(str(s["label"]), s["customers"], f"{s['customers']:,}") for s in data["stages"]]
+            ),
+        ),
+    ]
+    if data["flows"]:
+        out.append(
+            (
+                str(CHART_TITLES["flows"]),
+                _bar_drawing(
+                    [
+                        (
+                            f"{f['from_label']} → {f['to_label']}",
+                            f["customers"],
+                            f"{f['customers']:,}",
+                        )
+                        for f in data["flows"]
+                    ]
+                ),
+            )
+        )
+    cohorts = data["cohorts"]
+    if cohorts["rows"]:
+        out.append(
+            (
+                str(CHART_TITLES["cohorts"]),
+                _heatmap_drawing(
+                    [f"{r['month']} ({r['size']:,})" for r in cohorts["rows"]],
+                    [f"+{k}" for k in cohorts["offsets"]],
+                    [[c["pct"] if c else None for c in r["cells"]] for r in cohorts["rows"]],
+                    [
+                        [f"{c['pct']:.0f}%" if c else "" for c in r["cells"]]
+                        for r in cohorts["rows"]
+                    ],
+                ),
+            )
+        )
+    for key in ("clv", "churn"):
+        if data[key]:
+            out.append(
+                (
+                    str(CHART_TITLES[key]),
+                    _bar_drawing(
+                        [(b["label"], b["customers"], f"{b['customers']:,}") for b in data[key]]
+                    ),
+                )
+            )
+    for key in ("channel_breakdown", "provinces", "cities"):
+        if data[key]:
+            out.append(
+                (
+                    str(CHART_TITLES[key]),
+                    _bar_drawing(
+                        [(b["label"], b["revenue"], f"{b['revenue']:,.2f}") for b in data[key]]
+                    ),
+                )
+            )
+    return out
+
+
+def build_dashboard_pdf(data: dict[str, Any]) -> bytes:
+    """Return the dashboard as a PDF: the headline numbers, then each chart drawn as vectors."""
+    _fonts()
+    buffer = io.BytesIO()
+    doc = SimpleDocTemplate(
+        buffer, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm, title=_("Kequn dashboard")
+    )
+    story: list[Any] = [
+        _para(_("Kequn dashboard"), 16, bold=True),
+        Spacer(1, 3 * mm),
+        _para(_filters_line(data)),
+        Spacer(1, 5 * mm),
+    ]
+    if data.get("state") != "ready":
+        story.append(_para(get_empty_message(data), 11))
+    else:
+        kinds = {k["label"]: k["kind"] for k in data["kpis"]}
+        rows = [
+            [label, _num(cur, kinds[label]), _num(prev, kinds[label]), _change(change)]
+            for label, cur, prev, change in get_kpi_rows(data)
+        ]
+        story.append(
+            _table(
+                [_("Measure"), _("This period"), _("Previous period"), _("Change")],
+                rows,
+                [60 * mm, 40 * mm, 40 * mm, 30 * mm],
+            )
+        )
+        for title, drawing in _chart_drawings(data):
+            story.append(
+                KeepTogether(
+                    [Spacer(1, 6 * mm), _para(title, 11, bold=True), Spacer(1, 2 * mm), drawing]
+                )
+            )
+        story.append(PageBreak())
+        for title, header, table_rows in get_chart_tables(data):
+            if table_rows:
+                story.append(
+                    KeepTogether(
+                        [
+                            _para(title, 11, bold=True),
+                            Spacer(1, 2 * mm),
+                            _table(header, table_rows[:60]),
+                        ]
+                    )
+                )
+                story.append(Spacer(1, 5 * mm))
+    doc.build(story)
+    return buffer.getvalue()
+
+
+def build_list_xlsx(title: str, header: list[str], rows: Iterable[list[Any]]) -> bytes:
+    """Return rows of an admin list as an Excel workbook (streamed: large lists fit in memory)."""
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(_sheet_title(title, []))
+    sheet.append(header)
+    for n, row in enumerate(rows):
+        if n >= LIST_XLSX_ROWS:
+            break
+        sheet.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def build_list_pdf(
+    title: str, subtitle: str, header: list[str], rows: Iterable[list[Any]]
+) -> bytes:
+    """Return rows of an admin list as a PDF table (the first LIST_PDF_ROWS rows)."""
+    _fonts()
+    kept, more = [], False
+    for n, row in enumerate(rows):
+        if n >= LIST_PDF_ROWS:
+            more = True
+            break
+        kept.append([_cell_text(v) for v in row])
+    buffer = io.BytesIO()
+    doc = SimpleDocTemplate(
+        buffer, pagesize=landscape(A4), leftMargin=10 * mm, rightMargin=10 * mm, title=title
+    )
+    story: list[Any] = [
+        _para(title, 14, bold=True),
+        Spacer(1, 2 * mm),
+        _para(subtitle),
+        Spacer(1, 4 * mm),
+    ]
+    story.append(_table(header, kept) if kept else _para(_("The list is empty.")))
+    if more:
+        story.append(Spacer(1, 3 * mm))
+        story.append(
+            _para(
+                _("Only the first %(n)s rows are in the PDF; export to Excel for all rows.")
+                % {"n": f"{LIST_PDF_ROWS:,}"}
+            )
+        )
+    doc.build(story)
+    return buffer.getvalue()
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return number_format(value, 2)
+    return str(value)
