@@ -92,6 +92,18 @@ def build_churn_features(
     return f
 
 
+def build_feature_matrix(features: pd.DataFrame) -> np.ndarray:
+    """Return the model's input matrix; a feature the data lacks entirely becomes constant 0.
+
+    Missing values are fine for the model, but a column with no value at all (e.g. quantity
+    when the source has none) breaks histogram binning, in training and prediction alike.
+    """
+    X = features[FEATURES].to_numpy(float)  # noqa: N806 - the usual name for a design matrix
+    empty = np.isnan(X).all(axis=0)
+    X[:, empty] = 0.0
+    return X
+
+
 def train_churn_model(
     features: pd.DataFrame, churned: np.ndarray, *, seed: int = 0, max_rows: int = 300_000
 ):
@@ -103,7 +115,7 @@ def train_churn_model(
         )
     if len(y) < 100:
         raise InsufficientDataError(f"churn: {len(y)} training customers is too few (need 100)")
-    X = features[FEATURES].to_numpy(float)
+    X = build_feature_matrix(features)
     if len(y) > max_rows:
         idx = np.random.default_rng(seed).choice(len(y), max_rows, replace=False)
         X, y = X[idx], y[idx]
@@ -126,7 +138,7 @@ def train_churn_model(
 
 def predict_churn(model, features: pd.DataFrame) -> np.ndarray:
     """Return each customer's churn probability."""
-    return model.predict_proba(features[FEATURES].to_numpy(float))[:, 1]
+    return model.predict_proba(build_feature_matrix(features))[:, 1]
 
 
 def explain_churn_risk(features: pd.DataFrame, *, limit: int = 3) -> tuple[list[str], list[str]]:

@@ -1,0 +1,108 @@
+"""`kequn analytics refresh` on the store: one score row per customer, stage history, run log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+
+from kequn.commerce.models import Order
+from kequn.customers.models import Customer
+from kequn.scoring.models import CustomerScore, ScoreRun, StageChange
+from kequn.scoring.services import refresh_scores
+
+NOW = datetime(2026, 6, 30, 12, tzinfo=UTC)
+
+
+def load_store(n_customers: int = 400, seed: int = 7) -> list[Customer]:
+    """Bulk-create customers with regular, lapsed and one-time buying patterns."""
+    rng = np.random.default_rng(seed)
+    customers = Customer.objects.bulk_create(
+        [Customer(name=f"客户{i}", city="上海") for i in range(n_customers)]
+    )
+    orders, n = [], 0
+    for i, customer in enumerate(customers[:-20]):  # the last 20 never buy: prospects
+        kind = i % 4
+        gap = [20, 45, 90, 400][kind]
+        start = NOW - timedelta(days=int(rng.integers(300, 700)))
+        stop = NOW - timedelta(days=[5, 30, 250, 0][kind])
+        when = start
+        while when < stop:
+            n += 1
+            status = Order.Status.REFUNDED if n % 23 == 0 else Order.Status.COMPLETED
+            amount = Decimal(str(round(float(rng.gamma(2.0, 400.0)), 2)))
+            orders.append(
+                Order(
+                    number=f"N{n}",
+                    customer=customer,
+                    status=status,
+                    total_amount=amount,
+                    ordered_at=when,
+                )
+            )
+            when += timedelta(days=max(1, int(rng.exponential(gap))))
+            if kind == 3:
+                break
+    Order.objects.bulk_create(orders, batch_size=2000)
+    return customers
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refresh_scores_every_customer_and_records_stage_changes(admin_client):
+    customers = load_store()
+    result = refresh_scores(now=NOW, progress=False)
+    assert result.customers == len(customers) == CustomerScore.objects.count()
+    never_bought = CustomerScore.objects.filter(customer__in=customers[-20:])
+    assert {s.lifecycle_stage for s in never_bought} == {"prospect"}
+    buyers = CustomerScore.objects.exclude(lifecycle_stage="prospect")
+    assert buyers.filter(r_score__isnull=True).count() == 0
+    assert {s.rfm_segment for s in buyers} >= {"champions", "hibernating"}
+    assert set(buyers.values_list("lifecycle_stage", flat=True)) >= {"active", "churned"}
+    assert all(0 <= s.p_alive <= 1 for s in buyers if s.p_alive is not None)
+    assert buyers.filter(clv__gt=0).count() > len(customers) // 2
+    # First refresh: every customer enters a stage.
+    assert StageChange.objects.count() == len(customers)
+    run = ScoreRun.objects.get()
+    assert run.status == "done" and run.customers == len(customers) and "bgnbd" in run.details
+
+    # Regular buyers score lower churn risk than lapsed ones (kind 0 vs kind 2).
+    scored = CustomerScore.objects.filter(churn_risk__isnull=False)
+    regular = scored.filter(customer__in=customers[0:380:4])
+    lapsed = scored.filter(customer__in=customers[2:380:4])
+    assert np.mean([s.churn_risk for s in regular]) < np.mean([s.churn_risk for s in lapsed])
+
+    # A prospect who buys becomes "new" at the next refresh; only that change is recorded.
+    Order.objects.create(
+        number="NEW-1",
+        customer=customers[-1],
+        total_amount=Decimal("3999"),
+        ordered_at=NOW - timedelta(days=2),
+    )
+    refresh_scores(now=NOW, progress=False)
+    change = StageChange.objects.filter(customer=customers[-1]).order_by("-id").first()
+    assert (change.from_stage, change.to_stage) == ("prospect", "new")
+    assert StageChange.objects.count() == len(customers) + 1
+
+    # The back office shows the scores and filters by them.
+    at_risk = scored.exclude(lifecycle_stage="churned").order_by("-churn_risk").first()
+    page = admin_client.get(
+        f"/admin/customers/customer/{at_risk.customer_id}/360/"
+    ).content.decode()
+    assert 'id="kequn-value-scores"' in page and f"R{at_risk.r_score} F{at_risk.f_score}" in page
+    listing = admin_client.get("/admin/customers/customer/?score__lifecycle_stage__exact=churned")
+    churned_ids = set(
+        scored.filter(lifecycle_stage="churned").values_list("customer_id", flat=True)
+    )
+    shown = {c.pk for c in listing.context["cl"].result_list}
+    assert shown and shown <= churned_ids
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refresh_on_empty_store_marks_prospects():
+    Customer.objects.bulk_create([Customer(name="A"), Customer(name="B")])
+    call_command("analytics", "refresh", "--quiet")
+    assert set(CustomerScore.objects.values_list("lifecycle_stage", flat=True)) == {"prospect"}
+    assert "no purchases" in ScoreRun.objects.get().message
