@@ -117,7 +117,19 @@ class BulkWriter:
 
     def begin_load(self) -> None:
         """Tune the connection for a bulk load; undone by end_load."""
-        if self.vendor != "sqlite" or self.conn.in_atomic_block:
+        if self.conn.in_atomic_block:
+            return
+        if self.vendor == "postgresql":
+            # Skip the deferred foreign-key trigger per copied row (the rows are consistent
+            # by construction); needs superuser or replication rights, else keep the checks.
+            try:
+                with self.conn.cursor() as cur:
+                    cur.execute("SET session_replication_role = replica")
+                self._replica = True
+            except Exception:  # noqa: BLE001 - permission denied: load with the checks
+                self._replica = False
+            return
+        if self.vendor != "sqlite":
             return
         cur = self.conn.connection.cursor()
         for pragma in ("synchronous", "cache_size", "foreign_keys"):
@@ -130,6 +142,10 @@ class BulkWriter:
 
     def end_load(self) -> None:
         """Restore the connection settings changed by begin_load."""
+        if self.vendor == "postgresql" and getattr(self, "_replica", False):
+            with self.conn.cursor() as cur:
+                cur.execute("SET session_replication_role = DEFAULT")
+            self._replica = False
         if self.vendor == "sqlite" and self._saved_pragmas:
             cur = self.conn.connection.cursor()
             for pragma, value in self._saved_pragmas.items():
