@@ -241,6 +241,37 @@ UNFOLD = {
                 ],
             },
             {
+                "title": _("Segments"),
+                "separator": True,
+                "items": [
+                    {
+                        "title": _("Segments"),
+                        "icon": "filter_alt",
+                        "link": reverse_lazy("admin:segments_segment_changelist"),
+                    },
+                    {
+                        "title": _("Tag rules"),
+                        "icon": "label",
+                        "link": reverse_lazy("admin:segments_tagrule_changelist"),
+                    },
+                    {
+                        "title": _("Tag customers in bulk"),
+                        "icon": "new_label",
+                        "link": reverse_lazy("admin:segments_tag_customers"),
+                    },
+                    {
+                        "title": _("Personas"),
+                        "icon": "diversity_3",
+                        "link": reverse_lazy("admin:segments_persona_changelist"),
+                    },
+                    {
+                        "title": _("Recommendations"),
+                        "icon": "recommend",
+                        "link": reverse_lazy("admin:recommend_recommendation_changelist"),
+                    },
+                ],
+            },
+            {
                 "title": _("Administration"),
                 "separator": True,
                 "items": [

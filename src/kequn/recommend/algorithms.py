@@ -129,18 +129,19 @@ class ALS:
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
 
-        model = AlternatingLeastSquares(
-            factors=self.factors,
-            regularization=self.regularization,
-            alpha=self.alpha,
-            iterations=self.iterations,
-            random_state=self.seed,
-        )
         confidence = matrix.copy()
         confidence.data = np.log1p(confidence.data).astype(np.float32)
+        # implicit parallelises itself; BLAS threads would fight it (hence the limit), and it
+        # warns about the BLAS pool even when limited for the call.
         with threadpool_limits(1, "blas"), warnings.catch_warnings():
-            # implicit parallelises itself; BLAS threads would fight it (hence the limit).
             warnings.simplefilter("ignore", RuntimeWarning)
+            model = AlternatingLeastSquares(
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=self.alpha,
+                iterations=self.iterations,
+                random_state=self.seed,
+            )
             model.fit(confidence.tocsr(), show_progress=False)
         self.user_factors = np.asarray(model.user_factors)
         self.item_factors = np.asarray(model.item_factors)

@@ -79,7 +79,7 @@ def recommend_for_rows(
 
     bought = (matrix[rows] > 0).astype(np.int8)
     # Consumables may be bought again; durables and items off sale are never re-offered.
-    durable = sp.diags((~consumable).astype(np.int8))
+    durable = sp.diags((~consumable).astype(np.int8), dtype=np.int8)
     exclude = (bought @ durable).tocsr()
     off_sale = np.flatnonzero(~on_sale)
     if len(off_sale):

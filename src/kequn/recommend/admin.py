@@ -1,0 +1,30 @@
+"""Back office: stored recommendations and training runs (read only)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from unfold.admin import ModelAdmin
+
+from kequn.recommend.models import Recommendation, TrainingRun
+
+
+class ReadOnlyAdmin(ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Recommendation)
+class RecommendationAdmin(ReadOnlyAdmin):
+    list_display = ["customer", "rank", "product", "score", "source", "created_at"]
+    list_select_related = ["customer", "product"]
+    raw_id_fields = ["customer", "product"]
+    search_fields = ["=customer__id"]
+    show_full_result_count = False
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(ReadOnlyAdmin):
+    list_display = ["started_at", "finished_at", "model", "customers", "interactions"]
