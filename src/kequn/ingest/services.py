@@ -487,6 +487,9 @@ class CustomerImporter(Importer):
                 for position, index in enumerate(rows):
                     row_changed = False
                     for name, value in records[index].profile.items():
+                        # The first system's key stays the record's reference; others are identities.
+                        if name == "external_ref" and customer.external_ref:
+                            continue
                         if getattr(customer, name) != value:
                             setattr(customer, name, value)
                             changed.setdefault(customer.pk, set()).add(name)
@@ -1331,3 +1334,68 @@ def collect_events(source_id: int, messages: list[dict]) -> int:
         )  # fmt: skip
     Event.objects.bulk_create(events, batch_size=1000, ignore_conflicts=True)
     return len(events)
+
+
+@dataclass
+class ResolveSummary:
+    records: int = 0
+    pairs: int = 0
+    merged: int = 0
+    queued: int = 0
+    skipped: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def resolve_probabilistic(
+    upper: float = 0.95, lower: float = 0.60, by: AbstractBaseUser | None = None
+) -> ResolveSummary:
+    """Score records without a shared identifier; merge above `upper`, queue the rest above `lower`."""
+    from kequn.ingest.resolution import load_profiles, score_pairs
+
+    frame = load_profiles()
+    pairs = score_pairs(frame, lower=lower)
+    summary = ResolveSummary(records=len(frame), pairs=len(pairs))
+    decided = {
+        (a, b): status
+        for a, b, status in MatchCandidate.objects.exclude(
+            status=MatchCandidate.Status.PENDING
+        ).values_list("left_id", "right_id", "status")
+    }
+    undone = {
+        tuple(sorted(p))
+        for p in Merge.objects.filter(undone_at__isnull=False).values_list(
+            "target_id", "absorbed_id"
+        )
+    }
+    uf = _UnionFind()
+    evidence: dict[int, tuple] = {}
+    for pair in sorted(pairs, key=lambda p: -p.probability):
+        key = (pair.left, pair.right)
+        if decided.get(key) == MatchCandidate.Status.REJECTED or key in undone:
+            summary.skipped += 1
+            continue
+        if pair.probability >= upper:
+            uf.union(pair.left, pair.right)
+            evidence.setdefault(pair.right, (pair.left, pair.probability, pair.details))
+        else:
+            MatchCandidate.objects.update_or_create(
+                left_id=pair.left, right_id=pair.right,
+                defaults={"score": pair.probability, "details": pair.details},
+            )  # fmt: skip
+            summary.queued += 1
+    clusters: dict[int, list[int]] = {}
+    for node in list(uf.parent):
+        clusters.setdefault(uf.find(node), []).append(node)
+    for members in clusters.values():
+        members.sort()
+        target = Customer.objects.get(pk=members[0])
+        for absorbed_id in members[1:]:
+            _other, probability, details = evidence.get(absorbed_id, (None, None, {}))
+            merge_customers(
+                target, Customer.objects.get(pk=absorbed_id), rule="probabilistic: splink",
+                score=probability, by=by, actor="resolve", evidence=details,
+            )  # fmt: skip
+            summary.merged += 1
+    return summary
