@@ -230,6 +230,37 @@ UNFOLD = {
                 ],
             },
             {
+                "title": _("Data import"),
+                "separator": True,
+                "items": [
+                    {
+                        "title": _("Import a file"),
+                        "icon": "upload_file",
+                        "link": reverse_lazy("admin:ingest_upload"),
+                    },
+                    {
+                        "title": _("Import runs"),
+                        "icon": "history",
+                        "link": reverse_lazy("admin:ingest_importrun_changelist"),
+                    },
+                    {
+                        "title": _("Quarantine"),
+                        "icon": "report",
+                        "link": reverse_lazy("admin:ingest_quarantinedrow_changelist"),
+                    },
+                    {
+                        "title": _("Review queue"),
+                        "icon": "compare_arrows",
+                        "link": reverse_lazy("admin:ingest_matchcandidate_changelist"),
+                    },
+                    {
+                        "title": _("Merges"),
+                        "icon": "merge",
+                        "link": reverse_lazy("admin:ingest_merge_changelist"),
+                    },
+                ],
+            },
+            {
                 "title": _("Behaviour"),
                 "separator": True,
                 "items": [
