@@ -1,0 +1,154 @@
+"""Benchmark: import customer rows with cleaning + deterministic resolution vs a plain bulk load.
+
+    python benchmarks/ingest_customers.py [--rows 1000000] [--db sqlite|postgresql|both]
+
+Both runs load the same generated CSV into an empty database of the same engine; the plain
+load writes the raw values with bulk_create (no cleaning, no look-ups). Target ratio <= 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PG_URL = "postgresql://postgres@127.0.0.1:5432/kequn_bench"
+
+
+def write_rows(path: Path, n: int, seed: int = 1) -> None:
+    """Write n customer rows; 5% repeat an earlier email so resolution has work to do."""
+    rng = random.Random(seed)
+    cities = ["上海", "Beijing", "深圳市", "杭州", "Chengdu", "广州"]
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["手机号", "姓名", "邮箱", "城市", "生日"])
+        for i in range(n):
+            j = rng.randrange(i) if i and rng.random() < 0.05 else i
+            writer.writerow([f"138 {j // 10000:04d} {j % 10000:04d}", f" 客户{i} ", f"User{j}@Example.com",
+                             rng.choice(cities), f"19{rng.randrange(50, 99)}/{rng.randrange(1, 13)}/{rng.randrange(1, 28)}"])  # fmt: skip
+
+
+def plain_load(path: Path) -> None:
+    from kequn.customers.models import Customer, Identity
+
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh)
+        next(reader)
+        batch: list[list[str]] = []
+        for row in reader:
+            batch.append(row)
+            if len(batch) == 2000:
+                _flush(batch, Customer, Identity)
+                batch = []
+        if batch:
+            _flush(batch, Customer, Identity)
+
+
+def _flush(rows, customer_model, identity_model) -> None:
+    from django.db import transaction
+
+    with transaction.atomic():
+        customers = customer_model.objects.bulk_create(
+            [customer_model(name=r[1], city=r[3]) for r in rows]
+        )
+        identity_model.objects.bulk_create(
+            [identity_model(customer=c, kind="email", value=f"{c.pk}:{r[2]}") for c, r in zip(customers, rows, strict=True)]
+            + [identity_model(customer=c, kind="phone", value=f"{c.pk}:{r[0]}") for c, r in zip(customers, rows, strict=True)],
+        )  # fmt: skip
+
+
+def clear() -> None:
+    from kequn.customers.models import Customer, Identity
+    from kequn.ingest.models import ImportRun, Merge, QuarantinedRow
+
+    for model in (Merge, QuarantinedRow, ImportRun, Identity, Customer):
+        model.objects.all().delete()
+
+
+def run_one(path: Path) -> dict:
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0, skip_checks=True)
+    from django.db import connection
+
+    from kequn.ingest.services import import_file
+
+    clear()
+    start = time.perf_counter()
+    plain_load(path)
+    plain = time.perf_counter() - start
+    clear()
+    start = time.perf_counter()
+    summary = import_file(path, "customers", batch_size=5000)
+    full = time.perf_counter() - start
+    return {"engine": connection.vendor, "rows": summary.rows_read, "plain_s": round(plain, 1),
+            "import_s": round(full, 1), "ratio": round(full / plain, 2),
+            "inserted": summary.inserted, "merged_or_unchanged": summary.merged + summary.unchanged + summary.updated}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--child", default="")
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(run_one(Path(args.child))))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "customers.csv"
+        write_rows(path, args.rows)
+        engines = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+        for engine in engines:
+            env = {
+                **os.environ,
+                "KEQUN_DATA_DIR": str(Path(tmp) / f"data-{engine}"),
+                "DJANGO_SETTINGS_MODULE": "kequn.settings",
+            }
+            if engine == "postgresql":
+                env["KEQUN_DATABASE_URL"] = PG_URL
+                subprocess.run(
+                    [
+                        "psql",
+                        "-h",
+                        "127.0.0.1",
+                        "-U",
+                        "postgres",
+                        "-qc",
+                        "DROP DATABASE IF EXISTS kequn_bench",
+                    ],
+                    check=False,
+                )
+                subprocess.run(
+                    [
+                        "psql",
+                        "-h",
+                        "127.0.0.1",
+                        "-U",
+                        "postgres",
+                        "-qc",
+                        "CREATE DATABASE kequn_bench",
+                    ],
+                    check=True,
+                )
+            else:
+                env.pop("KEQUN_DATABASE_URL", None)
+            out = subprocess.run([sys.executable, __file__, "--child", str(path)], env=env, check=True,
+                                 stdout=subprocess.PIPE, text=True).stdout  # fmt: skip
+            result = json.loads(out.strip().splitlines()[-1])
+            verdict = "OK" if result["ratio"] <= 3 else "SLOWER THAN TARGET"
+            print(f"{engine}: {result['rows']} rows, plain bulk load {result['plain_s']} s, import with "
+                  f"cleaning + resolution {result['import_s']} s, ratio {result['ratio']}x (target <= 3x) {verdict}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
