@@ -21,6 +21,9 @@ class ScheduleSpec:
 # The schedules every installation has; operators may change interval or disable them.
 DEFAULT_SCHEDULES = {
     "analytics-refresh": ScheduleSpec("kequn.scoring.tasks.refresh_scores_task", 24 * 60, time(3)),
+    "dashboard-weekly-report": ScheduleSpec(
+        "kequn.dashboard.tasks.write_weekly_report_task", 7 * 24 * 60, time(6)
+    ),
 }
 
 
