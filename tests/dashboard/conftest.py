@@ -59,6 +59,11 @@ def score(customer: Customer, **fields) -> CustomerScore:
 
 @pytest.fixture
 def base(db) -> Base:
+    """Return the hand-built base (see build_base)."""
+    return build_base()
+
+
+def build_base() -> Base:
     """Four customers, two channels, five purchases, one cancelled order, scores and history.
 
     A: bought web 200 (2 days ago), web 100 (10 days ago), store 300 (40 days ago)
