@@ -375,6 +375,7 @@ def _segments_over_time(as_of_day: Any) -> dict[str, Any]:
                 "key": key,
                 "label": labels.get(key, key),
                 "points": coords,
+                "dots": [pair.split(",") for pair in coords.split()],
                 "values": values,
                 "latest": values[-1][1] if values else 0,
                 "colour": SERIES_COLOURS[index % len(SERIES_COLOURS)],
