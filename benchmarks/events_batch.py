@@ -1,0 +1,161 @@
+"""Benchmark: Segment /v1/batch ingestion into PostgreSQL through a real gunicorn server.
+
+    python benchmarks/events_batch.py [--events 100000] [--batch 250] [--workers 2]
+
+Starts gunicorn on 127.0.0.1 only, sends a bounded number of pre-built batches from a few
+client threads, and prints events/s (target >= 10,000 on 2 cores) and the ratio against a
+direct bulk insert of the same events measured in the same run (the database's own speed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+PG_URL = "postgresql://postgres@127.0.0.1:5432/kequn_bench_events"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_batches(n_events: int, size: int) -> list[bytes]:
+    batches = []
+    for start in range(0, n_events, size):
+        messages = [
+            {"type": "track", "event": "Product Viewed", "anonymousId": f"anon-{(start + i) % 5000}",
+             "messageId": str(uuid.uuid4()), "timestamp": "2026-11-20T10:00:00Z",
+             "properties": {"sku": f"SKU-{i % 300}", "price": 19.9, "page": "/p/123"},
+             "context": {"library": {"name": "analytics-python"}}}
+            for i in range(min(size, n_events - start))
+        ]  # fmt: skip
+        batches.append(json.dumps({"batch": messages}).encode())
+    return batches
+
+
+def send_all(port: int, key: str, batches: list[bytes], threads: int) -> float:
+    auth = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
+    queue = list(reversed(batches))
+    lock = threading.Lock()
+    errors: list[str] = []
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        while True:
+            with lock:
+                if not queue:
+                    break
+                body = queue.pop()
+            conn.request(
+                "POST",
+                "/v1/batch",
+                body,
+                {"Authorization": auth, "Content-Type": "application/json"},
+            )
+            response = conn.getresponse()
+            response.read()
+            if response.status != 200:
+                errors.append(f"{response.status}")
+        conn.close()
+
+    start = time.perf_counter()
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise SystemExit(f"{len(errors)} requests failed, e.g. HTTP {errors[0]}")
+    return elapsed
+
+
+def direct_insert(batches: list[bytes]) -> float:
+    """Insert the same events with bulk_create in this process: the database's own speed."""
+    from django.utils import timezone
+
+    from kequn.events.models import Event
+
+    start = time.perf_counter()
+    for body in batches:
+        now = timezone.now()
+        Event.objects.bulk_create(
+            [Event(type="track", name=m["event"], anonymous_id=m["anonymousId"], message_id="d" + m["messageId"][1:],
+                   properties=m["properties"], occurred_at=now, received_at=now) for m in json.loads(body)["batch"]],
+            ignore_conflicts=True,
+        )  # fmt: skip
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=250)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
+    args = parser.parse_args()
+    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", "DROP DATABASE IF EXISTS kequn_bench_events"], check=False)  # fmt: skip
+    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", "CREATE DATABASE kequn_bench_events"], check=True)  # fmt: skip
+    tmp = tempfile.mkdtemp()
+    os.environ.update(
+        {
+            "KEQUN_DATABASE_URL": PG_URL,
+            "KEQUN_DATA_DIR": tmp,
+            "DJANGO_SETTINGS_MODULE": "kequn.settings",
+        }
+    )
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, skip_checks=True)
+    from kequn.ingest.services import create_source
+
+    _source, key = create_source("bench")
+    batches = make_batches(args.events, args.batch)
+    reference = direct_insert(batches)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "kequn.wsgi:application", "-b", f"127.0.0.1:{port}",
+         "-w", str(args.workers), "--log-level", "warning"],
+        env=os.environ.copy(),
+    )  # fmt: skip
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        send_all(port, key, batches[:4], 2)  # warm up the workers (imports, connections)
+        elapsed = send_all(port, key, batches[4:], args.threads)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    from kequn.events.models import Event
+
+    sent = sum(len(json.loads(b)["batch"]) for b in batches[4:])
+    stored = Event.objects.exclude(message_id__startswith="d").count()
+    rate = sent / elapsed
+    direct_rate = args.events / reference
+    print(f"/v1/batch over HTTP (gunicorn -w {args.workers}, PostgreSQL): {sent} events in {elapsed:.1f} s = "
+          f"{rate:,.0f} events/s (target >= 10,000); stored {stored}")  # fmt: skip
+    print(f"direct bulk insert of the same events: {direct_rate:,.0f} events/s; "
+          f"HTTP path / direct = {rate / direct_rate:.2f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
