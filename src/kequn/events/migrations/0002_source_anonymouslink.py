@@ -6,41 +6,88 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('customers', '0001_initial'),
-        ('events', '0001_initial'),
+        ("customers", "0001_initial"),
+        ("events", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Source',
+            name="Source",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True, verbose_name='name')),
-                ('key_prefix', models.CharField(editable=False, max_length=12, verbose_name='key prefix')),
-                ('key_digest', models.CharField(editable=False, max_length=64, unique=True, verbose_name='key digest')),
-                ('is_active', models.BooleanField(default=True, verbose_name='active')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='created at')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, unique=True, verbose_name="name")),
+                (
+                    "key_prefix",
+                    models.CharField(editable=False, max_length=12, verbose_name="key prefix"),
+                ),
+                (
+                    "key_digest",
+                    models.CharField(
+                        editable=False, max_length=64, unique=True, verbose_name="key digest"
+                    ),
+                ),
+                ("is_active", models.BooleanField(default=True, verbose_name="active")),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="created at"
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'event source',
-                'verbose_name_plural': 'event sources',
-                'ordering': ['name'],
+                "verbose_name": "event source",
+                "verbose_name_plural": "event sources",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='AnonymousLink',
+            name="AnonymousLink",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('anonymous_id', models.CharField(max_length=100, unique=True, verbose_name='anonymous id')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='linked at')),
-                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='anonymous_links', to='customers.customer', verbose_name='customer')),
-                ('source', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='events.source', verbose_name='source')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "anonymous_id",
+                    models.CharField(max_length=100, unique=True, verbose_name="anonymous id"),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="linked at"
+                    ),
+                ),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="anonymous_links",
+                        to="customers.customer",
+                        verbose_name="customer",
+                    ),
+                ),
+                (
+                    "source",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to="events.source",
+                        verbose_name="source",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'anonymous id link',
-                'verbose_name_plural': 'anonymous id links',
+                "verbose_name": "anonymous id link",
+                "verbose_name_plural": "anonymous id links",
             },
         ),
     ]
