@@ -104,7 +104,7 @@ def score_customers(
         raise AnalyticsInputError(f"no purchases on or before {end}")
     out = rfm.score_rfm(summary, rules=segment_rules)
 
-    say("fitting BG/NBD and Gamma-Gamma")
+    say("fitting BG/NBD")
     x = summary["x"].to_numpy(float)
     t_x = summary["t_x"].to_numpy(float)
     T = summary["T"].to_numpy(float)  # noqa: N806 - the papers' name
@@ -116,6 +116,7 @@ def score_customers(
         models["bgnbd"] = fit.to_dict()
     except InsufficientDataError as exc:
         models["notes"].append(f"BG/NBD not fitted: {exc}")
+    say("fitting Gamma-Gamma")
     gg = None
     try:
         rep = summary["x"] > 0
@@ -124,6 +125,7 @@ def score_customers(
     except InsufficientDataError as exc:
         models["notes"].append(f"Gamma-Gamma not fitted: {exc}")
 
+    say("predicting P(alive), purchases, spend and CLV")
     if params is not None:
         out["p_alive"] = clv.bgnbd_probability_alive(params, x, t_x, T)
         out["expected_purchases"] = clv.bgnbd_expected_purchases(params, horizon_units, x, t_x, T)

@@ -1,0 +1,503 @@
+"""Time a full score refresh against the usual pandas + lifetimes pipeline.
+
+    python benchmarks/analytics_refresh.py [--customers 1000000] [--database both] [--reuse]
+
+Per database (SQLite, PostgreSQL): demo data is generated once into a scratch database
+(/tmp/kequn-bench-analytics/ and postgresql://postgres@127.0.0.1:5432/kequn_bench_analytics),
+then, each in its own subprocess so peak memory is per pipeline:
+
+* Kequn: ``kequn.scoring.services.refresh_scores`` — load from the database, aggregate
+  (DuckDB) and RFM, fit BG/NBD, fit Gamma-Gamma, predict (P(alive), expected purchases,
+  expected spend, CLV), lifecycle, churn, write the scores.
+* reference: the same purchases, exported once to Parquet (export not counted on either
+  side), read with pandas, summarised with pandas groupby, RFM quintiles with pandas, and
+  BetaGeoFitter / GammaGammaFitter / customer_lifetime_value from ``lifetimes``, run in a
+  separate interpreter (``--lifetimes-python``) where lifetimes is installed.
+
+Peak memory is the child's ru_maxrss from os.wait4 (the database server is not counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+SCRATCH = Path("/tmp/kequn-bench-analytics")
+PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
+PG_DATABASE = "kequn_bench_analytics"
+DEFAULT_CUSTOMERS = 1_000_000
+TODAY = date(2026, 11, 20)
+NOW = datetime(2026, 11, 20, 23, 59, 59, tzinfo=UTC)
+SEED = 42
+HORIZON_DAYS = 90
+CLV_MONTHS = 12
+DISCOUNT = 0.01
+HERE = Path(__file__).resolve()
+DEFAULT_LIFETIMES_PYTHON = "/tmp/lifetimes-venv/bin/python"
+
+KEQUN_STAGES = [
+    ("load", "load from DB"),
+    ("aggregate", "aggregate + RFM"),
+    ("fit_bgnbd", "fit BG/NBD"),
+    ("fit_gammagamma", "fit Gamma-Gamma"),
+    ("predict", "P(alive), E[purchases], CLV"),
+    ("lifecycle", "lifecycle"),
+    ("churn", "churn"),
+    ("write", "write scores"),
+]
+REFERENCE_STAGES = [
+    ("read", "read Parquet"),
+    ("aggregate", "groupby summary + RFM"),
+    ("fit_bgnbd", "fit BG/NBD"),
+    ("fit_gammagamma", "fit Gamma-Gamma"),
+    ("predict", "P(alive), E[purchases], CLV"),
+]
+# Progress messages of refresh_scores / score_customers that open each stage.
+KEQUN_MARKS = {
+    "loading purchases": "load",
+    "aggregating customers": "aggregate",
+    "fitting BG/NBD": "fit_bgnbd",
+    "fitting Gamma-Gamma": "fit_gammagamma",
+    "predicting P(alive), purchases, spend and CLV": "predict",
+    "assigning lifecycle stages": "lifecycle",
+    "training churn model": "churn",
+    "writing scores": "write",
+}
+
+
+# ------------------------------------------------------------------------- helpers
+
+
+def log(message: str) -> None:
+    """Print a progress line to stderr."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def database_url(vendor: str, customers: int) -> str:
+    """Return the scratch database URL for a vendor and data size."""
+    if vendor == "sqlite":
+        return f"sqlite:///{SCRATCH / f'kequn-{customers}.sqlite3'}"
+    return f"{PG_SERVER}/{pg_database_name(customers)}"
+
+
+def pg_database_name(customers: int) -> str:
+    """Return the PostgreSQL scratch database name (sized runs other than 1M get a suffix)."""
+    return PG_DATABASE if customers == DEFAULT_CUSTOMERS else f"{PG_DATABASE}_{customers}"
+
+
+def parquet_path(vendor: str, customers: int) -> Path:
+    """Return where the purchases of one scratch database are exported."""
+    return SCRATCH / f"purchases-{vendor}-{customers}.parquet"
+
+
+def marker_path(vendor: str, customers: int) -> Path:
+    """Return the file that records a finished generation into a scratch database."""
+    return SCRATCH / f"generated-{vendor}-{customers}.json"
+
+
+def setup_django(vendor: str, customers: int) -> None:
+    """Point Django at the scratch database and set it up."""
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "kequn.settings"
+    os.environ["KEQUN_DATA_DIR"] = str(SCRATCH / "data")
+    os.environ["KEQUN_DATABASE_URL"] = database_url(vendor, customers)
+    import django
+
+    django.setup()
+
+
+def run_pg_admin(*statements: str) -> list:
+    """Run statements on the maintenance database in autocommit; return the last rows."""
+    import psycopg
+
+    rows: list = []
+    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+        for sql in statements:
+            cur = conn.execute(sql)
+            rows = cur.fetchall() if cur.description else []
+    return rows
+
+
+# ------------------------------------------------------------------------- workers
+
+
+def prepare_database(vendor: str, customers: int, reuse: bool) -> dict:
+    """Create, migrate and fill the scratch database unless --reuse finds it filled."""
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+    marker = marker_path(vendor, customers)
+    if vendor == "postgresql":
+        name = pg_database_name(customers)
+        exists = run_pg_admin(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
+        if exists and not (reuse and marker.exists()):
+            run_pg_admin(f"DROP DATABASE {name} WITH (FORCE)")
+            exists = []
+        if not exists:
+            run_pg_admin(f"CREATE DATABASE {name}")
+    else:
+        path = SCRATCH / f"kequn-{customers}.sqlite3"
+        if path.exists() and not (reuse and marker.exists()):
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+    setup_django(vendor, customers)
+    from django.core.management import call_command
+
+    from kequn.customers.models import Customer
+    from kequn.demo.generator import generate_demo_data
+
+    call_command("migrate", interactive=False, verbosity=0)
+    if reuse and marker.exists():
+        info = json.loads(marker.read_text())
+        if Customer.objects.count() == info["customers"]:
+            log(f"{vendor}: reusing {info['customers']:,} customers, {info['orders']:,} orders")
+            return info
+        log(f"{vendor}: scratch data does not match {marker.name}; regenerating")
+        raise SystemExit(f"remove {marker} and run again without --reuse")
+    parquet_path(vendor, customers).unlink(missing_ok=True)
+    log(f"{vendor}: generating {customers:,} demo customers (progress bar below) ...")
+    summary = generate_demo_data(customers, seed=SEED, today=TODAY, progress=True)
+    info = {
+        "customers": summary.customers,
+        "orders": summary.orders,
+        "order_lines": summary.order_lines,
+        "events": summary.events,
+        "seconds": round(summary.seconds, 1),
+        "seed": SEED,
+        "today": TODAY.isoformat(),
+    }
+    marker.write_text(json.dumps(info))
+    log(f"{vendor}: generated in {summary.seconds:.0f} s: {info}")
+    return info
+
+
+def export_purchases(vendor: str, customers: int) -> dict:
+    """Write the store's purchases to Parquet with Kequn's loader (not timed for either side)."""
+    import pyarrow.parquet as pq
+
+    setup_django(vendor, customers)
+    from kequn.scoring.loading import load_purchases
+
+    tick = time.perf_counter()
+    table = load_purchases()
+    path = parquet_path(vendor, customers)
+    pq.write_table(table, path)
+    return {"rows": table.num_rows, "seconds": time.perf_counter() - tick, "path": str(path)}
+
+
+def run_kequn_refresh(vendor: str, customers: int) -> dict:
+    """Clear the scores (untimed), then time one full refresh_scores stage by stage."""
+    import resource
+
+    setup_django(vendor, customers)
+    from django.db import connection
+
+    from kequn.scoring.models import CustomerScore, ScoreRun, StageChange
+    from kequn.scoring.services import refresh_scores
+
+    # Every measured run is a first refresh: 1M score rows and 1M stage changes to write.
+    with connection.cursor() as cursor:
+        for model in (StageChange, CustomerScore):
+            table = model._meta.db_table
+            verb = "TRUNCATE" if connection.vendor == "postgresql" else "DELETE FROM"
+            cursor.execute(f'{verb} "{table}"')
+    marks: list[tuple[str, float]] = []
+
+    def mark(message: str) -> None:
+        marks.append((message, time.perf_counter()))
+        log(f"{vendor} kequn: {message}")
+
+    start = time.perf_counter()
+    result = refresh_scores(now=NOW, progress=mark)
+    finish = time.perf_counter()
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    times: dict[str, float] = {}
+    bounds = [*marks, ("end", finish)]
+    for (message, at), (_, until) in zip(bounds, bounds[1:], strict=False):
+        key = KEQUN_MARKS.get(message, "other")
+        times[key] = times.get(key, 0.0) + (until - at)
+    times["other"] = times.get("other", 0.0) + (marks[0][1] - start if marks else 0.0)
+    run = ScoreRun.objects.order_by("-id").first()
+    details = run.details or {}
+    return {
+        "times": times,
+        "total": finish - start,
+        "peak_rss_kib": peak_kib,
+        "customers": result.customers,
+        "stage_changes": result.stage_changes,
+        "bgnbd": details.get("bgnbd", {}).get("params"),
+        "gammagamma": details.get("gammagamma", {}).get("params"),
+        "notes": details.get("notes", []),
+    }
+
+
+def export_scores(vendor: str, customers: int, path: Path) -> dict:
+    """Write the stored scores of purchasing customers to Parquet for the comparison."""
+    import pandas as pd
+
+    setup_django(vendor, customers)
+    from django.db import connection
+
+    from kequn.scoring.models import CustomerScore
+
+    columns = ["customer_id", "r_score", "f_score", "m_score", "p_alive"]
+    columns += ["expected_purchases", "expected_spend", "clv"]
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {CustomerScore._meta.db_table} "
+        "WHERE p_alive IS NOT NULL ORDER BY customer_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        frame = pd.DataFrame(cursor.fetchall(), columns=columns)
+    frame.to_parquet(path, index=False)
+    return {"rows": len(frame)}
+
+
+WORKERS = {
+    "prepare": lambda a: prepare_database(a.database, a.customers, a.reuse),
+    "export": lambda a: export_purchases(a.database, a.customers),
+    "kequn": lambda a: run_kequn_refresh(a.database, a.customers),
+    "scores": lambda a: export_scores(a.database, a.customers, Path(a.out)),
+}
+
+
+# -------------------------------------------------------------------- orchestration
+
+
+def run_child(command: list[str]) -> tuple[dict, int]:
+    """Run a child process; return its last JSON stdout line and its own peak RSS (KiB)."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    output = proc.stdout.read()
+    proc.stdout.close()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(command[:4])} ... failed with exit code {proc.returncode}")
+    lines = [line for line in output.splitlines() if line.startswith("{")]
+    return (json.loads(lines[-1]) if lines else {}), usage.ru_maxrss
+
+
+def run_worker(name: str, vendor: str, customers: int, *extra: str) -> tuple[dict, int]:
+    """Run one worker of this script in a fresh interpreter."""
+    command = [sys.executable, str(HERE), "--worker", name, "--database", vendor]
+    return run_child([*command, "--customers", str(customers), *extra])
+
+
+def run_reference(python: str, vendor: str, customers: int) -> tuple[dict, int]:
+    """Run the pandas + lifetimes pipeline in the lifetimes interpreter."""
+    out = SCRATCH / f"reference-{vendor}-{customers}.parquet"
+    command = [python, str(HERE.with_name("_analytics_reference.py"))]
+    command += ["--parquet", str(parquet_path(vendor, customers)), "--out", str(out)]
+    command += ["--end", NOW.date().isoformat(), "--horizon-days", str(HORIZON_DAYS)]
+    command += ["--clv-months", str(CLV_MONTHS), "--discount-rate", str(DISCOUNT)]
+    return run_child(command)
+
+
+def median_times(runs: list[dict]) -> dict[str, float]:
+    """Return the median of each stage and of the total over repeated runs."""
+    keys = {k for run in runs for k in run["times"]}
+    out = {k: statistics.median(run["times"].get(k, 0.0) for run in runs) for k in keys}
+    out["total"] = statistics.median(sum(run["times"].values()) for run in runs)
+    return out
+
+
+def compare_outputs(kequn: dict, reference: dict, vendor: str, customers: int) -> dict:
+    """Compare fitted parameters and per-customer outputs of both pipelines."""
+    import numpy as np
+    import pandas as pd
+
+    scores_path = SCRATCH / f"kequn-scores-{vendor}-{customers}.parquet"
+    run_worker("scores", vendor, customers, "--out", str(scores_path))
+    ours = pd.read_parquet(scores_path)
+    theirs = pd.read_parquet(SCRATCH / f"reference-{vendor}-{customers}.parquet")
+    both = ours.merge(theirs, on="customer_id", suffixes=("_k", "_r"))
+    out: dict = {"customers_kequn": len(ours), "customers_ref": len(theirs), "joined": len(both)}
+    names = {"r": "r", "alpha": "alpha", "a": "a", "b": "b"}
+    out["bgnbd"] = {
+        k: (
+            kequn["bgnbd"][k],
+            reference["bgnbd"][v],
+            rel_diff(kequn["bgnbd"][k], reference["bgnbd"][v]),
+        )
+        for k, v in names.items()
+    }
+    names = {"p": "p", "q": "q", "gamma": "v"}
+    out["gammagamma"] = {
+        k: (
+            kequn["gammagamma"][k],
+            reference["gammagamma"][v],
+            rel_diff(kequn["gammagamma"][k], reference["gammagamma"][v]),
+        )
+        for k, v in names.items()
+    }
+    for col in ("p_alive", "expected_purchases", "expected_spend", "clv"):
+        a, b = both[f"{col}_k"].to_numpy(float), both[f"{col}_r"].to_numpy(float)
+        ok = np.isfinite(a) & np.isfinite(b)
+        out[col] = {
+            "corr": float(np.corrcoef(a[ok], b[ok])[0, 1]),
+            "median_rel_diff": float(
+                np.median(np.abs(a[ok] - b[ok]) / np.maximum(np.abs(b[ok]), 1e-12))
+            ),
+            "mean_k": float(a[ok].mean()),
+            "mean_r": float(b[ok].mean()),
+        }
+    for col in ("r_score", "f_score", "m_score"):
+        out[col] = float((both[f"{col}_k"] == both[f"{col}_r"]).mean())
+    return out
+
+
+def rel_diff(ours: float, theirs: float) -> float:
+    """Return |ours - theirs| / |theirs|."""
+    return abs(ours - theirs) / abs(theirs) if theirs else float("inf")
+
+
+def print_report(
+    vendor: str, info: dict, kequn: list[dict], reference: list[dict], agree: dict | None
+) -> dict:
+    """Print the stage table of one database; return its headline numbers."""
+    ours = median_times(kequn)
+    theirs = median_times(reference) if reference else {}
+    repeat = f", median of {len(kequn)} runs" if len(kequn) > 1 else ""
+    print(f"\n== {vendor}: {info['customers']:,} customers, {info['orders']:,} orders{repeat} ==")
+    print(f"{'stage':<34}{'Kequn':>10}{'pandas+lifetimes':>18}")
+    pairs = dict(REFERENCE_STAGES)
+    for key, label in KEQUN_STAGES:
+        ref = "-"
+        if key == "load" and "read" in theirs:
+            ref = f"{theirs['read']:.1f} s"
+            label = "load from DB / read Parquet"
+        elif key in pairs and key in theirs:
+            ref = f"{theirs[key]:.1f} s"
+        print(f"{label:<34}{ours.get(key, 0.0):>8.1f} s{ref:>18}")
+    if ours.get("other", 0.0) >= 0.05:
+        print(f"{'other (run log)':<34}{ours['other']:>8.1f} s{'-':>18}")
+    shared = ["aggregate", "fit_bgnbd", "fit_gammagamma", "predict"]
+    ours_shared = sum(ours.get(k, 0.0) for k in shared)
+    ref_total = theirs.get("total", float("nan"))
+    ref_shared = sum(theirs.get(k, 0.0) for k in shared) if theirs else float("nan")
+    print(f"{'total':<34}{ours['total']:>8.1f} s{ref_total:>16.1f} s")
+    print(f"{'  of which shared stages*':<34}{ours_shared:>8.1f} s{ref_shared:>16.1f} s")
+    peak_k = max(run["peak_rss_kib"] for run in kequn) / 1024**2
+    peak_r = max(run["peak_rss_kib"] for run in reference) / 1024**2 if reference else float("nan")
+    print(f"{'peak RSS':<34}{peak_k:>7.2f} GB{peak_r:>15.2f} GB")
+    ratio = ref_total / ours["total"] if theirs else float("nan")
+    ratio_shared = ref_shared / ours_shared if theirs else float("nan")
+    print(
+        f"ratio reference/Kequn, end to end: {ratio:.1f}x (target >= 10x); shared stages*: {ratio_shared:.1f}x"
+    )
+    print(f"peak memory Kequn {peak_k:.2f} GB: {'under' if peak_k < 4 else 'OVER'} 4 GB")
+    print("* aggregate + RFM, both fits, predictions: what both pipelines compute")
+    if agree:
+        print_agreement(agree)
+    return {"kequn": ours["total"], "reference": ref_total, "ratio": ratio, "peak_gb": peak_k}
+
+
+def print_agreement(agree: dict) -> None:
+    """Print how closely the two pipelines agree."""
+    print(
+        f"agreement on {agree['joined']:,} purchasing customers "
+        f"(Kequn {agree['customers_kequn']:,}, reference {agree['customers_ref']:,}):"
+    )
+    for model in ("bgnbd", "gammagamma"):
+        cells = ", ".join(
+            f"{k} {a:.4g} vs {b:.4g} ({d:.2%})" for k, (a, b, d) in agree[model].items()
+        )
+        print(f"  {model}: {cells}")
+    worst = max(d for _, _, d in agree["bgnbd"].values())
+    print(f"  BG/NBD params within 1%: {'yes' if worst <= 0.01 else 'NO'} (worst {worst:.2%})")
+    corr = agree["p_alive"]["corr"]
+    print(f"  P(alive) correlation {corr:.5f}: {'> 0.99 yes' if corr > 0.99 else 'NO'}")
+    for col in ("expected_purchases", "expected_spend", "clv"):
+        c = agree[col]
+        print(
+            f"  {col}: corr {c['corr']:.5f}, median |rel diff| {c['median_rel_diff']:.3%}, "
+            f"mean {c['mean_k']:.4g} vs {c['mean_r']:.4g}"
+        )
+    print(
+        "  RFM scores identical: "
+        + ", ".join(f"{c[0].upper()} {agree[c]:.2%}" for c in ("r_score", "f_score", "m_score"))
+    )
+
+
+def describe_load() -> str:
+    """Return the load averages and core count, for judging noise."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
+
+
+def parse_args() -> argparse.Namespace:
+    """Read the command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=DEFAULT_CUSTOMERS)
+    parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--reuse", action="store_true", help="keep already generated data")
+    parser.add_argument("--repeat", type=int, default=1, help="measured runs per pipeline")
+    parser.add_argument("--lifetimes-python", default=DEFAULT_LIFETIMES_PYTHON)
+    parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def main() -> int:
+    """Prepare the data, run both pipelines per database and print the comparison."""
+    args = parse_args()
+    if args.worker:
+        print(json.dumps(WORKERS[args.worker](args), default=str), flush=True)
+        return 0
+    vendors = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
+    reference_ok = not args.skip_reference and Path(args.lifetimes_python).exists()
+    if not args.skip_reference and not reference_ok:
+        log(
+            f"no {args.lifetimes_python}: create it with `python3 -m venv --system-site-packages "
+            f"/tmp/lifetimes-venv && /tmp/lifetimes-venv/bin/pip install lifetimes`; skipping the reference"
+        )
+    print(f"machine at start: {describe_load()}")
+    headlines = {}
+    for vendor in vendors:
+        info, _ = run_worker(
+            "prepare", vendor, args.customers, *(["--reuse"] if args.reuse else [])
+        )
+        if not parquet_path(vendor, args.customers).exists():
+            exported, _ = run_worker("export", vendor, args.customers)
+            log(
+                f"{vendor}: exported {exported['rows']:,} purchases to Parquet in {exported['seconds']:.1f} s (not counted)"
+            )
+        kequn, reference = [], []
+        for i in range(args.repeat):
+            log(f"{vendor}: Kequn refresh, run {i + 1}/{args.repeat}")
+            run, child_peak = run_worker("kequn", vendor, args.customers)
+            run["child_peak_rss_kib"] = child_peak
+            kequn.append(run)
+            log(
+                f"{vendor}: Kequn refresh took {run['total']:.1f} s, peak {run['peak_rss_kib'] / 1024**2:.2f} GB ({describe_load()})"
+            )
+            if reference_ok:
+                log(f"{vendor}: pandas + lifetimes, run {i + 1}/{args.repeat}")
+                ref, child_peak = run_reference(args.lifetimes_python, vendor, args.customers)
+                ref["child_peak_rss_kib"] = child_peak
+                reference.append(ref)
+                log(
+                    f"{vendor}: reference took {sum(ref['times'].values()):.1f} s ({describe_load()})"
+                )
+        agree = (
+            compare_outputs(kequn[-1], reference[-1], vendor, args.customers) if reference else None
+        )
+        headlines[vendor] = print_report(vendor, info, kequn, reference, agree)
+    print(f"\nmachine at end: {describe_load()}")
+    if len(headlines) > 1:
+        print(f"\n{'database':<12}{'Kequn':>10}{'reference':>12}{'ratio':>8}{'peak':>10}")
+        for vendor, h in headlines.items():
+            print(
+                f"{vendor:<12}{h['kequn']:>8.1f} s{h['reference']:>10.1f} s{h['ratio']:>7.1f}x{h['peak_gb']:>7.2f} GB"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
