@@ -143,47 +143,73 @@ def predict_churn(model, features: pd.DataFrame) -> np.ndarray:
 
 def explain_churn_risk(features: pd.DataFrame, *, limit: int = 3) -> tuple[list[str], list[str]]:
     """Return readable reasons (English, Chinese) per customer, strongest first, joined by '; '."""
-    en_all: list[str] = []
-    zh_all: list[str] = []
-    cols = {
-        c: features[c].to_numpy(float)
+    n = len(features)
+    gap, freq, trend, p, recency = (
+        features[c].to_numpy(float)
         for c in ("gap_ratio", "frequency", "spend_trend", "p_alive", "recency_days")
-    }
-    for i in range(len(features)):
-        reasons: list[tuple[float, str, str]] = []
-        gap = cols["gap_ratio"][i]
-        if np.isfinite(gap) and gap >= 1.5:
-            reasons.append(
-                (
-                    gap,
-                    f"no purchase for {gap:.1f}× the usual gap",
-                    f"已 {gap:.1f} 倍于平常间隔未购买",
-                )
-            )
-        if cols["frequency"][i] <= 1:
-            reasons.append((1.4, "only one purchase", "仅购买过一次"))
-        trend = cols["spend_trend"][i]
-        if np.isfinite(trend) and trend < 0.8:
-            pct = round((1 - trend) * 100)
-            reasons.append(
-                (
-                    1.2 + (1 - trend),
-                    f"spend falling ({pct}% below earlier purchases)",
-                    f"消费金额下降（比早期低 {pct}%）",
-                )
-            )
-        p = cols["p_alive"][i]
-        if np.isfinite(p) and p < 0.5:
-            reasons.append(
-                (2 - p, f"low chance still active ({p:.0%})", f"仍活跃的概率低（{p:.0%}）")
-            )
-        if not reasons and cols["recency_days"][i] > 0:
-            days = int(cols["recency_days"][i])
-            reasons.append((0.0, f"no purchase for {days} days", f"已 {days} 天未购买"))
-        reasons.sort(key=lambda r: -r[0])
-        en_all.append("; ".join(r[1] for r in reasons[:limit]))
-        zh_all.append("；".join(r[2] for r in reasons[:limit]))
-    return en_all, zh_all
+    )
+    # Up to four candidate reasons per customer, as columns: strength, English, Chinese.
+    strength = np.full((n, 4), -np.inf)
+    en = np.full((n, 4), "", dtype=object)
+    zh = np.full((n, 4), "", dtype=object)
+
+    def put(col: int, hit: np.ndarray, power, text_en, text_zh) -> None:
+        strength[hit, col] = power
+        en[hit, col] = text_en
+        zh[hit, col] = text_zh
+
+    with np.errstate(invalid="ignore"):
+        hit = np.isfinite(gap) & (gap >= 1.5)
+        times = _format("%.1f", gap[hit])
+        put(
+            0,
+            hit,
+            gap[hit],
+            "no purchase for " + times + "× the usual gap",
+            "已 " + times + " 倍于平常间隔未购买",
+        )
+        hit = freq <= 1
+        put(1, hit, 1.4, "only one purchase", "仅购买过一次")
+        hit = np.isfinite(trend) & (trend < 0.8)
+        pct = _format("%d", np.round((1 - trend[hit]) * 100))
+        put(
+            2,
+            hit,
+            1.2 + (1 - trend[hit]),
+            "spend falling (" + pct + "% below earlier purchases)",
+            "消费金额下降（比早期低 " + pct + "%）",
+        )
+        hit = np.isfinite(p) & (p < 0.5)
+        share = _format("%.0f%%", p[hit] * 100)
+        put(
+            3,
+            hit,
+            2 - p[hit],
+            "low chance still active (" + share + ")",
+            "仍活跃的概率低（" + share + "）",
+        )
+        # Nothing stands out: say how long it has been (only when it has been a while).
+        hit = ~np.isfinite(strength).any(axis=1) & (recency > 0)
+        days = _format("%d", np.trunc(recency[hit]))
+        put(0, hit, 0.0, "no purchase for " + days + " days", "已 " + days + " 天未购买")
+    # Strongest first; equal strengths keep the order above (a stable sort, as before).
+    order = np.argsort(-strength, axis=1, kind="stable")[:, :limit]
+    rows = np.arange(n)[:, None]
+    top_present = np.isfinite(np.take_along_axis(strength, order, axis=1))
+    top_en, top_zh = en[rows, order], zh[rows, order]
+    out_en, out_zh = top_en[:, 0].copy(), top_zh[:, 0].copy()
+    for k in range(1, order.shape[1]):
+        more = top_present[:, k]
+        out_en[more] = out_en[more] + "; " + top_en[more, k]
+        out_zh[more] = out_zh[more] + "；" + top_zh[more, k]
+    return out_en.tolist(), out_zh.tolist()
+
+
+def _format(pattern: str, values: np.ndarray) -> np.ndarray:
+    """Return ``pattern % value`` for each value, as Python strings."""
+    if pattern == "%d":
+        values = values.astype(np.int64)
+    return np.char.mod(pattern, values).astype(object)
 
 
 def compute_lift(y: np.ndarray, score: np.ndarray, fraction: float = 0.1) -> float:
