@@ -375,7 +375,7 @@ def print_report(
             ref = f"{theirs[key]:.1f} s"
         print(f"{label:<34}{ours.get(key, 0.0):>8.1f} s{ref:>18}")
     if ours.get("other", 0.0) >= 0.05:
-        print(f"{'other (run log)':<34}{ours['other']:>8.1f} s{'-':>18}")
+        print(f"{'other (imports, run log)':<34}{ours['other']:>8.1f} s{'-':>18}")
     shared = ["aggregate", "fit_bgnbd", "fit_gammagamma", "predict"]
     ours_shared = sum(ours.get(k, 0.0) for k in shared)
     ref_total = theirs.get("total", float("nan"))
