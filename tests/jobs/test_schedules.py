@@ -28,11 +28,11 @@ def test_default_schedules_are_installed_once_and_keep_operator_changes():
 def test_due_schedule_is_enqueued_once_and_moves_on():
     install_default_schedules()
     now = timezone.now()
-    Schedule.objects.update(next_run_at=now - timedelta(minutes=1))
+    Schedule.objects.filter(name="analytics-refresh").update(next_run_at=now - timedelta(minutes=1))
     assert fire_due_schedules(now) == ["analytics-refresh"]
     assert fire_due_schedules(now) == []  # a second worker at the same moment fires nothing
-    assert DBTaskResult.objects.filter(task_path__endswith="refresh_scores_task").count() == 1
-    schedule = Schedule.objects.get()
+    assert DBTaskResult.objects.filter(task_path__endswith="nightly_refresh_task").count() == 1
+    schedule = Schedule.objects.get(name="analytics-refresh")
     assert now < schedule.next_run_at <= now + timedelta(days=1)
 
 
@@ -41,9 +41,9 @@ def test_missed_runs_fire_once_and_keep_the_wall_clock_time():
     install_default_schedules()
     now = timezone.now()
     due = now - timedelta(days=3, hours=2)
-    Schedule.objects.update(next_run_at=due)
+    Schedule.objects.filter(name="analytics-refresh").update(next_run_at=due)
     assert fire_due_schedules(now) == ["analytics-refresh"]
-    schedule = Schedule.objects.get()
+    schedule = Schedule.objects.get(name="analytics-refresh")
     assert schedule.next_run_at > now
     assert (schedule.next_run_at - due) % timedelta(days=1) == timedelta(0)
     assert DBTaskResult.objects.count() == 1

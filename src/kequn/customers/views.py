@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 
 from kequn.customers.models import Consent, Customer
 from kequn.customers.services import PROFILE_FIELDS, get_current_consents, get_customer_totals
+from kequn.recommend.services import get_recommendations_for_customer
 
 # The timelines show the latest rows only; the full history is one click away in the lists.
 RECENT_ORDERS = 20
@@ -109,6 +110,7 @@ def build_360_context(customer: Customer) -> dict[str, Any]:
         "change_url": reverse("admin:customers_customer_change", args=[customer.pk]),
         "merged_into": customer.merged_into,
         **get_score_context(customer),
+        "recommendations": get_recommendations_for_customer(customer.pk),
     }
 
 

@@ -20,7 +20,11 @@ class ScheduleSpec:
 
 # The schedules every installation has; operators may change interval or disable them.
 DEFAULT_SCHEDULES = {
-    "analytics-refresh": ScheduleSpec("kequn.scoring.tasks.refresh_scores_task", 24 * 60, time(3)),
+    # Segments and the dashboard are built on the scores, so one task refreshes them in order.
+    "analytics-refresh": ScheduleSpec("kequn.jobs.tasks.nightly_refresh_task", 24 * 60, time(3)),
+    "recommendations-train": ScheduleSpec(
+        "kequn.recommend.tasks.train_recommendations_task", 24 * 60, time(4)
+    ),
     "dashboard-weekly-report": ScheduleSpec(
         "kequn.dashboard.tasks.write_weekly_report_task", 7 * 24 * 60, time(6)
     ),

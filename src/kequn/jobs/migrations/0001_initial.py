@@ -4,28 +4,44 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Schedule',
+            name="Schedule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True, verbose_name='name')),
-                ('task_path', models.CharField(help_text='Import path of a django-tasks task.', max_length=200, verbose_name='task')),
-                ('interval_minutes', models.PositiveIntegerField(default=1440, verbose_name='every (minutes)')),
-                ('next_run_at', models.DateTimeField(verbose_name='next run at')),
-                ('last_enqueued_at', models.DateTimeField(blank=True, null=True, verbose_name='last enqueued at')),
-                ('enabled', models.BooleanField(default=True, verbose_name='enabled')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, unique=True, verbose_name="name")),
+                (
+                    "task_path",
+                    models.CharField(
+                        help_text="Import path of a django-tasks task.",
+                        max_length=200,
+                        verbose_name="task",
+                    ),
+                ),
+                (
+                    "interval_minutes",
+                    models.PositiveIntegerField(default=1440, verbose_name="every (minutes)"),
+                ),
+                ("next_run_at", models.DateTimeField(verbose_name="next run at")),
+                (
+                    "last_enqueued_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="last enqueued at"),
+                ),
+                ("enabled", models.BooleanField(default=True, verbose_name="enabled")),
             ],
             options={
-                'verbose_name': 'schedule',
-                'verbose_name_plural': 'schedules',
-                'ordering': ['name'],
+                "verbose_name": "schedule",
+                "verbose_name_plural": "schedules",
+                "ordering": ["name"],
             },
         ),
     ]

@@ -67,9 +67,8 @@ class Command(BaseCommand):
         serve(opts["host"], opts["port"])
 
     def refresh_analytics(self, quiet: bool) -> None:
-        try:
-            from kequn.scoring.services import refresh_scores
-        except ImportError:
-            return
-        result = refresh_scores(progress=not quiet)
-        self.stderr.write(f"Scored {result.customers:,} customers.")
+        from kequn.jobs.pipelines import refresh_analytics
+
+        result = refresh_analytics(progress=not quiet, recommendations=True)
+        steps = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.steps.items())
+        self.stderr.write(f"Analytics: {result.customers:,} customers scored ({steps}).")

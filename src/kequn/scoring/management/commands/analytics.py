@@ -2,22 +2,29 @@ from django.core.management.base import BaseCommand, CommandError
 
 
 class Command(BaseCommand):
-    help = "Compute customer scores on the store: RFM, lifecycle stage, CLV, churn risk."
+    help = (
+        "Compute customer scores on the store (RFM, lifecycle stage, CLV, churn risk), "
+        "then refresh the segments and the dashboard built on them."
+    )
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
         refresh = sub.add_parser("refresh", help="recompute every customer's scores now")
         refresh.add_argument("--quiet", action="store_true", help="no progress bars")
+        refresh.add_argument(
+            "--with-recommendations", action="store_true", help="retrain recommendations too"
+        )
 
     def handle(self, *args, action: str, quiet: bool = False, **options):
         from kequn.analytics.errors import AnalyticsInputError
-        from kequn.scoring.services import refresh_scores
+        from kequn.jobs.pipelines import refresh_analytics
 
         try:
-            result = refresh_scores(progress=not quiet)
+            result = refresh_analytics(
+                progress=not quiet, recommendations=options.get("with_recommendations", False)
+            )
         except AnalyticsInputError as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(
-            f"Scored {result.customers:,} customers in {result.seconds:.1f} s"
-            + (f" ({result.message})" if result.message else "")
-        )
+        steps = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.steps.items())
+        notes = f" ({'; '.join(result.notes)})" if result.notes else ""
+        self.stdout.write(f"Scored {result.customers:,} customers: {steps}{notes}")

@@ -1,0 +1,47 @@
+"""The refresh chain: scores first, then what is built on them (segments, dashboard)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class PipelineResult:
+    customers: int = 0
+    steps: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def refresh_analytics(*, progress: bool = False, recommendations: bool = False) -> PipelineResult:
+    """Refresh scores, then segments and tag rules, then the dashboard (and recommendations)."""
+    import time
+
+    from kequn.dashboard.services import refresh_dashboard
+    from kequn.scoring.services import refresh_scores
+    from kequn.segments.services import refresh_all
+
+    result = PipelineResult()
+    say: Callable[[str], None] = (
+        (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
+    )
+
+    def step(name: str, run: Callable[[], object]) -> object:
+        started = time.perf_counter()
+        say(f"{name}…")
+        value = run()
+        result.steps[name] = round(time.perf_counter() - started, 2)
+        return value
+
+    scores = step("scores", lambda: refresh_scores(progress=progress))
+    result.customers = scores.customers
+    if scores.message:
+        result.notes.append(scores.message)
+    step("segments", refresh_all)
+    step("dashboard", refresh_dashboard)
+    if recommendations:
+        from kequn.recommend.services import train_recommendations
+
+        step("recommendations", lambda: train_recommendations(progress=progress))
+    return result
