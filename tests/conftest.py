@@ -52,3 +52,12 @@ def make_api_client(db):
         return client
 
     return factory
+
+
+@pytest.fixture(autouse=True)
+def clear_cache():
+    """Start every test with an empty cache (lists cache their filter choices)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import translation
 
 from kequn.customers.models import CustomerTag, Identity, Tag
 from kequn.segments import services
@@ -60,7 +61,7 @@ def test_segment_used_by_another_cannot_be_deleted(shop):
         "B",
         {"match": "all", "conditions": [{"field": "in_segment", "operator": "in", "value": a.pk}]},
     )
-    with pytest.raises(ValidationError, match="refers to this segment"):
+    with translation.override("en"), pytest.raises(ValidationError, match="refers to this segment"):
         services.delete_segment(a)
 
 

@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db import connection
@@ -153,6 +153,114 @@ def make_distinct_filter(
             "title": title,
             "sample_size": sample_size,
         },
+    )
+
+
+class ScoreDigitFilter(DropdownFilter):
+    """Pick customers by one RFM score digit (1-5), e.g. from a cell of the RFM grid."""
+
+    field_name = ""
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        """Offer the five score values."""
+        return [(str(n), str(n)) for n in range(1, 6)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        """Keep customers whose latest score has this digit."""
+        value = self.value()
+        if value and value.isdigit():
+            return queryset.filter(**{f"score__{self.field_name}": int(value)})
+        return queryset
+
+
+class RScoreFilter(ScoreDigitFilter):
+    title = _("R score")
+    parameter_name = "score__r_score__exact"
+    field_name = "r_score"
+
+
+class FScoreFilter(ScoreDigitFilter):
+    title = _("F score")
+    parameter_name = "score__f_score__exact"
+    field_name = "f_score"
+
+
+def filter_by_purchases(request: HttpRequest, queryset: QuerySet) -> QuerySet:
+    """Apply the purchase filters together: channel, purchase dates, first-purchase dates.
+
+    The dashboard links combine them ("customers who bought in this channel this month"), so
+    they must mean one condition on the same orders, not independent ones.
+    """
+    from django.db.models import Exists, Min, OuterRef
+
+    from kequn.commerce.models import Order
+
+    params = request.GET
+    zone = timezone.get_current_timezone()
+
+    def day(name: str, next_day: bool = False) -> dt.datetime | None:
+        parsed = parse_date(params.get(name, "").strip())
+        if parsed is None:
+            return None
+        return dt.datetime.combine(parsed + dt.timedelta(days=int(next_day)), dt.time(), zone)
+
+    purchases = Order.objects.filter(customer=OuterRef("pk"), status__in=Order.PURCHASE_STATUSES)
+    channel = params.get("purchase_channel", "").strip()
+    if channel.isdigit():
+        purchases = purchases.filter(channel_id=int(channel))
+    since, until = day("purchased_from"), day("purchased_to", next_day=True)
+    in_range = purchases
+    if since:
+        in_range = in_range.filter(ordered_at__gte=since)
+    if until:
+        in_range = in_range.filter(ordered_at__lt=until)
+    if channel.isdigit() or since or until:
+        queryset = queryset.filter(Exists(in_range))
+    first_since = day("first_purchase_from")
+    first_until = day("first_purchase_to", next_day=True)
+    if first_since or first_until:
+        firsts = purchases.values("customer").annotate(first=Min("ordered_at"))
+        if first_since:
+            firsts = firsts.filter(first__gte=first_since)
+        if first_until:
+            firsts = firsts.filter(first__lt=first_until)
+        queryset = queryset.filter(Exists(firsts))
+    return queryset
+
+
+class PurchaseChannelFilter(DropdownFilter):
+    title = _("bought in channel")
+    parameter_name = "purchase_channel"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        """Offer the stores and channels."""
+        from kequn.commerce.models import Channel
+
+        return [(str(pk), name) for pk, name in Channel.objects.values_list("pk", "name")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        """Apply every purchase filter at once (this one runs them for the others)."""
+        return filter_by_purchases(request, queryset)
+
+
+class PurchaseDateFilter(TextFilter):
+    """A date box (YYYY-MM-DD) whose condition is applied by PurchaseChannelFilter."""
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        """Leave filtering to filter_by_purchases, which combines all purchase parameters."""
+        if self.value() and parse_date(self.value().strip()) is None:
+            messages.warning(
+                request, _("%(value)s is not a date: use YYYY-MM-DD") % {"value": self.value()}
+            )
+        return queryset
+
+
+def make_purchase_date_filter(parameter: str, title: Any) -> type[PurchaseDateFilter]:
+    """Build one of the purchase-date boxes."""
+    return type(
+        f"{parameter.title()}Filter",
+        (PurchaseDateFilter,),
+        {"parameter_name": parameter, "title": title},
     )
 
 
@@ -322,6 +430,13 @@ class CustomerAdmin(ModelAdmin):
         ("score__lifecycle_stage", ChoicesDropdownFilter),
         ("score__clv", RangeNumericFilter),
         ("score__churn_percentile", RangeNumericFilter),
+        RScoreFilter,
+        FScoreFilter,
+        PurchaseChannelFilter,
+        make_purchase_date_filter("purchased_from", _("bought on or after")),
+        make_purchase_date_filter("purchased_to", _("bought on or before")),
+        make_purchase_date_filter("first_purchase_from", _("first purchase on or after")),
+        make_purchase_date_filter("first_purchase_to", _("first purchase on or before")),
         ("kind", ChoicesDropdownFilter),
         ("gender", ChoicesDropdownFilter),
         make_distinct_filter("province", _("province")),
@@ -367,6 +482,12 @@ class CustomerAdmin(ModelAdmin):
         EmployerInline,
     )
     actions_detail = ("open_360",)
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        """Allow the RFM digit filters, whose parameters look like field lookups."""
+        if lookup in {RScoreFilter.parameter_name, FScoreFilter.parameter_name}:
+            return True
+        return super().lookup_allowed(lookup, value, request)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet, search_term: str
