@@ -15,7 +15,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
-from django.utils.translation import gettext as _t
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 from unfold.decorators import display
@@ -78,7 +78,7 @@ class ImportRunAdmin(ModelAdmin):
         """Upload a file, preview the column mapping, dry-run it, then import it."""
         if not request.user.has_perm("ingest.view_importrun"):
             return redirect("admin:index")
-        context = {**self.admin_site.each_context(request), "title": _t("Import a file")}
+        context = {**self.admin_site.each_context(request), "title": gettext("Import a file")}
         form = UploadForm(request.POST or None, request.FILES or None)
         step = request.POST.get("step", "")
         if step in ("dry_run", "import"):
@@ -100,7 +100,7 @@ class ImportRunAdmin(ModelAdmin):
                 messages.error(request, str(exc))
                 return redirect("admin:ingest_upload")
             if step == "import":
-                messages.success(request, _t("Imported: %(s)s") % {"s": summary.to_dict()})
+                messages.success(request, gettext("Imported: %(s)s") % {"s": summary.to_dict()})
                 return redirect("admin:ingest_importrun_change", summary.run_id)
             context.update(self._preview(stored, kind, mapping, request.POST))
             context["summary"] = summary
@@ -176,7 +176,7 @@ class QuarantinedRowAdmin(ModelAdmin):
         counts = retry_quarantined_rows(queryset)
         self.message_user(
             request,
-            _t("%(ok)d rows imported, %(bad)d still rejected")
+            gettext("%(ok)d rows imported, %(bad)d still rejected")
             % {"ok": counts["resolved"], "bad": counts["still_rejected"]},
             messages.SUCCESS if not counts["still_rejected"] else messages.WARNING,
         )
@@ -185,7 +185,7 @@ class QuarantinedRowAdmin(ModelAdmin):
     def discard_rows(self, request: HttpRequest, queryset: QuerySet) -> None:
         """Mark rows as deliberately not imported."""
         count = discard_quarantined_rows(queryset)
-        self.message_user(request, _t("%(n)d rows discarded") % {"n": count})
+        self.message_user(request, gettext("%(n)d rows discarded") % {"n": count})
 
 
 def _customer_link(customer_id: int) -> str:
@@ -228,7 +228,7 @@ class MergeAdmin(ModelAdmin):
                 done += 1
             except ValidationError as exc:
                 self.message_user(request, "; ".join(exc.messages), messages.ERROR)
-        self.message_user(request, _t("%(n)d merges undone") % {"n": done})
+        self.message_user(request, gettext("%(n)d merges undone") % {"n": done})
 
 
 COMPARED = ("name", "birthday", "gender", "province", "city", "external_ref", "source_channel")
@@ -284,7 +284,7 @@ class MatchCandidateAdmin(ModelAdmin):
                 done += 1
             except ValidationError as exc:
                 self.message_user(request, "; ".join(exc.messages), messages.ERROR)
-        self.message_user(request, _t("%(n)d pairs merged") % {"n": done})
+        self.message_user(request, gettext("%(n)d pairs merged") % {"n": done})
 
     @admin.action(description=_("Reject: different customers"))
     def reject(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -293,4 +293,4 @@ class MatchCandidateAdmin(ModelAdmin):
         for candidate in queryset.filter(status=MatchCandidate.Status.PENDING):
             reject_match(candidate, by=request.user)
             count += 1
-        self.message_user(request, _t("%(n)d pairs kept apart") % {"n": count})
+        self.message_user(request, gettext("%(n)d pairs kept apart") % {"n": count})
