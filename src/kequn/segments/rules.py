@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from kequn.scoring.models import LifecycleStage, RFMSegment
+
 ROOT = "rules"
 
 # Operators by value type; "days" windows are extra keys, not operators.
@@ -59,19 +61,9 @@ def _number(column: str, group: str, window: bool = False) -> FieldSpec:
     return FieldSpec("number", group, column, NUMBER_OPS, window=window)
 
 
-RFM_SEGMENTS = (
-    "champions",
-    "loyal_customers",
-    "potential_loyalists",
-    "new_customers",
-    "promising",
-    "need_attention",
-    "about_to_sleep",
-    "at_risk",
-    "cant_lose_them",
-    "hibernating",
-)
-LIFECYCLE_STAGES = ("prospect", "new", "active", "loyal", "at_risk", "churned", "reactivated")
+# The choices of the stored scores, so rules and scores cannot drift apart.
+RFM_SEGMENTS = tuple(RFMSegment.values)
+LIFECYCLE_STAGES = tuple(LifecycleStage.values)
 CONSENT_CHANNELS = ("email", "sms", "phone", "wechat")
 CONSENT_PURPOSES = ("marketing", "service")
 
