@@ -38,6 +38,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--database-url", default="", help="postgresql://... (default SQLite)")
+    parser.add_argument(
+        "--keep-indexes", action="store_true", help="maintain secondary indexes during the load"
+    )
     parser.add_argument("--no-floor", action="store_true", help="skip the floor measurement")
     return parser.parse_args()
 
@@ -149,7 +152,12 @@ def main() -> int:
 
     backend = "PostgreSQL" if pg else "SQLite"
     print(f"{backend}: generating {args.customers:,} customers ...", file=sys.stderr)
-    summary = generate_demo_data(args.customers, seed=args.seed, today=date(2026, 11, 20))
+    summary = generate_demo_data(
+        args.customers,
+        seed=args.seed,
+        today=date(2026, 11, 20),
+        rebuild_indexes=not args.keep_indexes,
+    )
     connections.close_all()
     total_rows = sum(summary.rows.values())
     print(f"\n== demo data generation, {backend}, {args.customers:,} customers ==")

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import io
+import re
+import sqlite3
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 from django.db import connections, transaction
+
+# Leading index columns whose values grow with the generated ids (rows are written per
+# customer, orders by customer and time), so their indexes only ever append.
+APPEND_ORDER_COLUMNS = {"customer_id", "order_id", "merged_into_id", "added_by_id"}
 
 
 @dataclass
@@ -110,6 +117,8 @@ class BulkWriter:
         self.conn.ensure_connection()
         self.vendor = self.conn.vendor
         self._saved_pragmas: dict[str, object] = {}
+        self._copier: ThreadPoolExecutor | None = None
+        self._pending: list[Future] = []
 
     def column_names(self, model: type, names: list[str]) -> list[str]:
         """Map field names to database column names."""
@@ -132,16 +141,29 @@ class BulkWriter:
         if self.vendor != "sqlite":
             return
         cur = self.conn.connection.cursor()
-        for pragma in ("synchronous", "cache_size", "foreign_keys"):
+        pragmas = {
+            "synchronous": "OFF",
+            "cache_size": "-2000000",
+            "foreign_keys": "OFF",
+            "temp_store": "MEMORY",
+            "threads": "2",
+        }
+        for pragma in pragmas:
             self._saved_pragmas[pragma] = cur.execute(f"PRAGMA {pragma}").fetchone()[0]
         # The rows are consistent by construction; checking each foreign key per insert
-        # and syncing each commit would dominate the load time.
-        cur.execute("PRAGMA synchronous=OFF")
-        cur.execute("PRAGMA cache_size=-1000000")
-        cur.execute("PRAGMA foreign_keys=OFF")
+        # and syncing each commit would dominate the load time. temp_store and threads
+        # speed up the sorts of CREATE INDEX after the load.
+        for pragma, value in pragmas.items():
+            cur.execute(f"PRAGMA {pragma}={value}")
+        # journal_mode stays WAL: MEMORY or OFF saved only ~2% (45.0 s vs 46.1 s at 100k
+        # customers) and would let a crash mid-load corrupt the database.
 
     def end_load(self) -> None:
         """Restore the connection settings changed by begin_load."""
+        if self._copier is not None:  # after a failure: let a running COPY finish first
+            self._copier.shutdown(wait=True)
+            self._copier = None
+            self._pending.clear()
         if self.vendor == "postgresql" and getattr(self, "_replica", False):
             with self.conn.cursor() as cur:
                 cur.execute("SET session_replication_role = DEFAULT")
@@ -171,12 +193,27 @@ class BulkWriter:
         self.rows[table] = self.rows.get(table, 0) + n
 
     def _write_sqlite(self, table: str, cols: list[str], data: TableData) -> None:
-        values = [convert_sqlite_column(c) for c in data.columns.values()]
+        # Multi-row INSERTs over one flat parameter list: about twice as fast as
+        # executemany over row tuples (fewer statement steps, no tuple per row).
+        n, k = len(data), len(cols)
+        flat: list = [None] * (n * k)
+        for i, col in enumerate(data.columns.values()):
+            flat[i::k] = convert_sqlite_column(col)
+        raw = self.conn.connection
+        limit = raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        per = max(1, min(500, limit // k))
         quoted = ", ".join(f'"{c}"' for c in cols)
-        marks = ", ".join("?" * len(cols))
-        sql = f'INSERT INTO "{table}" ({quoted}) VALUES ({marks})'
-        cur = self.conn.connection.cursor()
-        cur.executemany(sql, zip(*values, strict=True))
+        row = "(" + ", ".join("?" * k) + ")"
+        head = f'INSERT INTO "{table}" ({quoted}) VALUES '
+        cur = raw.cursor()
+        full = n // per * per
+        if full:
+            sql = head + ", ".join([row] * per)
+            step = per * k
+            for start in range(0, full * k, step):
+                cur.execute(sql, flat[start : start + step])
+        if n > full:
+            cur.execute(head + ", ".join([row] * (n - full)), flat[full * k :])
 
     def _write_postgres(self, table: str, cols: list[str], data: TableData) -> None:
         arrow = pa.table([convert_arrow_column(c) for c in data.columns.values()], names=list(cols))
@@ -184,8 +221,21 @@ class BulkWriter:
         pa_csv.write_csv(arrow, buf, pa_csv.WriteOptions(include_header=False, batch_size=65536))
         quoted = ", ".join(f'"{c}"' for c in cols)
         sql = f'COPY "{table}" ({quoted}) FROM STDIN WITH (FORMAT csv)'
+        # The server parses and stores this table while the next one is generated: one
+        # COPY at a time, in order, on the same connection (psycopg releases the GIL).
+        self.flush()
+        if self._copier is None:
+            self._copier = ThreadPoolExecutor(1, thread_name_prefix="demo-copy")
+        self._pending.append(self._copier.submit(self._copy, sql, buf))
+
+    def _copy(self, sql: str, buf: io.BytesIO) -> None:
         with self.conn.connection.cursor() as cur, cur.copy(sql) as copy:
             copy.write(buf.getbuffer())
+
+    def flush(self) -> None:
+        """Wait for the background COPY, raising its error; call before each commit."""
+        while self._pending:
+            self._pending.pop(0).result()
 
     def next_id(self, model: type) -> int:
         """Return the first free primary key of the model's table."""
@@ -208,6 +258,14 @@ class BulkWriter:
                 )
                 cur.execute(sql)
 
+    def analyze(self, models: list[type]) -> None:
+        """Refresh PostgreSQL planner statistics of the loaded tables."""
+        if self.vendor != "postgresql" or self.conn.in_atomic_block:
+            return
+        with self.conn.cursor() as cur:
+            for model in models:
+                cur.execute(f'ANALYZE "{model._meta.db_table}"')
+
     def drop_indexes(self, models: list[type]) -> None:
         """Drop the secondary indexes of the tables; restore_indexes builds them again."""
         self._dropped: list[tuple[str, str]] = getattr(self, "_dropped", [])
@@ -227,12 +285,17 @@ class BulkWriter:
                         [table],
                     )
                 for name, sql in cur.fetchall():
+                    lead = re.search(r'\bON [^(]*\(\s*"?(\w+)', sql)
+                    if lead and lead.group(1) in APPEND_ORDER_COLUMNS:
+                        continue  # keys arrive in ascending order: cheap to maintain
                     cur.execute(f'DROP INDEX "{name}"')
                     self._dropped.append((name, sql))
 
     def restore_indexes(self) -> None:
         """Recreate the indexes dropped by drop_indexes."""
         with self.conn.cursor() as cur:
+            if self.vendor == "postgresql" and getattr(self, "_dropped", None):
+                cur.execute("SET maintenance_work_mem = '512MB'")
             while getattr(self, "_dropped", None):
                 _, sql = self._dropped.pop()
                 cur.execute(sql)
