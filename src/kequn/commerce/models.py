@@ -108,19 +108,23 @@ class Order(models.Model):
     PURCHASE_STATUSES = (Status.PAID, Status.SHIPPED, Status.COMPLETED)
 
     number = models.CharField(_("order number"), max_length=64, unique=True)
+    # Indexed by order_customer_time_idx, which leads with the customer.
     customer = models.ForeignKey(
         Customer,
         on_delete=models.PROTECT,
         null=True,
         blank=True,
+        db_index=False,
         related_name="orders",
         verbose_name=_("customer"),
     )
+    # Indexed by order_channel_time_idx, which leads with the channel.
     channel = models.ForeignKey(
         Channel,
         on_delete=models.PROTECT,
         null=True,
         blank=True,
+        db_index=False,
         related_name="orders",
         verbose_name=_("store or channel"),
     )
@@ -161,10 +165,6 @@ class OrderLine(models.Model):
     class Meta:
         verbose_name = _("order line")
         verbose_name_plural = _("order lines")
-        indexes = [
-            models.Index(fields=["order"], name="orderline_order_idx"),
-            models.Index(fields=["product"], name="orderline_product_idx"),
-        ]
 
     def __str__(self) -> str:
         return f"{self.quantity} × {self.product_id}"

@@ -87,7 +87,11 @@ class Identity(models.Model):
         EXTERNAL = "external", _("External id")
 
     customer = models.ForeignKey(
-        Customer, on_delete=models.CASCADE, related_name="identities", verbose_name=_("customer")
+        Customer,
+        on_delete=models.CASCADE,
+        db_index=False,  # identity_customer_idx leads with the customer
+        related_name="identities",
+        verbose_name=_("customer"),
     )
     kind = models.CharField(_("type"), max_length=10, choices=Kind.choices)
     system = models.CharField(
@@ -133,7 +137,6 @@ class Address(models.Model):
     class Meta:
         verbose_name = _("address")
         verbose_name_plural = _("addresses")
-        indexes = [models.Index(fields=["customer"], name="address_customer_idx")]
 
     def __str__(self) -> str:
         return " ".join(p for p in [self.province, self.city, self.district, self.line] if p)
@@ -153,7 +156,11 @@ class Consent(models.Model):
         SERVICE = "service", _("Service")
 
     customer = models.ForeignKey(
-        Customer, on_delete=models.CASCADE, related_name="consents", verbose_name=_("customer")
+        Customer,
+        on_delete=models.CASCADE,
+        db_index=False,  # consent_latest_idx leads with the customer
+        related_name="consents",
+        verbose_name=_("customer"),
     )
     channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
     purpose = models.CharField(_("purpose"), max_length=10, choices=Purpose.choices)
@@ -224,10 +231,18 @@ class Tag(models.Model):
 
 class CustomerTag(models.Model):
     customer = models.ForeignKey(
-        Customer, on_delete=models.CASCADE, related_name="tag_links", verbose_name=_("customer")
+        Customer,
+        on_delete=models.CASCADE,
+        db_index=False,  # the (customer, tag) unique index leads with the customer
+        related_name="tag_links",
+        verbose_name=_("customer"),
     )
     tag = models.ForeignKey(
-        Tag, on_delete=models.CASCADE, related_name="customer_links", verbose_name=_("tag")
+        Tag,
+        on_delete=models.CASCADE,
+        db_index=False,  # customertag_tag_idx leads with the tag
+        related_name="customer_links",
+        verbose_name=_("tag"),
     )
     added_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
