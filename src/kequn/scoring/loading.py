@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from datetime import UTC
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -57,25 +56,8 @@ def load_purchases(using: str = "default") -> pa.Table:
             read_options=pacsv.ReadOptions(column_names=schema.names),
             convert_options=pacsv.ConvertOptions(column_types=schema),
         )
-    if connection.vendor == "sqlite":
-        return _load_sqlite_purchases(connection, schema)
-    batches = []
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        while rows := cursor.fetchmany(CHUNK_ROWS):
-            ids, times, amounts, order_ids = zip(*rows, strict=True)
-            batches.append(
-                pa.record_batch(
-                    [
-                        pa.array(ids, pa.int64()),
-                        _to_utc_timestamps(times),
-                        pa.array([float(a) for a in amounts], pa.float64()),
-                        pa.array(order_ids, pa.int64()),
-                    ],
-                    schema=schema,
-                )
-            )
-    return pa.Table.from_batches(batches, schema=schema)
+    # Kequn runs on SQLite and PostgreSQL only (see settings.DATABASES).
+    return _load_sqlite_purchases(connection, schema)
 
 
 def _load_sqlite_purchases(connection, schema: pa.Schema) -> pa.Table:
@@ -120,14 +102,3 @@ def load_customer_ids(using: str = "default") -> pa.Table:
         Customer.objects.using(using).filter(merged_into__isnull=True).values_list("id", flat=True)
     )
     return pa.table({"customer_id": pa.array(list(ids.iterator(chunk_size=100_000)), pa.int64())})
-
-
-def _to_utc_timestamps(values: tuple) -> pa.Array:
-    """Convert SQLite's datetimes (aware, naive UTC, or text) to an Arrow UTC timestamp array."""
-    if isinstance(values[0], str):
-        return pa.array(values).cast(pa.timestamp("us", tz="UTC"))
-    naive = [
-        v.replace(tzinfo=None) if v.tzinfo is None else v.astimezone(UTC).replace(tzinfo=None)
-        for v in values
-    ]
-    return pa.array(naive, pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC"))
