@@ -9,7 +9,9 @@ from django.core.management.base import CommandError
 
 
 def check_port_free(host: str, port: int) -> None:
-    """Raise CommandError if the address is already taken."""
+    """Raise CommandError if the port is out of range or the address is already taken."""
+    if not 0 < port < 65536:
+        raise CommandError(f"--port must be between 1 and 65535, got {port}")
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:

@@ -122,6 +122,7 @@ def test_bad_input_gets_one_line_and_exit_2(kequn_env, tmp_path):
         ["demo", "--customers", "-5", "--no-serve"],
         ["demo", "--customers", "many", "--no-serve"],
         ["demo", "--frobnicate"],
+        ["demo", "--port", "70000"],
         ["no-such-command"],
     ]
     for args in cases:

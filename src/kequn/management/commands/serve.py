@@ -12,8 +12,6 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=2)
 
     def handle(self, *args, host: str, port: int, workers: int, **options):
-        if not 0 < port < 65536:
-            raise CommandError(f"--port must be between 1 and 65535, got {port}")
         if workers < 1:
             raise CommandError("--workers must be at least 1")
         check_port_free(host, port)

@@ -1,6 +1,6 @@
 import argparse
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from kequn.conf import get_data_dir
 from kequn.demo.services import ensure_admin, migrate_database
@@ -61,8 +61,6 @@ class Command(BaseCommand):
             self.stderr.write("An administrator account already exists.")
         if opts["no_serve"]:
             return
-        if not 0 < opts["port"] < 65536:
-            raise CommandError("--port must be between 1 and 65535")
         self.stderr.write(f"Open http://{opts['host']}:{opts['port']}/ and sign in.")
         serve(opts["host"], opts["port"])
 
