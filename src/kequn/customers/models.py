@@ -52,6 +52,23 @@ class Customer(models.Model):
         verbose_name=_("merged into"),
         help_text=_("Set when this record was merged into another one (kept for undo)."),
     )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="owned_customers",
+        verbose_name=_("owner"),
+        help_text=_("The sales rep in charge; sales reps see only the accounts they own."),
+    )
+    processing_restricted = models.BooleanField(
+        _("processing restricted"),
+        db_default=False,  # bulk loaders that list their columns need not know this one
+        help_text=_(
+            "Set on a data-subject request: the record is kept but not scored, "
+            "segmented, exported or marketed to."
+        ),
+    )
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 

@@ -1,0 +1,78 @@
+"""The master key (key-encryption key) kept outside the database, and keys derived from it.
+
+KEQUN_MASTER_KEY holds the key as 32 bytes in URL-safe base64; otherwise it is read from
+KEQUN_KEY_FILE (default: master.key in the data directory, created on first run with mode 0600).
+Move the key file off the machine that holds the database backups: whoever has both can read
+the personal data.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from kequn.conf import ConfigError, ensure_data_dir, get_data_dir
+
+KEY_BYTES = 32
+
+
+def get_key_file() -> Path:
+    """Return KEQUN_KEY_FILE, or master.key in the data directory."""
+    value = os.environ.get("KEQUN_KEY_FILE")
+    return Path(value).expanduser().resolve() if value else get_data_dir() / "master.key"
+
+
+def decode_master_key(text: str, origin: str) -> bytes:
+    """Decode a base64 master key; raise ConfigError naming where it came from."""
+    try:
+        key = base64.urlsafe_b64decode(text.strip() + "=" * (-len(text.strip()) % 4))
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) != KEY_BYTES:
+        raise ConfigError(
+            f"{origin} is not a valid master key: it must be {KEY_BYTES} bytes in URL-safe "
+            'base64 (create one with `python -c "import base64,os;'
+            'print(base64.urlsafe_b64encode(os.urandom(32)).decode())"`)'
+        )
+    return key
+
+
+@lru_cache(maxsize=1)
+def load_master_key() -> bytes:
+    """Return the master key, creating the key file on first run."""
+    if text := os.environ.get("KEQUN_MASTER_KEY"):
+        return decode_master_key(text, "KEQUN_MASTER_KEY")
+    path = get_key_file()
+    try:
+        return decode_master_key(path.read_text(), str(path))
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise ConfigError(f"cannot read the key file {path} ({exc.strerror or exc})") from None
+    if path.parent == get_data_dir():
+        ensure_data_dir()
+    text = base64.urlsafe_b64encode(secrets.token_bytes(KEY_BYTES)).decode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return decode_master_key(path.read_text(), str(path))
+    except OSError as exc:
+        raise ConfigError(f"cannot create the key file {path} ({exc.strerror or exc})") from None
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text + "\n")
+    return decode_master_key(text, str(path))
+
+
+@lru_cache(maxsize=32)
+def derive_key(purpose: str) -> bytes:
+    """Return a 32-byte key for one purpose (e.g. "audit-chain"), derived from the master key."""
+    return HKDF(
+        algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=f"kequn:{purpose}".encode()
+    ).derive(load_master_key())
