@@ -9,9 +9,9 @@ import pytest
 
 from kequn.analytics import (
     AnalyticsInputError,
-    compute_customer_scores,
     normalize_transactions,
     read_transactions,
+    score_customers,
     summarize_customers,
 )
 from kequn.analytics.cli import main
@@ -68,7 +68,7 @@ def test_future_timestamps_are_refused():
         {"customer_id": ["a", "b"], "ts": ["2024-01-01", "2031-05-01"], "amount": [1.0, 2.0]}
     )
     with pytest.raises(AnalyticsInputError, match=r"after now .*customer b at 2031-05-01"):
-        compute_customer_scores(tx, datetime(2024, 6, 1))
+        score_customers(tx, datetime(2024, 6, 1))
 
 
 def test_missing_column_is_named():

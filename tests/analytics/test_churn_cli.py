@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from kequn.analytics import compute_customer_scores, evaluate_churn, read_transactions
+from kequn.analytics import evaluate_churn, read_transactions, score_customers
 from kequn.analytics.cli import main
 
 
@@ -34,9 +34,9 @@ def test_churn_model_beats_recency_and_bgnbd_on_cdnow_master(master_tx):
     assert ev.reliability["customers"].sum() == 23570
 
 
-def test_compute_customer_scores_one_row_per_customer(master_tx):
+def test_score_customers_one_row_per_customer(master_tx):
     customers = ["99999", "00001", "00002"]
-    scores = compute_customer_scores(master_tx, "1998-06-30", customers=customers)
+    scores = score_customers(master_tx, "1998-06-30", customers=customers)
     assert len(scores) == 23571 and scores["customer_id"].is_unique
     row = scores.set_index("customer_id").loc["00001"]
     assert row["lifecycle_stage"] == "churned"

@@ -23,7 +23,7 @@ from .errors import AnalyticsInputError, InsufficientDataError
 from .io import check_not_future, normalize_transactions, read_transactions
 from .lifecycle import LifecycleThresholds, assign_lifecycle_stages, diff_lifecycle_stages
 from .rfm import DEFAULT_SEGMENT_RULES, score_rfm
-from .scores import compute_customer_scores, score_customers
+from .scores import score_customers
 
 __all__ = [
     "DEFAULT_SEGMENT_RULES",
@@ -37,7 +37,6 @@ __all__ = [
     "check_not_future",
     "compute_clv",
     "compute_cohorts",
-    "compute_customer_scores",
     "diff_lifecycle_stages",
     "evaluate_churn",
     "explain_churn_risk",

@@ -237,12 +237,13 @@ def run_analysis(
     scored_tx = tx.filter(
         pc.less_equal(tx["ts"], pa.scalar(_end_of(score_day), pa.timestamp("us")))
     )
-    scores, score_models = score_customers(
+    scores = score_customers(
         scored_tx,
         _end_of(score_day),
         time_unit=time_unit,
         churn_horizon_days=(hold_end - cal_end).days if hold_end else 90,
     )
+    score_models = scores.attrs["models"]
     models["scores"] = score_models
     models["notes"].extend(score_models.get("notes", []))
     if hold_end is not None and "bgnbd" in fits:

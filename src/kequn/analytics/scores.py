@@ -26,7 +26,7 @@ def _as_datetime(now: date | datetime | str) -> datetime:
     return datetime(d.year, d.month, d.day, 23, 59, 59, 999999)
 
 
-def compute_customer_scores(
+def score_customers(
     transactions: Any,
     now: date | datetime | str,
     customers: Any = None,
@@ -53,38 +53,6 @@ def compute_customer_scores(
     backend), the models fit on compressed per-customer statistics, and churn
     training subsamples to 300k customers.
     """
-    scores, models = score_customers(
-        transactions,
-        now,
-        customers,
-        time_unit=time_unit,
-        churn_horizon_days=churn_horizon_days,
-        clv_months=clv_months,
-        monthly_discount_rate=monthly_discount_rate,
-        segment_rules=segment_rules,
-        thresholds=thresholds,
-        backend=backend,
-        progress=progress,
-    )
-    scores.attrs["models"] = models
-    return scores
-
-
-def score_customers(
-    transactions: Any,
-    now: date | datetime | str,
-    customers: Any = None,
-    *,
-    time_unit: str = "week",
-    churn_horizon_days: int = 90,
-    clv_months: int = 12,
-    monthly_discount_rate: float = 0.01,
-    segment_rules: Mapping[str, Mapping[str, tuple[int, int]]] | None = None,
-    thresholds: lifecycle.LifecycleThresholds | None = None,
-    backend: Any = None,
-    progress: Progress | None = None,
-) -> tuple[pd.DataFrame, dict]:
-    """Return (scores, models) — the scores of :func:`compute_customer_scores` and the fit details."""
     say = progress or (lambda _msg: None)
     now_dt = _as_datetime(now)
     end = now_dt.date()
@@ -186,7 +154,8 @@ def score_customers(
             prospects["frequency"] = 0
             out = pd.concat([out, prospects], ignore_index=True)
     out = out.sort_values("customer_id", kind="stable").reset_index(drop=True)
-    return out, models
+    out.attrs["models"] = models
+    return out
 
 
 def _score_churn(tx, features, end: date, horizon_days: int, time_unit: str, backend):

@@ -186,7 +186,8 @@ def refresh_scores(
         # The analytics package keys customers by string id (files may carry any id).
         purchases = normalize_transactions(purchases)
         customer_ids = customers.column("customer_id").cast(pa.string())
-        scores, details = score_customers(purchases, now, customer_ids.to_pandas(), progress=say)
+        scores = score_customers(purchases, now, customer_ids.to_pandas(), progress=say)
+        details = scores.attrs["models"]
         say("writing scores")
         scores = scores.copy()
         # Percentile among scored customers: "top 10% churn risk" is what operators filter on.
