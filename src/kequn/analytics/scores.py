@@ -167,23 +167,11 @@ def _score_churn(tx, features, end: date, horizon_days: int, time_unit: str, bac
         "horizon_days": horizon_days,
     }
     try:
-        train_summary = summarize_customers(
-            tx, train_cut, end, time_unit=time_unit, backend=backend
-        )
-        if len(train_summary) < 100:
+        x_train, y_train = churn.build_training_set(tx, train_cut, horizon_days, time_unit, backend)
+        if len(y_train) < 100:
             raise InsufficientDataError(
-                f"churn: {len(train_summary)} customers bought before {train_cut} (need 100)"
+                f"churn: {len(y_train)} customers bought before {train_cut} (need 100)"
             )
-        try:
-            p = clv.fit_bgnbd(train_summary["x"], train_summary["t_x"], train_summary["T"]).params
-        except InsufficientDataError:
-            p = None
-        x_train = churn.build_churn_features(
-            train_summary, p, horizon_days / days_per_unit(time_unit)
-        )
-        y_train = (train_summary["holdout_days"].to_numpy() == 0).astype(int)
-        if p is None:
-            x_train[["p_alive", "expected_purchases", "p_no_purchase"]] = np.nan
         model = churn.train_churn_model(x_train, y_train)
         info.update(n_train=len(y_train), train_churn_rate=float(y_train.mean()))
         return churn.predict_churn(model, features), info
