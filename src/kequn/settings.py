@@ -9,6 +9,8 @@ Environment variables (defaults in brackets):
   KEQUN_TIME_ZONE      time zone of the business [Asia/Shanghai]
   KEQUN_LANGUAGE       default language, en or zh-hans [zh-hans]
   KEQUN_SECURE_COOKIES send cookies over HTTPS only [false; set true behind TLS]
+  KEQUN_PDF_FONT       TrueType font (.ttf/.ttc) embedded in PDF reports for Chinese text
+                       [/usr/share/fonts/truetype/wqy/wqy-microhei.ttc, Debian fonts-wqy-microhei]
 """
 
 from __future__ import annotations
@@ -126,6 +128,8 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = os.environ.get("KEQUN_TIME_ZONE", "Asia/Shanghai")
 USE_I18N = True
 USE_TZ = True
+# PDF reports embed this font for Chinese text (Debian package fonts-wqy-microhei).
+PDF_FONT = os.environ.get("KEQUN_PDF_FONT", "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
 
 STATIC_URL = "static/"
 # Serve straight from the installed packages: `kequn serve` needs no collectstatic step.

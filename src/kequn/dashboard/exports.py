@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
@@ -17,7 +19,7 @@ from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfbase.ttfonts import TTFError, TTFont
 from reportlab.platypus import (
     KeepTogether,
     PageBreak,
@@ -30,16 +32,47 @@ from reportlab.platypus import (
 
 from kequn.dashboard.queries import CHART_TITLES
 
-CJK_FONT = "STSong-Light"  # one of reportlab's built-in CID fonts: no font file needed
+# A TrueType font embedded (as a subset) in every PDF, so Chinese shows on any machine.
+CJK_FONT = "KequnCJK"
 LATIN_FONT = "Helvetica"
 LIST_PDF_ROWS = 2_000
 LIST_XLSX_ROWS = 1_000_000
 ACCENT = colors.HexColor("#6366f1")
 
 
-def _fonts() -> None:
-    if CJK_FONT not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(UnicodeCIDFont(CJK_FONT))
+class PdfFontError(RuntimeError):
+    """The Chinese font the PDFs embed is missing or unreadable."""
+
+
+_registered_font_path: str | None = None
+
+
+def register_pdf_font() -> None:
+    """Register the Chinese TrueType font named by KEQUN_PDF_FONT (again only if it changed)."""
+    global _registered_font_path
+    path = str(settings.PDF_FONT)
+    if path == _registered_font_path:
+        return
+    hint = _(
+        "install Debian's fonts-wqy-microhei (apt-get install fonts-wqy-microhei) or set "
+        "KEQUN_PDF_FONT to a TrueType .ttf/.ttc file"
+    )
+    if not Path(path).is_file():
+        raise PdfFontError(
+            _("PDF export needs a Chinese font and %(path)s does not exist: %(hint)s.")
+            % {"path": path, "hint": hint}
+        )
+    try:
+        # In a collection (.ttc) the first face is the proportional one (Micro Hei, not Mono).
+        font = TTFont(CJK_FONT, path, subfontIndex=0)
+    except (OSError, TTFError) as exc:
+        # reportlab reads TrueType outlines only: an OpenType/CFF font (.otf) ends here too.
+        raise PdfFontError(
+            _("PDF export cannot use the font %(path)s (%(error)s): %(hint)s.")
+            % {"path": path, "error": exc, "hint": hint}
+        ) from None
+    pdfmetrics.registerFont(font)
+    _registered_font_path = path
 
 
 def _font_for(text: str) -> str:
@@ -389,7 +422,7 @@ def _chart_drawings(data: dict[str, Any]) -> list[tuple[str, Drawing]]:
 
 def build_dashboard_pdf(data: dict[str, Any]) -> bytes:
     """Return the dashboard as a PDF: the headline numbers, then each chart drawn as vectors."""
-    _fonts()
+    register_pdf_font()
     buffer = io.BytesIO()
     doc = SimpleDocTemplate(
         buffer, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm, title=_("Kequn dashboard")
@@ -456,7 +489,7 @@ def build_list_pdf(
     title: str, subtitle: str, header: list[str], rows: Iterable[list[Any]]
 ) -> bytes:
     """Return rows of an admin list as a PDF table (the first LIST_PDF_ROWS rows)."""
-    _fonts()
+    register_pdf_font()
     kept, more = [], False
     for n, row in enumerate(rows):
         if n >= LIST_PDF_ROWS:

@@ -549,7 +549,7 @@ def write_weekly_report(*, now: datetime | None = None) -> list[Path]:
     """Write the last seven days' summary as PDF and Excel files into the reports directory."""
     from django.utils import translation
 
-    from kequn.dashboard.exports import build_dashboard_pdf, build_dashboard_xlsx
+    from kequn.dashboard.exports import PdfFontError, build_dashboard_pdf, build_dashboard_xlsx
     from kequn.dashboard.queries import Filters, build_dashboard
 
     now = now or timezone.now()
@@ -557,9 +557,14 @@ def write_weekly_report(*, now: datetime | None = None) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     year, week, _ = timezone.localtime(now).isocalendar()
     stem = f"kequn-weekly-{year}-W{week:02d}"
+    font_error = None
     with translation.override(settings.LANGUAGE_CODE):
         data = build_dashboard(Filters(period=7))
-        contents = {".pdf": build_dashboard_pdf(data), ".xlsx": build_dashboard_xlsx(data)}
+        contents = {".xlsx": build_dashboard_xlsx(data)}
+        try:
+            contents[".pdf"] = build_dashboard_pdf(data)
+        except PdfFontError as exc:
+            font_error = exc
     written = []
     for suffix, content in contents.items():
         path = folder / f"{stem}{suffix}"
@@ -568,4 +573,7 @@ def write_weekly_report(*, now: datetime | None = None) -> list[Path]:
         partial.write_bytes(content)
         partial.replace(path)
         written.append(path)
-    return written
+    if font_error is not None:
+        # The Excel file is written; the PDF waits for the font.
+        raise font_error
+    return sorted(written)

@@ -61,9 +61,15 @@ def export_dashboard(request: HttpRequest, fmt: str) -> HttpResponse:
     _check_format(fmt)
     data = build_dashboard(parse_filters(request.GET))
     stamp = timezone.localtime().strftime("%Y%m%d")
-    content = (
-        exports.build_dashboard_xlsx(data) if fmt == "xlsx" else exports.build_dashboard_pdf(data)
-    )
+    try:
+        content = (
+            exports.build_dashboard_xlsx(data)
+            if fmt == "xlsx"
+            else exports.build_dashboard_pdf(data)
+        )
+    except exports.PdfFontError as exc:
+        messages.error(request, str(exc))
+        return HttpResponseRedirect(f"{reverse('admin:index')}?{request.GET.urlencode()}")
     return _download(content, f"kequn-dashboard-{data['filters'].period}d-{stamp}.{fmt}", fmt)
 
 
@@ -124,7 +130,11 @@ def export_list(request: HttpRequest, app_label: str, model_name: str, fmt: str)
             "when": timezone.localtime().strftime("%Y-%m-%d %H:%M"),
             "filters": f" — {query}" if query else "",
         }
-        content = exports.build_list_pdf(title, subtitle, header, rows())
+        try:
+            content = exports.build_list_pdf(title, subtitle, header, rows())
+        except exports.PdfFontError as exc:
+            messages.error(request, str(exc))
+            return HttpResponseRedirect(f"{list_url}?{request.GET.urlencode()}")
     return _download(content, f"kequn-{model_name}-{stamp}.{fmt}", fmt)
 
 
