@@ -185,6 +185,16 @@ class FScoreFilter(ScoreDigitFilter):
     field_name = "f_score"
 
 
+def parse_month(text: str) -> dt.date | None:
+    """Return the first day of a YYYY-MM month, or None if the text is not one."""
+    year, sep, month = text.strip().partition("-")
+    if not (sep and len(year) == 4 and year.isdigit() and month.isdigit() and len(month) <= 2):
+        return None
+    if not 1 <= int(month) <= 12 or int(year) < 1:
+        return None
+    return dt.date(int(year), int(month), 1)
+
+
 def filter_by_purchases(request: HttpRequest, queryset: QuerySet) -> QuerySet:
     """Apply the purchase filters together: channel, purchase dates, first-purchase dates.
 
@@ -218,6 +228,15 @@ def filter_by_purchases(request: HttpRequest, queryset: QuerySet) -> QuerySet:
         queryset = queryset.filter(Exists(in_range))
     first_since = day("first_purchase_from")
     first_until = day("first_purchase_to", next_day=True)
+    month = parse_month(params.get("first_purchase_month", ""))
+    if month is not None:
+        # A cohort of the dashboard: first purchase (in the channel, if one is chosen) that month.
+        month_start = dt.datetime.combine(month, dt.time(), zone)
+        next_month = dt.datetime.combine(
+            (month + dt.timedelta(days=32)).replace(day=1), dt.time(), zone
+        )
+        first_since = max(first_since, month_start) if first_since else month_start
+        first_until = min(first_until, next_month) if first_until else next_month
     if first_since or first_until:
         firsts = purchases.values("customer").annotate(first=Min("ordered_at"))
         if first_since:
@@ -262,6 +281,40 @@ def make_purchase_date_filter(parameter: str, title: Any) -> type[PurchaseDateFi
         (PurchaseDateFilter,),
         {"parameter_name": parameter, "title": title},
     )
+
+
+class PurchaseMonthFilter(TextFilter):
+    """A month box (YYYY-MM): customers whose first purchase fell in it (a dashboard cohort)."""
+
+    title = _("first purchase in month")
+    parameter_name = "first_purchase_month"
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        """Leave filtering to filter_by_purchases; say so when the month cannot be read."""
+        if self.value() and parse_month(self.value()) is None:
+            messages.warning(
+                request, _("%(value)s is not a month: use YYYY-MM") % {"value": self.value()}
+            )
+        return queryset
+
+
+class SegmentFilter(DropdownFilter):
+    title = _("segment")
+    parameter_name = "segment"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        """Offer every segment."""
+        from kequn.segments.models import Segment
+
+        return [(str(pk), name) for pk, name in Segment.objects.values_list("pk", "name")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        """Keep the segment's current members."""
+        value = self.value()
+        if value and value.isdigit():
+            # One membership row per (segment, customer), so the join cannot duplicate rows.
+            return queryset.filter(segment_memberships__segment_id=int(value))
+        return queryset
 
 
 class TagFilter(DropdownFilter):
@@ -437,6 +490,7 @@ class CustomerAdmin(ModelAdmin):
         make_purchase_date_filter("purchased_to", _("bought on or before")),
         make_purchase_date_filter("first_purchase_from", _("first purchase on or after")),
         make_purchase_date_filter("first_purchase_to", _("first purchase on or before")),
+        PurchaseMonthFilter,
         ("kind", ChoicesDropdownFilter),
         ("gender", ChoicesDropdownFilter),
         make_distinct_filter("province", _("province")),
@@ -445,6 +499,7 @@ class CustomerAdmin(ModelAdmin):
         make_distinct_filter("age_band", _("age band")),
         make_distinct_filter("income_band", _("income band")),
         TagFilter,
+        SegmentFilter,
         ("created_at", DayRangeFilter),
     )
     list_filter_submit = True

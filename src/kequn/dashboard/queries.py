@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -324,7 +324,16 @@ def _clv_label(index: int) -> str:
     return f"{low:,} – {CLV_EDGES[index]:,}"
 
 
-def _cohorts(cells: list[ChartCell]) -> dict[str, Any]:
+def _month_days(month: str, offset: int) -> tuple[date, date]:
+    """Return the first and last day of the month `offset` months after a YYYY-MM month."""
+    year, number = (int(part) for part in month.split("-"))
+    index = year * 12 + number - 1 + offset
+    first = date(index // 12, index % 12 + 1, 1)
+    following = date((index + 1) // 12, (index + 1) % 12 + 1, 1)
+    return first, following - timedelta(days=1)
+
+
+def _cohorts(cells: list[ChartCell], channel_param: int | None = None) -> dict[str, Any]:
     by_month: dict[str, dict[int, int]] = defaultdict(dict)
     for cell in cells:
         by_month[cell.x][int(cell.y)] = cell.customers
@@ -339,10 +348,32 @@ def _cohorts(cells: list[ChartCell]) -> dict[str, Any]:
                 continue
             n = counts.get(offset, 0)
             pct = n / size * 100 if size else 0.0
+            first, last = _month_days(month, offset)
             row_cells.append(
-                {"offset": offset, "customers": n, "pct": pct, "alpha": _alpha(pct, 100)}
+                {
+                    "offset": offset,
+                    "customers": n,
+                    "pct": pct,
+                    "alpha": _alpha(pct, 100),
+                    # The cohort's customers who bought again in that month (same channel).
+                    "link": customers_url(
+                        first_purchase_month=month,
+                        purchased_from=first,
+                        purchased_to=last,
+                        purchase_channel=channel_param,
+                    )
+                    if n
+                    else "",
+                }
             )
-        rows.append({"month": month, "size": size, "cells": row_cells})
+        rows.append(
+            {
+                "month": month,
+                "size": size,
+                "cells": row_cells,
+                "link": customers_url(first_purchase_month=month, purchase_channel=channel_param),
+            }
+        )
     return {"rows": rows, "offsets": list(range(COHORT_MONTHS))}
 
 
@@ -400,10 +431,13 @@ def _custom_segments() -> list[dict[str, Any]] | None:
 
     items = []
     for segment in Segment.objects.order_by("-member_count")[:15]:
-        try:
-            link = reverse("admin:segments_segment_change", args=[segment.pk])
-        except NoReverseMatch:
-            link = ""
+        # The bar opens the segment's members; the segment's own page if the list cannot.
+        link = customers_url(segment=segment.pk)
+        if not link:
+            try:
+                link = reverse("admin:segments_segment_change", args=[segment.pk])
+            except NoReverseMatch:
+                link = ""
         items.append({"label": segment.name, "customers": segment.member_count, "link": link})
     return _bars(items) if items else None
 
@@ -502,7 +536,7 @@ def build_dashboard(filters: Filters) -> dict[str, Any]:
             for c in cells[ChartCell.Chart.FLOWS][:15]
         ]
     )
-    data["cohorts"] = _cohorts(cells[ChartCell.Chart.COHORTS])
+    data["cohorts"] = _cohorts(cells[ChartCell.Chart.COHORTS], channel_param)
     clv_edges = (0, *CLV_EDGES)
     data["clv"] = _bars(
         [
