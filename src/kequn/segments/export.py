@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
-from django.db.models import Prefetch
+from django.db.models import Prefetch, QuerySet
 
 from kequn.customers.models import Address, Customer, Identity
 from kequn.segments.models import Segment
@@ -71,7 +71,12 @@ def mask_personal_fields(user: Any, row: dict) -> dict:
 
 def iter_member_rows(segment: Segment) -> Iterator[dict]:
     """Yield one plain row per member, reading customers in id batches (keyset paging)."""
-    members = Customer.objects.filter(segment_memberships__segment=segment).order_by("id")
+    return iter_customer_rows(Customer.objects.filter(segment_memberships__segment=segment))
+
+
+def iter_customer_rows(customers: QuerySet) -> Iterator[dict]:
+    """Yield one plain (unmasked) row per customer of a queryset, in id batches (keyset paging)."""
+    members = customers.order_by("id")
     members = members.select_related("score").prefetch_related(
         Prefetch(
             "identities",
