@@ -6,3 +6,10 @@ class AuditConfig(AppConfig):
     name = "kequn.security.audit"
     label = "audit"
     verbose_name = _("Audit trail")
+
+    def ready(self) -> None:
+        from django.db.backends.signals import connection_created
+
+        from kequn.security.audit import guard
+
+        connection_created.connect(guard.register_sqlite_function, dispatch_uid="kequn-audit-guard")
