@@ -54,6 +54,44 @@ def make_api_client(db):
     return factory
 
 
+def _force_login_with_second_factor(self, user, backend=None):
+    """Client.force_login that also passes the second factor administrators must use.
+
+    force_login already skips the password; tests of the real two-step login post the
+    login and code forms instead (tests/security/test_auth.py).
+    """
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from kequn.security.otp import is_two_factor_required
+
+    _plain_force_login(self, user, backend)
+    if is_two_factor_required(user):
+        device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+        device = device or TOTPDevice.objects.create(user=user, name="test", confirmed=True)
+        session = self.session
+        session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+        session.save()
+
+
+_plain_force_login = Client.force_login
+Client.force_login = _force_login_with_second_factor
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_cache():
+    """Give this test run its own cache in memory.
+
+    The default file cache in the data directory is shared by every process using that
+    directory: concurrent runs would read each other's entries and rate-limit counters.
+    """
+    from django.test import override_settings
+
+    locmem = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "tests"}
+    with override_settings(CACHES={"default": locmem}):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def clear_cache():
     """Start every test with an empty cache (lists cache their filter choices)."""
@@ -61,3 +99,13 @@ def clear_cache():
 
     cache.clear()
     yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def allow_audit_purge():
+    """Let Django's flush empty the append-only audit table between transactional tests."""
+    from kequn.security.audit import guard
+
+    guard.allow_purge(True)
+    yield
+    guard.allow_purge(False)

@@ -18,6 +18,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"status": "error", "detail": str(exc)[:200]}, status=503)
 
 
+# Unknown URLs under /api/ (like /api/v1/customers/1.5) get the API's JSON 404.
+handler404 = "kequn.api.handle_not_found"
+
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("healthz", healthz, name="healthz"),
