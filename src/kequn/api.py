@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import page_not_found
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError
 
@@ -15,7 +16,43 @@ from kequn.recommend.api import router as recommend_router
 from kequn.security.auth import api_auth
 from kequn.segments.api import router as segments_router
 
-api = NinjaAPI(
+# Every operation may answer with these; the body is always {"detail": ...}.
+ERROR_RESPONSES = {
+    "400": "Bad request: a malformed parameter, cursor or limit",
+    "401": "Authentication required: no, an unknown, expired or revoked token",
+    "403": "Permission denied for this user",
+    "404": "Not found (or not visible to this user)",
+    "422": "Validation error: the detail names the field and the problem",
+    "429": "Too many requests: slow down and retry later",
+}
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "detail": {
+            "anyOf": [{"type": "string"}, {"type": "array", "items": {}}],
+            "description": "One line, or a list of field errors",
+        }
+    },
+    "required": ["detail"],
+}
+
+
+class KequnAPI(NinjaAPI):
+    """The ninja API, with the error responses every operation can give in its schema."""
+
+    def get_openapi_schema(self, *, path_prefix=None, path_params=None):
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+        content = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                for code, description in ERROR_RESPONSES.items():
+                    responses.setdefault(code, {"description": description, "content": content})
+        return schema
+
+
+api = KequnAPI(
     title="Kequn API",
     version="1",
     description="Customers, orders, products and events of a Kequn installation.",
@@ -57,3 +94,12 @@ api.add_router("/v1/products", products_router)
 api.add_router("/v1/events", events_router)
 api.add_router("/v1/segments", segments_router)
 api.add_router("/v1/recommendations", recommend_router)
+
+
+def handle_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Answer unknown URLs under /api/ (e.g. a non-numeric id) in JSON, others with the page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"detail": f"not found: no API operation at {request.path}"}, status=404
+        )
+    return page_not_found(request, exception)

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import base64
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Schema
 from ninja.errors import HttpError
+from pydantic import Field
 
 from kequn.security.services import require_perm
 
 T = TypeVar("T")
 MAX_LIMIT = 500
+# An id in a path or filter: a larger number cannot be a row (64-bit keys) and would make
+# SQLite raise OverflowError, so it is refused as a validation error instead.
+ObjectId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 
 class Page(Schema, Generic[T]):

@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Field, Query, Router, Schema
 
-from kequn.apiutils import Page, check_perm, paginate
+from kequn.apiutils import ObjectId, Page, check_perm, paginate
 from kequn.commerce.models import Order, Product
 
 orders_router = Router(tags=["orders"])
@@ -72,7 +72,7 @@ class OrderOut(Schema):
 
 
 class OrderFilters(Schema):
-    customer_id: int | None = None
+    customer_id: ObjectId | None = None
     status: Order.Status | None = None
     channel: str | None = Field(None, max_length=50)
     since: datetime | None = None
@@ -108,7 +108,7 @@ def list_orders(
 
 
 @orders_router.get("/{int:order_id}", response=OrderOut, summary="Read an order")
-def get_order(request: HttpRequest, order_id: int):
+def get_order(request: HttpRequest, order_id: ObjectId):
     check_perm(request, "commerce.view_order")
     return get_object_or_404(_orders(), pk=order_id)
 
@@ -132,6 +132,6 @@ def list_products(
 
 
 @products_router.get("/{int:product_id}", response=ProductOut, summary="Read a product")
-def get_product(request: HttpRequest, product_id: int):
+def get_product(request: HttpRequest, product_id: ObjectId):
     check_perm(request, "commerce.view_product")
     return get_object_or_404(Product.objects.select_related("category__parent"), pk=product_id)

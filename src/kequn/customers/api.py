@@ -10,7 +10,7 @@ from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Field, Query, Router, Schema, Status
 
-from kequn.apiutils import Page, check_perm, paginate
+from kequn.apiutils import ObjectId, Page, check_perm, paginate
 from kequn.customers import services
 from kequn.customers.models import Customer
 
@@ -136,7 +136,7 @@ def create_customer(request: HttpRequest, payload: CustomerIn):
 
 
 @router.get("/{int:customer_id}", response=CustomerOut, summary="Read a customer")
-def get_customer(request: HttpRequest, customer_id: int):
+def get_customer(request: HttpRequest, customer_id: ObjectId):
     check_perm(request, "customers.view_customer")
     return _get(customer_id)
 
@@ -144,13 +144,13 @@ def get_customer(request: HttpRequest, customer_id: int):
 @router.get(
     "/{int:customer_id}/totals", response=CustomerTotalsOut, summary="Orders and revenue totals"
 )
-def get_customer_totals(request: HttpRequest, customer_id: int):
+def get_customer_totals(request: HttpRequest, customer_id: ObjectId):
     check_perm(request, "customers.view_customer")
     return services.get_customer_totals(_get(customer_id)).__dict__
 
 
 @router.patch("/{int:customer_id}", response=CustomerOut, summary="Change a customer")
-def update_customer(request: HttpRequest, customer_id: int, payload: CustomerPatch):
+def update_customer(request: HttpRequest, customer_id: ObjectId, payload: CustomerPatch):
     check_perm(request, "customers.change_customer")
     customer = _get(customer_id)
     services.update_customer(customer, payload.dict(exclude_unset=True), by=request.auth)
@@ -162,14 +162,14 @@ def update_customer(request: HttpRequest, customer_id: int, payload: CustomerPat
     response={201: IdentityOut},
     summary="Add an identity to a customer",
 )
-def add_identity(request: HttpRequest, customer_id: int, payload: IdentityIn):
+def add_identity(request: HttpRequest, customer_id: ObjectId, payload: IdentityIn):
     check_perm(request, "customers.change_customer")
     customer = _get(customer_id)
     return Status(201, services.add_identity(customer, services.IdentityInput(**payload.dict())))
 
 
 @router.delete("/{int:customer_id}", response={204: None}, summary="Delete a customer")
-def delete_customer(request: HttpRequest, customer_id: int):
+def delete_customer(request: HttpRequest, customer_id: ObjectId):
     check_perm(request, "customers.delete_customer")
     services.delete_customer(_get(customer_id), by=request.auth)
     return Status(204, None)

@@ -9,7 +9,7 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Field, Query, Router, Schema
 
-from kequn.apiutils import Page, check_perm, paginate
+from kequn.apiutils import ObjectId, Page, check_perm, paginate
 from kequn.events.models import Event
 
 router = Router(tags=["events"])
@@ -27,7 +27,7 @@ class EventOut(Schema):
 
 
 class EventFilters(Schema):
-    customer_id: int | None = None
+    customer_id: ObjectId | None = None
     name: str | None = Field(None, max_length=100)
     type: Event.Type | None = None
     since: datetime | None = None
@@ -54,6 +54,6 @@ def list_events(
 
 
 @router.get("/{int:event_id}", response=EventOut, summary="Read an event")
-def get_event(request: HttpRequest, event_id: int):
+def get_event(request: HttpRequest, event_id: ObjectId):
     check_perm(request, "events.view_event")
     return get_object_or_404(Event, pk=event_id)

@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Router, Schema
 
-from kequn.apiutils import Page, check_perm, paginate
+from kequn.apiutils import ObjectId, Page, check_perm, paginate
 from kequn.commerce.models import Product
 from kequn.customers.models import Customer
 from kequn.recommend import services
@@ -40,7 +40,10 @@ class ProductPick(Schema):
 
 @router.get("", response=Page[RecommendationOut], summary="Stored recommendations")
 def list_recommendations(
-    request: HttpRequest, customer_id: int | None = None, cursor: str | None = None, limit: int = 50
+    request: HttpRequest,
+    customer_id: ObjectId | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
 ):
     check_perm(request, "recommend.view_recommendation")
     qs = Recommendation.objects.all()
@@ -50,7 +53,7 @@ def list_recommendations(
 
 
 @router.get("/{int:recommendation_id}", response=RecommendationOut, summary="One stored row")
-def get_recommendation(request: HttpRequest, recommendation_id: int):
+def get_recommendation(request: HttpRequest, recommendation_id: ObjectId):
     check_perm(request, "recommend.view_recommendation")
     return get_object_or_404(Recommendation, pk=recommendation_id)
 
@@ -60,7 +63,7 @@ def get_recommendation(request: HttpRequest, recommendation_id: int):
     response=list[ProductPick],
     summary="Top products for a customer (popular in segment or city for new customers)",
 )
-def recommend_for_customer(request: HttpRequest, customer_id: int, n: int = 10):
+def recommend_for_customer(request: HttpRequest, customer_id: ObjectId, n: int = 10):
     check_perm(request, "recommend.view_recommendation")
     get_object_or_404(Customer, pk=customer_id)
     return services.get_recommendations_for_customer(customer_id, max(1, min(n, 50)))
@@ -71,7 +74,7 @@ def recommend_for_customer(request: HttpRequest, customer_id: int, n: int = 10):
     response=list[ProductPick],
     summary="Customers who bought this also bought",
 )
-def also_bought(request: HttpRequest, product_id: int, n: int = 10):
+def also_bought(request: HttpRequest, product_id: ObjectId, n: int = 10):
     check_perm(request, "recommend.view_recommendation")
     get_object_or_404(Product, pk=product_id)
     return services.get_also_bought(product_id, max(1, min(n, 50)))

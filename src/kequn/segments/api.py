@@ -9,7 +9,7 @@ from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Field, Router, Schema, Status
 
-from kequn.apiutils import Page, check_perm, paginate
+from kequn.apiutils import ObjectId, Page, check_perm, paginate
 from kequn.customers.models import Customer
 from kequn.segments import services
 from kequn.segments.export import make_export_response
@@ -27,10 +27,11 @@ class SegmentIn(Schema):
 
 
 class SegmentPatch(Schema):
-    name: str | None = Field(None, min_length=1, max_length=200)
-    description: str | None = None
-    kind: Literal["dynamic", "static"] | None = None
-    rules: dict[str, Any] | None = None
+    # Omit a field to keep it; null is refused (422) because no segment field may be empty.
+    name: str = Field(None, min_length=1, max_length=200)
+    description: str = Field(None)
+    kind: Literal["dynamic", "static"] = Field(None)
+    rules: dict[str, Any] = Field(None)
 
 
 class SegmentOut(Schema):
@@ -116,13 +117,13 @@ def count_rule(request: HttpRequest, payload: RuleIn):
 
 
 @router.get("/{int:segment_id}", response=SegmentOut, summary="Read a segment")
-def get_segment(request: HttpRequest, segment_id: int):
+def get_segment(request: HttpRequest, segment_id: ObjectId):
     check_perm(request, "segments.view_segment")
     return _get(segment_id)
 
 
 @router.patch("/{int:segment_id}", response=SegmentOut, summary="Change a segment")
-def update_segment(request: HttpRequest, segment_id: int, payload: SegmentPatch):
+def update_segment(request: HttpRequest, segment_id: ObjectId, payload: SegmentPatch):
     check_perm(request, "segments.change_segment")
     segment = services.update_segment(
         _get(segment_id), payload.dict(exclude_unset=True), by=request.auth
@@ -131,14 +132,14 @@ def update_segment(request: HttpRequest, segment_id: int, payload: SegmentPatch)
 
 
 @router.delete("/{int:segment_id}", response={204: None}, summary="Delete a segment")
-def delete_segment(request: HttpRequest, segment_id: int):
+def delete_segment(request: HttpRequest, segment_id: ObjectId):
     check_perm(request, "segments.delete_segment")
     services.delete_segment(_get(segment_id), by=request.auth)
     return Status(204, None)
 
 
 @router.post("/{int:segment_id}/refresh", response=RefreshOut, summary="Re-evaluate now")
-def refresh_segment(request: HttpRequest, segment_id: int, snapshot: bool = False):
+def refresh_segment(request: HttpRequest, segment_id: ObjectId, snapshot: bool = False):
     check_perm(request, "segments.change_segment")
     segment = _get(segment_id)
     result = services.snapshot_segment(segment) if snapshot else services.refresh_segment(segment)
@@ -148,7 +149,9 @@ def refresh_segment(request: HttpRequest, segment_id: int, snapshot: bool = Fals
 @router.get(
     "/{int:segment_id}/members", response=Page[MemberOut], summary="Members (newest id first)"
 )
-def list_members(request: HttpRequest, segment_id: int, cursor: str | None = None, limit: int = 50):
+def list_members(
+    request: HttpRequest, segment_id: ObjectId, cursor: str | None = None, limit: int = 50
+):
     check_perm(request, "segments.view_segment")
     segment = _get(segment_id)
     return paginate(Customer.objects.filter(segment_memberships__segment=segment), cursor, limit)
@@ -159,7 +162,7 @@ def list_members(request: HttpRequest, segment_id: int, cursor: str | None = Non
     response=MemberOut,
     summary="One member (404 if not a member)",
 )
-def get_member(request: HttpRequest, segment_id: int, customer_id: int):
+def get_member(request: HttpRequest, segment_id: ObjectId, customer_id: ObjectId):
     check_perm(request, "segments.view_segment")
     member = Customer.objects.filter(
         pk=customer_id, segment_memberships__segment_id=segment_id
@@ -172,7 +175,7 @@ def get_member(request: HttpRequest, segment_id: int, customer_id: int):
 @router.get(
     "/{int:segment_id}/history", response=HistoryOut, summary="Sizes and latest entries/exits"
 )
-def get_history(request: HttpRequest, segment_id: int, limit: int = 100):
+def get_history(request: HttpRequest, segment_id: ObjectId, limit: int = 100):
     check_perm(request, "segments.view_segment")
     segment = _get(segment_id)
     return {
@@ -186,7 +189,9 @@ def get_history(request: HttpRequest, segment_id: int, limit: int = 100):
 
 
 @router.get("/{int:segment_id}/export", summary="Download the members as CSV or Excel")
-def export_segment(request: HttpRequest, segment_id: int, format: Literal["csv", "xlsx"] = "csv"):
+def export_segment(
+    request: HttpRequest, segment_id: ObjectId, format: Literal["csv", "xlsx"] = "csv"
+):
     check_perm(request, "segments.view_segment")
     user = getattr(request, "auth", None) or request.user
     return make_export_response(user, _get(segment_id), format)
