@@ -8,7 +8,19 @@ Environment variables (defaults in brackets):
   KEQUN_ALLOWED_HOSTS  comma-separated host names [localhost,127.0.0.1,[::1],testserver]
   KEQUN_TIME_ZONE      time zone of the business [Asia/Shanghai]
   KEQUN_LANGUAGE       default language, en or zh-hans [zh-hans]
-  KEQUN_SECURE_COOKIES send cookies over HTTPS only [false; set true behind TLS]
+  KEQUN_SECURE_COOKIES send cookies over HTTPS only, with HSTS [false; set true behind TLS]
+  KEQUN_SESSION_IDLE_MINUTES  log out after this long without a request [30]
+  KEQUN_SESSION_MAX_HOURS     log out this long after login, active or not [12]
+  KEQUN_LOGIN_FAILURE_LIMIT   failed logins before a user name is locked at one address [5]
+  KEQUN_LOGIN_COOLOFF_MINUTES how long such a lock lasts [15]
+  KEQUN_LOGIN_RATE     login attempts per client address and per user name [20/min]
+  KEQUN_API_RATE       API calls per token or session user [600/min]
+  KEQUN_API_IP_RATE    API calls per client address [1200/min]
+  KEQUN_COLLECT_RATE   /v1 event-collection calls per write key [off]
+  KEQUN_PROXY_COUNT    reverse proxies in front whose X-Forwarded-For is trusted [0]
+  KEQUN_REDIS_URL      cache in Redis, e.g. redis://127.0.0.1:6379/0 [a file cache in the data dir]
+  KEQUN_BACKUP_DIR     where `kequn backup create` and the nightly backup write [<data dir>/backups]
+  KEQUN_BACKUP_KEEP    nightly backups kept [7]
   KEQUN_PDF_FONT       TrueType font (.ttf/.ttc) embedded in PDF reports for Chinese text
                        [/usr/share/fonts/truetype/wqy/wqy-microhei.ttc, Debian fonts-wqy-microhei]
 """
@@ -16,6 +28,7 @@ Environment variables (defaults in brackets):
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -51,6 +64,11 @@ INSTALLED_APPS = [
     "django_tasks",
     "django_tasks_db",
     "ninja",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
+    "csp",
     "kequn",
     "kequn.security",
     "kequn.security.keyring",
@@ -70,14 +88,21 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "kequn.security.middleware.SessionTimeoutMiddleware",
+    "kequn.security.middleware.TwoFactorMiddleware",
+    "kequn.security.middleware.RateLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so it sees the lockout flag the authentication backend sets.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "kequn.urls"
@@ -121,6 +146,45 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out user name at this address before the password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Lock the pair (user name, address): spraying user names locks nobody else out, and a user
+# locked at one address can still log in from another.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = int(os.environ.get("KEQUN_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("KEQUN_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "kequn.security.views.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "kequn.security.middleware.axes_client_ip"
+AXES_VERBOSE = False
+KEQUN_PROXY_COUNT = int(os.environ.get("KEQUN_PROXY_COUNT", "0"))
+# Rate limits ("600/min", "10/s", "off"), read on every request so tests can override them.
+KEQUN_LOGIN_RATE = os.environ.get("KEQUN_LOGIN_RATE", "20/min")
+KEQUN_API_RATE = os.environ.get("KEQUN_API_RATE", "600/min")
+KEQUN_API_IP_RATE = os.environ.get("KEQUN_API_IP_RATE", "1200/min")
+# /v1 event collection must take ~10k events/s from a few write keys: no limit unless asked.
+KEQUN_COLLECT_RATE = os.environ.get("KEQUN_COLLECT_RATE", "off")
+OTP_TOTP_ISSUER = "Kequn"
+
+# One cache shared by every server worker (rate-limit counters must add up across them).
+if os.environ.get("KEQUN_REDIS_URL"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["KEQUN_REDIS_URL"],
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(DATA_DIR / "cache"),
+            "OPTIONS": {"MAX_ENTRIES": 20_000},
+        }
+    }
 
 LANGUAGE_CODE = os.environ.get("KEQUN_LANGUAGE", "zh-hans")
 LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
@@ -136,10 +200,36 @@ STATIC_URL = "static/"
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
-SESSION_COOKIE_AGE = 8 * 3600
+KEQUN_SESSION_IDLE_MINUTES = int(os.environ.get("KEQUN_SESSION_IDLE_MINUTES", "30"))
+KEQUN_SESSION_MAX_HOURS = int(os.environ.get("KEQUN_SESSION_MAX_HOURS", "12"))
+# The browser drops an idle cookie too; kequn.security.middleware enforces both limits.
+SESSION_COOKIE_AGE = KEQUN_SESSION_IDLE_MINUTES * 60
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = env_bool("KEQUN_SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+CSRF_COOKIE_SAMESITE = "Lax"
+if SESSION_COOKIE_SECURE:
+    SECURE_HSTS_SECONDS = 365 * 24 * 3600
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = False
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_REFERRER_POLICY = "same-origin"
+# Everything is served from this host. Alpine.js (unfold) evaluates its attribute
+# expressions with new Function(), hence 'unsafe-eval'; unfold and Chart.js set inline styles.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", "'unsafe-eval'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 

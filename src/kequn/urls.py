@@ -4,6 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from kequn.api import api
+from kequn.security import views as security_views
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -28,5 +29,7 @@ urlpatterns = [
     path("api/", api.urls),
     path("v1/", include("kequn.events.collect")),
     path("admin/dashboard/", include("kequn.dashboard.urls")),
+    path("admin/otp/setup/", security_views.setup_view, name="otp-setup"),
+    path("admin/otp/verify/", security_views.verify_view, name="otp-verify"),
     path("admin/", admin.site.urls),
 ]
