@@ -95,6 +95,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "kequn.security.audit.middleware.AuditContextMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "kequn.security.middleware.SessionTimeoutMiddleware",
     "kequn.security.middleware.TwoFactorMiddleware",

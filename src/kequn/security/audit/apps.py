@@ -10,6 +10,7 @@ class AuditConfig(AppConfig):
     def ready(self) -> None:
         from django.db.backends.signals import connection_created
 
-        from kequn.security.audit import guard
+        from kequn.security.audit import guard, signals
 
         connection_created.connect(guard.register_sqlite_function, dispatch_uid="kequn-audit-guard")
+        signals.connect()

@@ -13,10 +13,13 @@ import hmac
 import ipaddress
 import json
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
 from django.utils import timezone
@@ -147,8 +150,49 @@ def describe_target(
 
 
 def get_client_ip(request) -> str | None:
-    """Return the client address of a request (REMOTE_ADDR; proxies must set it)."""
+    """Return the client address; X-Forwarded-For counts only behind KEQUN_PROXY_COUNT proxies."""
+    proxies = int(getattr(settings, "KEQUN_PROXY_COUNT", 0) or 0)
+    if proxies > 0:
+        hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        hops = [h for h in hops if h]
+        # Each trusted proxy appended the address it saw; anything further left is client-made.
+        if len(hops) >= proxies:
+            return normalise_ip(hops[-proxies])
     return normalise_ip(request.META.get("REMOTE_ADDR"))
+
+
+_current_request: ContextVar = ContextVar("kequn_audit_request", default=None)
+_suppressed: ContextVar[bool] = ContextVar("kequn_audit_suppressed", default=False)
+
+
+def get_current_request():
+    """Return the request being served in this thread/task, if any (set by the middleware)."""
+    return _current_request.get()
+
+
+@contextmanager
+def serving_request(request) -> Iterator[None]:
+    """Make a request the current one, so model-level events name its user and address."""
+    token = _current_request.set(request)
+    try:
+        yield
+    finally:
+        _current_request.reset(token)
+
+
+@contextmanager
+def suppress_model_events() -> Iterator[None]:
+    """Skip per-row model events (bulk work such as an import records one event itself)."""
+    token = _suppressed.set(True)
+    try:
+        yield
+    finally:
+        _suppressed.reset(token)
+
+
+def is_suppressed() -> bool:
+    """Tell whether per-row model events are being skipped."""
+    return _suppressed.get()
 
 
 def lock_chain() -> None:
@@ -172,8 +216,11 @@ def record_event(
 ) -> AuditEntry:
     """Append one event to the audit chain and return it.
 
-    detail holds ids, field names and counts, never the personal data itself.
+    detail holds ids, field names and counts, never the personal data itself. Without a
+    request, the one being served (see AuditContextMiddleware) gives the actor and address.
     """
+    if request is None:
+        request = get_current_request()
     if actor is None and request is not None:
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
