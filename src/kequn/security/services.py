@@ -11,6 +11,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
+from kequn.security.audit import services as audit
 from kequn.security.models import ApiToken
 
 TOKEN_PREFIX = "kq_"
@@ -34,6 +35,11 @@ def create_api_token(
         digest=hash_token(token),
         expires_at=expires_at,
     )
+    audit.record_event(
+        audit.TOKEN_CREATE,
+        target=record,
+        detail={"user": user.pk, "name": name, "expires_at": expires_at},
+    )
     return record, token
 
 
@@ -53,7 +59,14 @@ def authenticate_api_token(token: str) -> AbstractBaseUser | None:
 
 def revoke_api_token(token_id: int) -> None:
     """Revoke a token so it no longer authenticates."""
-    ApiToken.objects.filter(pk=token_id).update(revoked=True)
+    owner = ApiToken.objects.filter(pk=token_id).values_list("user_id", flat=True).first()
+    if ApiToken.objects.filter(pk=token_id, revoked=False).update(revoked=True):
+        audit.record_event(
+            audit.TOKEN_REVOKE,
+            target_type=ApiToken._meta.label_lower,
+            target_id=str(token_id),
+            detail={"user": owner},
+        )
 
 
 def require_perm(user: AbstractBaseUser | None, perm: str) -> None:
