@@ -1030,8 +1030,24 @@ def import_file(
         disable=not progress,
         desc=file_name[:30],
     )
+    from kequn.security.audit import services as audit
+
+    def record_on_trail(status: str) -> None:
+        # One audit entry per import job, not one per row (row-level events are suppressed).
+        audit.record_event(
+            audit.IMPORT,
+            actor=by,
+            target=run,
+            detail={
+                "kind": kind,
+                "status": status,
+                "dry_run": dry_run,
+                **{n: getattr(summary, n) for n in ("rows_read", "quarantined", *OUTCOMES)},
+            },
+        )
+
     try:
-        with transaction.atomic() if dry_run else nullcontext():
+        with audit.suppress_model_events(), transaction.atomic() if dry_run else nullcontext():
             for number, batch in enumerate(_chunks(iter_rows(info), batch_size), start=1):
                 if stop_after_batches is not None and number > stop_after_batches:
                     raise ImportInterruptedError(f"stopped after {stop_after_batches} batches")
@@ -1051,6 +1067,8 @@ def import_file(
             error=str(exc)[:2000] or type(exc).__name__,
             finished_at=timezone.now(),
         )
+        with suppress(Exception):  # never hide the import's own error
+            record_on_trail(ImportRun.Status.FAILED)
         raise
     finally:
         bar.close()
@@ -1061,6 +1079,7 @@ def import_file(
             "unchanged": summary.unchanged, "merged": summary.merged, "quarantined": summary.quarantined,
             "reasons": summary.reasons} if dry_run else {}),
     )  # fmt: skip
+    record_on_trail(ImportRun.Status.DRY_RUN if dry_run else ImportRun.Status.FINISHED)
     return summary
 
 
