@@ -7,7 +7,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.defaults import page_not_found
 from ninja import NinjaAPI
-from ninja.errors import AuthenticationError
+from ninja.errors import AuthenticationError, HttpError
+from ninja.parser import Parser
 
 from kequn.commerce.api import orders_router, products_router
 from kequn.customers.api import router as customers_router
@@ -37,6 +38,42 @@ ERROR_SCHEMA = {
 }
 
 
+class NulCharacterError(ValueError):
+    """A text value holds a NUL character, which PostgreSQL cannot store (SQLite would)."""
+
+
+def find_nul(value: object, where: str = "body") -> str | None:
+    """Return where in parsed JSON or query data a NUL character hides, or None."""
+    if isinstance(value, str):
+        return where if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = find_nul(str(key), where) or find_nul(item, f"{where}.{key}")
+            if found:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if found := find_nul(item, f"{where}[{index}]"):
+                return found
+    return None
+
+
+class KequnParser(Parser):
+    """JSON bodies and query strings, refusing NUL characters the same way on every database."""
+
+    def parse_body(self, request: HttpRequest):
+        data = super().parse_body(request)
+        if where := find_nul(data):
+            raise NulCharacterError(where)
+        return data
+
+    def parse_querydict(self, data, list_fields, request: HttpRequest):
+        result = super().parse_querydict(data, list_fields, request)
+        if where := find_nul(result, "query"):
+            raise NulCharacterError(where)
+        return result
+
+
 class KequnAPI(NinjaAPI):
     """The ninja API, with the error responses every operation can give in its schema."""
 
@@ -58,6 +95,7 @@ api = KequnAPI(
     description="Customers, orders, products and events of a Kequn installation.",
     auth=api_auth,
     docs_decorator=staff_member_required,
+    parser=KequnParser(),
     urls_namespace="api",
 )
 
@@ -79,13 +117,35 @@ def on_not_found(request: HttpRequest, exc: Http404):
     return api.create_response(request, {"detail": str(exc) or "not found"}, status=404)
 
 
+def _nul_response(request: HttpRequest, exc: NulCharacterError):
+    detail = f"{exc} contains a NUL character (\\u0000): remove it and send again"
+    return api.create_response(request, {"detail": detail}, status=422)
+
+
+@api.exception_handler(NulCharacterError)
+def on_nul_character(request: HttpRequest, exc: NulCharacterError):
+    return _nul_response(request, exc)
+
+
+@api.exception_handler(HttpError)
+def on_http_error(request: HttpRequest, exc: HttpError):
+    # ninja wraps whatever the body parser raises in "Cannot parse request body".
+    if isinstance(exc.__cause__, NulCharacterError):
+        return _nul_response(request, exc.__cause__)
+    return api.create_response(request, {"detail": str(exc)}, status=exc.status_code)
+
+
 @api.exception_handler(AuthenticationError)
 def on_auth_error(request: HttpRequest, exc: AuthenticationError):
-    return api.create_response(
-        request,
-        {"detail": "authentication required: send 'Authorization: Bearer <token>'"},
-        status=401,
-    )
+    if request.headers.get("Authorization"):
+        detail = (
+            "authentication required: the Authorization header holds no valid token (unknown, "
+            "expired or revoked); send 'Authorization: Bearer <token>' with a token from "
+            "`kequn token create`"
+        )
+    else:
+        detail = "authentication required: send 'Authorization: Bearer <token>'"
+    return api.create_response(request, {"detail": detail}, status=401)
 
 
 api.add_router("/v1/customers", customers_router)

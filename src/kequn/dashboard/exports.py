@@ -31,6 +31,7 @@ from reportlab.platypus import (
 )
 
 from kequn.dashboard.queries import CHART_TITLES
+from kequn.security.formulas import escape_row
 
 # A TrueType font embedded (as a subset) in every PDF, so Chinese shows on any machine.
 CJK_FONT = "KequnCJK"
@@ -217,15 +218,15 @@ def build_dashboard_xlsx(data: dict[str, Any]) -> bytes:
         for cell in sheet[sheet.max_row]:
             cell.font = Font(bold=True)
         for row in get_kpi_rows(data):
-            sheet.append(row)
+            sheet.append(escape_row(row))
         sheet.column_dimensions["A"].width = 28
         for title, header, rows in get_chart_tables(data):
             chart_sheet = book.create_sheet(_sheet_title(title, book.sheetnames))
-            chart_sheet.append(header)
+            chart_sheet.append(escape_row(header))
             for cell in chart_sheet[1]:
                 cell.font = Font(bold=True)
             for row in rows:
-                chart_sheet.append(row)
+                chart_sheet.append(escape_row(row))
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
@@ -475,11 +476,11 @@ def build_list_xlsx(title: str, header: list[str], rows: Iterable[list[Any]]) ->
     """Return rows of an admin list as an Excel workbook (streamed: large lists fit in memory)."""
     book = Workbook(write_only=True)
     sheet = book.create_sheet(_sheet_title(title, []))
-    sheet.append(header)
+    sheet.append(escape_row(header))
     for n, row in enumerate(rows):
         if n >= LIST_XLSX_ROWS:
             break
-        sheet.append(row)
+        sheet.append(escape_row(row))
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()

@@ -1150,14 +1150,16 @@ def update_quarantined_values(row: QuarantinedRow, values: dict[str, str]) -> Qu
 
 def write_quarantine_csv(rows: Iterable[QuarantinedRow], out) -> int:
     """Write quarantined rows (id, file, row, field, reason, message, original values) as CSV."""
+    from kequn.security.formulas import escape_row
+
     writer = csv.writer(out)
     writer.writerow(["id", "file", "row", "field", "reason", "message", "status", "values"])
     count = 0
     for row in rows:
-        writer.writerow(
+        writer.writerow(escape_row(
             [row.pk, row.file_name, row.row_number, row.field, row.reason, row.message,
              row.status, json.dumps(row.values, ensure_ascii=False)]
-        )  # fmt: skip
+        ))  # fmt: skip
         count += 1
     return count
 

@@ -188,7 +188,24 @@ def get_history(request: HttpRequest, segment_id: ObjectId, limit: int = 100):
     }
 
 
-@router.get("/{int:segment_id}/export", summary="Download the members as CSV or Excel")
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@router.get(
+    "/{int:segment_id}/export",
+    summary="Download the members as CSV or Excel",
+    openapi_extra={
+        "responses": {
+            "200": {
+                "description": "The members, one row each (personal fields masked by role)",
+                "content": {
+                    "text/csv": {"schema": {"type": "string"}},
+                    XLSX: {"schema": {"type": "string", "format": "binary"}},
+                },
+            }
+        }
+    },
+)
 def export_segment(
     request: HttpRequest, segment_id: ObjectId, format: Literal["csv", "xlsx"] = "csv"
 ):

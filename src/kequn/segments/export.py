@@ -11,6 +11,7 @@ from typing import Any
 from django.db.models import Prefetch, QuerySet
 
 from kequn.customers.models import Address, Customer, Identity
+from kequn.security.formulas import escape_formula, escape_row
 from kequn.segments.models import Segment
 
 BATCH = 2000
@@ -130,7 +131,8 @@ def stream_csv(user: Any, segment: Segment) -> Iterator[str]:
     yield "\ufeff"
     writer.writeheader()
     for i, row in enumerate(iter_member_rows(segment), start=1):
-        writer.writerow(mask_personal_fields(user, row))
+        masked = mask_personal_fields(user, row)
+        writer.writerow({key: escape_formula(value) for key, value in masked.items()})
         if i % 500 == 0:
             yield buffer.getvalue()
             buffer.seek(0)
@@ -147,7 +149,7 @@ def write_xlsx(user: Any, segment: Segment) -> tempfile.SpooledTemporaryFile:
     sheet.append(COLUMNS)
     for row in iter_member_rows(segment):
         masked = mask_personal_fields(user, row)
-        sheet.append([masked[c] for c in COLUMNS])
+        sheet.append(escape_row(masked[c] for c in COLUMNS))
     # The response closes the file after sending it.
     out = tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024)  # noqa: SIM115
     workbook.save(out)
