@@ -24,6 +24,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from kequn.security.audit.models import AuditEntry
 from kequn.security.keys import derive_key
@@ -47,24 +48,24 @@ KEY_ROTATION = "key_rotation"
 BACKUP = "backup"
 AUDIT_VERIFY = "audit_verify"
 
-ACTION_LABELS: dict[str, str] = {
-    VIEW_PERSONAL: "View of personal data",
-    CREATE: "Create",
-    CHANGE: "Change",
-    DELETE: "Delete",
-    EXPORT: "Export",
-    IMPORT: "Import",
-    LOGIN: "Login",
-    LOGIN_FAILED: "Failed login",
-    LOGOUT: "Logout",
-    PERMISSION_CHANGE: "Permission change",
-    TOKEN_CREATE: "API token created",
-    TOKEN_REVOKE: "API token revoked",
-    DATA_SUBJECT_REQUEST: "Data-subject request",
-    ERASURE: "Erasure",
-    KEY_ROTATION: "Key rotation",
-    BACKUP: "Backup",
-    AUDIT_VERIFY: "Audit chain verified",
+ACTION_LABELS: dict[str, Any] = {
+    VIEW_PERSONAL: gettext_lazy("View of personal data"),
+    CREATE: gettext_lazy("Create"),
+    CHANGE: gettext_lazy("Change"),
+    DELETE: gettext_lazy("Delete"),
+    EXPORT: gettext_lazy("Export"),
+    IMPORT: gettext_lazy("Import"),
+    LOGIN: gettext_lazy("Login"),
+    LOGIN_FAILED: gettext_lazy("Failed login"),
+    LOGOUT: gettext_lazy("Logout"),
+    PERMISSION_CHANGE: gettext_lazy("Permission change"),
+    TOKEN_CREATE: gettext_lazy("API token created"),
+    TOKEN_REVOKE: gettext_lazy("API token revoked"),
+    DATA_SUBJECT_REQUEST: gettext_lazy("Data-subject request"),
+    ERASURE: gettext_lazy("Erasure"),
+    KEY_ROTATION: gettext_lazy("Key rotation"),
+    BACKUP: gettext_lazy("Backup"),
+    AUDIT_VERIFY: gettext_lazy("Audit chain verified"),
 }
 
 GENESIS_MAC = "0" * 64
