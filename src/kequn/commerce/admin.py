@@ -74,6 +74,8 @@ class OrderAdmin(ModelAdmin):
         OrderCustomerFilter,
     )
     list_filter_submit = True
+    # Export buttons (CSV, Excel) for the rows as filtered; see kequn.dashboard.list_export.
+    list_before_template = "dashboard/list_export_buttons.html"
     search_fields = ("number",)
     search_help_text = _("Order number (whole or beginning) or customer id")
     show_full_result_count = False

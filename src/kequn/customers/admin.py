@@ -503,6 +503,8 @@ class CustomerAdmin(ModelAdmin):
         ("created_at", DayRangeFilter),
     )
     list_filter_submit = True
+    # Export buttons (CSV, Excel) for the rows as filtered; see kequn.dashboard.list_export.
+    list_before_template = "dashboard/list_export_buttons.html"
     search_fields = ("name",)
     search_help_text = _("Name (beginning), customer id, email, phone, WeChat openid or system:id")
     show_full_result_count = False

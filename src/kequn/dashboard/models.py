@@ -29,7 +29,10 @@ class DashboardRefresh(models.Model):
         verbose_name = _("dashboard refresh")
         verbose_name_plural = _("dashboard refreshes")
         ordering = ["-started_at"]
-        permissions = [("view_dashboard", _("Can view the dashboard and export it"))]
+        permissions = [
+            ("view_dashboard", _("Can view the dashboard and export it")),
+            ("export_lists", _("Can export the customer, order and other lists to files")),
+        ]
 
     def __str__(self) -> str:
         return f"{self.as_of:%Y-%m-%d %H:%M} {self.status}"

@@ -8,6 +8,11 @@ app_name = "dashboard"
 urlpatterns = [
     path("export.<str:fmt>", admin.site.admin_view(views.export_dashboard), name="export"),
     path(
+        "export/<str:app_label>/<str:model_name>/rows.<str:fmt>",
+        admin.site.admin_view(views.export_rows),
+        name="export_rows",
+    ),
+    path(
         "export/<str:app_label>/<str:model_name>.<str:fmt>",
         admin.site.admin_view(views.export_list),
         name="export_list",

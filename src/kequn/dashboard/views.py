@@ -11,14 +11,21 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import display_for_field, label_for_field, lookup_field
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.db.models import Model
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import strip_tags
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from kequn.dashboard import exports, services
+from kequn.dashboard import exports, list_export, services
 from kequn.dashboard.queries import build_dashboard, parse_filters
 
 PERMISSION = "dashboard.view_dashboard"
@@ -84,9 +91,8 @@ def _plain(value: Any) -> Any:
     return strip_tags(str(value))
 
 
-def export_list(request: HttpRequest, app_label: str, model_name: str, fmt: str) -> HttpResponse:
-    """Download an admin list, with the same filters and search as the list page, as Excel or PDF."""
-    _check_format(fmt)
+def _get_list_admin(request: HttpRequest, app_label: str, model_name: str) -> admin.ModelAdmin:
+    """Return the admin of a list the user may view and export, or raise 404/403."""
     try:
         model = apps.get_model(app_label, model_name)
     except LookupError:
@@ -96,8 +102,18 @@ def export_list(request: HttpRequest, app_label: str, model_name: str, fmt: str)
     model_admin = admin.site._registry.get(model)
     if model_admin is None:
         raise Http404(_("There is no list %(name)s.") % {"name": f"{app_label}.{model_name}"})
-    if not model_admin.has_view_permission(request):
+    if not model_admin.has_view_permission(request) or not request.user.has_perm(
+        list_export.PERMISSION
+    ):
         raise PermissionDenied
+    return model_admin
+
+
+def export_list(request: HttpRequest, app_label: str, model_name: str, fmt: str) -> HttpResponse:
+    """Download an admin list, with the same filters and search as the list page, as Excel or PDF."""
+    _check_format(fmt)
+    model_admin = _get_list_admin(request, app_label, model_name)
+    model = model_admin.model
     list_url = reverse(f"admin:{app_label}_{model_name}_changelist")
     try:
         changelist = model_admin.get_changelist_instance(request)
@@ -136,6 +152,69 @@ def export_list(request: HttpRequest, app_label: str, model_name: str, fmt: str)
             messages.error(request, str(exc))
             return HttpResponseRedirect(f"{list_url}?{request.GET.urlencode()}")
     return _download(content, f"kequn-{model_name}-{stamp}.{fmt}", fmt)
+
+
+def _record_export(request: HttpRequest, label: str, fmt: str, count: Any) -> None:
+    """Audit one list export: who, which list, which filters (names only), how many rows."""
+    from kequn.security.audit import services as audit
+
+    audit.record_event(
+        audit.EXPORT,
+        actor=request.user,
+        target_type=label,
+        # Filter values can be personal (a searched phone number): only their names are kept.
+        detail={
+            "list": label,
+            "format": fmt,
+            "rows": count.rows,
+            "complete": count.finished,
+            "filters": sorted(request.GET.keys()),
+        },
+        request=request,
+    )
+
+
+def _audited(chunks: Any, on_close: Any) -> Any:
+    """Pass the chunks through, then call on_close, also when the download is cut short."""
+    try:
+        yield from chunks
+    finally:
+        on_close()
+
+
+def export_rows(
+    request: HttpRequest, app_label: str, model_name: str, fmt: str
+) -> HttpResponse | StreamingHttpResponse | FileResponse:
+    """Download every row of the filtered list, streamed, personal fields masked by role."""
+    label = f"{app_label}.{model_name}"
+    spec = list_export.get_exportable(label)
+    if spec is None or fmt not in list_export.FORMATS:
+        raise Http404(
+            _("The %(name)s list cannot be exported as %(format)s.")
+            % {"name": label, "format": fmt}
+        )
+    model_admin = _get_list_admin(request, app_label, model_name)
+    list_url = reverse(f"admin:{app_label}_{model_name}_changelist")
+    try:
+        queryset = model_admin.get_changelist_instance(request).queryset
+    except IncorrectLookupParameters:
+        messages.error(request, _("The list's filters could not be used; nothing was exported."))
+        return HttpResponseRedirect(f"{list_url}?{request.GET.urlencode()}")
+    count = list_export.ExportCount()
+    rows = list_export.iter_masked_rows(request.user, spec, queryset, count)
+    stem = f"kequn-{model_name}-{timezone.localtime():%Y%m%d-%H%M}"
+    if fmt == "xlsx":
+        title = str(model_admin.model._meta.verbose_name_plural)
+        out = list_export.write_xlsx(title, spec.columns, rows)
+        _record_export(request, label, fmt, count)
+        return FileResponse(out, as_attachment=True, filename=f"{stem}.xlsx", content_type=XLSX)
+    chunks = _audited(
+        list_export.stream_csv(spec.columns, rows),
+        lambda: _record_export(request, label, fmt, count),
+    )
+    response = StreamingHttpResponse(chunks, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{stem}.csv"'
+    return response
 
 
 @require_POST
