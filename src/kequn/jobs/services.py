@@ -28,6 +28,8 @@ DEFAULT_SCHEDULES = {
     "dashboard-weekly-report": ScheduleSpec(
         "kequn.dashboard.tasks.write_weekly_report_task", 7 * 24 * 60, time(6)
     ),
+    # Before the analytics refresh, so the snapshot is taken while the database is quiet.
+    "database-backup": ScheduleSpec("kequn.security.tasks.nightly_backup_task", 24 * 60, time(2)),
 }
 
 

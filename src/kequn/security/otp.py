@@ -8,7 +8,6 @@ the setup or verify page: the back office redirects there and the session API re
 from __future__ import annotations
 
 import base64
-import logging
 import math
 
 import qrcode
@@ -25,7 +24,6 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from kequn.security.roles import ADMINISTRATOR
 
 RECOVERY_CODES = 10
-audit_log = logging.getLogger("kequn.audit")
 
 
 def is_two_factor_required(user: AbstractBaseUser) -> bool:
@@ -67,7 +65,11 @@ def confirm_totp_device(device: TOTPDevice, token: str) -> list[str] | None:
     # A new authenticator replaces the old one; old recovery codes go with it.
     TOTPDevice.objects.filter(user=device.user).exclude(pk=device.pk).delete()
     codes = create_recovery_codes(device.user)
-    audit_log.info("two-factor device confirmed for user %s", device.user.get_username())
+    from kequn.security.audit import services as audit
+
+    audit.record_event(
+        audit.PERMISSION_CHANGE, actor=device.user, target=device.user, detail={"two_factor": "on"}
+    )
     return codes
 
 
@@ -115,10 +117,11 @@ def reset_two_factor(username: str, by: str = "") -> int:
         devices = model.objects.filter(user=user)
         removed += devices.count()
         devices.delete()
-    audit_log.warning(
-        "two-factor devices reset for user %s by %s (%d removed)",
-        username,
-        by or "command line",
-        removed,
+    from kequn.security.audit import services as audit
+
+    audit.record_event(
+        audit.PERMISSION_CHANGE,
+        target=user,
+        detail={"two_factor": "reset", "devices_removed": removed, "by": by or "command line"},
     )
     return removed
