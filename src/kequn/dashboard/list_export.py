@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import re
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from kequn.security.formulas import escape_formula, escape_row
 from kequn.segments.export import COLUMNS as CUSTOMER_COLUMNS
 from kequn.segments.export import iter_customer_rows, mask_personal_fields
 
@@ -103,18 +103,10 @@ def iter_masked_rows(
     count.finished = True
 
 
-PLAIN_NUMBER = re.compile(r"^[+-][\d .()-]*$")
-
-
 def _csv_value(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return value.isoformat(sep=" ")
-    # A cell starting with = + - @ would run as a formula when the file is opened in Excel;
-    # a phone number such as +8613800138000 is left as it is.
-    risky = isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r")
-    if risky and not PLAIN_NUMBER.match(value):
-        return "'" + value
-    return value
+    return escape_formula(value)
 
 
 def stream_csv(columns: list[str], rows: Iterator[list[Any]]) -> Iterator[str]:
@@ -132,16 +124,6 @@ def stream_csv(columns: list[str], rows: Iterator[list[Any]]) -> Iterator[str]:
     yield buffer.getvalue()
 
 
-def _xlsx_value(sheet: Any, value: Any) -> Any:
-    if isinstance(value, str) and value[:1] == "=":
-        from openpyxl.cell import WriteOnlyCell
-
-        cell = WriteOnlyCell(sheet, value=value)
-        cell.data_type = "s"  # text, never a formula
-        return cell
-    return value
-
-
 def write_xlsx(title: str, columns: list[str], rows: Iterator[list[Any]]) -> Any:
     """Write the rows to an Excel file on disk (constant memory); return it open and rewound."""
     from openpyxl import Workbook
@@ -150,7 +132,7 @@ def write_xlsx(title: str, columns: list[str], rows: Iterator[list[Any]]) -> Any
     sheet = book.create_sheet("".join(ch for ch in title if ch not in "[]:*?/\\")[:31] or "rows")
     sheet.append(columns)
     for row in rows:
-        sheet.append([_xlsx_value(sheet, v) for v in row])
+        sheet.append(escape_row(row))
     # The response closes (and so deletes) the file after sending it.
     out = tempfile.TemporaryFile()  # noqa: SIM115
     book.save(out)
