@@ -21,6 +21,8 @@ Environment variables (defaults in brackets):
   KEQUN_REDIS_URL      cache in Redis, e.g. redis://127.0.0.1:6379/0 [a file cache in the data dir]
   KEQUN_BACKUP_DIR     where `kequn backup create` and the nightly backup write [<data dir>/backups]
   KEQUN_BACKUP_KEEP    nightly backups kept [7]
+  KEQUN_PRIVACY_DEADLINE_DAYS days to answer a data-subject request [15, PIPL practice;
+                       GDPR allows one month: set 30 if only GDPR applies]
   KEQUN_PDF_FONT       TrueType font (.ttf/.ttc) embedded in PDF reports for Chinese text
                        [/usr/share/fonts/truetype/wqy/wqy-microhei.ttc, Debian fonts-wqy-microhei]
 """
@@ -201,6 +203,7 @@ STATIC_URL = "static/"
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
+KEQUN_PRIVACY_DEADLINE_DAYS = int(os.environ.get("KEQUN_PRIVACY_DEADLINE_DAYS", "15"))
 KEQUN_SESSION_IDLE_MINUTES = int(os.environ.get("KEQUN_SESSION_IDLE_MINUTES", "30"))
 KEQUN_SESSION_MAX_HOURS = int(os.environ.get("KEQUN_SESSION_MAX_HOURS", "12"))
 # The browser drops an idle cookie too; kequn.security.middleware enforces both limits.

@@ -57,6 +57,14 @@ def _clean_profile(data: dict[str, Any]) -> dict[str, Any]:
     return {k: ("" if v is None and k != "birthday" else v) for k, v in data.items()}
 
 
+def _check_processing_allowed(customer: Customer) -> None:
+    """Refuse changes to a customer whose processing is restricted on a data-subject request."""
+    if customer.pk:
+        from kequn.security.privacy.services import check_not_restricted
+
+        check_not_restricted(customer)
+
+
 def _validate(customer: Customer) -> None:
     customer.full_clean(exclude=["created_at", "updated_at"])
 
@@ -77,6 +85,7 @@ def find_customer_by_identity(kind: str, value: str, system: str = "") -> Custom
 
 def add_identity(customer: Customer, identity: IdentityInput) -> Identity:
     """Attach a normalised identity; refuse one that belongs to another customer."""
+    _check_processing_allowed(customer)
     try:
         value = normalize_identity(identity.kind, identity.value)
     except IdentityError as exc:
@@ -124,6 +133,7 @@ def update_customer(
     customer: Customer, data: dict[str, Any], by: AbstractBaseUser | None = None
 ) -> Customer:
     """Change profile fields of a customer."""
+    _check_processing_allowed(customer)
     for field, value in _clean_profile(data).items():
         setattr(customer, field, value)
     _validate(customer)
@@ -142,6 +152,8 @@ def record_consent(
     customer: Customer, channel: str, purpose: str, granted: bool, source: str = ""
 ) -> Consent:
     """Append a consent decision (history is kept; the latest one is in force)."""
+    if granted:  # a withdrawal only lessens processing, so it is taken even while restricted
+        _check_processing_allowed(customer)
     consent = Consent(
         customer=customer, channel=channel, purpose=purpose, granted=granted, source=source
     )
@@ -161,8 +173,12 @@ def get_current_consents(customer: Customer) -> dict[tuple[str, str], Consent]:
 def tag_customers(
     customers: Iterable[Customer], tag: Tag, by: AbstractBaseUser | None = None
 ) -> int:
-    """Tag customers (idempotent); return how many links were added."""
-    links = [CustomerTag(customer=c, tag=tag, added_by=by) for c in customers]
+    """Tag customers (idempotent); return how many links were added (restricted ones are skipped)."""
+    links = [
+        CustomerTag(customer=c, tag=tag, added_by=by)
+        for c in customers
+        if not c.processing_restricted
+    ]
     before = CustomerTag.objects.filter(tag=tag).count()
     CustomerTag.objects.bulk_create(links, ignore_conflicts=True)
     return CustomerTag.objects.filter(tag=tag).count() - before

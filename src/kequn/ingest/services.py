@@ -920,10 +920,34 @@ def _process(
             records.append(importer.parse(row_number, row))
         except RowError as exc:
             rejections.append(Rejection(row_number, exc.field, exc.reason, exc.message, row))
+    records = _drop_suppressed(records, rejections, raw_of)
     outcomes, late = importer.apply(records) if records else ({}, [])
     for rejection in late:
         rejection.values = raw_of[rejection.row_number]
     return outcomes, rejections + late
+
+
+def _drop_suppressed(records: list, rejections: list[Rejection], raw_of: dict) -> list:
+    """Quarantine rows naming a person erased on request, so an import cannot bring them back."""
+    from kequn.security.privacy.services import describe_suppression, find_suppressed
+
+    suppressed = find_suppressed(k for r in records for k in getattr(r, "keys", ()))
+    if not suppressed:
+        return records
+    kept = []
+    for record in records:
+        hit = next((k for k in getattr(record, "keys", ()) if k in suppressed), None)
+        if hit is None:
+            kept.append(record)
+            continue
+        field_name = "external_id" if hit[0] == "external" else hit[0]
+        message = describe_suppression(suppressed[hit])
+        rejections.append(
+            Rejection(
+                record.row_number, field_name, "suppressed", message, raw_of[record.row_number]
+            )
+        )
+    return kept
 
 
 def _quarantine(
@@ -1263,11 +1287,30 @@ def _trait_keys(user_id: str, traits: dict) -> list[tuple[str, str, str]]:
     return keys
 
 
+def _without_suppressed(messages: list[dict]) -> list[dict]:
+    """Drop messages of people erased on request: no profile, identity or event comes back."""
+    from kequn.security.privacy.services import find_suppressed
+
+    keys_of = []
+    for message in messages:
+        traits = message.get("traits") if isinstance(message.get("traits"), dict) else {}
+        keys_of.append(_trait_keys(str(message.get("userId") or "")[:255], traits))
+    suppressed = find_suppressed(k for keys in keys_of for k in keys)
+    if not suppressed:
+        return messages
+    return [
+        m
+        for m, keys in zip(messages, keys_of, strict=True)
+        if not any(k in suppressed for k in keys)
+    ]
+
+
 @transaction.atomic
 def collect_events(source_id: int, messages: list[dict]) -> int:
     """Store Segment messages: known message ids are dropped, anonymous ids are stitched."""
     now = timezone.now()
     source = EventSource(pk=source_id)
+    messages = _without_suppressed(messages)
     user_ids = {str(m["userId"])[:255] for m in messages if m.get("userId")}
     owners = _lookup_owners({("external", "segment", u) for u in user_ids})
     # identify calls and first sightings of a user id create or update the customer.

@@ -35,7 +35,9 @@ class TrainResult:
 def load_interactions() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return (customer ids, product ids, unix times) of every purchased order line."""
     rows = OrderLine.objects.filter(
-        order__status__in=Order.PURCHASE_STATUSES, order__customer__isnull=False
+        order__status__in=Order.PURCHASE_STATUSES,
+        order__customer__isnull=False,
+        order__customer__processing_restricted=False,  # restricted on a data-subject request
     ).values_list("order__customer_id", "product_id", "order__ordered_at")
     users, items, times = [], [], []
     for customer_id, product_id, ordered_at in rows.iterator(chunk_size=20000):
@@ -197,8 +199,8 @@ def get_recommendations_for_customer(customer_id: int, n: int = 10) -> list[dict
     )
     if stored:
         return [_describe(r.product, r.score, r.rank, r.source) for r in stored]
-    customer = Customer.objects.filter(pk=customer_id).only("city").first()
-    if customer is None:
+    customer = Customer.objects.filter(pk=customer_id).only("city", "processing_restricted").first()
+    if customer is None or customer.processing_restricted:
         return []
     bought = set(
         OrderLine.objects.filter(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from django.db import connections
 
@@ -96,9 +97,24 @@ def _load_sqlite_purchases(connection, schema: pa.Schema) -> pa.Table:
     )
 
 
+def drop_restricted(purchases: pa.Table, using: str = "default") -> pa.Table:
+    """Remove purchases of customers whose processing is restricted on a data-subject request."""
+    restricted = list(
+        Customer.objects.using(using)
+        .filter(processing_restricted=True)
+        .values_list("id", flat=True)
+    )
+    if not restricted or purchases.num_rows == 0:
+        return purchases
+    keep = pc.invert(pc.is_in(purchases.column("customer_id"), pa.array(restricted, pa.int64())))
+    return purchases.filter(keep)
+
+
 def load_customer_ids(using: str = "default") -> pa.Table:
-    """Return the ids of all live customers (merged records excluded)."""
+    """Return the ids of live customers (merged and processing-restricted records excluded)."""
     ids = (
-        Customer.objects.using(using).filter(merged_into__isnull=True).values_list("id", flat=True)
+        Customer.objects.using(using)
+        .filter(merged_into__isnull=True, processing_restricted=False)
+        .values_list("id", flat=True)
     )
     return pa.table({"customer_id": pa.array(list(ids.iterator(chunk_size=100_000)), pa.int64())})

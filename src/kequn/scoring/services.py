@@ -17,7 +17,7 @@ import pyarrow.csv as pacsv
 from django.db import connections, models, transaction
 from django.utils import timezone
 
-from kequn.scoring.loading import load_customer_ids, load_purchases
+from kequn.scoring.loading import drop_restricted, load_customer_ids, load_purchases
 from kequn.scoring.models import CustomerScore, ScoreRun, StageChange
 
 WRITE_BATCH = 5_000
@@ -179,7 +179,7 @@ def refresh_scores(
     say = _progress_printer(progress)
     try:
         say("loading purchases")
-        purchases = load_purchases(using)
+        purchases = drop_restricted(load_purchases(using), using)
         customers = load_customer_ids(using)
         if purchases.num_rows == 0:
             return _finish_without_purchases(run, customers, now, started, using)

@@ -94,7 +94,11 @@ class SegmentAdmin(ModelAdmin):
     def export_view(self, request: HttpRequest, segment_id: int, fmt: str):
         if not self.has_view_permission(request) or fmt not in ("csv", "xlsx"):
             raise PermissionDenied
-        return make_export_response(request.user, get_object_or_404(Segment, pk=segment_id), fmt)
+        segment = get_object_or_404(Segment, pk=segment_id)
+        purpose = "marketing" if request.GET.get("purpose") == "marketing" else ""
+        return make_export_response(
+            request.user, segment, fmt, purpose, request.GET.get("channel", "")[:10]
+        )
 
     def tag_view(self, request: HttpRequest):
         if not request.user.has_perm("customers.add_customertag") and not request.user.is_superuser:

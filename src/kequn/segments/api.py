@@ -207,8 +207,13 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     },
 )
 def export_segment(
-    request: HttpRequest, segment_id: ObjectId, format: Literal["csv", "xlsx"] = "csv"
+    request: HttpRequest,
+    segment_id: ObjectId,
+    format: Literal["csv", "xlsx"] = "csv",
+    purpose: Literal["", "marketing"] = "",
+    channel: Literal["", "email", "sms", "phone", "wechat"] = "",
 ):
+    """purpose=marketing keeps only members whose marketing consent (on channel) is in force now."""
     check_perm(request, "segments.view_segment")
     user = getattr(request, "auth", None) or request.user
-    return make_export_response(user, _get(segment_id), format)
+    return make_export_response(user, _get(segment_id), format, purpose, channel)

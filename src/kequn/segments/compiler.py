@@ -366,7 +366,9 @@ def select_customers(rule: dict, ctx: Context) -> QuerySet:
     """Return the live (not merged) customers matching a validated rule."""
     from kequn.customers.models import Customer
 
-    return Customer.objects.filter(merged_into__isnull=True).filter(compile_rule(rule, ctx))
+    # Restricted customers (data-subject request) are never segment members.
+    live = Customer.objects.filter(merged_into__isnull=True, processing_restricted=False)
+    return live.filter(compile_rule(rule, ctx))
 
 
 def compile_rule_sql(rule: dict, ctx: Context) -> str:

@@ -70,14 +70,28 @@ def mask_personal_fields(user: Any, row: dict) -> dict:
     return row
 
 
-def iter_member_rows(segment: Segment) -> Iterator[dict]:
+def select_export_members(segment: Segment, purpose: str = "", channel: str = "") -> QuerySet:
+    """Return the members to export; for marketing, only those whose consent is in force now.
+
+    Consent is checked at export time, not at the last refresh, so a withdrawal counts at once.
+    """
+    members = Customer.objects.filter(segment_memberships__segment=segment)
+    if purpose == "marketing":
+        from kequn.security.privacy.services import filter_marketable
+
+        members = filter_marketable(members, channel or None)
+    return members
+
+
+def iter_member_rows(segment: Segment, purpose: str = "", channel: str = "") -> Iterator[dict]:
     """Yield one plain row per member, reading customers in id batches (keyset paging)."""
-    return iter_customer_rows(Customer.objects.filter(segment_memberships__segment=segment))
+    return iter_customer_rows(select_export_members(segment, purpose, channel))
 
 
 def iter_customer_rows(customers: QuerySet) -> Iterator[dict]:
     """Yield one plain (unmasked) row per customer of a queryset, in id batches (keyset paging)."""
-    members = customers.order_by("id")
+    # Customers restricted on a data-subject request are never exported.
+    members = customers.filter(processing_restricted=False).order_by("id")
     members = members.select_related("score").prefetch_related(
         Prefetch(
             "identities",
@@ -124,13 +138,13 @@ def _row(c: Customer) -> dict:
     }
 
 
-def stream_csv(user: Any, segment: Segment) -> Iterator[str]:
+def stream_csv(user: Any, segment: Segment, purpose: str = "", channel: str = "") -> Iterator[str]:
     """Yield the CSV text of a segment piece by piece (UTF-8 BOM first, for Excel)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
     yield "\ufeff"
     writer.writeheader()
-    for i, row in enumerate(iter_member_rows(segment), start=1):
+    for i, row in enumerate(iter_member_rows(segment, purpose, channel), start=1):
         masked = mask_personal_fields(user, row)
         writer.writerow({key: escape_formula(value) for key, value in masked.items()})
         if i % 500 == 0:
@@ -140,14 +154,16 @@ def stream_csv(user: Any, segment: Segment) -> Iterator[str]:
     yield buffer.getvalue()
 
 
-def write_xlsx(user: Any, segment: Segment) -> tempfile.SpooledTemporaryFile:
+def write_xlsx(
+    user: Any, segment: Segment, purpose: str = "", channel: str = ""
+) -> tempfile.SpooledTemporaryFile:
     """Write the segment to an Excel file (write-only mode, constant memory); return it rewound."""
     from openpyxl import Workbook
 
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(segment.name[:31] or "segment")
     sheet.append(COLUMNS)
-    for row in iter_member_rows(segment):
+    for row in iter_member_rows(segment, purpose, channel):
         masked = mask_personal_fields(user, row)
         sheet.append(escape_row(masked[c] for c in COLUMNS))
     # The response closes the file after sending it.
@@ -157,8 +173,14 @@ def write_xlsx(user: Any, segment: Segment) -> tempfile.SpooledTemporaryFile:
     return out
 
 
-def make_export_response(user: Any, segment: Segment, fmt: str):
-    """Return a streaming HTTP response with the segment as CSV or XLSX."""
+def make_export_response(
+    user: Any, segment: Segment, fmt: str, purpose: str = "", channel: str = ""
+):
+    """Return a streaming HTTP response with the segment as CSV or XLSX.
+
+    purpose="marketing" keeps only members with marketing consent in force (on ``channel``,
+    or on any channel when it is empty).
+    """
     from django.http import FileResponse, StreamingHttpResponse
     from django.utils import timezone
 
@@ -173,19 +195,22 @@ def make_export_response(user: Any, segment: Segment, fmt: str):
         target=segment,
         detail={
             "format": fmt,
-            "rows": Customer.objects.filter(segment_memberships__segment=segment).count(),
+            "rows": select_export_members(segment, purpose, channel)
+            .filter(processing_restricted=False)
+            .count(),
+            "purpose": purpose,
             "unmasked": mask_personal_fields(user, dict(sample)) == sample,
         },
     )
     if fmt == "xlsx":
         return FileResponse(
-            write_xlsx(user, segment),
+            write_xlsx(user, segment, purpose, channel),
             as_attachment=True,
             filename=f"{stem}.xlsx",
             content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         )
     response = StreamingHttpResponse(
-        stream_csv(user, segment), content_type="text/csv; charset=utf-8"
+        stream_csv(user, segment, purpose, channel), content_type="text/csv; charset=utf-8"
     )
     response["Content-Disposition"] = f'attachment; filename="{stem}.csv"'
     return response

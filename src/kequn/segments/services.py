@@ -212,9 +212,9 @@ def _refers_to(rule: Any, segment_id: int) -> bool:
 def set_static_members(segment: Segment, customer_ids: Iterable[int]) -> RefreshResult:
     """Make the members of a static segment exactly these customers."""
     wanted = set(
-        Customer.objects.filter(pk__in=list(customer_ids), merged_into__isnull=True).values_list(
-            "pk", flat=True
-        )
+        Customer.objects.filter(
+            pk__in=list(customer_ids), merged_into__isnull=True, processing_restricted=False
+        ).values_list("pk", flat=True)
     )
     current = set(
         SegmentMember.objects.filter(segment=segment).values_list("customer_id", flat=True)
@@ -295,7 +295,11 @@ def tag_customer_ids(
     user_id = getattr(by, "pk", None)
     with transaction.atomic():
         for chunk in _iter_chunks(ids):
-            existing = set(Customer.objects.filter(pk__in=chunk).values_list("pk", flat=True))
+            existing = set(
+                Customer.objects.filter(pk__in=chunk, processing_restricted=False).values_list(
+                    "pk", flat=True
+                )
+            )
             CustomerTag.objects.bulk_create(
                 [
                     CustomerTag(customer_id=c, tag=tag, added_by_id=user_id)

@@ -304,4 +304,5 @@ def compile_sql(
 ) -> str:
     """Return `SELECT c.id FROM customers_customer c WHERE ...` for a validated rule."""
     where = _Compiler(now, today, lookup, tz).group(rule, ROOT, ())
-    return f"SELECT c.id FROM customers_customer c WHERE c.merged_into_id IS NULL AND {where}"
+    live = "c.merged_into_id IS NULL AND NOT c.processing_restricted"
+    return f"SELECT c.id FROM customers_customer c WHERE {live} AND {where}"

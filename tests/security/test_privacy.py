@@ -1,0 +1,460 @@
+"""Data-subject rights: export, correction, erasure with suppression, consent withdrawal, restriction."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import zipfile
+from datetime import datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
+from django.test import override_settings
+from django.utils import timezone
+
+from kequn.commerce.models import Order
+from kequn.customers.models import Address, Consent, Customer, Identity
+from kequn.customers.services import (
+    IdentityInput,
+    add_identity,
+    record_consent,
+    tag_customers,
+    update_customer,
+)
+from kequn.events.models import AnonymousLink, Event
+from kequn.ingest.models import Merge, QuarantinedRow
+from kequn.ingest.services import create_source, import_file, merge_customers
+from kequn.recommend.models import Recommendation
+from kequn.scoring.models import CustomerScore
+from kequn.security.audit.models import AuditEntry
+from kequn.security.privacy import services
+from kequn.security.privacy.models import PrivacyRequest, Suppression
+from kequn.segments.export import iter_member_rows, stream_csv
+from kequn.segments.models import SegmentMember
+from kequn.segments.services import create_segment, evaluate_segment
+from tests.factories import make_customer, make_event, make_order
+
+pytestmark = pytest.mark.django_db
+
+EMAIL = "zhang.wei@example.com"
+PHONE = "13800138000"
+OTHER_EMAIL = "li.na@example.org"
+SHANGHAI = {"match": "all", "conditions": [{"field": "city", "operator": "eq", "value": "上海"}]}
+
+
+@pytest.fixture
+def admin_user(django_user_model):
+    return django_user_model.objects.create_superuser("dpo", password="x")
+
+
+@pytest.fixture
+def person():
+    customer = make_customer("张伟", email=EMAIL, phone=PHONE)
+    Address.objects.create(customer=customer, city="上海", line="南京西路 1 号", postcode="200040")
+    record_consent(customer, "email", "marketing", True, source="signup")
+    make_order(customer, amount="1999.00", days_ago=40)
+    make_order(customer, amount="59.00", days_ago=3)
+    make_event(customer, "Product Viewed")
+    return customer
+
+
+@pytest.fixture
+def other():
+    customer = make_customer("李娜", email=OTHER_EMAIL, phone="13900139000")
+    record_consent(customer, "email", "marketing", True)
+    make_order(customer, amount="4999.00", days_ago=10)
+    make_event(customer, "Cart Viewed")
+    return customer
+
+
+def verified(kind, customer, user, **kwargs):
+    request = services.open_request(kind, customer, by=user, **kwargs)
+    return services.verify_identity(request, "id_document", by=user)
+
+
+# ---------------------------------------------------------------- requests and deadlines
+
+
+def test_deadline_is_end_of_the_fifteenth_day_and_configurable(person):
+    received = datetime(2026, 3, 1, 9, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
+    request = services.open_request("export", person, received_at=received)
+    local = timezone.localtime(request.deadline, ZoneInfo("Asia/Shanghai"))
+    assert (local.date(), local.hour, local.minute) == (datetime(2026, 3, 16).date(), 23, 59)
+    with override_settings(KEQUN_PRIVACY_DEADLINE_DAYS=30):
+        gdpr = services.open_request("export", person, received_at=received)
+    assert timezone.localtime(gdpr.deadline).date() == datetime(2026, 3, 31).date()
+
+
+def test_overdue_requests_are_found_and_closed_ones_are_not(person):
+    old = services.open_request("export", person, received_at=timezone.now() - timedelta(days=20))
+    fresh = services.open_request("export", person)
+    closed = services.open_request(
+        "erasure", person, received_at=timezone.now() - timedelta(days=40)
+    )
+    services.reject_request(closed, "identity could not be confirmed")
+    assert old.is_overdue and not fresh.is_overdue and not closed.is_overdue
+    assert list(services.get_overdue_requests()) == [old]
+
+
+def test_identity_must_be_verified_before_execution(person, admin_user):
+    request = services.open_request("erasure", person, by=admin_user)
+    with pytest.raises(ValidationError, match="verify the requester's identity"):
+        services.execute_request(request, by=admin_user)
+    assert Customer.objects.filter(pk=person.pk).exists()
+    request.refresh_from_db()
+    assert request.status == PrivacyRequest.Status.RECEIVED
+    services.verify_identity(request, "sms_code", by=admin_user)
+    request.refresh_from_db()
+    assert request.status == PrivacyRequest.Status.VERIFIED
+    assert request.identity_verified_by == admin_user
+    services.execute_request(request, by=admin_user)
+    assert not Customer.objects.filter(pk=person.pk).exists()
+
+
+def test_bad_request_input_gets_one_line_errors(person):
+    with pytest.raises(ValidationError, match="unknown request type 'forget'"):
+        services.open_request("forget", person)
+    with pytest.raises(ValidationError, match="cannot correct password"):
+        services.open_request("correction", person, parameters={"fields": {"password": "x"}})
+    with pytest.raises(ValidationError, match="unknown consent channel or purpose fax"):
+        services.open_request("withdraw_consent", person, parameters={"channels": ["fax"]})
+    request = services.open_request("export", person)
+    with pytest.raises(ValidationError, match="unknown identity check"):
+        services.verify_identity(request, "trust me")
+    with pytest.raises(ValidationError, match="give the reason"):
+        services.reject_request(request, "  ")
+
+
+def test_request_steps_are_on_the_audit_trail_without_personal_values(person, admin_user):
+    request = verified("export", person, admin_user)
+    services.execute_request(request, by=admin_user)
+    entries = AuditEntry.objects.filter(
+        target_type="privacy.privacyrequest", target_id=str(request.pk)
+    )
+    actions = list(entries.order_by("sequence").values_list("action", flat=True))
+    assert actions == ["data_subject_request", "data_subject_request", "export"]
+    dumped = json.dumps(list(entries.values("detail")), ensure_ascii=False)
+    assert EMAIL not in dumped and "张伟" not in dumped
+
+
+# ---------------------------------------------------------------- export
+
+
+def _read_zip(payload: bytes) -> tuple[dict, dict[str, list[dict]]]:
+    archive = zipfile.ZipFile(io.BytesIO(payload))
+    document = json.loads(archive.read("customer.json"))
+    tables = {}
+    for name in archive.namelist():
+        if name.startswith("csv/"):
+            text = archive.read(name).decode("utf-8-sig")
+            tables[name[4:-4]] = list(csv.DictReader(io.StringIO(text)))
+    return document, tables
+
+
+def test_export_holds_everything_of_the_person_and_nothing_of_another(person, other):
+    # A record merged into the person belongs to the export too.
+    twin = make_customer("张伟 (旧)", wechat="wx-zhang")
+    make_order(twin, amount="10.00", days_ago=100)
+    merge_customers(person, twin, rule="test")
+    payload = services.export_customer_data(person)
+    document, tables = _read_zip(payload)
+    expected_tables = {
+        "profile", "identities", "addresses", "consents", "tags", "company_links", "orders",
+        "order_lines", "events", "anonymous_ids", "scores", "stage_history",
+        "segment_memberships", "segment_history", "recommendations", "merge_history",
+        "privacy_requests",
+    }  # fmt: skip
+    assert set(document["tables"]) == expected_tables == set(tables)
+    own_orders = set(
+        Order.objects.filter(customer_id__in=[person.pk, twin.pk]).values_list("number", flat=True)
+    )
+    assert {o["number"] for o in tables["orders"]} == own_orders
+    assert len(own_orders) == 3
+    assert {o["number"] for o in document["tables"]["orders"]} == own_orders
+    assert len(tables["order_lines"]) == 3
+    assert [e["name"] for e in tables["events"]] == ["Product Viewed"]
+    assert {i["value"] for i in tables["identities"]} == {EMAIL, "+86" + PHONE, "wx-zhang"}
+    assert tables["addresses"][0]["line"] == "南京西路 1 号"
+    assert tables["consents"][0]["granted"] == "True"
+    assert len(tables["merge_history"]) == 1
+    raw = payload + b"".join(
+        zipfile.ZipFile(io.BytesIO(payload)).read(n)
+        for n in zipfile.ZipFile(io.BytesIO(payload)).namelist()
+    )
+    other_order = Order.objects.get(customer=other).number
+    for secret in (OTHER_EMAIL, "13900139000", "李娜", other_order, "Cart Viewed"):
+        assert secret.encode() not in raw
+
+
+def test_export_request_writes_a_private_file_and_completes(
+    person, admin_user, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(services, "get_export_dir", lambda: tmp_path / "privacy-exports")
+    request = verified("export", person, admin_user)
+    services.execute_request(request, by=admin_user)
+    request.refresh_from_db()
+    assert request.status == PrivacyRequest.Status.DONE
+    path = tmp_path / "privacy-exports" / request.result_file.rsplit("/", 1)[-1]
+    assert path.exists() and oct(path.stat().st_mode & 0o777) == "0o600"
+    _document, tables = _read_zip(path.read_bytes())
+    assert len(tables["orders"]) == 2
+
+
+# ---------------------------------------------------------------- correction
+
+
+def test_correction_goes_through_customer_services_and_forgets_the_new_values(person, admin_user):
+    request = verified(
+        "correction", person, admin_user, parameters={"fields": {"name": "张伟伟", "city": "北京"}}
+    )
+    services.execute_request(request, by=admin_user)
+    person.refresh_from_db()
+    request.refresh_from_db()
+    assert (person.name, person.city) == ("张伟伟", "北京")
+    assert request.status == PrivacyRequest.Status.DONE
+    assert request.parameters == {"fields": ["city", "name"]}
+    assert "张伟伟" not in json.dumps(request.result, ensure_ascii=False)
+
+
+# ---------------------------------------------------------------- erasure
+
+
+def _customers_csv(tmp_path, rows: list[str]):
+    path = tmp_path / "customers.csv"
+    path.write_text("name,email,phone,city\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_erasure_removes_the_person_keeps_orders_anonymised_and_suppresses(
+    person, other, admin_user, tmp_path
+):
+    twin = make_customer("张伟 (旧)", wechat="wx-zhang")
+    merge_customers(person, twin, rule="test")
+    source, key = create_source("web")
+    AnonymousLink.objects.create(anonymous_id="anon-zw", customer=person, source=source)
+    Event.objects.create(name="Page Viewed", anonymous_id="anon-zw")
+    CustomerScore.objects.create(customer=person, computed_at=timezone.now())
+    order_numbers = set(Order.objects.filter(customer=person).values_list("number", flat=True))
+    request = verified("erasure", person, admin_user)
+    person_id = person.pk
+    services.execute_request(request, by=admin_user)
+
+    assert not Customer.objects.filter(pk__in=[person_id, twin.pk]).exists()
+    assert not Identity.objects.filter(value__in=[EMAIL, "+86" + PHONE, "wx-zhang"]).exists()
+    assert not Address.objects.filter(customer_id=person_id).exists()
+    assert not Consent.objects.filter(customer_id=person_id).exists()
+    assert not Event.objects.filter(name__in=["Product Viewed", "Page Viewed"]).exists()
+    assert not Merge.objects.filter(target_id=person_id).exists()
+    assert not CustomerScore.objects.filter(customer_id=person_id).exists()
+    kept = Order.objects.filter(number__in=order_numbers)
+    assert kept.count() == 2 and set(kept.values_list("customer", flat=True)) == {None}
+    assert sum(kept.values_list("total_amount", flat=True)) == Decimal("2058.00")
+    # The other customer is untouched.
+    assert Identity.objects.filter(value=OTHER_EMAIL).exists()
+    assert Order.objects.filter(customer=other).count() == 1
+
+    request.refresh_from_db()
+    assert request.status == PrivacyRequest.Status.DONE
+    assert request.customer is None and request.subject_ref == person_id
+    assert Suppression.objects.filter(request=request).count() == 3
+    dumped = json.dumps(list(Suppression.objects.values()), default=str)
+    for plain in (EMAIL, PHONE, "wx-zhang", "zhang"):
+        assert plain not in dumped
+    assert services.is_suppressed("email", " ZHANG.WEI@example.com ")
+    assert services.is_suppressed("phone", "+86 138 0013 8000")
+    assert not services.is_suppressed("email", OTHER_EMAIL)
+
+    # A later import of the same person is quarantined with the reason; others go in.
+    path = _customers_csv(
+        tmp_path,
+        ["张伟,ZHANG.WEI@EXAMPLE.COM,,上海", "王芳,,138 0013 8000,深圳", "赵六,z6@x.cn,,北京"],
+    )
+    summary = import_file(path, "customers")
+    assert (summary.inserted, summary.quarantined) == (1, 2)
+    assert summary.reasons == {"suppressed": 2}
+    rows = QuarantinedRow.objects.filter(reason="suppressed").order_by("row_number")
+    assert [r.message for r in rows] == [f"erased on request #{request.pk}"] * 2
+    assert [r.field for r in rows] == ["email", "phone"]
+    assert not Identity.objects.filter(value=EMAIL).exists()
+    assert Identity.objects.filter(value="z6@x.cn").exists()
+
+    # An identify call does not create a profile or identity for them either.
+    from django.test import Client
+
+    auth = base64.b64encode(f"{key}:".encode()).decode()
+    body = {
+        "batch": [
+            {"type": "identify", "userId": "u-1", "traits": {"email": EMAIL, "name": "张伟"}},
+            {"type": "identify", "userId": "u-2", "traits": {"email": "new@x.cn"}},
+        ]
+    }
+    response = Client().post(
+        "/v1/batch", json.dumps(body), content_type="application/json",
+        HTTP_AUTHORIZATION=f"Basic {auth}",
+    )  # fmt: skip
+    assert response.status_code == 200
+    assert not Identity.objects.filter(value__in=[EMAIL, "u-1"]).exists()
+    assert Identity.objects.filter(value="new@x.cn").exists()
+    assert not Customer.objects.filter(name="张伟").exists()
+    assert not Event.objects.filter(properties__email=EMAIL).exists()
+
+
+def test_erased_user_id_is_suppressed_for_events(person, admin_user):
+    add_identity(person, IdentityInput("external", "u-77", system="segment"))
+    services.erase_customer(person)
+    from kequn.ingest.services import collect_events
+
+    source, _key = create_source("app")
+    collect_events(source.pk, [{"type": "track", "userId": "u-77", "event": "Opened"}])
+    assert not Identity.objects.filter(value="u-77").exists()
+    assert not Event.objects.filter(name="Opened").exists()
+
+
+def test_erasure_removes_quarantined_rows_naming_the_person(person, tmp_path):
+    path = _customers_csv(tmp_path, ["张伟,zhang.wei@example.com,not-a-phone,上海"])
+    import_file(path, "customers")
+    assert QuarantinedRow.objects.count() == 1
+    counts = services.erase_customer(person)
+    assert counts["quarantined_rows"] == 1
+    assert not QuarantinedRow.objects.exists()
+
+
+# ---------------------------------------------------------------- consent withdrawal
+
+
+def test_consent_withdrawal_drops_the_customer_from_a_marketing_export_at_once(
+    person, other, admin_user
+):
+    segment = create_segment("上海客户", SHANGHAI)
+    evaluate_segment(segment)
+    assert SegmentMember.objects.filter(segment=segment).count() == 2
+    marketing = {r["id"] for r in iter_member_rows(segment, "marketing")}
+    assert marketing == {person.pk, other.pk}
+    request = verified("withdraw_consent", person, admin_user, parameters={"channels": ["email"]})
+    services.execute_request(request, by=admin_user)
+    # No refresh in between: the membership still lists them, the marketing export does not.
+    assert SegmentMember.objects.filter(segment=segment, customer=person).exists()
+    assert {r["id"] for r in iter_member_rows(segment, "marketing")} == {other.pk}
+    assert {r["id"] for r in iter_member_rows(segment, "marketing", "email")} == {other.pk}
+    text = "".join(stream_csv(admin_user, segment, "marketing"))
+    assert OTHER_EMAIL in text and EMAIL not in text
+    # A plain (non-marketing) export still lists them; the history keeps the grant.
+    assert {r["id"] for r in iter_member_rows(segment)} == {person.pk, other.pk}
+    assert list(
+        Consent.objects.filter(customer=person, channel="email").order_by("recorded_at", "id")
+        .values_list("granted", flat=True)
+    ) == [True, False]  # fmt: skip
+    # A later grant wins again.
+    record_consent(person, "email", "marketing", True, source="re-subscribed")
+    assert {r["id"] for r in iter_member_rows(segment, "marketing")} == {person.pk, other.pk}
+
+
+def test_marketing_export_over_the_api_honours_consent(person, other, make_api_client):
+    record_consent(person, "sms", "marketing", True)
+    services.withdraw_consent(person, ["email"])
+    segment = create_segment("all", SHANGHAI)
+    evaluate_segment(segment)
+    client = make_api_client(superuser=True)
+    email_only = client.get(f"/api/v1/segments/{segment.pk}/export?purpose=marketing&channel=email")
+    assert email_only.status_code == 200
+    text = b"".join(email_only.streaming_content).decode("utf-8-sig")
+    assert OTHER_EMAIL in text and EMAIL not in text
+    any_channel = client.get(f"/api/v1/segments/{segment.pk}/export?purpose=marketing")
+    text = b"".join(any_channel.streaming_content).decode("utf-8-sig")
+    assert EMAIL in text  # SMS marketing consent is still in force
+
+
+# ---------------------------------------------------------------- restriction
+
+
+def test_restricted_customer_is_not_scored_segmented_recommended_exported_or_changed(
+    person, other, admin_user
+):
+    from kequn.recommend.services import get_recommendations_for_customer, train_recommendations
+    from kequn.scoring.services import refresh_scores
+
+    segment = create_segment("all buyers", SHANGHAI)
+    evaluate_segment(segment)
+    Recommendation.objects.create(
+        customer=person, product=Order.objects.filter(customer=other).first().lines.first().product,
+        rank=1, score=1.0, source="test",
+    )  # fmt: skip
+    request = verified("restrict", person, admin_user)
+    services.execute_request(request, by=admin_user)
+    person.refresh_from_db()
+    assert person.processing_restricted
+    # Dropped from audiences at once, and not brought back by a refresh.
+    assert not SegmentMember.objects.filter(customer=person).exists()
+    evaluate_segment(segment)
+    assert set(
+        SegmentMember.objects.filter(segment=segment).values_list("customer", flat=True)
+    ) == {other.pk}
+    refresh_scores(progress=False)
+    assert not CustomerScore.objects.filter(customer=person).exists()
+    assert CustomerScore.objects.filter(customer=other).exists()
+    train_recommendations()
+    assert not Recommendation.objects.filter(customer=person).exists()
+    assert get_recommendations_for_customer(person.pk) == []
+    from kequn.segments.export import iter_customer_rows
+
+    assert [r["id"] for r in iter_customer_rows(Customer.objects.all())] == [other.pk]
+    # Changes through the customer services are refused with a clear error.
+    with pytest.raises(ValidationError, match="restricted from processing.*lift the restriction"):
+        update_customer(person, {"city": "北京"})
+    with pytest.raises(ValidationError, match="restricted"):
+        add_identity(person, IdentityInput("email", "second@example.com"))
+    with pytest.raises(ValidationError, match="restricted"):
+        record_consent(person, "sms", "marketing", True)
+    record_consent(person, "sms", "marketing", False)  # a withdrawal is always taken
+    from kequn.customers.models import Tag
+
+    assert tag_customers([person, other], Tag.objects.create(name="VIP")) == 1
+    # A correction waits for the restriction to be lifted; lifting allows changes again.
+    correction = verified("correction", person, admin_user, parameters={"fields": {"city": "北京"}})
+    with pytest.raises(ValidationError, match="restricted"):
+        services.execute_request(correction, by=admin_user)
+    services.execute_request(verified("lift_restriction", person, admin_user), by=admin_user)
+    person.refresh_from_db()
+    assert not person.processing_restricted
+    update_customer(person, {"occupation": "工程师"})
+    evaluate_segment(segment)
+    assert SegmentMember.objects.filter(segment=segment, customer=person).exists()
+
+
+def test_segment_sql_excludes_restricted_customers(person, other):
+    from django.db import connection
+
+    from kequn.segments.compiler import compile_rule_sql, make_context
+
+    services.restrict_processing(person)
+    sql = compile_rule_sql(SHANGHAI, make_context())
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        assert {row[0] for row in cursor.fetchall()} == {other.pk}
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def test_cli_export_and_erase(person, admin_user, tmp_path):
+    out = tmp_path / "person.zip"
+    call_command("privacy", "export", str(person.pk), "--out", str(out), stdout=io.StringIO())
+    _document, tables = _read_zip(out.read_bytes())
+    assert len(tables["orders"]) == 2
+    with pytest.raises(CommandError, match="no data-subject request #999"):
+        call_command("privacy", "erase", str(person.pk), "--request", "999")
+    request = services.open_request("erasure", person)
+    with pytest.raises(CommandError, match="verify the requester's identity"):
+        call_command("privacy", "erase", str(person.pk), "--request", str(request.pk))
+    services.verify_identity(request, "in_person")
+    stdout = io.StringIO()
+    call_command("privacy", "erase", str(person.pk), "--request", str(request.pk), stdout=stdout)
+    assert "erased customer" in stdout.getvalue()
+    assert not Customer.objects.filter(pk=person.pk).exists()
+    with pytest.raises(CommandError, match=f"no customer #{person.pk}"):
+        call_command("privacy", "export", str(person.pk), "--out", str(out))
