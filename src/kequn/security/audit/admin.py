@@ -16,8 +16,6 @@ from kequn.customers.admin import DayRangeFilter, ExactTextFilter, make_distinct
 from kequn.security.audit import services
 from kequn.security.audit.models import AuditEntry
 
-VIEW_PERMISSION = "audit.view_auditentry"
-
 
 class ActionFilter(DropdownFilter):
     """Pick one kind of event."""
@@ -121,7 +119,7 @@ class AuditEntryAdmin(ModelAdmin):
     @action(
         description=_("Verify chain"),
         url_path="verify-chain",
-        permissions=[VIEW_PERMISSION],
+        permissions=["view"],  # has_view_permission: audit.view_auditentry
         icon="verified",
     )
     def verify_chain(self, request: HttpRequest) -> HttpResponseRedirect:

@@ -231,7 +231,10 @@ def connect() -> None:
     ]
     for through, relation, attname in relations:
         m2m_changed.connect(
-            make_m2m_recorder(relation, attname), sender=through, dispatch_uid=f"audit-{relation}"
+            make_m2m_recorder(relation, attname),
+            sender=through,
+            weak=False,  # the receiver is a closure: nothing else keeps it alive
+            dispatch_uid=f"audit-{relation}",
         )
     user_logged_in.connect(record_login, dispatch_uid="audit-login")
     user_logged_out.connect(record_logout, dispatch_uid="audit-logout")
