@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import time
 from collections.abc import Callable
 
@@ -30,14 +31,23 @@ def get_client_ip(request: HttpRequest) -> str:
         hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
         hops = [h for h in hops if h]
         # Each trusted proxy appends the address it saw; earlier entries can be forged.
-        if len(hops) >= proxies:
+        if len(hops) >= proxies and _is_ip(hops[-proxies]):
             return hops[-proxies]
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
+    address = request.META.get("REMOTE_ADDR", "")
+    return address if _is_ip(address) else ""
 
 
-def axes_client_ip(request: HttpRequest) -> str:
-    """AXES_CLIENT_IP_CALLABLE: the same client address the rate limits use."""
-    return get_client_ip(request)
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def axes_client_ip(request: HttpRequest) -> str | None:
+    """AXES_CLIENT_IP_CALLABLE: the same client address the rate limits use (None if unknown)."""
+    return get_client_ip(request) or None
 
 
 class SessionTimeoutMiddleware:
@@ -153,7 +163,7 @@ class RateLimitMiddleware:
 
     def limit_api(self, request: HttpRequest) -> HttpResponse | None:
         rate = get_rate("KEQUN_API_IP_RATE")
-        if wait := hit("api-ip", get_client_ip(request), rate):
+        if wait := hit("api-ip", get_client_ip(request) or "unknown", rate):
             return too_many_api_requests("from one address", rate, wait)
         identity = _api_identity(request)
         rate = get_rate("KEQUN_API_RATE")
@@ -184,7 +194,7 @@ class RateLimitMiddleware:
 
         rate = get_rate("KEQUN_LOGIN_RATE")
         username = str(request.POST.get("username", ""))[:150].strip().lower()
-        wait = hit("login-ip", get_client_ip(request), rate)
+        wait = hit("login-ip", get_client_ip(request) or "unknown", rate)
         if not wait and username:
             wait = hit("login-user", username, rate)
         if not wait:
