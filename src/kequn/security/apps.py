@@ -1,7 +1,13 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
 
 class SecurityConfig(AppConfig):
     name = "kequn.security"
     verbose_name = _("Security")
+
+    def ready(self) -> None:
+        from kequn.security.permissions import sync_roles_after_migrate
+
+        post_migrate.connect(sync_roles_after_migrate, dispatch_uid="kequn.security.sync_roles")

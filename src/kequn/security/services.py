@@ -73,3 +73,58 @@ def require_perm(user: AbstractBaseUser | None, perm: str) -> None:
     """Raise PermissionDenied unless the user holds the permission (app_label.codename)."""
     if user is None or not user.is_active or not user.has_perm(perm):
         raise PermissionDenied(perm)
+
+
+def create_user(
+    username: str, role: str, email: str = "", password: str | None = None
+) -> tuple[AbstractBaseUser, str]:
+    """Create a back-office user in one role; return the user and the password (generated if none).
+
+    Every role works in the back office, so the user is staff; only the administrator role
+    holds permissions over users and roles.
+    """
+    from django.contrib.auth.models import Group
+    from django.core.exceptions import ValidationError
+    from django.db import transaction
+
+    from kequn.security.roles import ROLES
+
+    if role not in ROLES:
+        raise ValidationError(f"unknown role {role!r}: choose one of {', '.join(ROLES)}")
+    model = get_user_model()
+    if model.objects.filter(username=username).exists():
+        raise ValidationError(f"a user named {username!r} already exists")
+    password = password or secrets.token_urlsafe(12)
+    with transaction.atomic():
+        user = model.objects.create_user(username, email=email, password=password, is_staff=True)
+        user.groups.set([Group.objects.get(name=role)])
+    return user, password
+
+
+def set_user_role(username: str, role: str) -> AbstractBaseUser:
+    """Put a user in exactly one role (replacing the roles they had)."""
+    from django.contrib.auth.models import Group
+    from django.core.exceptions import ValidationError
+
+    from kequn.security.roles import ROLES
+
+    if role not in ROLES:
+        raise ValidationError(f"unknown role {role!r}: choose one of {', '.join(ROLES)}")
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise ValidationError(f"no user named {username!r}; add one with `kequn user add`")
+    others = user.groups.exclude(name=role).filter(name__in=ROLES)
+    user.groups.remove(*others)
+    user.groups.add(Group.objects.get(name=role))
+    if not user.is_staff:
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+    return user
+
+
+def get_user_roles(user: AbstractBaseUser) -> list[str]:
+    """Return the role names a user holds, in the order of ROLES."""
+    from kequn.security.roles import ROLES
+
+    names = set(user.groups.values_list("name", flat=True))
+    return [role for role in ROLES if role in names]

@@ -1,0 +1,117 @@
+"""Mask personal fields (phone, email, address, birthday) for users who may not see them.
+
+One place for every masking rule: the API schemas, the back office (lists, change views, the
+360 page) and the exports all call these functions. Whether a user sees a field group
+unmasked is a permission on the customer model (customers.view_customer_phone, …_email,
+…_address, …_birthday); superusers and the administrator role hold all four.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+PHONE = "phone"
+EMAIL = "email"
+ADDRESS = "address"
+BIRTHDAY = "birthday"
+FIELD_GROUPS = (PHONE, EMAIL, ADDRESS, BIRTHDAY)
+UNMASK_PERMISSIONS = {group: f"customers.view_customer_{group}" for group in FIELD_GROUPS}
+"""The permission that shows each field group unmasked."""
+
+MASK = "****"
+
+
+def mask_phone(phone: str) -> str:
+    """Return a phone as 138****8000: first three and last four digits (+86 is dropped)."""
+    if not phone:
+        return phone
+    text = phone.removeprefix("+86")
+    if len(text) <= 7:
+        # Too short to keep both ends without giving most of it away.
+        return "*" * max(len(text) - 2, 1) + text[-2:] if len(text) > 2 else "*" * len(text)
+    return f"{text[:3]}{MASK}{text[-4:]}"
+
+
+def mask_email(email: str) -> str:
+    """Return an email as z***@example.com: the first character of the mailbox and the domain."""
+    if not email:
+        return email
+    local, at, domain = email.partition("@")
+    if not at:
+        return "***"
+    return f"{local[:1]}***@{domain}"
+
+
+def mask_address_line(line: str) -> str:
+    """Return a street line fully masked (the province, city and district stay readable)."""
+    return MASK if line else line
+
+
+def mask_address(province: str = "", city: str = "", district: str = "", line: str = "") -> str:
+    """Return an address as text, readable down to the district and masked after it."""
+    return " ".join(p for p in [province, city, district, mask_address_line(line)] if p)
+
+
+def mask_birthday(birthday: dt.date | str | None) -> str | None:
+    """Return a birthday with the year hidden, as ****-05-04 (month and day suffice for greetings)."""
+    if not birthday:
+        return None if birthday is None else birthday
+    text = birthday.isoformat() if isinstance(birthday, dt.date) else str(birthday)
+    return f"{MASK}{text[4:10]}" if len(text) >= 10 else MASK
+
+
+def mask_identity_value(kind: str, value: str) -> str:
+    """Return an identity value masked by its kind (phone or email); other kinds are kept."""
+    if kind == PHONE:
+        return mask_phone(value)
+    if kind == EMAIL:
+        return mask_email(value)
+    return value
+
+
+def get_unmasked_groups(user: Any) -> frozenset[str]:
+    """Return the field groups this user sees unmasked (none for anonymous or inactive users)."""
+    if user is None or not getattr(user, "is_active", True):
+        return frozenset()
+    if getattr(user, "is_superuser", False):
+        return frozenset(FIELD_GROUPS)
+    if not hasattr(user, "has_perm"):
+        return frozenset()
+    return frozenset(g for g, perm in UNMASK_PERMISSIONS.items() if user.has_perm(perm))
+
+
+def is_unmasked(user: Any, group: str) -> bool:
+    """Return whether the user sees one field group (phone, email, address, birthday) unmasked."""
+    return group in get_unmasked_groups(user)
+
+
+def mask_identity_for(user_groups: Iterable[str], kind: str, value: str) -> str:
+    """Return an identity value as a user with these unmasked groups may see it."""
+    return (
+        value
+        if kind in user_groups or kind not in (PHONE, EMAIL)
+        else mask_identity_value(kind, value)
+    )
+
+
+def mask_row(user: Any, row: dict, groups: frozenset[str] | None = None) -> dict:
+    """Return a copy of an export row with phone, email, address and birthday masked by role.
+
+    The row's "address" is the text of an address (province city district line); when the row
+    carries "address_parts" (that tuple), the masked text keeps everything before the street
+    line, else it is masked whole. The returned row never holds "address_parts".
+    """
+    groups = get_unmasked_groups(user) if groups is None else groups
+    row = dict(row)
+    parts = row.pop("address_parts", None)
+    if PHONE not in groups and row.get(PHONE):
+        row[PHONE] = mask_phone(str(row[PHONE]))
+    if EMAIL not in groups and row.get(EMAIL):
+        row[EMAIL] = mask_email(str(row[EMAIL]))
+    if ADDRESS not in groups and row.get(ADDRESS):
+        row[ADDRESS] = mask_address(*parts) if parts else MASK
+    if BIRTHDAY not in groups and row.get(BIRTHDAY):
+        row[BIRTHDAY] = mask_birthday(row[BIRTHDAY])
+    return row
