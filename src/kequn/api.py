@@ -15,6 +15,7 @@ from kequn.customers.api import router as customers_router
 from kequn.events.api import router as events_router
 from kequn.recommend.api import router as recommend_router
 from kequn.security.auth import api_auth
+from kequn.security.privacy.api import router as privacy_router
 from kequn.segments.api import router as segments_router
 
 # Every operation may answer with these; the body is always {"detail": ...}.
@@ -154,6 +155,7 @@ api.add_router("/v1/products", products_router)
 api.add_router("/v1/events", events_router)
 api.add_router("/v1/segments", segments_router)
 api.add_router("/v1/recommendations", recommend_router)
+api.add_router("/v1/privacy-requests", privacy_router)
 
 
 def handle_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -418,6 +418,23 @@ UNFOLD = {
                         "link": reverse_lazy("admin:auth_group_changelist"),
                     },
                     {
+                        "title": _("Data-subject requests"),
+                        "icon": "privacy_tip",
+                        "link": reverse_lazy("admin:privacy_privacyrequest_changelist"),
+                        "badge": "kequn.security.privacy.admin.overdue_badge",
+                        "permission": lambda request: request.user.has_perm(
+                            "privacy.view_privacyrequest"
+                        ),
+                    },
+                    {
+                        "title": _("Suppression list"),
+                        "icon": "person_off",
+                        "link": reverse_lazy("admin:privacy_suppression_changelist"),
+                        "permission": lambda request: request.user.has_perm(
+                            "privacy.view_suppression"
+                        ),
+                    },
+                    {
                         "title": _("API tokens"),
                         "icon": "key",
                         "link": reverse_lazy("admin:security_apitoken_changelist"),

@@ -458,3 +458,131 @@ def test_cli_export_and_erase(person, admin_user, tmp_path):
     assert not Customer.objects.filter(pk=person.pk).exists()
     with pytest.raises(CommandError, match=f"no customer #{person.pk}"):
         call_command("privacy", "export", str(person.pk), "--out", str(out))
+
+
+# ---------------------------------------------------------------- API
+
+
+def test_api_records_verifies_executes_and_downloads(
+    person, other, make_api_client, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(services, "get_export_dir", lambda: tmp_path / "privacy-exports")
+    officer = make_api_client(
+        "privacy.add_privacyrequest", "privacy.view_privacyrequest", "privacy.change_privacyrequest"
+    )
+    created = officer.send_json(
+        "post", "/api/v1/privacy-requests", {"type": "export", "customer_id": person.pk}
+    )
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert body["status"] == "received" and body["customer_id"] == person.pk
+    assert not body["is_overdue"] and body["channel"] == "api"
+    rid = body["id"]
+    early = officer.post(f"/api/v1/privacy-requests/{rid}/execute")
+    assert early.status_code == 422 and "verify the requester" in early.json()["detail"][0]
+    verified_ = officer.send_json(
+        "post", f"/api/v1/privacy-requests/{rid}/verify", {"method": "email_code"}
+    )
+    assert verified_.json()["status"] == "verified"
+    done = officer.post(f"/api/v1/privacy-requests/{rid}/execute")
+    assert done.status_code == 200 and done.json()["status"] == "done"
+    assert done.json()["has_result_file"]
+    download = officer.get(f"/api/v1/privacy-requests/{rid}/download")
+    assert download.status_code == 200 and download["Content-Type"] == "application/zip"
+    _document, tables = _read_zip(b"".join(download.streaming_content))
+    assert len(tables["orders"]) == 2
+    listed = officer.get("/api/v1/privacy-requests?status=done").json()["items"]
+    assert [r["id"] for r in listed] == [rid]
+    assert officer.get("/api/v1/privacy-requests?overdue=true").json()["items"] == []
+    # Bad input: one clear error each, nothing stored.
+    count = PrivacyRequest.objects.count()
+    for payload, status in [
+        ({"type": "forget", "customer_id": person.pk}, 422),
+        ({"type": "export", "customer_id": 10**9}, 404),
+        ({"type": "correction", "customer_id": person.pk, "parameters": {"fields": {"x": 1}}}, 422),
+        ({"type": "correction", "customer_id": person.pk, "parameters": {"x": "y" * 20_000}}, 422),
+    ]:
+        response = officer.send_json("post", "/api/v1/privacy-requests", payload)
+        assert response.status_code == status, response.content
+    assert PrivacyRequest.objects.count() == count
+
+
+def test_api_needs_privacy_permissions(person, make_api_client):
+    reader = make_api_client("privacy.view_privacyrequest")
+    nobody = make_api_client("customers.view_customer")
+    request = services.open_request("erasure", person)
+    assert nobody.get("/api/v1/privacy-requests").status_code == 403
+    assert nobody.get(f"/api/v1/privacy-requests/{request.pk}").status_code == 403
+    assert reader.get(f"/api/v1/privacy-requests/{request.pk}").status_code == 200
+    denied = reader.send_json(
+        "post", "/api/v1/privacy-requests", {"type": "erasure", "customer_id": person.pk}
+    )
+    assert denied.status_code == 403
+    assert (
+        reader.send_json(
+            "post", f"/api/v1/privacy-requests/{request.pk}/verify", {"method": "in_person"}
+        ).status_code
+        == 403
+    )
+    assert reader.post(f"/api/v1/privacy-requests/{request.pk}/execute").status_code == 403
+    assert Customer.objects.filter(pk=person.pk).exists()
+
+
+# ---------------------------------------------------------------- back office
+
+
+def test_admin_list_filters_overdue_and_shows_the_badge(person, admin_user, client):
+    late = services.open_request("export", person, received_at=timezone.now() - timedelta(days=30))
+    fresh = services.open_request("correction", person, parameters={"fields": {"city": "北京"}})
+    client.force_login(admin_user)
+    page = client.get("/admin/privacy/privacyrequest/?overdue=yes")
+    assert page.status_code == 200
+    ids = [obj.pk for obj in page.context["cl"].result_list]
+    assert ids == [late.pk]
+    assert "overdue" in page.content.decode()
+    both = client.get("/admin/privacy/privacyrequest/")
+    assert {obj.pk for obj in both.context["cl"].result_list} == {late.pk, fresh.pk}
+    from kequn.security.privacy.admin import overdue_badge
+
+    class Request:
+        user = admin_user
+
+    assert overdue_badge(Request()) == "1"
+
+
+def test_admin_verifies_executes_and_rejects(person, other, admin_user, client):
+    client.force_login(admin_user)
+    add = client.post(
+        "/admin/privacy/privacyrequest/add/",
+        {"type": "restrict", "customer": person.pk, "channel": "letter",
+         "received_at_0": "2026-11-20", "received_at_1": "10:00:00", "parameters": "{}",
+         "notes": "letter of 20 Nov"},
+    )  # fmt: skip
+    assert add.status_code == 302, add.content.decode()[:2000]
+    request = PrivacyRequest.objects.get(type="restrict")
+    assert request.deadline is not None and request.created_by == admin_user
+    change_url = f"/admin/privacy/privacyrequest/{request.pk}/change/"
+    assert client.post(f"/admin/privacy/privacyrequest/{request.pk}/execute/").status_code == 302
+    request.refresh_from_db()
+    assert request.status == PrivacyRequest.Status.RECEIVED  # not verified yet: refused
+    form = client.get(change_url).context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if k in form.fields and v is not None}
+    data.update(
+        {"identity_method": "id_document", "notes": "seen passport", "rejection_reason": ""}
+    )
+    saved = client.post(change_url, data)
+    assert saved.status_code == 302
+    request.refresh_from_db()
+    assert request.status == PrivacyRequest.Status.VERIFIED and request.notes == "seen passport"
+    assert client.get(f"/admin/privacy/privacyrequest/{request.pk}/execute/").status_code == 200
+    client.post(f"/admin/privacy/privacyrequest/{request.pk}/execute/")
+    person.refresh_from_db()
+    assert person.processing_restricted
+    other_request = services.open_request("erasure", other)
+    client.post(
+        f"/admin/privacy/privacyrequest/{other_request.pk}/reject/", {"reason": "not the holder"}
+    )
+    other_request.refresh_from_db()
+    assert other_request.status == PrivacyRequest.Status.REJECTED
+    assert other_request.rejection_reason == "not the holder"
+    assert Customer.objects.filter(pk=other.pk).exists()

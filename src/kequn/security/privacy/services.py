@@ -522,6 +522,27 @@ def write_export_file(request: PrivacyRequest, by: AbstractBaseUser | None = Non
     return path
 
 
+def get_export_path(request: PrivacyRequest) -> Path:
+    """Return the zip of a completed export request; a clear error when there is none."""
+    if request.type != PrivacyRequest.Type.EXPORT or not request.result_file:
+        raise PrivacyError(
+            _("request #%(id)s has no export file: carry out the export first") % {"id": request.pk}
+        )
+    path = Path(request.result_file)
+    # Only files this module wrote are served, whatever the column says.
+    if path.resolve().parent != get_export_dir().resolve() or not path.is_file():
+        raise PrivacyError(
+            _("the export file of request #%(id)s is gone: carry out a new export request")
+            % {"id": request.pk}
+        )
+    return path
+
+
+def record_download(request: PrivacyRequest, by: AbstractBaseUser | None = None) -> None:
+    """Put the download of an export file on the audit trail."""
+    _audit("EXPORT", request, by, step="downloaded")
+
+
 # ---------------------------------------------------------------- correction, restriction
 
 
