@@ -169,6 +169,14 @@ def test_orders_export(people, marketer):
     first = next(r for r in rows if r["number"] == "T-1")
     assert first["customer"] == "Alice" and first["channel"] == "Web shop"
     assert float(first["total_amount"]) == 200 and first["status"] == "completed"
+    # A customer restricted on a data-subject request drops out, with their orders.
+    Customer.objects.filter(pk=base.a.pk).update(processing_restricted=True)
+    url = "/admin/dashboard/export/{}/rows.csv?province=Guangdong"
+    assert base.a.pk not in {
+        int(r["id"]) for r in read_csv(marketer.get(url.format("customers/customer")))
+    }
+    rows = read_csv(marketer.get(url.format("commerce/order").replace("province=Guangdong", "")))
+    assert {r["number"] for r in rows} == {"T-4", "T-5", "T-6"}
 
 
 def test_unknown_list_or_format_is_404(people, admin_client):

@@ -64,3 +64,33 @@ def shoot(page, name: str) -> None:
     """Save a full-page screenshot as a test artefact."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def add_authenticator(user) -> object:
+    """Give a user a confirmed TOTP device (administrators must pass a second factor)."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    return TOTPDevice.objects.create(user=user, name="e2e authenticator", confirmed=True)
+
+
+def current_code(device) -> str:
+    """Return the code the user's authenticator app would show now."""
+    from django_otp.oath import TOTP
+
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    return f"{totp.token():0{device.digits}d}"
+
+
+def log_in(page, username: str, password: str, device=None) -> None:
+    """Log in through the login page, then the second-factor page when the user has one."""
+    import re
+
+    page.goto("/admin/login/?next=/admin/")
+    page.get_by_label(re.compile("user ?name|用户名", re.I)).fill(username)
+    page.get_by_label(re.compile("password|密码", re.I)).fill(password)
+    page.locator("form [type=submit]").first.click()
+    if device is not None:
+        page.wait_for_url("**/admin/otp/verify/**")
+        page.locator("#otp-verify-form input[name=token]").fill(current_code(device))
+        page.locator("#otp-verify-form [type=submit]").click()
+    page.wait_for_url("**/admin/")

@@ -12,7 +12,8 @@ from playwright.sync_api import expect
 
 from kequn.dashboard import services
 from tests.dashboard.conftest import build_base
-from tests.e2e.conftest import shoot
+from tests.e2e.conftest import add_authenticator, shoot
+from tests.e2e.conftest import log_in as log_in_as
 
 pytestmark = pytest.mark.django_db(transaction=True)
 PASSWORD = "e2e-Pass-word-42"
@@ -22,16 +23,15 @@ PASSWORD = "e2e-Pass-word-42"
 def base(transactional_db):
     data = build_base()
     services.refresh_dashboard(now=data.now)
-    User.objects.create_superuser("boss", password=PASSWORD)
+    boss = User.objects.create_superuser("boss", password=PASSWORD)
+    data.authenticator = add_authenticator(boss)
     return data
 
 
-def log_in(page) -> None:
-    page.goto("/admin/login/?next=/admin/")
-    page.get_by_label(re.compile("user ?name", re.I)).fill("boss")
-    page.get_by_label(re.compile("password", re.I)).fill(PASSWORD)
-    page.locator("form [type=submit]").first.click()
-    page.wait_for_url("**/admin/")
+@pytest.fixture
+def log_in(base):
+    """Log the superuser in, passing the second factor an administrator must use."""
+    return lambda page: log_in_as(page, "boss", PASSWORD, base.authenticator)
 
 
 def set_english(page) -> None:
@@ -39,7 +39,7 @@ def set_english(page) -> None:
     page.context.add_cookies([{"name": "django_language", "value": "en", "url": page.url}])
 
 
-def test_dashboard_filters_keyboard_and_links(page, base):
+def test_dashboard_filters_keyboard_and_links(page, base, log_in):
     log_in(page)
     set_english(page)
     page.goto("/admin/?period=7")
@@ -76,7 +76,7 @@ def test_dashboard_filters_keyboard_and_links(page, base):
     shoot(page, "customers-filtered-from-chart")
 
 
-def test_impossible_filter_and_empty_period(page, base):
+def test_impossible_filter_and_empty_period(page, base, log_in):
     log_in(page)
     set_english(page)
     page.goto("/admin/?period=4000")
@@ -85,7 +85,7 @@ def test_impossible_filter_and_empty_period(page, base):
     shoot(page, "dashboard-bad-filter")
 
 
-def test_customer_360_and_list_filter(page, base):
+def test_customer_360_and_list_filter(page, base, log_in):
     log_in(page)
     set_english(page)
     page.goto(f"/admin/customers/customer/{base.a.pk}/360/")
@@ -104,7 +104,7 @@ def test_customer_360_and_list_filter(page, base):
     shoot(page, "customers-search")
 
 
-def test_switch_between_chinese_and_english(page, base):
+def test_switch_between_chinese_and_english(page, base, log_in):
     log_in(page)
     page.goto("/admin/")
     forms = page.locator('form[action="/i18n/setlang/"]')
@@ -125,7 +125,7 @@ def test_switch_between_chinese_and_english(page, base):
     shoot(page, "dashboard-zh-hans")
 
 
-def test_import_through_the_upload_page(page, base, tmp_path, settings):
+def test_import_through_the_upload_page(page, base, log_in, tmp_path, settings):
     try:
         upload_url = reverse("admin:ingest_upload")
     except NoReverseMatch:
@@ -147,7 +147,7 @@ def test_import_through_the_upload_page(page, base, tmp_path, settings):
     assert Customer.objects.filter(name="Zhao Lei").exists()
 
 
-def test_segment_pages_have_labelled_controls(page, base):
+def test_segment_pages_have_labelled_controls(page, base, log_in):
     if not apps.is_installed("kequn.segments"):
         pytest.skip("the segments app is not installed")
     log_in(page)

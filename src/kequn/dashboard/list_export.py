@@ -44,6 +44,8 @@ ORDER_COLUMNS = [
 
 def iter_order_rows(orders: QuerySet) -> Iterator[dict]:
     """Yield one plain row per order of a queryset, in id batches (keyset paging)."""
+    # Orders of customers restricted on a data-subject request are not exported (as customers).
+    orders = orders.exclude(customer__processing_restricted=True)
     orders = orders.select_related("customer", "channel").order_by("id")
     last_id = 0
     while True:
