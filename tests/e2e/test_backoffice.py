@@ -1,11 +1,13 @@
-"""Walk the back office in a real browser: log in, dashboard, filters, 360, language, import."""
+"""Walk the back office in a real browser: log in, dashboard, filters, 360, language, import.
+
+Building a segment is walked in test_segment_builder.py.
+"""
 
 from __future__ import annotations
 
 import re
 
 import pytest
-from django.apps import apps
 from django.contrib.auth.models import User
 from django.urls import NoReverseMatch, reverse
 from playwright.sync_api import expect
@@ -145,15 +147,3 @@ def test_import_through_the_upload_page(page, base, log_in, tmp_path, settings):
     from kequn.customers.models import Customer
 
     assert Customer.objects.filter(name="Zhao Lei").exists()
-
-
-def test_segment_pages_have_labelled_controls(page, base, log_in):
-    if not apps.is_installed("kequn.segments"):
-        pytest.skip("the segments app is not installed")
-    log_in(page)
-    set_english(page)
-    page.goto("/admin/segments/segment/add/")
-    name = page.locator("input[name=name]")
-    assert name.count() == 1
-    assert page.locator(f'label[for="{name.get_attribute("id")}"]').count() == 1
-    shoot(page, "segment-add")
