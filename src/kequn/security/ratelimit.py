@@ -60,13 +60,16 @@ def hit(scope: str, ident: str, rate: Rate | None, now: float | None = None) -> 
     # Hash the identity: it may be a token or a user name, which do not belong in cache keys.
     digest = hashlib.blake2b(ident.encode(), digest_size=12).hexdigest()
     key = f"rl:{scope}:{digest}:{rate.seconds}:{window}"
-    # add() is a no-op when the key exists; incr() is atomic on Redis and locked in memory.
-    cache.add(key, 0, timeout=rate.seconds + 5)
+    # incr() first: in the usual case the window's counter exists and one call is enough.
+    # It is atomic on Redis and in memory; on the file cache two workers may rarely both
+    # count the same hit once, which only makes the limit slightly stricter.
     try:
         count = cache.incr(key)
-    except ValueError:  # expired between add() and incr()
-        cache.add(key, 1, timeout=rate.seconds + 5)
-        count = 1
+    except ValueError:  # first hit of the window
+        if cache.add(key, 1, timeout=rate.seconds + 5):
+            count = 1
+        else:  # another worker created it meanwhile
+            count = cache.incr(key)
     if count <= rate.limit:
         return None
     return max(1, math.ceil((window + 1) * rate.seconds - now))
