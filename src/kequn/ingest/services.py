@@ -312,6 +312,17 @@ class Importer:
                     % {"col": header, "n": len(value), "max": MAX_FIELD},
                 )
 
+    def fit(self, name: str, value: str, size: int) -> str:
+        """Return the value if its column can hold it; a longer one quarantines the row."""
+        if len(value) > size:
+            raise RowError(
+                name,
+                "too_long",
+                _("%(field)s holds %(n)d characters, at most %(max)d fit: shorten it")
+                % {"field": name, "n": len(value), "max": size},
+            )
+        return value
+
     def clean(self, name: str, func, value: str):
         try:
             return func(value)
@@ -341,7 +352,7 @@ class Importer:
             keys.append(("phone", "", self.clean("phone", clean_phone, phone)))
         wechat = self.get(row, "wechat")
         if wechat:
-            keys.append(("wechat", "", wechat[:255]))
+            keys.append(("wechat", "", self.fit("wechat", wechat, 255)))
         return keys
 
 
@@ -410,8 +421,10 @@ class CustomerImporter(Importer):
         country = _country(self.get(row, "country"))
         if country:
             profile["country"] = country
-        city = clean_city(self.get(row, "city"))
-        province = clean_province(self.get(row, "province")) or get_province_of_city(city)
+        # Cleaning cuts at the column size; an over-long cell is quarantined, not cut short.
+        city = clean_city(self.fit("city", self.get(row, "city"), 50))
+        province = clean_province(self.fit("province", self.get(row, "province"), 50))
+        province = province or get_province_of_city(city)
         if province:
             profile["province"] = province
         if city:
@@ -419,7 +432,7 @@ class CustomerImporter(Importer):
         for name_ in ("occupation", "industry"):
             value = self.get(row, name_)
             if value:
-                profile[name_] = value[:100]
+                profile[name_] = self.fit(name_, value, 100)
         ext = [k for k in keys if k[0] == "external"]
         if ext:
             profile["external_ref"] = ext[0][2][:100]
@@ -431,7 +444,7 @@ class CustomerImporter(Importer):
         ):
             value = self.get(row, src)
             if value:
-                address[dst] = value[:size]
+                address[dst] = self.fit(src, value, size)
         if address:
             address.update({k: profile[k] for k in ("province", "city") if k in profile})
         return CustomerRecord(row_number, keys, profile, address)
