@@ -46,6 +46,7 @@ from kequn.customers.models import (
     Tag,
     TagGroup,
 )
+from kequn.security.keyring.services import blind_index
 
 # Distinct values of a column are cached: computing them scans an index of up to a million rows.
 CHOICES_CACHE_SECONDS = 600
@@ -339,17 +340,21 @@ def get_identity_match(term: str) -> Q | None:
     text = fold_text(term)
     if not text:
         return None
-    # Each branch names kind and system so the (kind, system, value) unique index answers it.
-    match = Q(kind=Identity.Kind.WECHAT, system="", value=text)
+    # Values are encrypted: each branch matches the keyed hash (blind index) of the candidate
+    # value, so the (value_index, kind, system) unique index answers it.
+    match = Q(kind=Identity.Kind.WECHAT, system="", value_index=blind_index(text))
     if "@" in text:
         with contextlib.suppress(IdentityError):
-            match |= Q(kind=Identity.Kind.EMAIL, system="", value=normalize_email(text))
+            email = blind_index(normalize_email(text))
+            match |= Q(kind=Identity.Kind.EMAIL, system="", value_index=email)
     elif any(ch.isdigit() for ch in text):
         with contextlib.suppress(IdentityError):
-            match |= Q(kind=Identity.Kind.PHONE, system="", value=normalize_phone(text))
+            phone = blind_index(normalize_phone(text))
+            match |= Q(kind=Identity.Kind.PHONE, system="", value_index=phone)
     system, sep, value = text.partition(":")
     if sep and system and value:
-        match |= Q(kind=Identity.Kind.EXTERNAL, system=system.strip(), value=value.strip())
+        external = blind_index(value.strip())
+        match |= Q(kind=Identity.Kind.EXTERNAL, system=system.strip(), value_index=external)
     return match
 
 
@@ -379,6 +384,14 @@ class IdentityForm(forms.ModelForm):
                 self.add_error("value", str(exc))
             if kind != Identity.Kind.EXTERNAL:
                 data["system"] = ""
+            # The unique constraint is on the blind index, which the form does not show.
+            if "value" not in self.errors and (
+                Identity.objects.with_value(data["value"])
+                .filter(kind=kind, system=data.get("system") or "")
+                .exclude(pk=self.instance.pk)
+                .exists()
+            ):
+                self.add_error("value", _("This identity already belongs to a customer."))
         return data
 
 
@@ -614,6 +627,7 @@ class CustomerAdmin(ModelAdmin):
 class IdentityAdmin(ModelAdmin):
     form = IdentityForm
     list_display = ("value", "kind", "system", "verified", "customer", "created_at")
+    sortable_by = ("kind", "system", "verified", "customer", "created_at")  # value is encrypted
     list_filter = (("kind", ChoicesDropdownFilter), "verified")
     list_select_related = ("customer",)
     search_fields = ("value",)

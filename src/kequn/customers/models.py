@@ -8,6 +8,9 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from kequn.security.keyring.fields import BlindIndexField, EncryptedCharField
+from kequn.security.keyring.services import blind_index, blind_indexes
+
 
 class Customer(models.Model):
     class Kind(models.TextChoices):
@@ -94,8 +97,21 @@ class Customer(models.Model):
         return self.name or _("Customer #%(id)s") % {"id": self.pk}
 
 
+class IdentityQuerySet(models.QuerySet):
+    def with_value(self, value: str) -> IdentityQuerySet:
+        """Return the identities whose (normalised) value is exactly `value`, by blind index."""
+        return self.filter(value_index=blind_index(value))
+
+    def with_values(self, values: list[str]) -> IdentityQuerySet:
+        """Return the identities whose value is one of `values`, by blind index."""
+        return self.filter(value_index__in=blind_indexes(values))
+
+
 class Identity(models.Model):
-    """A channel identifier of a customer, stored normalised (E.164 phone, lower-case email)."""
+    """A channel identifier of a customer, stored normalised (E.164 phone, lower-case email).
+
+    The value is encrypted; exact lookups go through value_index (a keyed hash of the value).
+    """
 
     class Kind(models.TextChoices):
         EMAIL = "email", _("Email")
@@ -118,16 +134,21 @@ class Identity(models.Model):
         default="",
         help_text=_("Name of the system an external id belongs to, e.g. shopify."),
     )
-    value = models.CharField(_("value"), max_length=255)
+    value = EncryptedCharField(_("value"), max_length=255, blind_index="value_index")
+    value_index = BlindIndexField(_("value index"), source="value", default="")
     verified = models.BooleanField(_("verified"), default=False)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    objects = IdentityQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("identity")
         verbose_name_plural = _("identities")
         constraints = [
             models.UniqueConstraint(
-                fields=["kind", "system", "value"], name="identity_unique_kind_system_value"
+                # Leads with the blind index: lookups by value alone use it too.
+                fields=["value_index", "kind", "system"],
+                name="identity_unique_kind_system_value",
             ),
         ]
         indexes = [models.Index(fields=["customer", "kind"], name="identity_customer_idx")]
@@ -146,8 +167,8 @@ class Address(models.Model):
     province = models.CharField(_("province"), max_length=50, blank=True)
     city = models.CharField(_("city"), max_length=50, blank=True)
     district = models.CharField(_("district"), max_length=50, blank=True)
-    line = models.CharField(_("street address"), max_length=255, blank=True)
-    postcode = models.CharField(_("postcode"), max_length=20, blank=True)
+    line = EncryptedCharField(_("street address"), max_length=255, blank=True)
+    postcode = EncryptedCharField(_("postcode"), max_length=20, blank=True)
     is_default = models.BooleanField(_("default"), default=False)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 

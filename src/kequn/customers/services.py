@@ -77,7 +77,8 @@ def find_customer_by_identity(kind: str, value: str, system: str = "") -> Custom
         return None
     identity = (
         Identity.objects.select_related("customer")
-        .filter(kind=kind, system=system if kind == "external" else "", value=normalised)
+        .with_value(normalised)
+        .filter(kind=kind, system=system if kind == "external" else "")
         .first()
     )
     return identity.customer if identity else None
@@ -93,7 +94,7 @@ def add_identity(customer: Customer, identity: IdentityInput) -> Identity:
     system = identity.system if identity.kind == "external" else ""
     if identity.kind == "external" and not system:
         raise ValidationError("an external id needs the name of its system")
-    existing = Identity.objects.filter(kind=identity.kind, system=system, value=value).first()
+    existing = Identity.objects.with_value(value).filter(kind=identity.kind, system=system).first()
     if existing is not None:
         if existing.customer_id != customer.pk:
             raise ValidationError(

@@ -91,7 +91,8 @@ def build_360_context(customer: Customer) -> dict[str, Any]:
     return {
         "customer": customer,
         "profile_rows": get_profile_rows(customer),
-        "identities": list(customer.identities.order_by("kind", "system", "value")),
+        # Sorted here: the stored values are ciphertext, whose order means nothing.
+        "identities": sorted(customer.identities.all(), key=lambda i: (i.kind, i.system, i.value)),
         "current_consents": current_consents,
         "consent_history": consent_history,
         "tag_links": list(

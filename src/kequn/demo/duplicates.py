@@ -221,7 +221,8 @@ def evaluate(
     def holder(system: str, key: str) -> int | None:
         # Identities move with every merge, so the holder of a record's id is where it ended up.
         found = (
-            Identity.objects.filter(kind="external", system=system, value=key)
+            Identity.objects.with_value(key)
+            .filter(kind="external", system=system)
             .values_list("customer_id", flat=True)
             .first()
         )

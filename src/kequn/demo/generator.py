@@ -43,6 +43,7 @@ from kequn.demo.writers import (
     Timestamps,
 )
 from kequn.events.models import Event
+from kequn.security.keyring.services import blind_indexes, encrypt_many
 
 CHUNK_SIZE = 50_000
 HISTORY_DAYS = 3 * 365
@@ -153,6 +154,7 @@ class Context:
     tag_ids: dict[str, np.ndarray]
     day_compact: np.ndarray  # 'YYYYMMDD' per history day
     next_ids: dict[type, int] = field(default_factory=dict)
+    using: str = "default"  # the database, whose data keys encrypt identities and addresses
 
     def take_ids(self, model: type, n: int) -> np.ndarray:
         """Reserve n consecutive primary keys of model."""
@@ -365,6 +367,7 @@ def build_context(writer: BulkWriter, today: date) -> Context:
         np.datetime_as_string(days.astype("datetime64[D]"), unit="D"), "-", ""
     )
     ctx = Context(
+        using=using,
         today=today,
         start=start,
         start_epoch_day=(start - date(1970, 1, 1)).days,
@@ -974,11 +977,28 @@ def identity_table(
             "system": np.concatenate(
                 [np.full(len(p[0]), DEMO_SYSTEM if p[1] == "external" else "") for p in parts]
             ),
-            "value": np.concatenate([p[2].astype(str) for p in parts]),
+            **encrypted_identity_values(ctx, np.concatenate([p[2].astype(str) for p in parts])),
             "verified": np.concatenate([p[3] for p in parts]),
             "created_at": Timestamps(created[who]),
         },
     )
+
+
+def encrypt_column(ctx: Context, model: type, name: str, values: np.ndarray) -> np.ndarray:
+    """Return the stored (encrypted) form of a column of an encrypted field; "" stays ""."""
+    purpose = model._meta.get_field(name).purpose
+    out = np.full(len(values), "", dtype=object)
+    filled = np.flatnonzero(values != "")
+    out[filled] = encrypt_many(purpose, values[filled].tolist(), ctx.using)
+    return out
+
+
+def encrypted_identity_values(ctx: Context, values: np.ndarray) -> dict[str, np.ndarray]:
+    """Return the encrypted identity values and their blind indexes (for exact lookups)."""
+    return {
+        "value": encrypt_column(ctx, Identity, "value", values),
+        "value_index": np.array(blind_indexes(values.tolist()), dtype=object),
+    }
 
 
 def contact_table(
@@ -1067,8 +1087,8 @@ def address_table(
             "province": ctx.city_province[city],
             "city": ctx.city_name[city],
             "district": district,
-            "line": line,
-            "postcode": postcode,
+            "line": encrypt_column(ctx, Address, "line", line),
+            "postcode": encrypt_column(ctx, Address, "postcode", postcode),
             "is_default": is_default,
             "created_at": Timestamps(created[who] + rng.integers(0, 86400 * 30, m)),
         },

@@ -1,4 +1,7 @@
-"""Import runs, quarantined rows, merges (undoable) and the match review queue."""
+"""Import runs, quarantined rows, merges (undoable) and the match review queue.
+
+Row values, merge snapshots and comparisons hold personal data: they are stored encrypted.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from kequn.customers.models import Customer
+from kequn.security.keyring.fields import EncryptedJSONField
 
 
 class ImportRun(models.Model):
@@ -81,7 +85,7 @@ class QuarantinedRow(models.Model):
     field = models.CharField(_("field"), max_length=50, blank=True)
     reason = models.CharField(_("reason"), max_length=40)
     message = models.TextField(_("message"), blank=True)
-    values = models.JSONField(_("original values"), default=dict)
+    values = EncryptedJSONField(_("original values"), default=dict)
     mapping = models.JSONField(_("column mapping"), default=dict)
     status = models.CharField(
         _("status"), max_length=10, choices=Status.choices, default=Status.OPEN
@@ -116,7 +120,7 @@ class Merge(models.Model):
     )
     rule = models.CharField(_("rule"), max_length=100)
     score = models.FloatField(_("match probability"), null=True, blank=True)
-    snapshot = models.JSONField(_("snapshot"), default=dict)
+    snapshot = EncryptedJSONField(_("snapshot"), default=dict)
     created_at = models.DateTimeField(_("merged at"), default=timezone.now)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -165,7 +169,7 @@ class MatchCandidate(models.Model):
         Customer, on_delete=models.CASCADE, related_name="+", verbose_name=_("record B")
     )
     score = models.FloatField(_("match probability"))
-    details = models.JSONField(_("comparison"), default=dict, blank=True)
+    details = EncryptedJSONField(_("comparison"), default=dict, blank=True)
     status = models.CharField(
         _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
     )

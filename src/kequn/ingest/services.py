@@ -361,7 +361,7 @@ def _lookup_owners(keys: set[tuple[str, str, str]]) -> dict[tuple[str, str, str]
     owners: dict[tuple[str, str, str], int] = {}
     values = list({v for _k, _s, v in keys})
     for start in range(0, len(values), 5000):
-        rows = Identity.objects.filter(value__in=values[start : start + 5000]).values_list(
+        rows = Identity.objects.with_values(values[start : start + 5000]).values_list(
             "kind", "system", "value", "customer_id", "customer__merged_into_id"
         )
         for kind, system, value, customer_id, merged_into in rows:
@@ -1291,6 +1291,17 @@ def _traits_profile(traits: dict) -> dict[str, object]:
     return {k: v for k, v in profile.items() if v}
 
 
+# Traits that are personal data: applied to the (encrypted) identities and profile, and left
+# out of the stored event so that the events table holds no email, phone or address.
+PERSONAL_TRAITS = frozenset({"email", "phone", "mobile", "birthday", "address", "wechat"})
+
+
+def _public_traits(traits: object) -> object:
+    if not isinstance(traits, dict):
+        return traits
+    return {k: v for k, v in traits.items() if k not in PERSONAL_TRAITS}
+
+
 def _trait_keys(user_id: str, traits: dict) -> list[tuple[str, str, str]]:
     keys = [("external", "segment", user_id[:255])] if user_id else []
     for kind, func in (("email", clean_email), ("phone", clean_phone)):
@@ -1395,11 +1406,14 @@ def collect_events(source_id: int, messages: list[dict]) -> int:
         elif kind in ("page", "screen"):
             name, properties = message.get("name") or "", message.get("properties")
         elif kind == "group":
-            name, properties = str(message.get("groupId") or ""), message.get("traits")
+            name, properties = (
+                str(message.get("groupId") or ""),
+                _public_traits(message.get("traits")),
+            )
         elif kind == "alias":
             name, properties = "", {"previousId": message.get("previousId")}
         else:
-            name, properties = "", message.get("traits")
+            name, properties = "", _public_traits(message.get("traits"))
         context = message.get("context") if isinstance(message.get("context"), dict) else {}
         events.append(
             Event(

@@ -363,9 +363,11 @@ def resolve_customer_ids(
                 "external_ref", "pk"
             )
         else:
-            pairs = Identity.objects.filter(
-                kind=Identity.Kind.EXTERNAL, system=system, value__in=chunk
-            ).values_list("value", "customer_id")
+            pairs = (
+                Identity.objects.with_values(chunk)
+                .filter(kind=Identity.Kind.EXTERNAL, system=system)
+                .values_list("value", "customer_id")
+            )
         found.update({str(k): pk for k, pk in pairs})
     ids = sorted({found[v] for v in values if v in found})
     return ids, [v for v in values if v not in found]
