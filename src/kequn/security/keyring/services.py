@@ -338,6 +338,40 @@ def reencrypt_field(
     return done
 
 
+@dataclass
+class RotationResult:
+    purpose: str
+    version: int
+    resumed: bool  # an unfinished rotation was continued instead of starting a new one
+    rows: int
+
+
+def rotate_field(
+    purpose: str,
+    batch_size: int = 1000,
+    using: str = DEFAULT_DB_ALIAS,
+    progress: Callable[[int], object] | None = None,
+    settle_seconds: float = ACTIVE_VERSION_TTL,
+) -> RotationResult:
+    """Start a new key version of a field (or resume an unfinished one) and re-encrypt its rows.
+
+    Other processes pick the new version up within ACTIVE_VERSION_TTL seconds; until then they
+    may still write with the old one, so the rows are swept once more after that delay.
+    """
+    from kequn.security.keyring.models import DataKey
+
+    status = get_status(purpose, using)
+    resumed = status.active is not None and status.pending > 0
+    version = status.active if resumed else create_data_key(purpose, using)
+    rows = reencrypt_field(purpose, batch_size, using, progress)
+    started = DataKey.objects.using(using).get(purpose=purpose, version=version).created_at
+    wait = settle_seconds - (timezone.now() - started).total_seconds()
+    if wait > 0:
+        time.sleep(wait)
+    rows += reencrypt_field(purpose, batch_size, using, progress)
+    return RotationResult(purpose, version, resumed, rows)
+
+
 def retire_unused_keys(purpose: str, using: str = DEFAULT_DB_ALIAS) -> list[int]:
     """Delete a field's inactive key versions that no row uses any more; return them."""
     from kequn.security.keyring.models import DataKey
