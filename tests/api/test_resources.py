@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from kequn.customers.models import Customer, Identity
-from tests.api.base import APIResourceTests, APIWritableResourceTests
+from kequn.security.roles import ADMINISTRATOR, ANALYST, AUDITOR, MARKETING, SALES, SERVICE
+from tests.api.base import ALL, NONE, OWN, APIResourceTests, APIWritableResourceTests
 from tests.conftest import TokenClient
 from tests.factories import make_customer, make_event, make_order, make_product
 
@@ -12,9 +13,29 @@ class TestCustomersAPI(APIWritableResourceTests):
     url = "/api/v1/customers"
     app_label = "customers"
     model_name = "customer"
+    exposes_personal = True
+    role_access = {
+        ADMINISTRATOR: ALL,
+        MARKETING: ALL,
+        SALES: OWN,
+        SERVICE: ALL,
+        ANALYST: ALL,
+        AUDITOR: NONE,
+    }
+    role_writes = {
+        ADMINISTRATOR: ALL,
+        MARKETING: NONE,
+        SALES: OWN,
+        SERVICE: ALL,
+        ANALYST: NONE,
+        AUDITOR: NONE,
+    }
 
-    def make_object(self):
-        return make_customer()
+    def make_object_for(self, customer):
+        return customer
+
+    def extra_paths(self, obj):
+        return [f"{self.detail(obj.pk)}/totals"]
 
     def create_payload(self):
         return {
@@ -42,7 +63,7 @@ class TestCustomersAPI(APIWritableResourceTests):
 
     def test_lookup_by_any_identity_format(self, make_api_client):
         customer = make_customer(phone="13800138000", email="li@example.com")
-        client = make_api_client(self.perm("view"))
+        client = make_api_client(*self.read_perms())
         for kind, value in [
             ("phone", "+86 138-0013-8000"),
             ("phone", "１３８００１３８０００"),
@@ -83,7 +104,7 @@ class TestCustomersAPI(APIWritableResourceTests):
     def test_filters(self, make_api_client):
         make_customer(name="王芳", city="北京")
         make_customer(name="李娜", city="上海")
-        client = make_api_client(self.perm("view"))
+        client = make_api_client(*self.read_perms())
         names = [c["name"] for c in client.get(self.url, {"city": "北京"}).json()["items"]]
         assert names == ["王芳"]
         names = [c["name"] for c in client.get(self.url, {"q": "李"}).json()["items"]]
@@ -94,7 +115,7 @@ class TestCustomersAPI(APIWritableResourceTests):
         make_order(customer, "100.00", days_ago=10)
         make_order(customer, "250.50", days_ago=2)
         make_order(customer, "999.00", status="refunded")
-        client = make_api_client(self.perm("view"))
+        client = make_api_client(*self.read_perms())
         totals = client.get(f"{self.detail(customer.pk)}/totals").json()
         assert totals["orders"] == 2
         assert float(totals["revenue"]) == 350.50
@@ -113,16 +134,24 @@ class TestOrdersAPI(APIResourceTests):
     url = "/api/v1/orders"
     app_label = "commerce"
     model_name = "order"
+    role_access = {
+        ADMINISTRATOR: ALL,
+        MARKETING: ALL,
+        SALES: OWN,
+        SERVICE: ALL,
+        ANALYST: ALL,
+        AUDITOR: NONE,
+    }
 
-    def make_object(self):
-        return make_order(make_customer())
+    def make_object_for(self, customer):
+        return make_order(customer)
 
     def test_filter_by_customer_and_status(self, make_api_client):
         a, b = make_customer(), make_customer()
         mine = make_order(a)
         make_order(b)
         make_order(a, status="cancelled")
-        client = make_api_client(self.perm("view"))
+        client = make_api_client(*self.read_perms())
         items = client.get(self.url, {"customer_id": a.pk, "status": "completed"}).json()["items"]
         assert [o["id"] for o in items] == [mine.pk]
         assert items[0]["lines"][0]["quantity"] == 1
@@ -132,6 +161,15 @@ class TestProductsAPI(APIResourceTests):
     url = "/api/v1/products"
     app_label = "commerce"
     model_name = "product"
+    customer_scoped = False
+    role_access = {
+        ADMINISTRATOR: ALL,
+        MARKETING: ALL,
+        SALES: ALL,
+        SERVICE: ALL,
+        ANALYST: ALL,
+        AUDITOR: NONE,
+    }
 
     def make_object(self):
         return make_product()
@@ -141,9 +179,17 @@ class TestEventsAPI(APIResourceTests):
     url = "/api/v1/events"
     app_label = "events"
     model_name = "event"
+    role_access = {
+        ADMINISTRATOR: ALL,
+        MARKETING: ALL,
+        SALES: OWN,
+        SERVICE: ALL,
+        ANALYST: ALL,
+        AUDITOR: NONE,
+    }
 
-    def make_object(self):
-        return make_event(make_customer())
+    def make_object_for(self, customer):
+        return make_event(customer)
 
 
 def test_only_login_and_health_are_public(client, db):

@@ -15,7 +15,8 @@ from kequn.recommend import algorithms as algo
 from kequn.recommend.models import Recommendation
 from kequn.recommend.services import get_recommendations_for_customer, train_recommendations
 from kequn.recommend.synthetic import make_interactions
-from tests.api.base import APIResourceTests
+from kequn.security.roles import ADMINISTRATOR, ANALYST, AUDITOR, MARKETING, SALES, SERVICE
+from tests.api.base import ALL, NONE, OWN, APIResourceTests
 from tests.factories import make_customer
 
 
@@ -125,9 +126,19 @@ class TestRecommendationsAPI(APIResourceTests):
     url = "/api/v1/recommendations"
     app_label = "recommend"
     model_name = "recommendation"
+    role_access = {
+        ADMINISTRATOR: ALL,
+        MARKETING: ALL,
+        SALES: OWN,
+        SERVICE: ALL,
+        ANALYST: ALL,
+        AUDITOR: NONE,
+    }
 
-    def make_object(self):
-        customer = make_customer()
+    def extra_paths(self, obj):
+        return [f"{self.url}/customers/{obj.customer_id}"]
+
+    def make_object_for(self, customer):
         cat, _ = Category.objects.get_or_create(code="x", defaults={"name": "X"})
         product = Product.objects.create(
             sku=f"R{Product.objects.count()}", name="R", category=cat, price="1"
@@ -138,7 +149,7 @@ class TestRecommendationsAPI(APIResourceTests):
 
     def test_customer_endpoint(self, make_api_client):
         rec = self.make_object()
-        client = make_api_client(self.perm("view"))
+        client = make_api_client(*self.read_perms())
         picks = client.get(f"{self.url}/customers/{rec.customer_id}").json()
         assert picks[0]["product_id"] == rec.product_id
         assert client.get(f"{self.url}/customers/999999").status_code == 404

@@ -8,9 +8,10 @@ import io
 import pytest
 from openpyxl import load_workbook
 
+from kequn.security.roles import ADMINISTRATOR, ANALYST, AUDITOR, MARKETING, SALES, SERVICE
 from kequn.segments import services
 from kequn.segments.models import Segment
-from tests.api.base import APIResourceTests, APIWritableResourceTests
+from tests.api.base import ALL, NONE, OWN, APIResourceTests, APIWritableResourceTests
 from tests.factories import make_customer
 
 SHANGHAI = {"match": "all", "conditions": [{"field": "city", "operator": "eq", "value": "上海"}]}
@@ -20,6 +21,23 @@ class TestSegmentsAPI(APIWritableResourceTests):
     url = "/api/v1/segments"
     app_label = "segments"
     model_name = "segment"
+    customer_scoped = False
+    role_access = {
+        ADMINISTRATOR: ALL,
+        MARKETING: ALL,
+        SALES: ALL,
+        SERVICE: NONE,
+        ANALYST: ALL,
+        AUDITOR: NONE,
+    }
+    role_writes = {
+        ADMINISTRATOR: ALL,
+        MARKETING: ALL,
+        SALES: NONE,
+        SERVICE: NONE,
+        ANALYST: NONE,
+        AUDITOR: NONE,
+    }
 
     def make_object(self):
         n = Segment.objects.count() + 1
@@ -53,8 +71,16 @@ class TestSegmentMembersAPI(APIResourceTests):
     def url(self) -> str:
         return f"/api/v1/segments/{self.segment.pk}/members"
 
-    def make_object(self):
-        customer = make_customer()
+    role_access = {
+        ADMINISTRATOR: ALL,
+        MARKETING: ALL,
+        SALES: OWN,
+        SERVICE: NONE,
+        ANALYST: ALL,
+        AUDITOR: NONE,
+    }
+
+    def make_object_for(self, customer):
         current = list(self.segment.members.values_list("customer_id", flat=True))
         services.set_static_members(self.segment, [*current, customer.pk])
         return customer
@@ -121,7 +147,7 @@ def test_history_endpoint(make_api_client):
     a.save()
     services.refresh_segment(segment)
     history = (
-        make_api_client("segments.view_segment")
+        make_api_client("segments.view_segment", "customers.view_all_customers")
         .get(f"/api/v1/segments/{segment.pk}/history")
         .json()
     )
@@ -136,7 +162,7 @@ def exported_segment(db):
 
 
 def test_csv_export_masks_personal_fields_for_ordinary_users(make_api_client, exported_segment):
-    client = make_api_client("segments.view_segment")
+    client = make_api_client("segments.view_segment", "customers.view_all_customers")
     response = client.get(f"/api/v1/segments/{exported_segment.pk}/export?format=csv")
     assert response.status_code == 200
     text = b"".join(response.streaming_content).decode("utf-8-sig")

@@ -12,6 +12,7 @@ from ninja import Field, Query, Router, Schema
 
 from kequn.apiutils import ObjectId, Page, check_perm, paginate
 from kequn.commerce.models import Order, Product
+from kequn.security.permissions import scope_customers
 
 orders_router = Router(tags=["orders"])
 products_router = Router(tags=["products"])
@@ -84,8 +85,10 @@ class ProductFilters(Schema):
     category: str | None = Field(None, max_length=50, description="Category code (or its parent)")
 
 
-def _orders():
-    return Order.objects.select_related("channel").prefetch_related("lines__product")
+def _orders(request: HttpRequest):
+    """Orders of the customers the user may see (another rep's order is a 404)."""
+    orders = Order.objects.select_related("channel").prefetch_related("lines__product")
+    return scope_customers(getattr(request, "auth", None) or request.user, orders, "customer")
 
 
 @orders_router.get("", response=Page[OrderOut], summary="List orders (newest first)")
@@ -93,7 +96,7 @@ def list_orders(
     request: HttpRequest, filters: Query[OrderFilters], cursor: str | None = None, limit: int = 50
 ):
     check_perm(request, "commerce.view_order")
-    qs = _orders()
+    qs = _orders(request)
     if filters.customer_id:
         qs = qs.filter(customer_id=filters.customer_id)
     if filters.status:
@@ -110,7 +113,7 @@ def list_orders(
 @orders_router.get("/{int:order_id}", response=OrderOut, summary="Read an order")
 def get_order(request: HttpRequest, order_id: ObjectId):
     check_perm(request, "commerce.view_order")
-    return get_object_or_404(_orders(), pk=order_id)
+    return get_object_or_404(_orders(request), pk=order_id)
 
 
 @products_router.get("", response=Page[ProductOut], summary="List products")

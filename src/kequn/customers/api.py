@@ -13,6 +13,9 @@ from ninja import Field, Query, Router, Schema, Status
 from kequn.apiutils import ObjectId, Page, check_perm, paginate
 from kequn.customers import services
 from kequn.customers.models import Customer
+from kequn.security.masking import BIRTHDAY, get_unmasked_groups, mask_birthday, mask_identity_for
+from kequn.security.permissions import record_personal_view, scope_customers
+from kequn.security.services import claim_customer
 
 router = Router(tags=["customers"])
 
@@ -71,15 +74,43 @@ class CustomerPatch(Schema):
     external_ref: str | None = Field(None, max_length=100)
 
 
+def _viewer(request: HttpRequest):
+    return getattr(request, "auth", None) or request.user
+
+
+def _unmasked(context: dict | None) -> frozenset[str]:
+    request = (context or {}).get("request")
+    return get_unmasked_groups(_viewer(request)) if request is not None else frozenset()
+
+
 class CustomerOut(CustomerBase):
     id: int
+    # Text, not a date: without the unmasking permission the year is hidden (****-05-04).
+    birthday: str | None = None
     created_at: datetime
     updated_at: datetime
     identities: list[IdentityOut]
 
     @staticmethod
-    def resolve_identities(obj: Customer) -> list:
-        return list(obj.identities.all())
+    def resolve_birthday(obj: Customer, context) -> str | None:
+        if obj.birthday is None:
+            return None
+        if BIRTHDAY in _unmasked(context):
+            return obj.birthday.isoformat()
+        return mask_birthday(obj.birthday)
+
+    @staticmethod
+    def resolve_identities(obj: Customer, context) -> list:
+        groups = _unmasked(context)
+        return [
+            {
+                "kind": i.kind,
+                "system": i.system,
+                "value": mask_identity_for(groups, i.kind, i.value),
+                "verified": i.verified,
+            }
+            for i in obj.identities.all()
+        ]
 
 
 class CustomerFilters(Schema):
@@ -96,8 +127,15 @@ class CustomerTotalsOut(Schema):
     last_purchase: datetime | None
 
 
-def _get(customer_id: int) -> Customer:
-    return get_object_or_404(Customer.objects.prefetch_related("identities"), pk=customer_id)
+def _get(request: HttpRequest, customer_id: int) -> Customer:
+    # A customer outside the user's scope is a 404, like one that does not exist.
+    customers = scope_customers(_viewer(request), Customer.objects.prefetch_related("identities"))
+    return get_object_or_404(customers, pk=customer_id)
+
+
+def _shown(request: HttpRequest, customers: list[Customer]) -> None:
+    """Record who saw these customers' personal data unmasked."""
+    record_personal_view(_viewer(request), [c.pk for c in customers], via="api")
 
 
 @router.get("", response=Page[CustomerOut], summary="List customers (newest first)")
@@ -108,21 +146,27 @@ def list_customers(
     limit: int = 50,
 ):
     check_perm(request, "customers.view_customer")
-    qs = Customer.objects.prefetch_related("identities")
+    qs = scope_customers(_viewer(request), Customer.objects.prefetch_related("identities"))
     if filters.q:
         qs = qs.filter(name__icontains=filters.q)
     for field in ("kind", "city", "province"):
         if value := getattr(filters, field):
             qs = qs.filter(**{field: value})
-    return paginate(qs, cursor, limit)
+    page = paginate(qs, cursor, limit)
+    _shown(request, page["items"])
+    return page
 
 
 @router.get("/lookup", response=CustomerOut, summary="Find a customer by any identity")
 def lookup_customer(request: HttpRequest, kind: IdentityKind, value: str, system: str = ""):
     check_perm(request, "customers.view_customer")
     customer = services.find_customer_by_identity(kind, value, system)
-    if customer is None:
+    if (
+        customer is None
+        or not scope_customers(_viewer(request), Customer.objects.filter(pk=customer.pk)).exists()
+    ):
         raise Http404(f"no customer with {kind} {value!r}")
+    _shown(request, [customer])
     return customer
 
 
@@ -132,13 +176,18 @@ def create_customer(request: HttpRequest, payload: CustomerIn):
     data = payload.dict()
     identities = [services.IdentityInput(**i) for i in data.pop("identities")]
     customer = services.create_customer(data, identities, by=request.auth)
-    return Status(201, _get(customer.pk))
+    claim_customer(_viewer(request), customer.pk)
+    customer = _get(request, customer.pk)
+    _shown(request, [customer])
+    return Status(201, customer)
 
 
 @router.get("/{int:customer_id}", response=CustomerOut, summary="Read a customer")
 def get_customer(request: HttpRequest, customer_id: ObjectId):
     check_perm(request, "customers.view_customer")
-    return _get(customer_id)
+    customer = _get(request, customer_id)
+    _shown(request, [customer])
+    return customer
 
 
 @router.get(
@@ -146,15 +195,17 @@ def get_customer(request: HttpRequest, customer_id: ObjectId):
 )
 def get_customer_totals(request: HttpRequest, customer_id: ObjectId):
     check_perm(request, "customers.view_customer")
-    return services.get_customer_totals(_get(customer_id)).__dict__
+    return services.get_customer_totals(_get(request, customer_id)).__dict__
 
 
 @router.patch("/{int:customer_id}", response=CustomerOut, summary="Change a customer")
 def update_customer(request: HttpRequest, customer_id: ObjectId, payload: CustomerPatch):
     check_perm(request, "customers.change_customer")
-    customer = _get(customer_id)
+    customer = _get(request, customer_id)
     services.update_customer(customer, payload.dict(exclude_unset=True), by=request.auth)
-    return _get(customer_id)
+    customer = _get(request, customer_id)
+    _shown(request, [customer])
+    return customer
 
 
 @router.post(
@@ -164,12 +215,14 @@ def update_customer(request: HttpRequest, customer_id: ObjectId, payload: Custom
 )
 def add_identity(request: HttpRequest, customer_id: ObjectId, payload: IdentityIn):
     check_perm(request, "customers.change_customer")
-    customer = _get(customer_id)
-    return Status(201, services.add_identity(customer, services.IdentityInput(**payload.dict())))
+    customer = _get(request, customer_id)
+    identity = services.add_identity(customer, services.IdentityInput(**payload.dict()))
+    value = mask_identity_for(get_unmasked_groups(_viewer(request)), identity.kind, identity.value)
+    return Status(201, {**IdentityOut.from_orm(identity).dict(), "value": value})
 
 
 @router.delete("/{int:customer_id}", response={204: None}, summary="Delete a customer")
 def delete_customer(request: HttpRequest, customer_id: ObjectId):
     check_perm(request, "customers.delete_customer")
-    services.delete_customer(_get(customer_id), by=request.auth)
+    services.delete_customer(_get(request, customer_id), by=request.auth)
     return Status(204, None)

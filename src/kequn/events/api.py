@@ -11,6 +11,7 @@ from ninja import Field, Query, Router, Schema
 
 from kequn.apiutils import ObjectId, Page, check_perm, paginate
 from kequn.events.models import Event
+from kequn.security.permissions import scope_customers
 
 router = Router(tags=["events"])
 
@@ -34,12 +35,18 @@ class EventFilters(Schema):
     until: datetime | None = None
 
 
+def _events(request: HttpRequest):
+    """Events of the customers the user may see (another rep's event is a 404)."""
+    user = getattr(request, "auth", None) or request.user
+    return scope_customers(user, Event.objects.all(), "customer")
+
+
 @router.get("", response=Page[EventOut], summary="List events (newest first)")
 def list_events(
     request: HttpRequest, filters: Query[EventFilters], cursor: str | None = None, limit: int = 50
 ):
     check_perm(request, "events.view_event")
-    qs = Event.objects.all()
+    qs = _events(request)
     if filters.customer_id:
         qs = qs.filter(customer_id=filters.customer_id)
     if filters.name:
@@ -56,4 +63,4 @@ def list_events(
 @router.get("/{int:event_id}", response=EventOut, summary="Read an event")
 def get_event(request: HttpRequest, event_id: ObjectId):
     check_perm(request, "events.view_event")
-    return get_object_or_404(Event, pk=event_id)
+    return get_object_or_404(_events(request), pk=event_id)

@@ -13,6 +13,7 @@ from kequn.commerce.models import Product
 from kequn.customers.models import Customer
 from kequn.recommend import services
 from kequn.recommend.models import Recommendation
+from kequn.security.permissions import scope_customers
 
 router = Router(tags=["recommendations"])
 
@@ -38,6 +39,10 @@ class ProductPick(Schema):
     source: str
 
 
+def _user(request: HttpRequest):
+    return getattr(request, "auth", None) or request.user
+
+
 @router.get("", response=Page[RecommendationOut], summary="Stored recommendations")
 def list_recommendations(
     request: HttpRequest,
@@ -46,7 +51,7 @@ def list_recommendations(
     limit: int = 50,
 ):
     check_perm(request, "recommend.view_recommendation")
-    qs = Recommendation.objects.all()
+    qs = scope_customers(_user(request), Recommendation.objects.all(), "customer")
     if customer_id is not None:
         qs = qs.filter(customer_id=customer_id)
     return paginate(qs, cursor, limit)
@@ -55,7 +60,8 @@ def list_recommendations(
 @router.get("/{int:recommendation_id}", response=RecommendationOut, summary="One stored row")
 def get_recommendation(request: HttpRequest, recommendation_id: ObjectId):
     check_perm(request, "recommend.view_recommendation")
-    return get_object_or_404(Recommendation, pk=recommendation_id)
+    rows = scope_customers(_user(request), Recommendation.objects.all(), "customer")
+    return get_object_or_404(rows, pk=recommendation_id)
 
 
 @router.get(
@@ -65,7 +71,7 @@ def get_recommendation(request: HttpRequest, recommendation_id: ObjectId):
 )
 def recommend_for_customer(request: HttpRequest, customer_id: ObjectId, n: int = 10):
     check_perm(request, "recommend.view_recommendation")
-    get_object_or_404(Customer, pk=customer_id)
+    get_object_or_404(scope_customers(_user(request), Customer.objects.all()), pk=customer_id)
     return services.get_recommendations_for_customer(customer_id, max(1, min(n, 50)))
 
 

@@ -11,6 +11,7 @@ from ninja import Field, Router, Schema, Status
 
 from kequn.apiutils import ObjectId, Page, check_perm, paginate
 from kequn.customers.models import Customer
+from kequn.security.permissions import scope_customers
 from kequn.segments import services
 from kequn.segments.export import make_export_response
 from kequn.segments.models import MembershipChange, Segment, SegmentSize
@@ -85,6 +86,10 @@ class HistoryOut(Schema):
     changes: list[ChangeOut]
 
 
+def _user(request: HttpRequest):
+    return getattr(request, "auth", None) or request.user
+
+
 def _get(segment_id: int) -> Segment:
     return get_object_or_404(Segment, pk=segment_id)
 
@@ -154,7 +159,8 @@ def list_members(
 ):
     check_perm(request, "segments.view_segment")
     segment = _get(segment_id)
-    return paginate(Customer.objects.filter(segment_memberships__segment=segment), cursor, limit)
+    members = Customer.objects.filter(segment_memberships__segment=segment)
+    return paginate(scope_customers(_user(request), members), cursor, limit)
 
 
 @router.get(
@@ -164,8 +170,9 @@ def list_members(
 )
 def get_member(request: HttpRequest, segment_id: ObjectId, customer_id: ObjectId):
     check_perm(request, "segments.view_segment")
-    member = Customer.objects.filter(
-        pk=customer_id, segment_memberships__segment_id=segment_id
+    member = scope_customers(
+        _user(request),
+        Customer.objects.filter(pk=customer_id, segment_memberships__segment_id=segment_id),
     ).first()
     if member is None:
         raise Http404(f"customer {customer_id} is not a member of segment {segment_id}")
@@ -181,9 +188,9 @@ def get_history(request: HttpRequest, segment_id: ObjectId, limit: int = 100):
     return {
         "sizes": list(SegmentSize.objects.filter(segment=segment).order_by("measured_at")),
         "changes": list(
-            MembershipChange.objects.filter(segment=segment).order_by("-changed_at", "-id")[
-                : max(1, min(limit, 1000))
-            ]
+            scope_customers(
+                _user(request), MembershipChange.objects.filter(segment=segment), "customer"
+            ).order_by("-changed_at", "-id")[: max(1, min(limit, 1000))]
         ),
     }
 

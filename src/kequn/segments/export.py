@@ -12,6 +12,8 @@ from django.db.models import Prefetch, QuerySet
 
 from kequn.customers.models import Address, Customer, Identity
 from kequn.security.formulas import escape_formula, escape_row
+from kequn.security.masking import mask_row
+from kequn.security.permissions import scope_customers
 from kequn.segments.models import Segment
 
 BATCH = 2000
@@ -37,45 +39,21 @@ COLUMNS = [
 PERSONAL_FIELDS = ("phone", "email", "address", "birthday")
 
 
-def mask_phone(phone: str) -> str:
-    """Return a phone masked as 138****8000 (a Chinese +86 prefix is dropped)."""
-    digits = phone.removeprefix("+86") if phone.startswith("+86") else phone
-    if len(digits) <= 7:
-        return "*" * len(digits)
-    return f"{digits[:3]}****{digits[-4:]}"
-
-
-def mask_email(email: str) -> str:
-    """Return an email masked as z***@example.com."""
-    local, at, domain = email.partition("@")
-    return f"{local[:1]}***{at}{domain}" if at else "***"
-
-
 def mask_personal_fields(user: Any, row: dict) -> dict:
-    """Return the row with phone, email, address and birthday masked unless user is a superuser.
-
-    The security work replaces this hook with a check of customers.view_personal_data.
-    """
-    if getattr(user, "is_superuser", False):
-        return row
-    row = dict(row)
-    if row.get("phone"):
-        row["phone"] = mask_phone(row["phone"])
-    if row.get("email"):
-        row["email"] = mask_email(row["email"])
-    if row.get("address"):
-        row["address"] = "***"
-    if row.get("birthday"):
-        row["birthday"] = str(row["birthday"])[:4] + "-**-**"
-    return row
+    """Return the row with phone, email, address and birthday masked for this user's role."""
+    return mask_row(user, row)
 
 
-def select_export_members(segment: Segment, purpose: str = "", channel: str = "") -> QuerySet:
+def select_export_members(
+    segment: Segment, purpose: str = "", channel: str = "", user: Any = None
+) -> QuerySet:
     """Return the members to export; for marketing, only those whose consent is in force now.
 
     Consent is checked at export time, not at the last refresh, so a withdrawal counts at once.
     """
     members = Customer.objects.filter(segment_memberships__segment=segment)
+    if user is not None:  # a sales rep exports only the members they own
+        members = scope_customers(user, members)
     if purpose == "marketing":
         from kequn.security.privacy.services import filter_marketable
 
@@ -83,9 +61,11 @@ def select_export_members(segment: Segment, purpose: str = "", channel: str = ""
     return members
 
 
-def iter_member_rows(segment: Segment, purpose: str = "", channel: str = "") -> Iterator[dict]:
+def iter_member_rows(
+    segment: Segment, purpose: str = "", channel: str = "", user: Any = None
+) -> Iterator[dict]:
     """Yield one plain row per member, reading customers in id batches (keyset paging)."""
-    return iter_customer_rows(select_export_members(segment, purpose, channel))
+    return iter_customer_rows(select_export_members(segment, purpose, channel, user))
 
 
 def iter_customer_rows(customers: QuerySet) -> Iterator[dict]:
@@ -114,6 +94,7 @@ def _row(c: Customer) -> dict:
     for identity in c.identities.all():
         identities.setdefault(identity.kind, identity.value)
     addresses = list(c.addresses.all())
+    first = addresses[0] if addresses else None
     score = getattr(c, "score", None) if hasattr(c, "score") else None
     return {
         "id": c.id,
@@ -128,6 +109,10 @@ def _row(c: Customer) -> dict:
         "phone": identities.get("phone", ""),
         "email": identities.get("email", ""),
         "address": str(addresses[0]) if addresses else "",
+        # Lets the masking keep the address readable down to the district.
+        "address_parts": (first.province, first.city, first.district, first.line)
+        if first
+        else None,
         "birthday": c.birthday.isoformat() if c.birthday else "",
         "rfm_segment": score.rfm_segment if score else "",
         "lifecycle_stage": score.lifecycle_stage if score else "",
@@ -144,7 +129,7 @@ def stream_csv(user: Any, segment: Segment, purpose: str = "", channel: str = ""
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
     yield "\ufeff"
     writer.writeheader()
-    for i, row in enumerate(iter_member_rows(segment, purpose, channel), start=1):
+    for i, row in enumerate(iter_member_rows(segment, purpose, channel, user), start=1):
         masked = mask_personal_fields(user, row)
         writer.writerow({key: escape_formula(value) for key, value in masked.items()})
         if i % 500 == 0:
@@ -163,7 +148,7 @@ def write_xlsx(
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(segment.name[:31] or "segment")
     sheet.append(COLUMNS)
-    for row in iter_member_rows(segment, purpose, channel):
+    for row in iter_member_rows(segment, purpose, channel, user):
         masked = mask_personal_fields(user, row)
         sheet.append(escape_row(masked[c] for c in COLUMNS))
     # The response closes the file after sending it.
@@ -195,7 +180,7 @@ def make_export_response(
         target=segment,
         detail={
             "format": fmt,
-            "rows": select_export_members(segment, purpose, channel)
+            "rows": select_export_members(segment, purpose, channel, user)
             .filter(processing_restricted=False)
             .count(),
             "purpose": purpose,
