@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from kequn.customers.models import Customer
-from kequn.security.keyring.fields import EncryptedJSONField
+from kequn.security.keyring.fields import EncryptedCharField, EncryptedJSONField
 
 
 class ImportRun(models.Model):
@@ -84,7 +84,8 @@ class QuarantinedRow(models.Model):
     row_number = models.PositiveIntegerField(_("row number"))
     field = models.CharField(_("field"), max_length=50, blank=True)
     reason = models.CharField(_("reason"), max_length=40)
-    message = models.TextField(_("message"), blank=True)
+    # Messages quote the rejected value (e.g. the malformed email): encrypted as well.
+    message = EncryptedCharField(_("message"), blank=True)
     values = EncryptedJSONField(_("original values"), default=dict)
     mapping = models.JSONField(_("column mapping"), default=dict)
     status = models.CharField(
