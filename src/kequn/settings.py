@@ -435,6 +435,14 @@ UNFOLD = {
                         ),
                     },
                     {
+                        "title": _("Audit trail"),
+                        "icon": "history_edu",
+                        "link": reverse_lazy("admin:audit_auditentry_changelist"),
+                        "permission": lambda request: request.user.has_perm(
+                            "audit.view_auditentry"
+                        ),
+                    },
+                    {
                         "title": _("API tokens"),
                         "icon": "key",
                         "link": reverse_lazy("admin:security_apitoken_changelist"),
