@@ -23,6 +23,7 @@ from kequn.customers.admin import (
     ExactTextFilter,
     make_distinct_filter,
 )
+from kequn.security.permissions import CustomerScopedAdminMixin
 
 # Categories are walked up to their root for display; this depth is loaded in one join.
 CATEGORY_PATH_JOIN = "parent__parent__parent__parent"
@@ -55,7 +56,7 @@ class OrderLineInline(TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(ModelAdmin):
+class OrderAdmin(CustomerScopedAdminMixin, ModelAdmin):
     list_display = (
         "number",
         "customer_link",

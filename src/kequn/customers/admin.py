@@ -47,6 +47,17 @@ from kequn.customers.models import (
     TagGroup,
 )
 from kequn.security.keyring.services import blind_index
+from kequn.security.masking import (
+    ADDRESS,
+    BIRTHDAY,
+    EMAIL,
+    PHONE,
+    get_unmasked_groups,
+    mask_address_line,
+    mask_birthday,
+    mask_identity_for,
+)
+from kequn.security.permissions import CustomerScopedAdminMixin, record_personal_view
 
 # Distinct values of a column are cached: computing them scans an index of up to a million rows.
 CHOICES_CACHE_SECONDS = 600
@@ -415,6 +426,50 @@ class AddressInline(StackedInline):
     tab = True
 
 
+def make_masked_identity_inline(unmasked: frozenset[str]) -> type[IdentityInline]:
+    """Return an identities tab showing values masked for this viewer, read-only."""
+
+    class MaskedIdentityInline(IdentityInline):
+        fields = ("kind", "system", "shown_value", "verified", "created_at")
+        readonly_fields = fields
+
+        def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+            """Refuse: a value this user may not see cannot be entered or checked either."""
+            return False
+
+        def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+            """Refuse edits of masked values."""
+            return False
+
+        @display(description=_("value"))
+        def shown_value(self, obj: Identity) -> str:
+            """Show the value masked for this viewer."""
+            return mask_identity_for(unmasked, obj.kind, obj.value)
+
+    return MaskedIdentityInline
+
+
+class MaskedAddressInline(AddressInline):
+    """Addresses readable down to the district, the street line masked, read-only."""
+
+    fields = (("label", "is_default"), ("country", "province", "city", "district"), "masked_line")
+    readonly_fields = ("label", "is_default", "country", "province", "city", "district")
+    readonly_fields += ("masked_line",)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Refuse: without seeing addresses this user does not enter them."""
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Refuse edits of masked addresses."""
+        return False
+
+    @display(description=_("street address"))
+    def masked_line(self, obj: Address) -> str:
+        """Show the street line masked."""
+        return mask_address_line(obj.line)
+
+
 class ConsentInline(TabularInline):
     """Consents are append-only: past decisions are shown, a new decision is added."""
 
@@ -475,7 +530,8 @@ class EmployerInline(TabularInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(ModelAdmin):
+class CustomerAdmin(CustomerScopedAdminMixin, ModelAdmin):
+    customer_path = ""  # a sales rep lists and opens only the accounts they own
     list_display = (
         "id",
         "name_link",
@@ -523,7 +579,7 @@ class CustomerAdmin(ModelAdmin):
     show_full_result_count = False
     paginator = EstimatedCountPaginator
     list_per_page = 50
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("created_at", "updated_at", "processing_restricted")
     raw_id_fields = ("merged_into",)
     fieldsets = (
         (None, {"fields": (("kind", "name"), ("gender", "birthday", "preferred_language"))}),
@@ -538,6 +594,7 @@ class CustomerAdmin(ModelAdmin):
                 "fields": (
                     ("source_channel", "external_ref"),
                     "merged_into",
+                    "processing_restricted",
                     ("created_at", "updated_at"),
                 )
             },
@@ -552,6 +609,12 @@ class CustomerAdmin(ModelAdmin):
         EmployerInline,
     )
     actions_detail = ("open_360",)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Show a customer restricted on a data-subject request read-only."""
+        if obj is not None and obj.processing_restricted:
+            return False
+        return super().has_change_permission(request, obj)
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         """Allow the RFM digit filters, whose parameters look like field lookups."""
@@ -572,7 +635,46 @@ class CustomerAdmin(ModelAdmin):
             inlines.remove(EmployerInline)
         else:
             inlines.remove(ContactInline)
+        unmasked = get_unmasked_groups(request.user)
+        if not {PHONE, EMAIL} <= unmasked:
+            inlines[inlines.index(IdentityInline)] = make_masked_identity_inline(unmasked)
+        if ADDRESS not in unmasked:
+            inlines[inlines.index(AddressInline)] = MaskedAddressInline
         return inlines
+
+    def get_fieldsets(self, request: HttpRequest, obj: Customer | None = None) -> Any:
+        """Show the birthday masked and read-only to users who may not see it."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if BIRTHDAY in get_unmasked_groups(request.user):
+            return fieldsets
+
+        def swap(fields: Any) -> Any:
+            if isinstance(fields, list | tuple):
+                return type(fields)(swap(f) for f in fields)
+            return "masked_birthday" if fields == BIRTHDAY else fields
+
+        return [(name, {**opts, "fields": swap(opts["fields"])}) for name, opts in fieldsets]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Customer | None = None) -> Any:
+        """Add the masked birthday for users who may not see it."""
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if BIRTHDAY in get_unmasked_groups(request.user):
+            return fields
+        return (*fields, "masked_birthday")
+
+    @display(description=_("birthday"))
+    def masked_birthday(self, obj: Customer) -> str:
+        """Show the birthday with the year hidden."""
+        return mask_birthday(obj.birthday) or "—"
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        """Record who opened a customer with personal fields unmasked."""
+        response = super().change_view(request, object_id, form_url, extra_context)
+        if request.method == "GET" and response.status_code == 200:
+            record_personal_view(request.user, [object_id], via="admin")
+        return response
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         """Record who added a tag."""
@@ -624,7 +726,7 @@ class CustomerAdmin(ModelAdmin):
 
 
 @admin.register(Identity)
-class IdentityAdmin(ModelAdmin):
+class IdentityAdmin(CustomerScopedAdminMixin, ModelAdmin):
     form = IdentityForm
     list_display = ("value", "kind", "system", "verified", "customer", "created_at")
     sortable_by = ("kind", "system", "verified", "customer", "created_at")  # value is encrypted
@@ -643,6 +745,48 @@ class IdentityAdmin(ModelAdmin):
         """Match the normalised value exactly, through the unique index."""
         match = get_identity_match(search_term)
         return (queryset.filter(match) if match is not None else queryset), False
+
+    def _masked_value(self, request: HttpRequest) -> Any:
+        """Return a display of the value masked for this viewer, or None when nothing is masked."""
+        unmasked = get_unmasked_groups(request.user)
+        if {PHONE, EMAIL} <= unmasked:
+            return None
+
+        @display(description=_("value"))
+        def shown_value(obj: Identity) -> str:
+            return mask_identity_for(unmasked, obj.kind, obj.value)
+
+        return shown_value
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        """Show values masked to users who may not see phones or emails."""
+        shown = self._masked_value(request)
+        fields = super().get_list_display(request)
+        return fields if shown is None else [shown if f == "value" else f for f in fields]
+
+    def get_fields(self, request: HttpRequest, obj: Identity | None = None) -> Any:
+        """Show the value masked and read-only to users who may not see it."""
+        fields = super().get_fields(request, obj)
+        shown = self._masked_value(request) if obj is not None else None
+        return fields if shown is None else [shown if f == "value" else f for f in fields]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Identity | None = None) -> Any:
+        """Make the masked value read-only (it is a display, not the field)."""
+        fields = tuple(super().get_readonly_fields(request, obj))
+        shown = self._masked_value(request) if obj is not None else None
+        return fields if shown is None else (*fields, "kind", "system", shown)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        """Record who opened an identity with its value unmasked."""
+        response = super().change_view(request, object_id, form_url, extra_context)
+        if request.method == "GET" and response.status_code == 200:
+            customer_id = self.get_queryset(request).filter(pk=object_id).values("customer_id")
+            record_personal_view(
+                request.user, list(customer_id.values_list("customer_id", flat=True)), via="admin"
+            )
+        return response
 
 
 class TagInline(TabularInline):

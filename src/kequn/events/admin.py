@@ -15,6 +15,7 @@ from unfold.paginator import InfinitePaginator
 
 from kequn.customers.admin import DayRangeFilter, ExactTextFilter, make_distinct_filter
 from kequn.events.models import Event
+from kequn.security.permissions import CustomerScopedAdminMixin
 
 # Event names and channels are offered from the most recent rows only: a full DISTINCT
 # over ten million events would take seconds.
@@ -37,7 +38,7 @@ class EventCustomerFilter(ExactTextFilter):
 
 
 @admin.register(Event)
-class EventAdmin(ModelAdmin):
+class EventAdmin(CustomerScopedAdminMixin, ModelAdmin):
     list_display = ("occurred_at", "type", "name", "customer_link", "anonymous_id", "channel")
     list_select_related = ("customer",)
     list_filter = (

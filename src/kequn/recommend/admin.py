@@ -6,6 +6,7 @@ from django.contrib import admin
 from unfold.admin import ModelAdmin
 
 from kequn.recommend.models import Recommendation, TrainingRun
+from kequn.security.permissions import CustomerScopedAdminMixin
 
 
 class ReadOnlyAdmin(ModelAdmin):
@@ -17,7 +18,7 @@ class ReadOnlyAdmin(ModelAdmin):
 
 
 @admin.register(Recommendation)
-class RecommendationAdmin(ReadOnlyAdmin):
+class RecommendationAdmin(CustomerScopedAdminMixin, ReadOnlyAdmin):
     list_display = ["customer", "rank", "product", "score", "source", "created_at"]
     list_select_related = ["customer", "product"]
     raw_id_fields = ["customer", "product"]

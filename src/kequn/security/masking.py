@@ -8,6 +8,7 @@ unmasked is a permission on the customer model (customers.view_customer_phone, â
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections.abc import Iterable
 from typing import Any
@@ -115,3 +116,33 @@ def mask_row(user: Any, row: dict, groups: frozenset[str] | None = None) -> dict
     if BIRTHDAY not in groups and row.get(BIRTHDAY):
         row[BIRTHDAY] = mask_birthday(row[BIRTHDAY])
     return row
+
+
+def mask_identities(groups: frozenset[str], identities: Iterable[Any]) -> list[Any]:
+    """Return identity objects for display, with values masked where the groups require.
+
+    Masked ones are unsaved copies, so a masked value can never be written back.
+    """
+    shown = []
+    for identity in identities:
+        value = mask_identity_for(groups, identity.kind, identity.value)
+        if value != identity.value:
+            identity = copy.copy(identity)
+            identity.value = value
+            identity.pk = identity.id = None  # a copy for display only
+        shown.append(identity)
+    return shown
+
+
+def mask_addresses(groups: frozenset[str], addresses: Iterable[Any]) -> list[Any]:
+    """Return address objects for display, the street line and postcode masked unless allowed."""
+    if ADDRESS in groups:
+        return list(addresses)
+    shown = []
+    for address in addresses:
+        address = copy.copy(address)
+        address.line = mask_address_line(address.line)
+        address.postcode = ""
+        address.pk = address.id = None  # a copy for display only
+        shown.append(address)
+    return shown

@@ -127,7 +127,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         VIEW_ALL_CUSTOMERS,
         *(f"{app}.view_*" for app in ANALYTIC_APPS),
         "dashboard.export_lists",
-        "ingest.view_*",
+        # Not ingest: quarantined rows hold raw, unmasked input.
+        "ingest.view_importrun",
     ],
     roles.AUDITOR: ["audit.view_auditentry"],
 }
@@ -274,3 +275,16 @@ def record_personal_view(
             target_type="customers.customer",
             detail={**detail, "customers": ids, "count": len(ids)},
         )
+
+
+class CustomerScopedAdminMixin:
+    """Admin mixin: list and open only rows of customers the user may see (others are absent).
+
+    Set customer_path to the lookup from the model to its customer ("" for Customer itself).
+    """
+
+    customer_path = "customer"
+
+    def get_queryset(self, request: Any) -> QuerySet:
+        """Return the rows of the user's customers only."""
+        return scope_customers(request.user, super().get_queryset(request), self.customer_path)

@@ -17,6 +17,7 @@ from unfold.admin import ModelAdmin
 from unfold.decorators import action
 
 from kequn.customers.models import TagGroup
+from kequn.security.permissions import CustomerScopedAdminMixin
 from kequn.segments import services
 from kequn.segments.charts import render_size_chart
 from kequn.segments.export import make_export_response
@@ -282,7 +283,7 @@ class PersonaAdmin(ModelAdmin):
 
 
 @admin.register(MembershipChange)
-class MembershipChangeAdmin(ModelAdmin):
+class MembershipChangeAdmin(CustomerScopedAdminMixin, ModelAdmin):
     list_display = ["changed_at", "segment", "customer", "change"]
     list_filter = ["change", "segment"]
     list_select_related = ["segment", "customer"]
