@@ -449,8 +449,10 @@ def test_auditor_view_filters_and_is_forbidden_without_the_permission():
     assert "Audit chain OK" in verified.content.decode() or "审计链" in verified.content.decode()
     assert AuditEntry.objects.filter(action=audit.AUDIT_VERIFY, actor_username="aud").exists()
 
+    assert url in client.get("/admin/").content.decode()  # the sidebar item
     outsider = Client()
     outsider.force_login(other)
+    assert url not in outsider.get("/admin/").content.decode()
     assert outsider.get(url).status_code == 403
     assert outsider.get(f"{url}verify-chain/").status_code == 403
     assert AuditEntry.objects.get(sequence=1).action == audit.CHANGE
