@@ -591,3 +591,14 @@ def test_admin_verifies_executes_and_rejects(person, other, admin_user, client):
     assert other_request.status == PrivacyRequest.Status.REJECTED
     assert other_request.rejection_reason == "not the holder"
     assert Customer.objects.filter(pk=other.pk).exists()
+
+
+def test_restricted_customer_is_read_only_in_the_back_office(person, admin_user, client):
+    client.force_login(admin_user)
+    url = f"/admin/customers/customer/{person.pk}/change/"
+    services.restrict_processing(person)
+    page = client.get(url)
+    assert page.status_code == 200 and "processing restricted" in page.content.decode().lower()
+    assert client.post(url, {"name": "改名", "kind": "person"}).status_code == 403
+    person.refresh_from_db()
+    assert person.name == "张伟"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -18,13 +19,23 @@ from unfold.decorators import action, display
 from kequn.security.privacy import services
 from kequn.security.privacy.models import PrivacyRequest, Suppression
 
+BADGE_CACHE_KEY = "privacy:overdue-badge"
+BADGE_SECONDS = 60
+BADGE_CAP = 99  # the sidebar shows "99+" beyond this; no COUNT(*) on every page
+
 
 def overdue_badge(request: HttpRequest) -> str:
     """Return the number of overdue requests for the sidebar ("" when none)."""
     if not request.user.has_perm("privacy.view_privacyrequest"):
         return ""
-    count = services.get_overdue_requests().count()
-    return str(count) if count else ""
+    # Every back-office page draws the sidebar: one cached, bounded query a minute at most.
+    count = cache.get(BADGE_CACHE_KEY)
+    if count is None:
+        count = len(services.get_overdue_requests().values_list("pk", flat=True)[: BADGE_CAP + 1])
+        cache.set(BADGE_CACHE_KEY, count, BADGE_SECONDS)
+    if not count:
+        return ""
+    return f"{BADGE_CAP}+" if count > BADGE_CAP else str(count)
 
 
 class OverdueFilter(admin.SimpleListFilter):
