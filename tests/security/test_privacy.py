@@ -473,7 +473,10 @@ def test_api_records_verifies_executes_and_downloads(
 ):
     monkeypatch.setattr(services, "get_export_dir", lambda: tmp_path / "privacy-exports")
     officer = make_api_client(
-        "privacy.add_privacyrequest", "privacy.view_privacyrequest", "privacy.change_privacyrequest"
+        "privacy.add_privacyrequest",
+        "privacy.view_privacyrequest",
+        "privacy.change_privacyrequest",
+        "customers.view_all_customers",
     )
     created = officer.send_json(
         "post", "/api/v1/privacy-requests", {"type": "export", "customer_id": person.pk}
@@ -513,8 +516,9 @@ def test_api_records_verifies_executes_and_downloads(
 
 
 def test_api_needs_privacy_permissions(person, make_api_client):
-    reader = make_api_client("privacy.view_privacyrequest")
+    reader = make_api_client("privacy.view_privacyrequest", "customers.view_all_customers")
     nobody = make_api_client("customers.view_customer")
+    own_only = make_api_client("privacy.view_privacyrequest", "privacy.add_privacyrequest")
     request = services.open_request("erasure", person)
     assert nobody.get("/api/v1/privacy-requests").status_code == 403
     assert nobody.get(f"/api/v1/privacy-requests/{request.pk}").status_code == 403
@@ -530,6 +534,18 @@ def test_api_needs_privacy_permissions(person, make_api_client):
         == 403
     )
     assert reader.post(f"/api/v1/privacy-requests/{request.pk}/execute").status_code == 403
+    # A user limited to the accounts they own cannot see or file requests about others.
+    assert own_only.get(f"/api/v1/privacy-requests/{request.pk}").status_code == 404
+    assert own_only.get("/api/v1/privacy-requests").json()["items"] == []
+    assert (
+        own_only.send_json(
+            "post", "/api/v1/privacy-requests", {"type": "export", "customer_id": person.pk}
+        ).status_code
+        == 404
+    )
+    person.owner = own_only.user
+    person.save(update_fields=["owner"])
+    assert own_only.get(f"/api/v1/privacy-requests/{request.pk}").status_code == 200
     assert Customer.objects.filter(pk=person.pk).exists()
 
 

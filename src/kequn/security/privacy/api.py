@@ -14,6 +14,7 @@ from ninja.errors import HttpError
 
 from kequn.apiutils import ObjectId, Page, check_perm, paginate
 from kequn.customers.models import Customer
+from kequn.security.permissions import scope_customers
 from kequn.security.privacy import services
 from kequn.security.privacy.models import PrivacyRequest
 
@@ -82,8 +83,13 @@ def _user(request: HttpRequest):
     return getattr(request, "auth", None) or request.user
 
 
-def _get(request_id: int) -> PrivacyRequest:
-    return get_object_or_404(PrivacyRequest, pk=request_id)
+def _visible(request: HttpRequest):
+    # A user limited to their own accounts sees only requests about those customers.
+    return scope_customers(_user(request), PrivacyRequest.objects.all(), "customer")
+
+
+def _get(request: HttpRequest, request_id: int) -> PrivacyRequest:
+    return get_object_or_404(_visible(request), pk=request_id)
 
 
 @router.get("", response=Page[RequestOut], summary="List data-subject requests (newest first)")
@@ -91,9 +97,9 @@ def list_requests(
     request: HttpRequest, filters: Query[RequestFilters], cursor: str | None = None, limit: int = 50
 ):
     check_perm(request, "privacy.view_privacyrequest")
-    qs = PrivacyRequest.objects.all()
+    qs = _visible(request)
     if filters.overdue:
-        qs = services.get_overdue_requests()
+        qs = qs.filter(pk__in=services.get_overdue_requests().values("pk"))
     if filters.type:
         qs = qs.filter(type=filters.type)
     if filters.status:
@@ -108,7 +114,11 @@ def create_request(request: HttpRequest, payload: RequestIn):
     check_perm(request, "privacy.add_privacyrequest")
     if len(json.dumps(payload.parameters, default=str)) > MAX_PARAMETERS:
         raise HttpError(422, f"parameters longer than {MAX_PARAMETERS} characters of JSON")
-    customer = Customer.objects.filter(pk=payload.customer_id).first()
+    customer = (
+        scope_customers(_user(request), Customer.objects.all())
+        .filter(pk=payload.customer_id)
+        .first()
+    )
     if customer is None:
         raise Http404(f"no customer #{payload.customer_id}")
     created = services.open_request(
@@ -126,7 +136,7 @@ def create_request(request: HttpRequest, payload: RequestIn):
 @router.get("/{int:request_id}", response=RequestOut, summary="Read a data-subject request")
 def get_request(request: HttpRequest, request_id: ObjectId):
     check_perm(request, "privacy.view_privacyrequest")
-    return _get(request_id)
+    return _get(request, request_id)
 
 
 @router.post(
@@ -134,7 +144,7 @@ def get_request(request: HttpRequest, request_id: ObjectId):
 )
 def verify_request(request: HttpRequest, request_id: ObjectId, payload: VerifyIn):
     check_perm(request, "privacy.change_privacyrequest")
-    return services.verify_identity(_get(request_id), payload.method, by=_user(request))
+    return services.verify_identity(_get(request, request_id), payload.method, by=_user(request))
 
 
 @router.post(
@@ -144,13 +154,13 @@ def verify_request(request: HttpRequest, request_id: ObjectId, payload: VerifyIn
 )
 def execute_request(request: HttpRequest, request_id: ObjectId):
     check_perm(request, "privacy.change_privacyrequest")
-    return services.execute_request(_get(request_id), by=_user(request))
+    return services.execute_request(_get(request, request_id), by=_user(request))
 
 
 @router.post("/{int:request_id}/reject", response=RequestOut, summary="Reject a request")
 def reject_request(request: HttpRequest, request_id: ObjectId, payload: RejectIn):
     check_perm(request, "privacy.change_privacyrequest")
-    return services.reject_request(_get(request_id), payload.reason, by=_user(request))
+    return services.reject_request(_get(request, request_id), payload.reason, by=_user(request))
 
 
 @router.get(
@@ -167,8 +177,9 @@ def reject_request(request: HttpRequest, request_id: ObjectId, payload: RejectIn
 )
 def download_export(request: HttpRequest, request_id: ObjectId):
     check_perm(request, "privacy.change_privacyrequest")
-    path = services.get_export_path(_get(request_id))
-    services.record_download(_get(request_id), _user(request))
+    privacy_request = _get(request, request_id)
+    path = services.get_export_path(privacy_request)
+    services.record_download(privacy_request, _user(request))
     return FileResponse(
         Path(path).open("rb"),
         as_attachment=True,
