@@ -432,6 +432,8 @@ def make_masked_identity_inline(unmasked: frozenset[str]) -> type[IdentityInline
     class MaskedIdentityInline(IdentityInline):
         fields = ("kind", "system", "shown_value", "verified", "created_at")
         readonly_fields = fields
+        hide_title = True  # the row title is the identity's text, value unmasked
+        can_delete = False
 
         def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
             """Refuse: a value this user may not see cannot be entered or checked either."""
@@ -455,6 +457,8 @@ class MaskedAddressInline(AddressInline):
     fields = (("label", "is_default"), ("country", "province", "city", "district"), "masked_line")
     readonly_fields = ("label", "is_default", "country", "province", "city", "district")
     readonly_fields += ("masked_line",)
+    hide_title = True  # the title is the address's text, street line unmasked
+    can_delete = False
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """Refuse: without seeing addresses this user does not enter them."""
@@ -758,23 +762,31 @@ class IdentityAdmin(CustomerScopedAdminMixin, ModelAdmin):
 
         return shown_value
 
+    def _may_see(self, request: HttpRequest, obj: Identity | None) -> bool:
+        """Return whether the user may see this identity's value (titles and logs show it)."""
+        return (
+            obj is None
+            or mask_identity_for(get_unmasked_groups(request.user), obj.kind, obj.value)
+            == obj.value
+        )
+
+    def has_view_permission(self, request: HttpRequest, obj: Identity | None = None) -> bool:
+        """Refuse to open an identity whose value the user may not see."""
+        return super().has_view_permission(request, obj) and self._may_see(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Identity | None = None) -> bool:
+        """Refuse to change an identity whose value the user may not see."""
+        return super().has_change_permission(request, obj) and self._may_see(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Identity | None = None) -> bool:
+        """Refuse to delete an identity whose value the user may not see."""
+        return super().has_delete_permission(request, obj) and self._may_see(request, obj)
+
     def get_list_display(self, request: HttpRequest) -> Any:
         """Show values masked to users who may not see phones or emails."""
         shown = self._masked_value(request)
         fields = super().get_list_display(request)
         return fields if shown is None else [shown if f == "value" else f for f in fields]
-
-    def get_fields(self, request: HttpRequest, obj: Identity | None = None) -> Any:
-        """Show the value masked and read-only to users who may not see it."""
-        fields = super().get_fields(request, obj)
-        shown = self._masked_value(request) if obj is not None else None
-        return fields if shown is None else [shown if f == "value" else f for f in fields]
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Identity | None = None) -> Any:
-        """Make the masked value read-only (it is a display, not the field)."""
-        fields = tuple(super().get_readonly_fields(request, obj))
-        shown = self._masked_value(request) if obj is not None else None
-        return fields if shown is None else (*fields, "kind", "system", shown)
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None

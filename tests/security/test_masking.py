@@ -1,0 +1,122 @@
+"""Masking of phone, email, address and birthday: the rules, and every place they apply."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.test import Client
+
+from kequn.customers.models import Address, Customer
+from kequn.customers.services import IdentityInput, create_customer
+from kequn.security import masking
+from kequn.security.roles import ADMINISTRATOR, ANALYST, MARKETING, SALES, SERVICE
+from kequn.segments import services as segment_services
+from kequn.segments.export import iter_member_rows, mask_personal_fields
+from tests.conftest import grant
+
+
+def test_phone_rules():
+    assert masking.mask_phone("+8613800138000") == "138****8000"
+    assert masking.mask_phone("13800138000") == "138****8000"
+    # Other countries keep their prefix digits, never the middle.
+    assert masking.mask_phone("+14155550123") == "+14****0123"
+    assert masking.mask_phone("12345") == "***45"
+    assert masking.mask_phone("") == ""
+
+
+def test_email_rules():
+    assert masking.mask_email("zhang.wei@example.com") == "z***@example.com"
+    assert masking.mask_email("a@b.cn") == "a***@b.cn"
+    assert masking.mask_email("not-an-email") == "***"
+
+
+def test_address_and_birthday_rules():
+    assert (
+        masking.mask_address("广东", "深圳", "南山区", "科技园路 1 号") == "广东 深圳 南山区 ****"
+    )
+    assert masking.mask_birthday(dt.date(1990, 5, 4)) == "****-05-04"
+    assert masking.mask_birthday("1990-05-04") == "****-05-04"
+    assert masking.mask_birthday(None) is None
+    assert masking.mask_identity_value("wechat", "o6_bmjrPTlm6") == "o6_bmjrPTlm6"
+
+
+@pytest.fixture
+def person(db) -> Customer:
+    customer = create_customer(
+        {"name": "张伟", "city": "深圳", "province": "广东", "birthday": dt.date(1990, 5, 4)},
+        [IdentityInput("phone", "13800138000"), IdentityInput("email", "zhang.wei@example.com")],
+    )
+    Address.objects.create(
+        customer=customer,
+        province="广东",
+        city="深圳",
+        district="南山区",
+        line="科技园路 1 号",
+        postcode="518057",
+    )
+    return customer
+
+
+def role_user(role: str, name: str = "") -> User:
+    user = User.objects.create_user(name or f"{role}-user", password="x", is_staff=True)
+    user.groups.add(Group.objects.get(name=role))
+    return User.objects.get(pk=user.pk)
+
+
+@pytest.mark.parametrize(
+    ("role", "expected"),
+    [
+        (
+            ADMINISTRATOR,
+            (
+                "+8613800138000",
+                "zhang.wei@example.com",
+                "广东 深圳 南山区 科技园路 1 号",
+                "1990-05-04",
+            ),
+        ),
+        (MARKETING, ("138****8000", "z***@example.com", "广东 深圳 南山区 ****", "****-05-04")),
+        (ANALYST, ("138****8000", "z***@example.com", "广东 深圳 南山区 ****", "****-05-04")),
+        (
+            SERVICE,
+            ("+8613800138000", "zhang.wei@example.com", "广东 深圳 南山区 ****", "****-05-04"),
+        ),
+    ],
+)
+def test_export_rows_are_masked_by_role(person, role, expected):
+    segment = segment_services.create_segment("All", kind="static", customer_ids=[person.pk])
+    [row] = [mask_personal_fields(role_user(role), r) for r in iter_member_rows(segment)]
+    assert (row["phone"], row["email"], row["address"], row["birthday"]) == expected
+    assert "address_parts" not in row
+
+
+def test_a_single_permission_unmasks_a_single_group(person):
+    user = grant(
+        User.objects.create_user("emailonly", password="x"), "customers.view_customer_email"
+    )
+    assert masking.get_unmasked_groups(user) == {"email"}
+    row = mask_personal_fields(user, {"phone": "+8613800138000", "email": "a@b.cn"})
+    assert row == {"phone": "138****8000", "email": "a@b.cn"}
+    user.is_active = False
+    assert masking.get_unmasked_groups(user) == frozenset()
+
+
+def test_segment_csv_export_as_sales_rep_has_own_members_unmasked(person, client: Client):
+    rep = role_user(SALES, "rep")
+    theirs = create_customer({"name": "李娜"}, [IdentityInput("phone", "13900139000")])
+    Customer.objects.filter(pk=person.pk).update(owner=rep)
+    segment = segment_services.create_segment(
+        "Both", kind="static", customer_ids=[person.pk, theirs.pk]
+    )
+    client.force_login(rep)
+    response = client.get(f"/admin/segments/segment/{segment.pk}/export/csv/")
+    assert response.status_code == 200, response.content[:300]
+    text = b"".join(response.streaming_content).decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["name"] for r in rows] == ["张伟"]
+    assert rows[0]["phone"] == "+8613800138000"
+    assert "13900139000" not in text
