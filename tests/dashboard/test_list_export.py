@@ -128,6 +128,14 @@ def test_every_export_is_audited_without_personal_values(people, marketer):
     assert csv_entry.detail["filters"] == ["province", "q"]
     assert "13800138000" not in str(csv_entry.detail)
     assert entries[1].detail["rows"] == 3
+    # The list-column downloads (Excel, PDF) are recorded too.
+    marketer.get("/admin/dashboard/export/customers/customer.xlsx?province=Guangdong")
+    last = exports_logged()[-1]
+    assert (last.detail["format"], last.detail["rows"], last.detail["filters"]) == (
+        "xlsx",
+        3,
+        ["province"],
+    )
 
 
 def test_export_needs_the_permission(people):

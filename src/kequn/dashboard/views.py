@@ -122,9 +122,11 @@ def export_list(request: HttpRequest, app_label: str, model_name: str, fmt: str)
         return HttpResponseRedirect(f"{list_url}?{request.GET.urlencode()}")
     names = [n for n in changelist.list_display if n != "action_checkbox"]
     header = [strip_tags(str(label_for_field(n, model, model_admin))) for n in names]
+    count = list_export.ExportCount()
 
     def rows():
         for obj in changelist.queryset.iterator(chunk_size=2_000):
+            count.rows += 1
             row = []
             for name in names:
                 try:
@@ -151,6 +153,8 @@ def export_list(request: HttpRequest, app_label: str, model_name: str, fmt: str)
         except exports.PdfFontError as exc:
             messages.error(request, str(exc))
             return HttpResponseRedirect(f"{list_url}?{request.GET.urlencode()}")
+    count.finished = True
+    _record_export(request, f"{app_label}.{model_name}", fmt, count)
     return _download(content, f"kequn-{model_name}-{stamp}.{fmt}", fmt)
 
 
