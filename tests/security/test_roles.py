@@ -272,3 +272,18 @@ def test_auditor_sees_the_trail_but_no_customer(world):
     assert client.get(reverse("admin:customers_customer_changelist")).status_code == 403
     assert client.get(reverse("admin:audit_auditentry_changelist")).status_code == 200
     assert api_client(auditor).get("/api/v1/customers").status_code == 403
+
+
+def test_a_customer_a_rep_adds_in_the_back_office_is_theirs(world):
+    rep, *_ = world
+    client = logged_in(rep)
+    url = reverse("admin:customers_customer_add")
+    form = client.get(url).context["adminform"].form
+    data = {name: "" for name in form.fields}
+    data.update({"kind": "person", "name": "王芳", "country": "CN"})
+    for inline in client.get(url).context["inline_admin_formsets"]:
+        prefix = inline.formset.prefix
+        data.update({f"{prefix}-TOTAL_FORMS": 0, f"{prefix}-INITIAL_FORMS": 0})
+    response = client.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Customer.objects.get(name="王芳").owner_id == rep.pk

@@ -680,6 +680,14 @@ class CustomerAdmin(CustomerScopedAdminMixin, ModelAdmin):
             record_personal_view(request.user, [object_id], via="admin")
         return response
 
+    def save_model(self, request: HttpRequest, obj: Customer, form: Any, change: bool) -> None:
+        """Save; a customer a sales rep adds is theirs, so it stays in their list."""
+        super().save_model(request, obj, form, change)
+        if not change:
+            from kequn.security.services import claim_customer
+
+            claim_customer(request.user, obj.pk)
+
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         """Record who added a tag."""
         instances = formset.save(commit=False)
