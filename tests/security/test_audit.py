@@ -218,6 +218,7 @@ def append_from_processes(tmp_path, processes: int, per_process: int) -> list[in
     The test database lives in memory, where SQLite's shared cache fails instead of waiting; a
     file database is what web workers and the job worker share in production.
     """
+    before = AuditEntry.objects.count()  # e.g. the roles' permissions set up after migrate
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     target = sqlite3.connect(data_dir / "kequn.sqlite3")
@@ -240,7 +241,7 @@ def append_from_processes(tmp_path, processes: int, per_process: int) -> list[in
         ["kequn", "audit", "verify"], env=env, capture_output=True, text=True, timeout=300
     )
     assert verified.returncode == 0, verified.stderr
-    assert verified.stdout.startswith(f"OK: {processes * per_process} entries")
+    assert verified.stdout.startswith(f"OK: {before + processes * per_process} entries")
     with closing(sqlite3.connect(data_dir / "kequn.sqlite3")) as db:
         rows = db.execute(f"SELECT sequence, prev_mac FROM {TABLE} ORDER BY sequence").fetchall()
     assert len({prev for _seq, prev in rows}) == len(rows)  # no two entries share a parent
@@ -249,16 +250,17 @@ def append_from_processes(tmp_path, processes: int, per_process: int) -> list[in
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_writers_never_fork_the_chain(tmp_path):
+    before = AuditEntry.objects.count()
     if connection.vendor == "postgresql":
         threads, per_thread = 6, 25
         append_from_threads(threads, per_thread)
-        expected = threads * per_thread
+        expected = before + threads * per_thread
         sequences = list(AuditEntry.objects.order_by("sequence").values_list("sequence", flat=True))
         assert AuditEntry.objects.values("prev_mac").distinct().count() == expected
         assert verify().ok
     else:
         sequences = append_from_processes(tmp_path, 4, 30)
-        expected = 4 * 30 + 1  # `kequn audit verify` records that it ran
+        expected = before + 4 * 30 + 1  # `kequn audit verify` records that it ran
     assert sequences == list(range(1, expected + 1))  # no gaps, no duplicates
 
 
