@@ -29,6 +29,7 @@ import struct
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -461,8 +462,16 @@ def _file_blocks(path: Path, progress: bool, desc: str) -> Iterator[bytes]:
             yield block
 
 
-def create_backup(out_dir: Path | None = None, progress: bool = False) -> Path:
-    """Snapshot the configured database into a new encrypted backup file; return its path."""
+def create_backup(
+    out_dir: Path | None = None, progress: bool = False, method: str = "auto"
+) -> Path:
+    """Snapshot the configured database into a new encrypted backup file; return its path.
+
+    For PostgreSQL, method "auto" uses pg_dump when a compatible one is installed and a
+    logical COPY dump otherwise; "pg_dump" and "copy" force one of them.
+    """
+    if method not in {"auto", "pg_dump", "copy"}:
+        raise BackupError(f"unknown backup method {method!r}: use auto, pg_dump or copy")
     directory = Path(out_dir) if out_dir else get_backup_dir()
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -479,7 +488,7 @@ def create_backup(out_dir: Path | None = None, progress: bool = False) -> Path:
     if kind == "sqlite":
         _create_sqlite(path, db, created, progress)
     else:
-        _create_postgresql(path, db, created, progress)
+        _create_postgresql(path, db, created, progress, method)
     return path
 
 
@@ -538,16 +547,27 @@ def _pg_args(db: dict) -> list[str]:
     return args + ["-d", str(db["NAME"])]
 
 
-def _create_postgresql(path: Path, db: dict, created: datetime, progress: bool) -> None:
+def _create_postgresql(
+    path: Path, db: dict, created: datetime, progress: bool, method: str = "auto"
+) -> None:
     conn = pg_connect(db)
     try:
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         with conn.cursor() as cursor:
-            # One snapshot for the checksums and for pg_dump: they describe the same data.
+            # One snapshot for the checksums and for the dump: they describe the same data.
             cursor.execute("SELECT pg_export_snapshot()")
             snapshot = cursor.fetchone()[0]
             sums = pg_table_sums(cursor, progress)
-        tool = find_pg_tool("pg_dump", conn.info.server_version)
+        tool = None if method == "copy" else find_pg_tool("pg_dump", conn.info.server_version)
+        if tool is None and method != "pg_dump":
+            header = _header("postgresql", "copy", _key(), created)
+            manifest = _manifest(header, sums, str(db["NAME"]))
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT app || '.' || name FROM django_migrations ORDER BY 1")
+                manifest["migrations"] = [r[0] for r in cursor.fetchall()]
+            _write_stream(path, header, manifest, _copy_payload(conn, progress))
+            conn.execute("COMMIT")
+            return
         if tool is None:
             raise BackupError(
                 "pg_dump of the server's major version (or newer) is not on PATH: install "
@@ -578,6 +598,101 @@ def _create_postgresql(path: Path, db: dict, created: datetime, progress: bool) 
         conn.execute("COMMIT")
     finally:
         conn.close()
+
+
+def _pg_columns(cursor, table: str) -> list[str]:
+    cursor.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' "
+        "AND table_name = %s ORDER BY ordinal_position",
+        [table],
+    )
+    return [r[0] for r in cursor.fetchall()]
+
+
+def _copy_payload(conn, progress: bool) -> Iterator[bytes]:
+    """Yield every table as COPY binary data, framed: head, length-prefixed blocks, 0."""
+    with conn.cursor() as cursor:
+        tables = pg_tables(cursor)
+        for table in tqdm(tables, desc="copy", unit="table", disable=not progress):
+            columns = _pg_columns(cursor, table)
+            head = json.dumps({"table": table, "columns": columns}).encode()
+            yield struct.pack(">I", len(head)) + head
+            names = ", ".join(_quote(c) for c in columns)
+            with cursor.copy(f"COPY {_quote(table)} ({names}) TO STDOUT (FORMAT binary)") as copy:
+                for block in copy:
+                    if block:
+                        yield struct.pack(">I", len(block)) + bytes(block)
+            yield struct.pack(">I", 0)
+
+
+class CopyLoader:
+    """Feed a COPY payload (see _copy_payload) into the tables of an open connection."""
+
+    def __init__(self, conn, path: Path):
+        self.cursor = conn.cursor()
+        self.path = path
+        self.buffer = bytearray()
+        self.head: dict | None = None
+        self.copy = None
+        self.known = set(pg_tables(self.cursor))
+        self.loaded: list[str] = []
+        self.stack = ExitStack()
+
+    def feed(self, data: bytes) -> None:
+        self.buffer += data
+        while len(self.buffer) >= 4:
+            (size,) = struct.unpack(">I", self.buffer[:4])
+            if len(self.buffer) < 4 + size:
+                return
+            body = bytes(self.buffer[4 : 4 + size])
+            del self.buffer[: 4 + size]
+            if self.head is None:
+                self._start(json.loads(body))
+            elif size == 0:
+                self.stack.close()  # ends this table's COPY
+                self.loaded.append(self.head["table"])
+                self.head, self.copy = None, None
+            else:
+                self.copy.write(body)
+
+    def _start(self, head: dict) -> None:
+        table = head["table"]
+        if table not in self.known:
+            raise BackupError(
+                f"{self.path}: table {table} is not in this Kequn's schema; restore the backup "
+                "with the Kequn version that made it"
+            )
+        names = ", ".join(_quote(c) for c in head["columns"])
+        self.head = head
+        self.stack = ExitStack()
+        self.copy = self.stack.enter_context(
+            self.cursor.copy(f"COPY {_quote(table)} ({names}) FROM STDIN (FORMAT binary)")
+        )
+
+    def abort(self, exc: BaseException) -> None:
+        """End an open COPY so the connection can roll back."""
+        if self.copy is not None:
+            # The original error is the one to report, not a failure to end the COPY.
+            with suppress(Exception):
+                self.stack.__exit__(type(exc), exc, exc.__traceback__)
+            self.copy = None
+
+    def finish(self) -> None:
+        if self.head is not None or self.buffer:
+            raise BackupError(f"{self.path}: the table data ends in the middle of a table")
+        # Identity columns continue after the highest restored id.
+        for table in self.loaded:
+            for column in _pg_columns(self.cursor, table):
+                self.cursor.execute(
+                    "SELECT pg_get_serial_sequence(%s, %s)", [_quote(table), column]
+                )
+                sequence = self.cursor.fetchone()[0]
+                if sequence:
+                    self.cursor.execute(
+                        f"SELECT setval(%s, COALESCE(MAX({_quote(column)}), 0) + 1, false) "
+                        f"FROM {_quote(table)}",
+                        [sequence],
+                    )
 
 
 # --------------------------------------------------------------------------- restoring
@@ -663,6 +778,9 @@ def _restore_postgresql(path: Path, db: dict, force: bool, progress: bool) -> Ba
             conn.execute("CREATE SCHEMA public")
     finally:
         conn.close()
+    header, _ = read_header(path)
+    if header.get("method") == "copy":
+        return _restore_postgresql_copy(path, db, progress)
     tool = find_pg_tool("pg_restore", server_version)
     if tool is None:
         raise BackupError(
@@ -695,6 +813,56 @@ def _restore_postgresql(path: Path, db: dict, force: bool, progress: bool) -> Ba
     try:
         with conn.cursor() as cursor:
             sums = pg_table_sums(cursor, progress)
+    finally:
+        conn.close()
+    _compare(path, contents.manifest["tables"], sums, f"database {db['NAME']}")
+    return contents
+
+
+def _restore_postgresql_copy(path: Path, db: dict, progress: bool) -> BackupContents:
+    """Create the schema with Django's migrations, then load every table's COPY data."""
+    from django.core.management import call_command
+
+    if db is not settings.DATABASES["default"] and db != settings.DATABASES["default"]:
+        raise BackupError("a COPY backup can only be restored into the configured database")
+    from django.db.migrations.loader import MigrationLoader
+
+    manifest = read_backup(path).manifest  # decrypt once to learn the schema it needs
+    wanted = set(manifest.get("migrations", []))
+    ours = {f"{app}.{name}" for app, name in MigrationLoader(None).disk_migrations}
+    if wanted != ours:
+        first = sorted(wanted ^ ours)[0]
+        raise BackupError(
+            f"{path}: made with another database schema (migration {first} differs from this "
+            "Kequn's); restore it with the Kequn version that made it"
+        )
+    call_command("migrate", verbosity=0, interactive=False)
+    connection.close()
+    conn = pg_connect(db)
+    try:
+        with conn.cursor() as cursor:
+            # Replica mode skips foreign-key and append-only triggers while the rows go in;
+            # the rows were consistent when they were copied out.
+            cursor.execute("SET session_replication_role = replica")
+            tables = pg_tables(cursor)
+            if tables:
+                cursor.execute(
+                    f"TRUNCATE {', '.join(_quote(t) for t in tables)} RESTART IDENTITY CASCADE"
+                )
+        loader = CopyLoader(conn, path)
+        try:
+            contents = read_backup(path, loader.feed, progress)
+            loader.finish()
+        except BaseException as exc:
+            loader.abort(exc)
+            raise
+        conn.execute("SET session_replication_role = DEFAULT")
+        conn.commit()
+        with conn.cursor() as cursor:
+            sums = pg_table_sums(cursor, progress)
+    except BaseException:
+        conn.rollback()
+        raise
     finally:
         conn.close()
     _compare(path, contents.manifest["tables"], sums, f"database {db['NAME']}")

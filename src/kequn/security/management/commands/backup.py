@@ -18,6 +18,12 @@ class Command(BaseCommand):
         sub = parser.add_subparsers(dest="action", required=True)
         create = sub.add_parser("create", help="snapshot the database into a new backup file")
         create.add_argument("--out", default=None, help="directory [KEQUN_BACKUP_DIR]")
+        create.add_argument(
+            "--method",
+            choices=["auto", "pg_dump", "copy"],
+            default="auto",
+            help="PostgreSQL: pg_dump, or a logical COPY dump [auto: pg_dump when installed]",
+        )
         verify = sub.add_parser("verify", help="decrypt a backup and check it whole")
         verify.add_argument("file")
         restore = sub.add_parser("restore", help="restore a backup into the configured database")
@@ -32,7 +38,9 @@ class Command(BaseCommand):
         progress = sys.stderr.isatty()
         try:
             if action == "create":
-                path = backups.create_backup(options["out"], progress=progress)
+                path = backups.create_backup(
+                    options["out"], progress=progress, method=options["method"]
+                )
                 backups.record_backup_event("create", path)
                 self.stdout.write(f"backup written to {path} ({path.stat().st_size} bytes)")
             elif action == "verify":
