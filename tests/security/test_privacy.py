@@ -208,6 +208,11 @@ def test_export_request_writes_a_private_file_and_completes(
     assert path.exists() and oct(path.stat().st_mode & 0o777) == "0o600"
     _document, tables = _read_zip(path.read_bytes())
     assert len(tables["orders"]) == 2
+    # Erasing the person later deletes the export file too.
+    counts = services.erase_customer(person)
+    assert counts["export_files"] == 1 and not path.exists()
+    request.refresh_from_db()
+    assert request.result_file == ""
 
 
 # ---------------------------------------------------------------- correction

@@ -753,6 +753,21 @@ def _erase_quarantined(values: set[str]) -> int:
     return len(doomed)
 
 
+def _delete_export_files(customer_ids: list[int]) -> int:
+    """Delete the zips of earlier export requests of the person (they hold all their data)."""
+    deleted = 0
+    for privacy_request in PrivacyRequest.objects.filter(subject_ref__in=customer_ids).exclude(
+        result_file=""
+    ):
+        path = Path(privacy_request.result_file)
+        if path.resolve().parent == get_export_dir().resolve():
+            path.unlink(missing_ok=True)
+            deleted += 1
+        privacy_request.result_file = ""
+        privacy_request.save(update_fields=["result_file"])
+    return deleted
+
+
 def _any_identity(text: str, values: set[str]) -> bool:
     for kind in ("email", "phone"):
         key = _normalise(kind, text)
@@ -803,6 +818,7 @@ def erase_customer(
             anonymous_id__in=anonymous[start : start + 1000]
         ).delete()[0]
     counts["quarantined_rows"] = _erase_quarantined({v for _k, _s, v in identities})
+    counts["export_files"] = _delete_export_files(ids)
     PrivacyRequest.objects.filter(customer_id__in=ids).exclude(
         pk=request.pk if request else None
     ).update(customer=None)
