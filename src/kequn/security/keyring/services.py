@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import json
 import os
@@ -222,13 +221,13 @@ def decrypt_many(purpose: str, tokens: Iterable[str], using: str = DEFAULT_DB_AL
 
 def blind_index(value: str) -> str:
     """Return the keyed hash used to look up an exact (normalised) value without decrypting."""
-    return hmac.new(derive_key("blind-index"), value.encode(), hashlib.sha256).hexdigest()[:40]
+    return hmac.digest(derive_key("blind-index"), value.encode(), "sha256").hex()[:40]
 
 
 def blind_indexes(values: Iterable[str]) -> list[str]:
     """Return the blind index of each value (one key derivation for all)."""
-    key, sha = derive_key("blind-index"), hashlib.sha256
-    return [hmac.new(key, v.encode(), sha).hexdigest()[:40] for v in values]
+    key, digest = derive_key("blind-index"), hmac.digest
+    return [digest(key, v.encode(), "sha256").hex()[:40] for v in values]
 
 
 # Registry of encrypted fields ------------------------------------------------------------
