@@ -72,6 +72,15 @@ def test_values_are_stored_encrypted_and_read_back_in_every_form(person):
     )
 
 
+def test_str_of_identities_and_addresses_is_masked(person):
+    # str() lands where no role check guards it: the admin history's object_repr, logs.
+    texts = [str(i) for i in person.identities.all()] + [str(person.addresses.get())]
+    joined = " ".join(texts)
+    assert EMAIL not in joined and PHONE not in joined and "人民路" not in joined
+    assert "****" in joined
+    assert person.addresses.get().get_full_text().startswith("人民路")
+
+
 def test_empty_values_stay_empty_and_can_be_filtered(db):
     customer = Customer.objects.create(name="x")
     Address.objects.create(customer=customer, city="上海")

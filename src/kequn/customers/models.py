@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from kequn.security.keyring.fields import BlindIndexField, EncryptedCharField
 from kequn.security.keyring.services import blind_index, blind_indexes
+from kequn.security.masking import mask_address, mask_identity_value
 
 
 class Customer(models.Model):
@@ -154,8 +155,9 @@ class Identity(models.Model):
         indexes = [models.Index(fields=["customer", "kind"], name="identity_customer_idx")]
 
     def __str__(self) -> str:
+        # Masked: str() ends up in places no role check guards (admin history, log lines).
         prefix = f"{self.system}:" if self.system else ""
-        return f"{self.get_kind_display()} {prefix}{self.value}"
+        return f"{self.get_kind_display()} {prefix}{mask_identity_value(self.kind, self.value)}"
 
 
 class Address(models.Model):
@@ -177,6 +179,11 @@ class Address(models.Model):
         verbose_name_plural = _("addresses")
 
     def __str__(self) -> str:
+        # Masked like Identity.__str__: the street line is personal data.
+        return mask_address(self.province, self.city, self.district, self.line)
+
+    def get_full_text(self) -> str:
+        """Return the whole address as one line (callers check the viewer may see it)."""
         return " ".join(p for p in [self.province, self.city, self.district, self.line] if p)
 
 

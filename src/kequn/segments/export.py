@@ -108,7 +108,7 @@ def _row(c: Customer) -> dict:
         "external_ref": c.external_ref,
         "phone": identities.get("phone", ""),
         "email": identities.get("email", ""),
-        "address": str(addresses[0]) if addresses else "",
+        "address": addresses[0].get_full_text() if addresses else "",
         # Lets the masking keep the address readable down to the district.
         "address_parts": (first.province, first.city, first.district, first.line)
         if first
