@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import http.cookiejar
 import json
 import os
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from django_otp.oath import totp
 
 KEQUN = [sys.executable, "-m", "kequn.cli"]
 
@@ -105,7 +107,18 @@ def test_demo_then_serve_360_page_and_api(kequn_env):
         form = urllib.parse.urlencode(
             {"username": "admin", "password": password, "csrfmiddlewaretoken": csrf}
         ).encode()
-        opener.open(urllib.request.Request(login_url, data=form, headers={"Referer": login_url}))
+        setup = opener.open(
+            urllib.request.Request(login_url, data=form, headers={"Referer": login_url})
+        )
+        # The demo admin is a superuser: the first login sets up the second factor.
+        assert "/admin/otp/setup/" in setup.url
+        setup_html = setup.read().decode()
+        secret = re.search(r'id="otp-secret">\s*([A-Z2-7]+)', setup_html).group(1)
+        key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+        code = str(totp(key)).zfill(6)
+        csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', setup_html).group(1)
+        form = urllib.parse.urlencode({"token": code, "csrfmiddlewaretoken": csrf}).encode()
+        opener.open(urllib.request.Request(setup.url, data=form, headers={"Referer": setup.url}))
         page_360 = opener.open(f"{base}/admin/customers/customer/{customer_id}/360/", timeout=10)
         body = page_360.read().decode()
         assert page_360.status == 200
