@@ -92,6 +92,9 @@ def test_summary_expression_is_backend_neutral(sample_tx):
         {"customer_id": "string", "ts": "timestamp", "amount": "float64", "quantity": "float64"},
         name="tx",
     )
+    # Loading a backend registers its options, which the PySpark compiler reads.
+    pytest.importorskip("pyspark")
+    ibis.pyspark  # noqa: B018
     expr = build_summary_expr(t, CAL_END, HOLD_END)
     for dialect in ("duckdb", "postgres", "pyspark"):
         assert "SELECT" in ibis.to_sql(expr, dialect=dialect)
