@@ -241,7 +241,8 @@ def record_event(
     if request is not None:
         entry.ip_address = get_client_ip(request)
         entry.user_agent = request.META.get("HTTP_USER_AGENT", "")[:300]
-        entry.request_path = request.get_full_path()[:500]
+        # The path only: query strings carry searched phone numbers and emails.
+        entry.request_path = request.path[:500]
     key = get_chain_key()
     conn = connections[DEFAULT_DB_ALIAS]  # once: each `connection.x` goes through a proxy
     if conn.vendor == "sqlite" and conn.get_autocommit() and not conn.in_atomic_block:
