@@ -66,10 +66,8 @@ def hit(scope: str, ident: str, rate: Rate | None, now: float | None = None) -> 
     try:
         count = cache.incr(key)
     except ValueError:  # first hit of the window
-        if cache.add(key, 1, timeout=rate.seconds + 5):
-            count = 1
-        else:  # another worker created it meanwhile
-            count = cache.incr(key)
+        # add() fails when another worker created the counter meanwhile: count on it.
+        count = 1 if cache.add(key, 1, timeout=rate.seconds + 5) else cache.incr(key)
     if count <= rate.limit:
         return None
     return max(1, math.ceil((window + 1) * rate.seconds - now))
