@@ -19,6 +19,7 @@ from kequn.security.audit.services import VIEW_PERSONAL
 from kequn.security.permissions import sync_roles
 from kequn.security.roles import ADMINISTRATOR, ANALYST, AUDITOR, MARKETING, ROLES, SALES, SERVICE
 from kequn.security.services import create_api_token
+from kequn.segments.services import get_or_create_tag, tag_customer_ids
 from tests.conftest import TokenClient
 from tests.factories import make_order
 
@@ -287,3 +288,12 @@ def test_a_customer_a_rep_adds_in_the_back_office_is_theirs(world):
     response = client.post(url, data)
     assert response.status_code == 302, response.context["adminform"].form.errors
     assert Customer.objects.get(name="王芳").owner_id == rep.pk
+
+
+def test_bulk_tagging_by_a_sales_rep_skips_other_reps_accounts(world):
+    rep, _rival, mine, theirs = world
+    tag = get_or_create_tag("回访")
+    assert tag_customer_ids(tag, [mine.pk, theirs.pk], by=rep) == 1
+    assert list(tag.customer_links.values_list("customer_id", flat=True)) == [mine.pk]
+    # System jobs (tag rules) have no user and tag everyone they are given.
+    assert tag_customer_ids(tag, [theirs.pk]) == 1

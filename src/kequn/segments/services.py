@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from kequn.customers.models import Customer, CustomerTag, Identity, Tag, TagGroup
+from kequn.security.permissions import scope_customers
 from kequn.segments.compiler import make_context, select_customers
 from kequn.segments.models import (
     MembershipChange,
@@ -293,13 +294,13 @@ def tag_customer_ids(
     ids = sorted(set(customer_ids))
     before = CustomerTag.objects.filter(tag=tag).count()
     user_id = getattr(by, "pk", None)
+    taggable = Customer.objects.filter(processing_restricted=False)
+    if by is not None:
+        # A sales rep tags only accounts they may see, whatever ids a file or segment holds.
+        taggable = scope_customers(by, taggable)
     with transaction.atomic():
         for chunk in _iter_chunks(ids):
-            existing = set(
-                Customer.objects.filter(pk__in=chunk, processing_restricted=False).values_list(
-                    "pk", flat=True
-                )
-            )
+            existing = set(taggable.filter(pk__in=chunk).values_list("pk", flat=True))
             CustomerTag.objects.bulk_create(
                 [
                     CustomerTag(customer_id=c, tag=tag, added_by_id=user_id)
