@@ -25,7 +25,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from kequn.security.audit.models import AuditEntry
 from kequn.security.keys import derive_key
@@ -52,7 +52,7 @@ AUDIT_VERIFY = "audit_verify"
 ACTION_LABELS: dict[str, Any] = {
     VIEW_PERSONAL: gettext_lazy("View of personal data"),
     CREATE: gettext_lazy("Create"),
-    CHANGE: gettext_lazy("Change"),
+    CHANGE: pgettext_lazy("audit action", "Change"),
     DELETE: gettext_lazy("Delete"),
     EXPORT: gettext_lazy("Export"),
     IMPORT: gettext_lazy("Import"),

@@ -75,10 +75,12 @@ class Command(BaseCommand):
         todo = status.pending if resuming else sum(status.versions.values()) + status.plaintext
         with tqdm(total=todo, desc=purpose, unit="row", disable=None) as bar:
             result = services.rotate_field(purpose, batch_size, progress=bar.update)
-        how = _("resumed") if result.resumed else _("rotated")
+        message = (
+            _("%(field)s: resumed, now on v%(version)s; %(rows)d rows re-encrypted")
+            if result.resumed
+            else _("%(field)s: rotated to v%(version)s; %(rows)d rows re-encrypted")
+        )
+        params = {"field": purpose, "version": result.version, "rows": result.rows}
         self.stdout.write(
-            f"{purpose}: {how} to v{result.version}, "
-            + _("%d row(s) re-encrypted") % result.rows
-            + "; "
-            + _("run `kequn keys retire` to delete the old version(s)")
+            message % params + "; " + _("run `kequn keys retire` to delete the old versions")
         )
