@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import importlib
 import json
 import os
 import sqlite3
@@ -9,8 +11,10 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from django.apps import apps as django_apps
 from django.core.exceptions import FieldError
 from django.core.management import call_command
 from django.db import IntegrityError, connection, connections, transaction
@@ -22,6 +26,10 @@ from kequn.ingest.models import QuarantinedRow
 from kequn.security.keyring import services
 from kequn.security.keyring.models import DataKey
 from kequn.security.keyring.services import DecryptionError
+from kequn.segments.compiler import make_context, select_customers
+from kequn.segments.rules import RuleError, validate_rule
+
+AGE_RULE = {"match": "all", "conditions": [{"field": "age", "operator": "gte", "value": 30}]}
 
 EMAIL, PHONE = "li.na@example.cn", "+8613912345678"
 
@@ -87,6 +95,41 @@ def test_empty_values_stay_empty_and_can_be_filtered(db):
     assert raw("customers_address", "line", customer.addresses.get().pk) == ""
     assert Address.objects.filter(line="").count() == 1
     assert Address.objects.exclude(line="").count() == 0
+
+
+def test_birthday_is_encrypted_and_only_its_year_is_kept_in_clear(db):
+    c = Customer.objects.create(name="王芳", birthday=dt.date(1990, 5, 4))
+    stored = raw("customers_customer", "birthday", c.pk)
+    assert stored.startswith("kq1:") and "1990" not in stored
+    c.refresh_from_db()
+    assert (c.birthday, c.birth_year) == (dt.date(1990, 5, 4), 1990)
+    c.birthday = "1985-02-03"  # as a form or an import may set it
+    c.save()
+    assert Customer.objects.values_list("birth_year", flat=True).get(pk=c.pk) == 1985
+    (bulk,) = Customer.objects.bulk_create([Customer(name="赵", birthday=dt.date(2001, 1, 2))])
+    assert Customer.objects.values_list("birth_year", flat=True).get(pk=bulk.pk) == 2001
+    with pytest.raises(FieldError, match="encrypted"):
+        Customer.objects.filter(birthday__lt=dt.date(2000, 1, 1)).count()
+    # Age rules use the year; a rule on the date itself is refused with a pointer.
+    members = set(select_customers(AGE_RULE, make_context()).values_list("pk", flat=True))
+    assert members == {c.pk} | ({bulk.pk} if dt.date.today().year - 2001 >= 30 else set())
+    with pytest.raises(RuleError, match="birthday is stored encrypted.*'age'"):
+        validate_rule({"match": "all", "conditions": [
+            {"field": "birthday", "operator": "before", "value": "2000-01-01"}]})  # fmt: skip
+
+
+def test_birthdays_written_before_encryption_are_encrypted_by_the_migration(db):
+    c = Customer.objects.create(name="钱", birthday=dt.date(1979, 11, 30))
+    write_raw("customers_customer", "birthday", c.pk, "1979-11-30")
+    c.refresh_from_db()
+    assert c.birthday == dt.date(1979, 11, 30)  # plaintext still reads during the upgrade
+    migration = importlib.import_module(
+        "kequn.customers.migrations.0008_encrypt_existing_birthdays"
+    )
+    migration.encrypt_birthdays(django_apps, SimpleNamespace(connection=connection))
+    assert raw("customers_customer", "birthday", c.pk).startswith("kq1:")
+    c.refresh_from_db()
+    assert c.birthday == dt.date(1979, 11, 30)
 
 
 def test_a_ciphertext_moved_to_another_column_does_not_decrypt(person):
@@ -261,10 +304,11 @@ def test_keys_command(db, capsys):
         call_command("keys", "rotate", "--field", "customers.customer.name")
 
 
-def _known_plaintexts() -> tuple[list[str], list[str]]:
+def _known_plaintexts() -> tuple[list[str], list[str], list[str]]:
     emails = list(Identity.objects.filter(kind="email").values_list("value", flat=True))
     phones = list(Identity.objects.filter(kind="phone").values_list("value", flat=True))
-    return emails, phones
+    born = Customer.objects.filter(birthday__isnull=False).values_list("birthday", flat=True)
+    return emails, phones, [b.isoformat() for b in born]
 
 
 def _load_everything(tmp_path: Path) -> dict:
@@ -275,9 +319,9 @@ def _load_everything(tmp_path: Path) -> dict:
     generate_demo_data(200, seed=7, progress=False)
     csv = tmp_path / "people.csv"
     csv.write_text(
-        "id,name,email,phone,city,address,postcode\n"
-        "a1,周杰,zhou.jie@example.cn,13700001111,上海,淮海中路 100 号,200020\n"
-        "a2,吴磊,not-an-email,13700002222,北京,长安街 1 号,100000\n",
+        "id,name,email,phone,city,address,postcode,birthday\n"
+        "a1,周杰,zhou.jie@example.cn,13700001111,上海,淮海中路 100 号,200020,1988年7月21日\n"
+        "a2,吴磊,not-an-email,13700002222,北京,长安街 1 号,100000,\n",
         encoding="utf-8",
     )
     import_file(csv, "customers", source="crm")
@@ -287,7 +331,7 @@ def _load_everything(tmp_path: Path) -> dict:
         "traits": {"email": "identify.me@example.cn", "phone": "13600003333", "plan": "gold"},
     }])  # fmt: skip
     return {
-        "extra": ["zhou.jie@example.cn", "13700001111", "13700002222", "淮海中路 100 号",
+        "extra": ["zhou.jie@example.cn", "13700001111", "1988-07-21", "13700002222", "淮海中路 100 号",
                   "identify.me@example.cn", "13600003333", "not-an-email"],
     }  # fmt: skip
 
@@ -300,11 +344,11 @@ def _assert_absent(haystack: str | bytes, needles: list[str]) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_no_plaintext_in_any_text_or_json_column(tmp_path):
     loaded = _load_everything(tmp_path)
-    emails, phones = _known_plaintexts()
-    assert len(emails) > 50 and len(phones) > 50
+    emails, phones, birthdays = _known_plaintexts()
+    assert len(emails) > 50 and len(phones) > 50 and len(birthdays) > 50
     assert "identify.me@example.cn" in emails  # the identify event did create the identity
     lines = list(Address.objects.exclude(line="").values_list("line", flat=True))
-    needles = emails + phones + lines[:200] + loaded["extra"]
+    needles = emails + phones + birthdays + lines[:200] + loaded["extra"]
     dumped = []
     with connection.cursor() as cur:
         for table in connection.introspection.table_names():
@@ -334,15 +378,16 @@ django.setup()
 from django.core.management import call_command
 call_command("migrate", verbosity=0)
 from pathlib import Path
+from types import SimpleNamespace
 from tests.security.test_encryption import _load_everything, _known_plaintexts
 from kequn.customers.models import Address
 loaded = _load_everything(Path({str(tmp_path)!r}))
-emails, phones = _known_plaintexts()
+emails, phones, birthdays = _known_plaintexts()
 lines = list(Address.objects.exclude(line="").values_list("line", flat=True))
 from django.db import connection
 with connection.cursor() as cur:
     cur.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-print(json.dumps({{"needles": emails + phones + lines + loaded["extra"]}}))
+print(json.dumps({{"needles": emails + phones + birthdays + lines + loaded["extra"]}}))
 """
     done = subprocess.run(
         [sys.executable, "-c", script], env=env, cwd=Path(__file__).parents[2],

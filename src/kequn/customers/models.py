@@ -8,7 +8,12 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from kequn.security.keyring.fields import BlindIndexField, EncryptedCharField
+from kequn.security.keyring.fields import (
+    BlindIndexField,
+    EncryptedCharField,
+    EncryptedDateField,
+    YearOfField,
+)
 from kequn.security.keyring.services import blind_index, blind_indexes
 from kequn.security.masking import mask_address, mask_identity_value
 
@@ -29,7 +34,9 @@ class Customer(models.Model):
     gender = models.CharField(
         _("gender"), max_length=1, choices=Gender.choices, blank=True, default=""
     )
-    birthday = models.DateField(_("birthday"), null=True, blank=True)
+    birthday = EncryptedDateField(_("birthday"), null=True, blank=True)
+    # In clear so that age rules can be range queries; the full date stays encrypted.
+    birth_year = YearOfField(_("birth year"), source="birthday")
     age_band = models.CharField(_("age band"), max_length=16, blank=True)
     income_band = models.CharField(_("income band"), max_length=16, blank=True)
     occupation = models.CharField(_("occupation"), max_length=100, blank=True)

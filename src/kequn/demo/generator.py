@@ -37,7 +37,7 @@ from kequn.customers.models import (
 from kequn.demo import reference as ref
 from kequn.demo.writers import (
     BulkWriter,
-    Dates,
+    Column,
     NullableInts,
     TableData,
     Timestamps,
@@ -889,7 +889,7 @@ def customer_table(
             "kind": np.where(company, "company", "person"),
             "name": people["name"],
             "gender": gender,
-            "birthday": Dates(people["birthday"], ~has_birthday),
+            **encrypted_birthdays(ctx, people["birthday"], has_birthday),
             "age_band": band,
             "income_band": income,
             "occupation": occupation,
@@ -991,6 +991,16 @@ def encrypt_column(ctx: Context, model: type, name: str, values: np.ndarray) -> 
     filled = np.flatnonzero(values != "")
     out[filled] = encrypt_many(purpose, values[filled].tolist(), ctx.using)
     return out
+
+
+def encrypted_birthdays(ctx: Context, days: np.ndarray, known: np.ndarray) -> dict[str, Column]:
+    """Return the encrypted birthdays (NULL where unknown) and their birth years in clear."""
+    dates = days.astype("datetime64[D]")
+    text = np.where(known, np.datetime_as_string(dates, unit="D"), "")
+    stored = encrypt_column(ctx, Customer, "birthday", text)
+    stored[~known] = None
+    years = dates.astype("datetime64[Y]").astype(np.int64) + 1970
+    return {"birthday": stored, "birth_year": NullableInts(years, ~known)}
 
 
 def encrypted_identity_values(ctx: Context, values: np.ndarray) -> dict[str, np.ndarray]:

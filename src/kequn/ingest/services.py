@@ -522,7 +522,10 @@ class CustomerImporter(Importer):
         if new_customers:
             Customer.objects.bulk_create([c for c, _rows in new_customers], batch_size=1000)
         if changed:
-            fields = sorted({f for names in changed.values() for f in names} | {"updated_at"})
+            fields = {f for names in changed.values() for f in names} | {"updated_at"}
+            if "birthday" in fields:
+                fields.add("birth_year")  # bulk_update skips pre_save, which keeps it in step
+            fields = sorted(fields)
             now = timezone.now()
             to_update = [existing[pk] for pk in changed]
             for customer in to_update:

@@ -59,14 +59,6 @@ def local_midnight_utc(day: date) -> datetime:
     return aware.astimezone(UTC)
 
 
-def years_before(day: date, years: int) -> date:
-    """Return the same calendar day `years` earlier (28 Feb for 29 Feb)."""
-    try:
-        return day.replace(year=day.year - years)
-    except ValueError:
-        return day.replace(year=day.year - years, day=28)
-
-
 def resolve_category_ids(codes: Iterable[str]) -> list[int]:
     """Return the ids of the categories with these codes and of all their descendants."""
     from kequn.commerce.models import Category
@@ -143,25 +135,26 @@ def _empty(column: str, text: bool) -> Q:
 
 
 def _age(op: str, value, today: date) -> Q:
-    # age >= n  <=>  born on or before today minus n years
-    def born_by(n: float) -> date:
-        return years_before(today, int(n))
+    # Age is counted by birth year (the age reached this calendar year): only the year is
+    # stored in clear, the birthday itself is encrypted.
+    def born_in(n) -> int:
+        return today.year - int(n)
 
     match op:
         case "gte":
-            return Q(birthday__lte=born_by(value))
+            return Q(birth_year__lte=born_in(value))
         case "gt":
-            return Q(birthday__lte=born_by(int(value) + 1))
+            return Q(birth_year__lt=born_in(value))
         case "lt":
-            return Q(birthday__gt=born_by(value))
+            return Q(birth_year__gt=born_in(value))
         case "lte":
-            return Q(birthday__gt=born_by(int(value) + 1))
+            return Q(birth_year__gte=born_in(value))
         case "eq":
-            return Q(birthday__lte=born_by(value), birthday__gt=born_by(int(value) + 1))
+            return Q(birth_year=born_in(value))
         case "ne":
-            return Q(birthday__isnull=False) & ~_age("eq", value, today)
+            return Q(birth_year__isnull=False) & ~Q(birth_year=born_in(value))
         case "between":
-            return _age("gte", value[0], today) & _age("lte", value[1], today)
+            return Q(birth_year__gte=born_in(value[1]), birth_year__lte=born_in(value[0]))
     raise AssertionError(op)
 
 
@@ -261,7 +254,7 @@ def _condition(cond: dict, path: str, ctx: Context) -> Q:
         return _column(spec.column, op, value)
     if name == "age":
         if op in ("is_empty", "is_not_empty"):
-            q = Q(birthday__isnull=True)
+            q = Q(birth_year__isnull=True)
             return q if op == "is_empty" else ~q
         return _age(op, value, ctx.today)
     if spec.kind == "date" and spec.column:

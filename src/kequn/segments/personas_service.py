@@ -18,7 +18,7 @@ def load_persona_features() -> pd.DataFrame:
         Customer.objects.filter(
             merged_into__isnull=True, orders__status__in=Order.PURCHASE_STATUSES
         )
-        .values("id", "city", "birthday")
+        .values("id", "city", "birth_year")
         .annotate(
             n_orders=Count("orders"),
             total=Sum("orders__total_amount"),
@@ -34,9 +34,7 @@ def load_persona_features() -> pd.DataFrame:
     frame["spend"] = frame["spend"].astype(float)
     frame["avg_order_value"] = frame["spend"] / frame["orders"]
     frame["recency_days"] = (now - pd.to_datetime(frame["last"], utc=True)).dt.days.astype(float)
-    frame["age"] = frame["birthday"].map(
-        lambda b: (today - b).days / 365.25 if b is not None else float("nan")
-    )
+    frame["age"] = today.year - frame["birth_year"].astype(float)
     lines = (
         OrderLine.objects.filter(
             order__status__in=Order.PURCHASE_STATUSES, order__customer__isnull=False
@@ -54,7 +52,7 @@ def load_persona_features() -> pd.DataFrame:
             on="id",
             how="left",
         )
-    return frame.drop(columns=["birthday", "last"]).sort_values("id").reset_index(drop=True)
+    return frame.drop(columns=["birth_year", "last"]).sort_values("id").reset_index(drop=True)
 
 
 def discover_personas(k: int | None = None) -> list[Persona]:

@@ -72,8 +72,8 @@ FIELDS: dict[str, FieldSpec] = {
     "kind": _choice("kind", ("person", "company")),
     "name": _text("name"),
     "gender": _choice("gender", ("f", "m", "o", "")),
-    "age": _number("birthday", "profile"),
-    "birthday": FieldSpec("date", "profile", "birthday", DATE_OPS),
+    "age": _number("birth_year", "profile"),  # by birth year: the birthday is encrypted
+    "birth_year": _number("birth_year", "profile"),
     "age_band": _text("age_band"),
     "income_band": _text("income_band"),
     "occupation": _text("occupation"),
@@ -189,6 +189,8 @@ def _check_condition(path: str, cond: dict) -> list[str]:
     if not isinstance(name, str) or not name:
         return [f"{path}: a condition needs a 'field'"]
     spec = FIELDS.get(name)
+    if spec is None and name == "birthday":
+        return [f"{path}: the birthday is stored encrypted and cannot be compared; use 'age' or 'birth_year'"]
     if spec is None:
         return [f"{path}: unknown field {name!r}"]
     op = cond.get("operator")

@@ -50,13 +50,6 @@ def format_ts(moment: datetime) -> str:
     return quote(moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"))
 
 
-def _years_before(day: date, years: int) -> date:
-    try:
-        return day.replace(year=day.year - years)
-    except ValueError:
-        return day.replace(year=day.year - years, day=28)
-
-
 class _Compiler:
     def __init__(self, now: datetime, today: date, lookup, tz: tzinfo | None):
         self.now, self.today, self.lookup = now, today, lookup
@@ -127,30 +120,29 @@ class _Compiler:
         raise AssertionError(op)
 
     def age(self, op: str, value) -> str:
-        def born_by(n) -> str:
-            return quote(_years_before(self.today, int(n)).isoformat())
+        # By birth year, as in the ORM compiler (the birthday itself is encrypted).
+        def born_in(n) -> int:
+            return self.today.year - int(n)
 
         match op:
             case "gte":
-                return f"c.birthday <= {born_by(value)}"
+                return f"c.birth_year <= {born_in(value)}"
             case "gt":
-                return f"c.birthday <= {born_by(int(value) + 1)}"
+                return f"c.birth_year < {born_in(value)}"
             case "lt":
-                return f"c.birthday > {born_by(value)}"
+                return f"c.birth_year > {born_in(value)}"
             case "lte":
-                return f"c.birthday > {born_by(int(value) + 1)}"
+                return f"c.birth_year >= {born_in(value)}"
             case "eq":
-                return (
-                    f"(c.birthday <= {born_by(value)} AND c.birthday > {born_by(int(value) + 1)})"
-                )
+                return f"c.birth_year = {born_in(value)}"
             case "ne":
-                return f"(c.birthday IS NOT NULL AND NOT {self.age('eq', value)})"
+                return f"(c.birth_year IS NOT NULL AND c.birth_year <> {born_in(value)})"
             case "between":
-                return f"({self.age('gte', value[0])} AND {self.age('lte', value[1])})"
+                return f"c.birth_year BETWEEN {born_in(value[1])} AND {born_in(value[0])}"
             case "is_empty":
-                return "c.birthday IS NULL"
+                return "c.birth_year IS NULL"
             case "is_not_empty":
-                return "c.birthday IS NOT NULL"
+                return "c.birth_year IS NOT NULL"
         raise AssertionError(op)
 
     def date(self, col: str, op: str, value, is_datetime: bool) -> str:
@@ -200,8 +192,14 @@ class _Compiler:
             return self.text(f"c.{name}", op, value)
         if name == "age":
             return self.age(op, value)
-        if name in ("birthday", "created_at"):
-            return self.date(f"c.{name}", op, value, is_datetime=name == "created_at")
+        if name == "created_at":
+            return self.date(f"c.{name}", op, value, is_datetime=True)
+        if name == "birth_year":
+            if op in ("is_empty", "is_not_empty"):
+                return f"c.birth_year IS {'' if op == 'is_empty' else 'NOT '}NULL"
+            if op == "ne":
+                return f"(c.birth_year IS NULL OR c.birth_year <> {quote(value)})"
+            return self.compare("c.birth_year", op, value)
         if spec.group == "score":
             col = spec.column.removeprefix("score__")
             if spec.kind == "choice":

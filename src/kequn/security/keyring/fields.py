@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django import forms
 from django.core import validators
 from django.core.exceptions import FieldError
@@ -103,6 +105,55 @@ class EncryptedCharField(EncryptedMixin, models.TextField):
         # A one-line input with a length limit, as a CharField would get, not a textarea.
         defaults = {"form_class": forms.CharField, "max_length": self.max_length}
         return models.Field.formfield(self, **{**defaults, **kwargs})
+
+
+class EncryptedDateField(EncryptedMixin, models.DateField):
+    """A date stored as encrypted ISO text; forms and the admin treat it as a date."""
+
+    def db_type(self, connection):
+        return models.TextField().db_type(connection)
+
+    def get_internal_type(self) -> str:
+        return "TextField"
+
+    def get_db_prep_value(self, value, connection, prepared=False):
+        if hasattr(value, "resolve_expression"):
+            return value
+        value = self.get_prep_value(value) if not prepared else value
+        if value is None:
+            return None
+        return services.encrypt(self.purpose, value.isoformat(), connection.alias)
+
+    def from_db_value(self, value, expression, connection):
+        if not value:
+            return None
+        return dt.date.fromisoformat(services.decrypt(self.purpose, value, connection.alias))
+
+
+class YearOfField(models.PositiveSmallIntegerField):
+    """The year of another (encrypted) date field, in clear for range queries such as age.
+
+    Kept up to date on every save and insert; bulk_update() and QuerySet.update() do not call
+    pre_save: update this column with them.
+    """
+
+    def __init__(self, *args, source: str, **kwargs):
+        self.source = source
+        kwargs.setdefault("null", True)
+        kwargs.setdefault("editable", False)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        kwargs["source"] = self.source
+        return name, path, args, kwargs
+
+    def pre_save(self, model_instance, add):
+        source = model_instance._meta.get_field(self.source)
+        value = source.to_python(getattr(model_instance, self.source))
+        year = value.year if value else None
+        setattr(model_instance, self.attname, year)
+        return year
 
 
 class EncryptedJSONField(EncryptedMixin, models.JSONField):
