@@ -113,7 +113,13 @@ def build_summary_expr(
     n_rows, refunds (net of refund-only days, <= 0) and, with a holdout, holdout_days
     and holdout_amount. Customers with no purchase by ``calibration_end`` are absent.
     """
-    daily = build_daily_expr(t)
+    return build_daily_summary_expr(build_daily_expr(t), calibration_end, holdout_end)
+
+
+def build_daily_summary_expr(
+    daily: ibis.Table, calibration_end: date, holdout_end: date | None = None
+) -> ibis.Table:
+    """Build build_summary_expr's statistics from days already netted by build_daily_expr."""
     cal_end = ibis.literal(calibration_end)
     cal = daily.filter(daily.day <= cal_end)
     purchases = cal.filter(cal.is_purchase)
@@ -150,7 +156,11 @@ def build_summary_expr(
 
 def build_gaps_expr(t: ibis.Table, calibration_end: date) -> ibis.Table:
     """Build per-customer purchase rhythm: median and last inter-purchase gap (days), recent vs earlier spend."""
-    daily = build_daily_expr(t)
+    return build_daily_gaps_expr(build_daily_expr(t), calibration_end)
+
+
+def build_daily_gaps_expr(daily: ibis.Table, calibration_end: date) -> ibis.Table:
+    """Build build_gaps_expr's rhythm columns from days already netted by build_daily_expr."""
     p = daily.filter((daily.day <= ibis.literal(calibration_end)) & daily.is_purchase)
     w = ibis.window(group_by=p.customer_id, order_by=p.day)
     p = p.mutate(prev_day=p.day.lag().over(w), seq=ibis.row_number().over(w))
@@ -192,6 +202,67 @@ def build_cohort_expr(t: ibis.Table, until: date, by: str | None = None) -> ibis
     )
 
 
+@dataclass(frozen=True)
+class DailyPurchases:
+    """Transactions netted per customer and day once, ready to summarise at many cut-offs.
+
+    Scores summarise the same purchases at up to five dates (scoring, churn snapshots);
+    netting every transaction again for each is most of their cost on millions of rows.
+    On DuckDB the daily table is materialised; other backends keep the expression.
+    """
+
+    con: Any
+    table: ibis.Table
+
+    def count_customers(self) -> int:
+        """Return how many customers have at least one day."""
+        return int(self.con.execute(self.table.customer_id.nunique()))
+
+    def restrict_to(self, customer_ids: Any) -> DailyPurchases:
+        """Return the days of the given customers only (DuckDB only)."""
+        name = _unique_name("kequn_ids")
+        ids = pa.table({"customer_id": pa.array(np.asarray(customer_ids))})
+        self.con.con.register(name, ids)
+        picked = self.table.semi_join(self.con.table(name), "customer_id")
+        return DailyPurchases(self.con, _materialise(self.con, picked))
+
+    def sample_customers(self, limit: int, seed: int = 0) -> DailyPurchases:
+        """Return the days of at most ``limit`` customers drawn at random (all when fewer)."""
+        if self.con.name != "duckdb" or self.count_customers() <= limit:
+            return self
+        ids = self.con.execute(self.table.select("customer_id").distinct())["customer_id"]
+        # Sorted first so the draw depends on the seed and the ids, not on hash order.
+        ids = np.sort(ids.to_numpy())
+        chosen = np.random.default_rng(seed).choice(len(ids), limit, replace=False)
+        return self.restrict_to(ids[np.sort(chosen)])
+
+
+_names = iter(range(1, 1 << 62))
+
+
+def _unique_name(prefix: str) -> str:
+    return f"{prefix}_{next(_names)}"
+
+
+def _materialise(con: Any, expr: ibis.Table) -> ibis.Table:
+    if con.name != "duckdb":
+        return expr
+    return con.create_table(_unique_name("kequn_daily"), expr, temp=True)
+
+
+def prepare_daily(transactions: Any, backend: Any = None) -> DailyPurchases:
+    """Net transactions per customer and day once (see DailyPurchases); pass-through if done."""
+    if isinstance(transactions, DailyPurchases):
+        return transactions
+    con = connect(backend)
+    name = _unique_name("kequn_transactions")
+    t = register_transactions(con, transactions, name=name)
+    daily = DailyPurchases(con, _materialise(con, build_daily_expr(t)))
+    if con.name == "duckdb" and not isinstance(transactions, ibis.Table):
+        con.con.unregister(name)  # materialised: the caller may free the transactions
+    return daily
+
+
 @dataclass
 class Aggregates:
     """Per-customer statistics in model units, ready for the models."""
@@ -212,6 +283,9 @@ def summarize_customers(
 ) -> pd.DataFrame:
     """Return one row per customer with frequency/recency/T/monetary statistics.
 
+    ``transactions`` is anything normalize_transactions takes, an Ibis table, or a
+    DailyPurchases from prepare_daily (summaries at several dates then share its netting).
+
     Columns: ``x`` (repeat purchase days), ``t_x`` and ``T`` (in ``time_unit``),
     ``frequency`` (purchase days), ``recency_days`` (days from last purchase to
     ``calibration_end``), ``monetary_total`` (spend on purchase days), ``monetary_net``
@@ -223,11 +297,14 @@ def summarize_customers(
     if hold_end is not None and hold_end <= cal_end:
         raise AnalyticsInputError(f"holdout end {hold_end} must be after calibration end {cal_end}")
     unit = days_per_unit(time_unit)
-    con = connect(backend)
-    t = register_transactions(con, transactions)
-    raw = con.execute(build_summary_expr(t, cal_end, hold_end))
+    if isinstance(transactions, DailyPurchases):
+        con, daily = transactions.con, transactions.table
+    else:
+        con = connect(backend)
+        daily = build_daily_expr(register_transactions(con, transactions))
+    raw = con.execute(build_daily_summary_expr(daily, cal_end, hold_end))
     if with_rhythm:
-        gaps = con.execute(build_gaps_expr(t, cal_end))
+        gaps = con.execute(build_daily_gaps_expr(daily, cal_end))
         raw = raw.merge(gaps, on="customer_id", how="left")
     return finish_summary(raw, cal_end, unit)
 

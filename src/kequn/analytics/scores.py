@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 
 from . import churn, clv, lifecycle, rfm
-from .engine import days_per_unit, summarize_customers, to_date
+from .engine import days_per_unit, prepare_daily, summarize_customers, to_date
 from .errors import AnalyticsInputError, InsufficientDataError
 from .io import check_not_future, normalize_transactions
 
@@ -49,9 +49,10 @@ def score_customers(
     without purchases appear as prospects with empty scores. Model parameters and
     notes (e.g. "too little data for BG/NBD") are in ``result.attrs["models"]``.
 
-    Scales to ~10M transactions: aggregation runs in DuckDB (or the given Ibis
-    backend), the models fit on compressed per-customer statistics, and churn
-    training subsamples to 300k customers.
+    Scales to ~10M transactions: transactions are netted per customer and day once in
+    DuckDB (or the given Ibis backend) and summarised from there, the models fit on
+    compressed per-customer statistics, and churn trains on at most
+    ``churn.TRAINING_CUSTOMERS`` customers per snapshot.
     """
     say = progress or (lambda _msg: None)
     now_dt = _as_datetime(now)
@@ -67,6 +68,8 @@ def score_customers(
     models: dict[str, Any] = {"now": now_dt.isoformat(), "time_unit": time_unit, "notes": []}
 
     say("aggregating customers")
+    # Netted once: the scoring summary and every churn snapshot below read the same days.
+    tx = prepare_daily(tx, backend)
     summary = summarize_customers(tx, end, time_unit=time_unit, backend=backend)
     if summary.empty:
         raise AnalyticsInputError(f"no purchases on or before {end}")
