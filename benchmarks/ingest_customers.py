@@ -4,6 +4,8 @@
 
 Both runs load the same generated CSV into an empty database of the same engine; the plain
 load writes the raw values with bulk_create (no cleaning, no look-ups). Target ratio <= 3.
+Each run happens in a child process of its own, which reports its peak resident memory: the
+file is streamed, so that peak should not grow with --rows.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import csv
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -64,8 +67,13 @@ def _flush(rows, customer_model, identity_model) -> None:
         )  # fmt: skip
 
 
+def get_peak_mb() -> float:
+    """Return this process's peak resident memory in MiB (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def run_one(path: Path, mode: str) -> dict:
-    """Load the file into the (empty) database one way; return seconds and counts."""
+    """Load the file into the (empty) database one way; return seconds, counts and peak memory."""
     import django
     from django.core.management import call_command
 
@@ -76,10 +84,11 @@ def run_one(path: Path, mode: str) -> dict:
     start = time.perf_counter()
     if mode == "plain":
         plain_load(path)
-        return {"seconds": time.perf_counter() - start}
+        return {"seconds": time.perf_counter() - start, "peak_mb": get_peak_mb()}
     summary = import_file(path, "customers", batch_size=5000)
     return {"seconds": time.perf_counter() - start, "rows": summary.rows_read,
-            "inserted": summary.inserted, "merged": summary.merged + summary.updated + summary.unchanged}  # fmt: skip
+            "inserted": summary.inserted, "merged": summary.merged + summary.updated + summary.unchanged,
+            "quarantined": summary.quarantined, "peak_mb": get_peak_mb()}  # fmt: skip
 
 
 def fresh_env(tmp: str, engine: str, mode: str) -> dict:
@@ -119,10 +128,18 @@ def main() -> None:
                 ).stdout  # fmt: skip
                 results[mode] = json.loads(out.strip().splitlines()[-1])
             plain, full = results["plain"]["seconds"], results["import"]["seconds"]
+            imported = results["import"]
+            if imported["rows"] != args.rows or imported["quarantined"]:
+                sys.exit(f"{engine}: the import read {imported['rows']} rows and quarantined "
+                         f"{imported['quarantined']}; expected {args.rows} and 0")  # fmt: skip
             ratio = full / plain
             verdict = "OK" if ratio <= 3 else "SLOWER THAN TARGET"
-            print(f"{engine}: {results['import']['rows']} rows, plain bulk load {plain:.1f} s, import with "
-                  f"cleaning + resolution {full:.1f} s, ratio {ratio:.2f}x (target <= 3x) {verdict}")  # fmt: skip
+            print(f"{engine}: {imported['rows']} rows, plain bulk load {plain:.1f} s "
+                  f"({args.rows / plain:,.0f} rows/s, peak {results['plain']['peak_mb']:.0f} MiB), "
+                  f"import with cleaning + resolution {full:.1f} s ({args.rows / full:,.0f} rows/s, "
+                  f"peak {imported['peak_mb']:.0f} MiB; {imported['inserted']} inserted, "
+                  f"{imported['merged']} resolved onto them), ratio {ratio:.2f}x (target <= 3x) {verdict}",
+                  flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
