@@ -171,6 +171,15 @@ def test_triggers_reject_update_and_delete(guarded):
     assert verify().ok
 
 
+def test_emptying_the_whole_table_is_rejected(guarded):
+    fill(2)
+    # SQLite has no TRUNCATE: an unqualified DELETE is its way to empty a table.
+    sql = f"TRUNCATE {TABLE}" if connection.vendor == "postgresql" else f"DELETE FROM {TABLE}"
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        raw(sql)
+    assert AuditEntry.objects.count() == 2
+
+
 def test_model_refuses_save_and_delete_of_stored_entries():
     entry = fill(1)[0]
     entry.action = audit.LOGIN

@@ -12,5 +12,5 @@ class AuditConfig(AppConfig):
 
         from kequn.security.audit import guard, signals
 
-        connection_created.connect(guard.register_sqlite_function, dispatch_uid="kequn-audit-guard")
+        connection_created.connect(guard.prepare_connection, dispatch_uid="kequn-audit-guard")
         signals.connect()

@@ -1,8 +1,9 @@
 """Database triggers that make the audit table append-only, and the SQLite purge switch.
 
-On PostgreSQL a trigger rejects every UPDATE and DELETE of an audit row. TRUNCATE stays allowed
-(it needs the table owner, and Django's flush uses it); an emptied trail shows up as a missing
-head in `kequn audit verify --head`.
+On PostgreSQL a trigger rejects every UPDATE and DELETE of an audit row, and another rejects
+TRUNCATE unless the session setting kequn.audit_purge is 'on'. Django's connections set it only
+while a purge is allowed (test set-up: Django's flush empties tables with TRUNCATE). A restore
+loads in replica mode, where these triggers do not fire.
 
 On SQLite the UPDATE trigger always rejects; the DELETE trigger rejects unless the
 kequn_audit_guard() SQL function, registered on Django's connections, says a purge is allowed.
@@ -19,9 +20,21 @@ _purge_allowed = False
 
 
 def allow_purge(allowed: bool) -> None:
-    """Let Django's SQLite connections empty the audit table (tests only)."""
+    """Let Django's connections empty the audit table (tests only)."""
     global _purge_allowed
     _purge_allowed = allowed
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=True):
+        if conn.vendor == "postgresql" and conn.connection is not None:
+            _set_postgres_purge(conn)
+
+
+def _set_postgres_purge(conn) -> None:
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('kequn.audit_purge', %s, false)", ["on" if _purge_allowed else "off"]
+        )
 
 
 def is_guarded() -> int:
@@ -29,10 +42,12 @@ def is_guarded() -> int:
     return 0 if _purge_allowed else 1
 
 
-def register_sqlite_function(sender, connection, **kwargs) -> None:
-    """Register kequn_audit_guard() on each new SQLite connection."""
+def prepare_connection(sender, connection, **kwargs) -> None:
+    """Register kequn_audit_guard() on a new SQLite connection; pass the purge switch to PostgreSQL."""
     if connection.vendor == "sqlite":
         connection.connection.create_function("kequn_audit_guard", 0, is_guarded)
+    elif connection.vendor == "postgresql" and _purge_allowed:
+        _set_postgres_purge(connection)
 
 
 SQLITE_CREATE = [
@@ -48,12 +63,23 @@ SQLITE_DROP = [
 POSTGRES_CREATE = [
     f"""CREATE OR REPLACE FUNCTION {TABLE}_reject() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN RAISE EXCEPTION '{MESSAGE}' USING ERRCODE = 'insufficient_privilege'; END $$""",
-    f"""CREATE TRIGGER {TABLE}_no_change BEFORE UPDATE OR DELETE ON {TABLE}
+    f"""CREATE OR REPLACE TRIGGER {TABLE}_no_change BEFORE UPDATE OR DELETE ON {TABLE}
         FOR EACH ROW EXECUTE FUNCTION {TABLE}_reject()""",
+    f"""CREATE OR REPLACE FUNCTION {TABLE}_reject_truncate() RETURNS trigger LANGUAGE plpgsql
+        AS $$ BEGIN
+            IF coalesce(current_setting('kequn.audit_purge', true), '') <> 'on' THEN
+                RAISE EXCEPTION '{MESSAGE}' USING ERRCODE = 'insufficient_privilege';
+            END IF;
+            RETURN NULL;
+        END $$""",
+    f"""CREATE OR REPLACE TRIGGER {TABLE}_no_truncate BEFORE TRUNCATE ON {TABLE}
+        FOR EACH STATEMENT EXECUTE FUNCTION {TABLE}_reject_truncate()""",
 ]
 POSTGRES_DROP = [
     f"DROP TRIGGER IF EXISTS {TABLE}_no_change ON {TABLE}",
+    f"DROP TRIGGER IF EXISTS {TABLE}_no_truncate ON {TABLE}",
     f"DROP FUNCTION IF EXISTS {TABLE}_reject()",
+    f"DROP FUNCTION IF EXISTS {TABLE}_reject_truncate()",
 ]
 
 
