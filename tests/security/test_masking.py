@@ -10,13 +10,15 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.test import Client
 
-from kequn.customers.models import Address, Customer
+from kequn.customers.models import Address, Customer, Identity
 from kequn.customers.services import IdentityInput, create_customer
 from kequn.security import masking
 from kequn.security.roles import ADMINISTRATOR, ANALYST, MARKETING, SALES, SERVICE
 from kequn.segments import services as segment_services
 from kequn.segments.export import iter_member_rows, mask_personal_fields
 from tests.conftest import grant
+
+OPENID = "o6_bmjrPTlm6_2A3n2Ka2Q"
 
 
 def test_phone_rules():
@@ -41,7 +43,17 @@ def test_address_and_birthday_rules():
     assert masking.mask_birthday(dt.date(1990, 5, 4)) == "****-05-04"
     assert masking.mask_birthday("1990-05-04") == "****-05-04"
     assert masking.mask_birthday(None) is None
-    assert masking.mask_identity_value("wechat", "o6_bmjrPTlm6") == "o6_bmjrPTlm6"
+    assert masking.mask_identity_value("wechat", OPENID) == "o6_b****Ka2Q"
+    assert masking.mask_identity_value("external", "SF-0031x00000abc") == "SF-0031x00000abc"
+
+
+@pytest.mark.parametrize(("role", "shown"), [(ANALYST, False), (MARKETING, False), (SERVICE, True)])
+def test_wechat_openids_are_masked_with_the_phone(person, role, shown, client: Client):
+    Identity.objects.create(customer=person, kind="wechat", system="wx-oa", value=OPENID)
+    client.force_login(role_user(role))
+    page = client.get(f"/admin/customers/customer/{person.pk}/360/").content.decode()
+    assert (OPENID in page) is shown
+    assert ("o6_b****Ka2Q" in page) is not shown
 
 
 @pytest.fixture

@@ -20,6 +20,10 @@ BIRTHDAY = "birthday"
 FIELD_GROUPS = (PHONE, EMAIL, ADDRESS, BIRTHDAY)
 UNMASK_PERMISSIONS = {group: f"customers.view_customer_{group}" for group in FIELD_GROUPS}
 """The permission that shows each field group unmasked."""
+IDENTITY_GROUPS = {"phone": PHONE, "email": EMAIL, "wechat": PHONE}
+"""The field group of each identity kind that is masked. A WeChat openid reaches the person
+as a phone number does, so it goes with the phone; external ids are keys of other systems,
+with no way to contact anyone, and stay readable so records can be found there."""
 
 MASK = "****"
 
@@ -63,12 +67,21 @@ def mask_birthday(birthday: dt.date | str | None) -> str | None:
     return f"{MASK}{text[4:10]}" if len(text) >= 10 else MASK
 
 
+def mask_handle(handle: str) -> str:
+    """Return an opaque handle (a WeChat openid) as oX2a****9fQk: its first and last four."""
+    if len(handle) <= 10:
+        return handle[:1] + MASK if handle else handle
+    return f"{handle[:4]}{MASK}{handle[-4:]}"
+
+
 def mask_identity_value(kind: str, value: str) -> str:
-    """Return an identity value masked by its kind (phone or email); other kinds are kept."""
-    if kind == PHONE:
+    """Return an identity value masked by its kind; external ids are kept."""
+    if kind == "phone":
         return mask_phone(value)
-    if kind == EMAIL:
+    if kind == "email":
         return mask_email(value)
+    if kind == "wechat":
+        return mask_handle(value)
     return value
 
 
@@ -90,11 +103,8 @@ def is_unmasked(user: Any, group: str) -> bool:
 
 def mask_identity_for(user_groups: Iterable[str], kind: str, value: str) -> str:
     """Return an identity value as a user with these unmasked groups may see it."""
-    return (
-        value
-        if kind in user_groups or kind not in (PHONE, EMAIL)
-        else mask_identity_value(kind, value)
-    )
+    group = IDENTITY_GROUPS.get(kind)
+    return value if group is None or group in user_groups else mask_identity_value(kind, value)
 
 
 def mask_row(user: Any, row: dict, groups: frozenset[str] | None = None) -> dict:
