@@ -101,7 +101,7 @@ def assign_lifecycle_stages(
         }
     )
     if customers is not None:
-        ids = _customer_ids(customers)
+        ids = _customer_ids(customers, like=out["customer_id"])
         missing = pd.Index(ids).difference(pd.Index(out["customer_id"]))
         if len(missing):
             extra = pd.DataFrame(
@@ -113,8 +113,12 @@ def assign_lifecycle_stages(
                 }
             )
             out = pd.concat([out, extra], ignore_index=True)
-    out["lifecycle_stage_en"] = out["lifecycle_stage"].map(lambda s: STAGE_LABELS[s][0])
-    out["lifecycle_stage_zh"] = out["lifecycle_stage"].map(lambda s: STAGE_LABELS[s][1])
+    out["lifecycle_stage_en"] = out["lifecycle_stage"].map(
+        {k: v[0] for k, v in STAGE_LABELS.items()}
+    )
+    out["lifecycle_stage_zh"] = out["lifecycle_stage"].map(
+        {k: v[1] for k, v in STAGE_LABELS.items()}
+    )
     return out.sort_values("customer_id", kind="stable").reset_index(drop=True)
 
 
@@ -122,12 +126,22 @@ def _column(df: pd.DataFrame, name: str, n: int) -> np.ndarray:
     return df[name].to_numpy(float) if name in df else np.full(n, np.nan)
 
 
-def _customer_ids(customers: Any) -> np.ndarray:
+def _customer_ids(customers: Any, like: Any = None) -> np.ndarray:
+    """Return the ids of ``customers`` as text, or as int64 when they and ``like`` are integers.
+
+    Integer ids (the store's primary keys) are kept as integers only when the scored ids
+    are integers too, so both sides of the prospect comparison always have one type.
+    """
     if isinstance(customers, pd.DataFrame):
-        return customers["customer_id"].astype(str).to_numpy()
-    if hasattr(customers, "column_names"):  # pyarrow Table
-        return np.asarray(customers["customer_id"].to_pylist(), dtype=object).astype(str)
-    return np.asarray(list(customers), dtype=object).astype(str)
+        values = customers["customer_id"].to_numpy()
+    elif hasattr(customers, "column_names"):  # pyarrow Table
+        values = np.asarray(customers["customer_id"].to_pylist(), dtype=object)
+    else:
+        values = np.asarray(customers if hasattr(customers, "dtype") else list(customers))
+    integers = values.dtype.kind in "iu" or (values.dtype == object and len(values) == 0)
+    if like is not None and np.asarray(like).dtype.kind in "iu" and integers:
+        return values.astype(np.int64)
+    return values.astype(object).astype(str)
 
 
 def diff_lifecycle_stages(

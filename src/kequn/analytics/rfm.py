@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -45,6 +45,7 @@ def score_quintiles(
     higher_is_better: bool = True,
     tie_break: Literal["customer_id", "shared"] = "customer_id",
     bins: int = 5,
+    id_order: np.ndarray | None = None,
 ) -> np.ndarray:
     """Return 1..bins scores by rank, best values scoring ``bins``.
 
@@ -53,14 +54,15 @@ def score_quintiles(
     customer has a distinct rank and the quintiles hold equal counts (±1). With
     ``tie_break="shared"`` equal values share the score of their first position, so
     ties never split across scores (quintiles may then be unequal). Score =
-    floor(rank * bins / n) + 1 with rank 0-based.
+    floor(rank * bins / n) + 1 with rank 0-based. ``id_order`` (from rank_ids_as_text)
+    saves ranking the ids again when several scores share them.
     """
     n = len(values)
     if n == 0:
         return np.zeros(0, dtype=np.int8)
     v = np.asarray(values, dtype=float)
     key = v if higher_is_better else -v
-    ids = np.asarray(customer_ids).astype(str)
+    ids = rank_ids_as_text(customer_ids) if id_order is None else id_order
     order = np.lexsort((ids, key))  # last key is primary: value, then id
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n)
@@ -69,6 +71,14 @@ def score_quintiles(
         first_pos = np.searchsorted(sorted_key, sorted_key, side="left")
         rank[order] = first_pos
     return (rank * bins // n + 1).astype(np.int8)
+
+
+def rank_ids_as_text(customer_ids: Any) -> np.ndarray:
+    """Return each customer id's position when the ids are sorted as text (ties by position)."""
+    text = np.asarray(customer_ids).astype(str)
+    rank = np.empty(len(text), dtype=np.int64)
+    rank[np.argsort(text, kind="stable")] = np.arange(len(text))
+    return rank
 
 
 def assign_segments(
@@ -114,16 +124,19 @@ def score_rfm(
     out["recency_days"] = summary["recency_days"].to_numpy()
     out["frequency"] = summary["frequency"].to_numpy()
     out["monetary"] = summary[monetary].to_numpy()
+    order = rank_ids_as_text(ids)
     out["r_score"] = score_quintiles(
-        out["recency_days"], ids, higher_is_better=False, tie_break=tie_break
+        out["recency_days"], ids, higher_is_better=False, tie_break=tie_break, id_order=order
     )
-    out["f_score"] = score_quintiles(out["frequency"], ids, tie_break=tie_break)
-    out["m_score"] = score_quintiles(out["monetary"], ids, tie_break=tie_break)
+    out["f_score"] = score_quintiles(out["frequency"], ids, tie_break=tie_break, id_order=order)
+    out["m_score"] = score_quintiles(out["monetary"], ids, tie_break=tie_break, id_order=order)
     out["rfm_score"] = (
         out["r_score"].astype(str) + out["f_score"].astype(str) + out["m_score"].astype(str)
     )
     seg = assign_segments(out["r_score"].to_numpy(), out["f_score"].to_numpy(), rules)
     out["segment"] = seg
-    out["segment_en"] = [labels.get(s, (s, s))[0] for s in seg]
-    out["segment_zh"] = [labels.get(s, (s, s))[1] for s in seg]
+    names = pd.Series(seg)
+    found = {s: labels.get(s, (s, s)) for s in names.unique()}
+    out["segment_en"] = names.map({s: en for s, (en, _) in found.items()}).to_numpy()
+    out["segment_zh"] = names.map({s: zh for s, (_, zh) in found.items()}).to_numpy()
     return out

@@ -147,7 +147,7 @@ def score_customers(
     out["churn_reasons_zh"] = zh
 
     if customers is not None:
-        ids = lifecycle._customer_ids(customers)
+        ids = lifecycle._customer_ids(customers, like=out["customer_id"])
         missing = pd.Index(ids).difference(pd.Index(out["customer_id"]))
         if len(missing):
             prospects = pd.DataFrame({"customer_id": missing.to_numpy()})
