@@ -12,6 +12,7 @@ from django.test import Client
 
 from kequn.customers.models import Address, Customer, Identity
 from kequn.customers.services import IdentityInput, create_customer
+from kequn.ingest.models import QuarantinedRow
 from kequn.security import masking
 from kequn.security.roles import ADMINISTRATOR, ANALYST, MARKETING, SALES, SERVICE
 from kequn.segments import services as segment_services
@@ -132,3 +133,68 @@ def test_segment_csv_export_as_sales_rep_has_own_members_unmasked(person, client
     assert [r["name"] for r in rows] == ["张伟"]
     assert rows[0]["phone"] == "+8613800138000"
     assert "13900139000" not in text
+
+
+@pytest.fixture
+def quarantined(db, tmp_path):
+    from kequn.ingest.services import import_file
+
+    path = tmp_path / "people.csv"
+    path.write_text(
+        "会员编号,姓名,手机号,邮箱,生日\n"
+        "m1,周杰,13700001111,zhou.jie@,1988年7月21日\n",  # a malformed email: quarantined
+        encoding="utf-8",
+    )
+    import_file(path, "customers", source="crm")
+    return QuarantinedRow.objects.get()
+
+
+def test_quarantined_rows_are_masked_for_roles_without_unmasking(quarantined, client: Client):
+    client.force_login(role_user(MARKETING))
+    base = "/admin/ingest/quarantinedrow/"
+    listing = client.get(base).content.decode()
+    change = client.get(f"{base}{quarantined.pk}/change/").content.decode()
+    export = client.post(base, {"action": "export_csv", "_selected_action": [quarantined.pk]})
+    exported = export.content.decode("utf-8-sig")
+    for text in (listing, change, exported):
+        assert "zhou.jie@" not in text and "13700001111" not in text and "1988" not in text
+    assert "137****1111" in exported and "z***@" in exported and "周杰" in exported
+    assert "hidden from your role" in exported
+    # What one may not see, one cannot fix: the values are read-only.
+    client.post(f"{base}{quarantined.pk}/change/", {"values": '{"邮箱": "x@y.cn"}'})
+    quarantined.refresh_from_db()
+    assert quarantined.values["邮箱"] == "zhou.jie@"
+
+
+def test_quarantined_rows_are_whole_for_the_administrator(quarantined, client: Client):
+    client.force_login(role_user(ADMINISTRATOR))
+    base = "/admin/ingest/quarantinedrow/"
+    export = client.post(base, {"action": "export_csv", "_selected_action": [quarantined.pk]})
+    assert "zhou.jie@" in export.content.decode("utf-8-sig")
+
+
+def test_analysts_see_the_quarantine_but_cannot_retry_or_discard(quarantined, client: Client):
+    client.force_login(role_user(ANALYST))
+    base = "/admin/ingest/quarantinedrow/"
+    assert client.get(base).status_code == 200
+    client.post(base, {"action": "discard_rows", "_selected_action": [quarantined.pk]})
+    quarantined.refresh_from_db()
+    assert quarantined.status == QuarantinedRow.Status.OPEN
+
+
+def test_review_queue_masks_birthdays_and_identities_but_still_marks_differences(
+    person, client: Client
+):
+    from kequn.ingest.models import MatchCandidate
+
+    other = create_customer(
+        {"name": "张伟", "birthday": dt.date(1990, 4, 5)}, [IdentityInput("phone", "13900139000")]
+    )
+    pair = MatchCandidate.objects.create(left=person, right=other, score=0.8)
+    url = f"/admin/ingest/matchcandidate/{pair.pk}/change/"
+    client.force_login(role_user(MARKETING))
+    page = client.get(url).content.decode()
+    assert "1990-05-04" not in page and "13900139000" not in page
+    assert "****-05-04" in page and "139****9000" in page and "⚠" in page
+    client.force_login(role_user(ADMINISTRATOR))
+    assert "1990-05-04" in client.get(url).content.decode()

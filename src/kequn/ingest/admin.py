@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 from django import forms
@@ -15,6 +16,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
@@ -25,6 +27,7 @@ from kequn.ingest.presets import FIELDS, KINDS, PRESETS, Mapping
 from kequn.ingest.readers import ImportFileError, iter_rows, open_file
 from kequn.ingest.services import (
     accept_match,
+    describe_quarantine_message,
     discard_quarantined_rows,
     import_file,
     inspect_file,
@@ -32,6 +35,14 @@ from kequn.ingest.services import (
     retry_quarantined_rows,
     undo_merge,
     write_quarantine_csv,
+)
+from kequn.security.masking import (
+    BIRTHDAY,
+    FIELD_GROUPS,
+    get_unmasked_groups,
+    mask_birthday,
+    mask_identity_for,
+    mask_mapped_values,
 )
 
 
@@ -147,8 +158,36 @@ class ImportRunAdmin(ModelAdmin):
         }
 
 
+def _is_fully_unmasked(request: HttpRequest) -> bool:
+    """Return whether the viewer sees every personal field group unmasked."""
+    return set(FIELD_GROUPS) <= get_unmasked_groups(request.user)
+
+
+def _per_request(request: HttpRequest, key: str, build):
+    """Return a display built once per request (displays close over the viewer's groups)."""
+    cache = request.__dict__.setdefault("_kequn_displays", {})
+    if key not in cache:
+        cache[key] = build(get_unmasked_groups(request.user))
+    return cache[key]
+
+
+def _quarantine_displays(groups: frozenset[str]) -> tuple:
+    @display(description=_("original values"))
+    def shown_values(obj: QuarantinedRow) -> str:
+        columns = (obj.mapping or {}).get("columns", {})
+        return json.dumps(mask_mapped_values(groups, obj.values, columns), ensure_ascii=False)
+
+    @display(description=_("message"))
+    def shown_message(obj: QuarantinedRow) -> str:
+        return describe_quarantine_message(obj, groups)
+
+    return shown_values, shown_message
+
+
 @admin.register(QuarantinedRow)
 class QuarantinedRowAdmin(ModelAdmin):
+    """Rejected rows; personal values are masked (and read-only) for roles that may not see them."""
+
     list_display = ("file_name", "row_number", "field", "reason", "message", "status", "created_at")
     list_filter = ("status", "reason", "kind")
     search_fields = ("file_name",)  # the message is encrypted
@@ -156,6 +195,26 @@ class QuarantinedRowAdmin(ModelAdmin):
                        "message", "mapping", "status", "created_at", "resolved_at")  # fmt: skip
     fields = ("values", *readonly_fields)
     actions = ("export_csv", "retry_rows", "discard_rows")
+
+    def _masked_fields(self, request: HttpRequest) -> tuple:
+        shown_values, shown_message = _per_request(request, "quarantine", _quarantine_displays)
+        rest = (shown_message if f == "message" else f for f in self.readonly_fields)
+        return (shown_values, *rest)
+
+    def get_list_display(self, request: HttpRequest):
+        if _is_fully_unmasked(request):
+            return self.list_display
+        shown_message = _per_request(request, "quarantine", _quarantine_displays)[1]
+        return tuple(shown_message if f == "message" else f for f in self.list_display)
+
+    def get_fields(self, request: HttpRequest, obj=None):
+        return self.fields if _is_fully_unmasked(request) else self._masked_fields(request)
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        # Values one may not see cannot be fixed either: the whole row is read-only then.
+        if _is_fully_unmasked(request):
+            return self.readonly_fields
+        return self._masked_fields(request)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         """Rows arrive from imports only."""
@@ -167,10 +226,14 @@ class QuarantinedRowAdmin(ModelAdmin):
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="quarantine.csv"'
         response.write("\ufeff")
-        write_quarantine_csv(queryset.order_by("file_name", "row_number"), response)
+        rows = queryset.order_by("file_name", "row_number")
+        write_quarantine_csv(rows, response, get_unmasked_groups(request.user))
         return response
 
-    @admin.action(description=_("Re-import selected rows (after fixing their values)"))
+    @admin.action(
+        description=_("Re-import selected rows (after fixing their values)"),
+        permissions=["change"],
+    )
     def retry_rows(self, request: HttpRequest, queryset: QuerySet) -> None:
         """Run the chosen rows through the importer again."""
         counts = retry_quarantined_rows(queryset)
@@ -181,7 +244,7 @@ class QuarantinedRowAdmin(ModelAdmin):
             messages.SUCCESS if not counts["still_rejected"] else messages.WARNING,
         )
 
-    @admin.action(description=_("Discard selected rows"))
+    @admin.action(description=_("Discard selected rows"), permissions=["change"])
     def discard_rows(self, request: HttpRequest, queryset: QuerySet) -> None:
         """Mark rows as deliberately not imported."""
         count = discard_quarantined_rows(queryset)
@@ -205,6 +268,11 @@ class MergeAdmin(ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         """Merges come from imports, the matcher and the review queue."""
         return False
+
+    def get_fields(self, request: HttpRequest, obj=None):
+        # The snapshot holds the merged records' personal data as it was, unmasked.
+        fields = self.readonly_fields
+        return fields if _is_fully_unmasked(request) else [f for f in fields if f != "snapshot"]
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         """A merge is a record; it is undone, never edited."""
@@ -234,6 +302,35 @@ class MergeAdmin(ModelAdmin):
 COMPARED = ("name", "birthday", "gender", "province", "city", "external_ref", "source_channel")
 
 
+def _comparison_display(groups: frozenset[str]):
+    @display(description=_("side by side"))
+    def comparison(obj: MatchCandidate) -> str:
+        """Show the two records field by field; differing values are marked, hidden ones masked."""
+        rows = []
+        for name in COMPARED:
+            a, b = getattr(obj.left, name) or "", getattr(obj.right, name) or ""
+            mark = "" if a == b else "⚠"  # compared unmasked: a reviewer sees that they differ
+            if name == "birthday" and BIRTHDAY not in groups:
+                a, b = mask_birthday(a) or "", mask_birthday(b) or ""
+            rows.append(
+                format_html(
+                    "<tr><th>{}</th><td>{}</td><td>{}</td><td>{}</td></tr>", name, a, b, mark
+                )
+            )
+        for label, customer in (("A", obj.left), ("B", obj.right)):
+            ids = ", ".join(
+                f"{i.get_kind_display()} {mask_identity_for(groups, i.kind, i.value)}"
+                for i in customer.identities.all()
+            )
+            rows.append(
+                format_html("<tr><th>{} identities</th><td colspan=3>{}</td></tr>", label, ids)
+            )
+        # Each row was built by format_html, so the joined rows are already escaped.
+        return format_html("<table class='kequn-compare'>{}</table>", mark_safe("".join(rows)))
+
+    return comparison
+
+
 @admin.register(MatchCandidate)
 class MatchCandidateAdmin(ModelAdmin):
     list_display = ("score", "record_a", "record_b", "status", "created_at", "decided_by")
@@ -255,24 +352,11 @@ class MatchCandidateAdmin(ModelAdmin):
     def record_b(self, obj: MatchCandidate) -> str:
         return format_html("{} {}", _customer_link(obj.right_id), obj.right.name)
 
-    @display(description=_("side by side"))
-    def comparison(self, obj: MatchCandidate) -> str:
-        """Show the two records field by field; differing values are marked."""
-        rows = []
-        for name in COMPARED:
-            a, b = getattr(obj.left, name) or "", getattr(obj.right, name) or ""
-            mark = "" if a == b else "⚠"
-            rows.append(
-                format_html(
-                    "<tr><th>{}</th><td>{}</td><td>{}</td><td>{}</td></tr>", name, a, b, mark
-                )
-            )
-        for label, customer in (("A", obj.left), ("B", obj.right)):
-            ids = ", ".join(str(i) for i in customer.identities.all())
-            rows.append(
-                format_html("<tr><th>{} identities</th><td colspan=3>{}</td></tr>", label, ids)
-            )
-        return format_html("<table class='kequn-compare'>{}</table>", format_html("".join(rows)))
+    def get_fields(self, request: HttpRequest, obj=None):
+        comparison = _per_request(request, "comparison", _comparison_display)
+        return [comparison if f == "comparison" else f for f in self.fields]
+
+    get_readonly_fields = get_fields
 
     @admin.action(description=_("Accept: merge the pair"))
     def accept(self, request: HttpRequest, queryset: QuerySet) -> None:

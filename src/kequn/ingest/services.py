@@ -47,6 +47,7 @@ from kequn.ingest.models import ImportRun, MatchCandidate, Merge, QuarantinedRow
 from kequn.ingest.places import get_province_of_city
 from kequn.ingest.presets import Mapping, resolve_mapping
 from kequn.ingest.readers import EXTRA, FileInfo, ImportFileError, iter_rows, open_file
+from kequn.security.masking import is_target_masked, mask_mapped_values
 
 # ---------------------------------------------------------------- merges
 
@@ -1188,17 +1189,36 @@ def update_quarantined_values(row: QuarantinedRow, values: dict[str, str]) -> Qu
     return row
 
 
-def write_quarantine_csv(rows: Iterable[QuarantinedRow], out) -> int:
-    """Write quarantined rows (id, file, row, field, reason, message, original values) as CSV."""
+def describe_quarantine_message(row: QuarantinedRow, groups: frozenset[str] | None = None) -> str:
+    """Return a row's message, or a neutral one when it may quote a value hidden from `groups`."""
+    if groups is None or not is_target_masked(groups, row.field):
+        return row.message
+    return _("%(reason)s in %(field)s (the value is hidden from your role)") % {
+        "reason": row.reason,
+        "field": row.field,
+    }
+
+
+def write_quarantine_csv(
+    rows: Iterable[QuarantinedRow], out, groups: frozenset[str] | None = None
+) -> int:
+    """Write quarantined rows (id, file, row, field, reason, message, original values) as CSV.
+
+    With `groups` (the viewer's unmasked field groups), personal values outside them are masked.
+    """
     from kequn.security.formulas import escape_row
 
     writer = csv.writer(out)
     writer.writerow(["id", "file", "row", "field", "reason", "message", "status", "values"])
     count = 0
     for row in rows:
+        values = row.values
+        if groups is not None:
+            values = mask_mapped_values(groups, values, (row.mapping or {}).get("columns", {}))
         writer.writerow(escape_row(
-            [row.pk, row.file_name, row.row_number, row.field, row.reason, row.message,
-             row.status, json.dumps(row.values, ensure_ascii=False)]
+            [row.pk, row.file_name, row.row_number, row.field, row.reason,
+             describe_quarantine_message(row, groups), row.status,
+             json.dumps(values, ensure_ascii=False)]
         ))  # fmt: skip
         count += 1
     return count

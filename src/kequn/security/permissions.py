@@ -127,8 +127,10 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         VIEW_ALL_CUSTOMERS,
         *(f"{app}.view_*" for app in ANALYTIC_APPS),
         "dashboard.export_lists",
-        # Not ingest: quarantined rows hold raw, unmasked input.
+        # Quarantined rows show their personal values masked to roles without the unmasking
+        # permissions; merges and the review queue stay with the roles that act on them.
         "ingest.view_importrun",
+        "ingest.view_quarantinedrow",
     ],
     roles.AUDITOR: ["audit.view_auditentry"],
 }
