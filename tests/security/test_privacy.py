@@ -388,6 +388,31 @@ def test_marketing_export_over_the_api_honours_consent(person, other, make_api_c
     assert EMAIL in text  # SMS marketing consent is still in force
 
 
+def test_the_marketing_role_can_only_export_members_who_consent(person, other, client):
+    from django.contrib.auth.models import Group, User
+
+    from kequn.security.roles import ANALYST, MARKETING
+
+    services.withdraw_consent(person, ["email", "sms", "phone", "wechat"])
+    segment = create_segment("all", SHANGHAI)
+    evaluate_segment(segment)
+    url = f"/admin/segments/segment/{segment.pk}/export/csv/"
+    names = {}
+    for role in (MARKETING, ANALYST):
+        user = User.objects.create_user(f"{role}-user", password="x", is_staff=True)
+        user.groups.add(Group.objects.get(name=role))
+        client.force_login(user)
+        # Marketing asks for a plain export; it gets the marketing one all the same.
+        response = client.get(url)
+        assert response.status_code == 200, (role, response.content[:300])
+        rows = csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig")))
+        names[role] = {row["id"] for row in rows}
+    assert names[MARKETING] == {str(other.pk)}
+    assert names[ANALYST] == {str(person.pk), str(other.pk)}
+    entry = AuditEntry.objects.filter(action="export").order_by("sequence").first()
+    assert entry.detail["purpose"] == "marketing" and entry.detail["rows"] == 1
+
+
 # ---------------------------------------------------------------- restriction
 
 

@@ -162,7 +162,9 @@ def exported_segment(db):
 
 
 def test_csv_export_masks_personal_fields_for_ordinary_users(make_api_client, exported_segment):
-    client = make_api_client("segments.view_segment", "customers.view_all_customers")
+    client = make_api_client(
+        "segments.view_segment", "customers.view_all_customers", "segments.export_without_consent"
+    )
     response = client.get(f"/api/v1/segments/{exported_segment.pk}/export?format=csv")
     assert response.status_code == 200
     text = b"".join(response.streaming_content).decode("utf-8-sig")

@@ -336,8 +336,7 @@ class MatchCandidateAdmin(ModelAdmin):
     list_display = ("score", "record_a", "record_b", "status", "created_at", "decided_by")
     list_filter = ("status",)
     readonly_fields = ("left", "right", "score", "status", "created_at", "decided_at",
-                       "decided_by", "merge", "comparison")  # fmt: skip
-    fields = readonly_fields
+                       "decided_by", "merge")  # fmt: skip
     actions = ("accept", "reject")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -353,8 +352,8 @@ class MatchCandidateAdmin(ModelAdmin):
         return format_html("{} {}", _customer_link(obj.right_id), obj.right.name)
 
     def get_fields(self, request: HttpRequest, obj=None):
-        comparison = _per_request(request, "comparison", _comparison_display)
-        return [comparison if f == "comparison" else f for f in self.fields]
+        # The comparison masks by viewer, so it is built per request.
+        return (*self.readonly_fields, _per_request(request, "comparison", _comparison_display))
 
     get_readonly_fields = get_fields
 

@@ -35,7 +35,14 @@ CUSTOM_PERMISSIONS: list[tuple[str, str, str, Any]] = [
     ("customers", "customer", "view_customer_email", _("Can see email addresses unmasked")),
     ("customers", "customer", "view_customer_address", _("Can see street addresses unmasked")),
     ("customers", "customer", "view_customer_birthday", _("Can see birthdays unmasked")),
+    (
+        "segments",
+        "segment",
+        "export_without_consent",
+        _("Can export segment members for service or analysis, without the consent filter"),
+    ),
 ]
+EXPORT_WITHOUT_CONSENT = "segments.export_without_consent"
 # These widen what a role sees; a wildcard never grants them, only their exact name does.
 SPECIAL_PERMISSIONS = frozenset(
     f"{app}.{codename}" for app, _model, codename, _name in CUSTOM_PERMISSIONS
@@ -94,6 +101,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "recommend.view_recommendation",
         "recommend.view_alsobought",
         "segments.view_segment",
+        EXPORT_WITHOUT_CONSENT,  # follow-up of their own accounts is not marketing
     ],
     roles.SERVICE: [
         "customers.view_customer",
@@ -121,12 +129,14 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "recommend.view_recommendation",
         "privacy.view_privacyrequest",
         "privacy.add_privacyrequest",
+        EXPORT_WITHOUT_CONSENT,
     ],
     roles.ANALYST: [
         "customers.view_*",
         VIEW_ALL_CUSTOMERS,
         *(f"{app}.view_*" for app in ANALYTIC_APPS),
         "dashboard.export_lists",
+        EXPORT_WITHOUT_CONSENT,  # masked rows, for analysis
         # Quarantined rows show their personal values masked to roles without the unmasking
         # permissions; merges and the review queue stay with the roles that act on them.
         "ingest.view_importrun",

@@ -44,6 +44,15 @@ def mask_personal_fields(user: Any, row: dict) -> dict:
     return mask_row(user, row)
 
 
+def get_export_purpose(user: Any, purpose: str) -> str:
+    """Return the purpose an export runs under: marketing, unless the user may export for others."""
+    from kequn.security.permissions import EXPORT_WITHOUT_CONSENT
+
+    if user is not None and not user.has_perm(EXPORT_WITHOUT_CONSENT):
+        return "marketing"
+    return purpose
+
+
 def select_export_members(
     segment: Segment, purpose: str = "", channel: str = "", user: Any = None
 ) -> QuerySet:
@@ -51,6 +60,7 @@ def select_export_members(
 
     Consent is checked at export time, not at the last refresh, so a withdrawal counts at once.
     """
+    purpose = get_export_purpose(user, purpose)
     members = Customer.objects.filter(segment_memberships__segment=segment)
     if user is not None:  # a sales rep exports only the members they own
         members = scope_customers(user, members)
@@ -171,6 +181,7 @@ def make_export_response(
 
     from kequn.security.audit.services import EXPORT, record_event
 
+    purpose = get_export_purpose(user, purpose)
     stem = f"segment-{segment.pk}-{timezone.localdate():%Y%m%d}"
     # Recorded when the download starts, so an aborted download is on the trail too.
     sample = {"phone": "13800138000"}
