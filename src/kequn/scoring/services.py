@@ -6,7 +6,8 @@ import io
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -129,18 +130,70 @@ def _write_rows(using: str, model: type, columns: dict[str, pa.Array], fixed: di
     for field, value in fixed.items():
         adapted = model._meta.get_field(field).get_db_prep_save(value, connection)
         values.append([adapted] * n)
-    marks = ", ".join(["%s"] * len(names))
+    # The raw sqlite3 connection: Django's cursor wrapper rewrites every parameter set.
+    marks = ", ".join(["?"] * len(names))
     sql = f"INSERT INTO {table} ({db_columns}) VALUES ({marks})"
+    raw = connection.connection
+    for start in range(0, n, WRITE_BATCH * 20):
+        stop = start + WRITE_BATCH * 20
+        raw.executemany(sql, zip(*(v[start:stop] for v in values), strict=True))
+
+
+@contextmanager
+def _without_secondary_indexes(using: str, model: type) -> Iterator[None]:
+    """Drop model's secondary indexes (and PostgreSQL foreign keys) for a bulk load, then restore them.
+
+    Inside the caller's transaction. Building an index once from 1M rows is several
+    times cheaper than updating it row by row, and PostgreSQL validates a re-added foreign
+    key in one join instead of a trigger per row. Definitions are read back from the
+    catalogue, so what is restored is exactly what migrations created.
+    """
+    connection = connections[using]
+    table = model._meta.db_table
+    quote = connection.ops.quote_name
     with connection.cursor() as cursor:
-        for start in range(0, n, WRITE_BATCH * 20):
-            stop = start + WRITE_BATCH * 20
-            cursor.executemany(sql, zip(*(v[start:stop] for v in values), strict=True))
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+                "AND tablename = %s AND indexname NOT IN "
+                "(SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass)",
+                [table, table],
+            )
+            indexes = cursor.fetchall()
+            cursor.execute(
+                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conrelid = %s::regclass AND contype = 'f'",
+                [table],
+            )
+            foreign_keys = cursor.fetchall()
+        else:
+            cursor.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = %s "
+                "AND sql IS NOT NULL",
+                [table],
+            )
+            indexes, foreign_keys = cursor.fetchall(), []
+        for name, _ in foreign_keys:
+            cursor.execute(f"ALTER TABLE {quote(table)} DROP CONSTRAINT {quote(name)}")
+        for name, _ in indexes:
+            cursor.execute(f"DROP INDEX {quote(name)}")
+    yield
+    with connection.cursor() as cursor:
+        for _, definition in indexes:
+            cursor.execute(definition)
+        for name, definition in foreign_keys:
+            cursor.execute(f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}")
 
 
 def _previous_stages(using: str) -> pd.DataFrame:
     """Return the stored lifecycle stage of every scored customer."""
-    rows = CustomerScore.objects.using(using).values_list("customer_id", "lifecycle_stage")
-    frame = pd.DataFrame(list(rows.iterator(chunk_size=100_000)), columns=["customer_id", "stage"])
+    meta = CustomerScore._meta
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            f"SELECT {meta.get_field('customer').column}, lifecycle_stage FROM {meta.db_table}"
+        )
+        rows = cursor.fetchall()
+    frame = pd.DataFrame(rows, columns=["customer_id", "stage"])
     return frame.astype({"customer_id": np.int64, "stage": object})
 
 
@@ -196,8 +249,9 @@ def refresh_scores(
         columns = {"customer": pa.array(ids), **_score_columns(scores)}
         changes = _stage_changes(ids, columns["lifecycle_stage"], _previous_stages(using))
         with transaction.atomic(using=using):
-            CustomerScore.objects.using(using).all().delete()
-            _write_rows(using, CustomerScore, columns, {"computed_at": now})
+            _clear_scores(using)
+            with _without_secondary_indexes(using, CustomerScore):
+                _write_rows(using, CustomerScore, columns, {"computed_at": now})
             _write_rows(using, StageChange, changes, {"changed_at": now})
         if connections[using].vendor == "postgresql":
             with connections[using].cursor() as cursor:
@@ -216,6 +270,16 @@ def refresh_scores(
     finally:
         run.finished_at = timezone.now()
         run.save(using=using)
+
+
+def _clear_scores(using: str) -> None:
+    """Delete every stored score row (TRUNCATE on PostgreSQL: no 1M dead rows to vacuum)."""
+    connection = connections[using]
+    table = connection.ops.quote_name(CustomerScore._meta.db_table)
+    with connection.cursor() as cursor:
+        # Nothing references the scores table, so TRUNCATE needs no CASCADE.
+        verb = "TRUNCATE" if connection.vendor == "postgresql" else "DELETE FROM"
+        cursor.execute(f"{verb} {table}")
 
 
 def _progress_printer(progress: bool | Callable[[str], None]) -> Callable[[str], None]:
