@@ -206,3 +206,28 @@ def test_quarantined_row_fixed_and_retried(write):
     row = QuarantinedRow.objects.get()
     assert row.status == "resolved"
     assert Identity.objects.get(value="ln@x.cn").customer.name == "李娜"
+
+
+def test_changed_profile_is_updated_with_its_birth_year(write):
+    first = "email,phone,name,birthday\na@x.cn,13100131000,Ann,1980-02-03\n"
+    run("customers", str(write("a.csv", first)))
+    second = "email,name,birthday,city\nA@x.cn,Ann Lee,1990-04-05,杭州\n"
+    summary = run("customers", str(write("b.csv", second)))
+    assert (summary["inserted"], summary["updated"]) == (0, 1)
+    ann = Customer.objects.get()
+    assert (ann.name, str(ann.birthday), ann.birth_year) == ("Ann Lee", "1990-04-05", 1990)
+    assert (ann.city, ann.province) == ("杭州市", "浙江省")
+    phone = Identity.objects.get(kind="phone", value="+8613100131000")
+    assert phone.customer_id == ann.pk and phone.value_index and phone.value == "+8613100131000"
+
+
+def test_identity_stored_twice_is_refused_by_the_database(write):
+    from django.db import IntegrityError, transaction
+
+    from kequn.ingest.services import _insert_rows
+
+    run("customers", str(write("a.csv", "email\na@x.cn\n")))
+    ann = Customer.objects.get()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        _insert_rows(Identity, [Identity(customer=ann, kind="email", value="a@x.cn")])
+    assert Identity.objects.count() == 1
