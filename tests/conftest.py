@@ -93,6 +93,14 @@ def private_cache():
 
 
 @pytest.fixture(autouse=True)
+def erasure_journal(tmp_path, monkeypatch):
+    """Give every test its own erasure journal (a restore replays the whole journal)."""
+    path = tmp_path / "erasures.jsonl"
+    monkeypatch.setenv("KEQUN_ERASURE_JOURNAL", str(path))
+    return path
+
+
+@pytest.fixture(autouse=True)
 def clear_cache():
     """Start every test with an empty cache (lists cache their filter choices)."""
     from django.core.cache import cache

@@ -236,3 +236,39 @@ def test_logical_dump_restores_without_pg_dump(shop, tmp_path, fresh_database):
     assert {t: (s.rows, s.checksum) for t, s in after.items()} == {
         t: (s.rows, s.checksum) for t, s in before.items()
     }
+
+
+def test_restoring_an_older_backup_erases_again_whoever_was_erased_since(
+    shop, tmp_path, fresh_database, erasure_journal
+):
+    from kequn.security.privacy.services import erase_customer
+
+    url, fresh = fresh_database
+    call_command("backup", "create", "--out", str(tmp_path / "out"))
+    (path,) = (tmp_path / "out").glob("*.kqbackup")
+    erased = shop[0]
+    erase_customer(erased)  # after the backup was taken
+    journal_text = erasure_journal.read_text()
+    assert "13800130000" not in journal_text and "O'Brien" not in journal_text  # hashes, ids
+
+    done = kequn("backup", "restore", str(path), database_url=url)
+    assert done.returncode == 0, done.stderr
+    assert "1 erasures re-applied, 1 records erased again, 1 suppressions restored" in done.stdout
+    assert count_rows(fresh, "customers_customer") == 29
+    assert count_rows(fresh, "privacy_suppression") == 1
+    # The suppression works in the restored database: the person is not imported again.
+    people = tmp_path / "people.csv"
+    people.write_text("name,phone\n回来的人,13800130000\n新客户,13911112222\n", encoding="utf-8")
+    imported = kequn("import", "customers", str(people), "--json", database_url=url)
+    assert imported.returncode == 0, imported.stderr
+    assert count_rows(fresh, "customers_customer") == 30  # only the new customer
+    # A replay changes nothing the second time.
+    again = kequn("privacy", "replay-erasures", database_url=url)
+    assert "0 records erased again, 0 suppressions restored" in again.stdout
+
+    # An edited journal line is refused by name, after the restore.
+    erasure_journal.write_text(journal_text.replace('"mac": "', '"mac": "0'))
+    forced = kequn("backup", "restore", "--force", str(path), database_url=url)
+    assert forced.returncode == 2 and forced.stderr.count("\n") == 1
+    assert "line 1: the entry was altered" in forced.stderr
+    assert "kequn privacy replay-erasures" in forced.stderr

@@ -40,6 +40,7 @@ from django.utils.translation import gettext as _
 from kequn.customers.identities import IdentityError, normalize_identity
 from kequn.customers.models import Consent, Customer
 from kequn.security.keys import derive_key
+from kequn.security.privacy import journal as erasure_journal
 from kequn.security.privacy.models import PrivacyRequest, Suppression
 
 MARKETING = Consent.Purpose.MARKETING
@@ -768,6 +769,45 @@ def _delete_export_files(customer_ids: list[int]) -> int:
     return deleted
 
 
+def replay_erasures() -> dict[str, int]:
+    """Re-apply every erasure of the journal to this database (after restoring a backup).
+
+    Puts each suppression hash back on the list and erases again the records the database
+    still holds, matched on id and creation time. Running it twice changes nothing.
+    """
+    done = {"erasures": 0, "suppressions_restored": 0, "records_erased": 0}
+    for erasure in erasure_journal.read_erasures():
+        done["erasures"] += 1
+        known = set(
+            Suppression.objects.filter(key_hash__in=list(erasure.hashes)).values_list(
+                "key_hash", flat=True
+            )
+        )
+        missing = [h for h in erasure.hashes if h not in known]
+        Suppression.objects.bulk_create(
+            [
+                Suppression(kind=erasure.hashes[h], key_hash=h, request_ref=erasure.request)
+                for h in missing
+            ],
+            ignore_conflicts=True,
+        )
+        done["suppressions_restored"] += len(missing)
+        for pk, created in erasure.records:
+            customer = Customer.objects.filter(pk=pk).first()
+            if customer is not None and customer.created_at.isoformat() == created:
+                done["records_erased"] += erase_customer(customer, journal=False)["records"]
+    return done
+
+
+def describe_replay(done: dict[str, int]) -> str:
+    """Return one line on what replay_erasures did."""
+    return (
+        f"erasure journal: {done['erasures']} erasures re-applied, "
+        f"{done['records_erased']} records erased again, "
+        f"{done['suppressions_restored']} suppressions restored"
+    )
+
+
 def _any_identity(text: str, values: set[str]) -> bool:
     for kind in ("email", "phone"):
         key = _normalise(kind, text)
@@ -781,8 +821,14 @@ def erase_customer(
     customer: Customer,
     request: PrivacyRequest | None = None,
     by: AbstractBaseUser | None = None,
+    *,
+    journal: bool = True,
 ) -> dict[str, int]:
-    """Delete the person's records (merged ones too), keep their orders anonymised, suppress them."""
+    """Delete the person's records (merged ones too), keep their orders anonymised, suppress them.
+
+    The erasure also goes to the erasure journal outside the database (see journal.py), so a
+    restore of an older backup can erase the person again; a replay passes journal=False.
+    """
     from kequn.commerce.models import Order
     from kequn.customers.models import Identity
     from kequn.events.models import AnonymousLink, Event
@@ -806,6 +852,9 @@ def erase_customer(
         ],
         ignore_conflicts=True,
     )
+    if journal:
+        records = list(Customer.objects.filter(pk__in=ids).values_list("pk", "created_at"))
+        erasure_journal.append_erasure(records, hashes, request_ref)
     counts: dict[str, int] = {"records": len(ids), "suppressed": len(hashes)}
     # Orders are accounting records: kept, but no longer lead to the person.
     counts["orders_anonymised"] = Order.objects.filter(customer_id__in=ids).update(customer=None)

@@ -4,6 +4,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from kequn.security import backups
+from kequn.security.privacy.journal import JournalError
+from kequn.security.privacy.services import describe_replay, replay_erasures
 
 
 class Command(BaseCommand):
@@ -62,6 +64,16 @@ class Command(BaseCommand):
                     f"{sum(t['rows'] for t in tables.values())} rows; counts and checksums "
                     "match the manifest"
                 )
+                # Erasures made after this backup was taken must not come back with it.
+                try:
+                    replayed = replay_erasures()
+                except JournalError as exc:
+                    raise CommandError(
+                        f"restored, but the erasures were not re-applied: {exc}; then run "
+                        "`kequn privacy replay-erasures`"
+                    ) from None
+                if replayed["erasures"]:
+                    self.stdout.write(describe_replay(replayed))
             else:
                 found = backups.list_backups(Path(options["dir"]) if options["dir"] else None)
                 if not found:

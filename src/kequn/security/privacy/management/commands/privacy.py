@@ -1,4 +1,4 @@
-"""kequn privacy export | erase | list: data-subject requests from the terminal."""
+"""kequn privacy export | erase | list | replay-erasures: data-subject requests from the terminal."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from kequn.customers.models import Customer
 from kequn.security.privacy import services
+from kequn.security.privacy.journal import JournalError
 from kequn.security.privacy.models import PrivacyRequest
 
 
@@ -56,12 +57,21 @@ class Command(BaseCommand):
         )
         listing = sub.add_parser("list", help="list open requests, nearest deadline first")
         listing.add_argument("--overdue", action="store_true", help="only those past deadline")
+        sub.add_parser(
+            "replay-erasures",
+            help="erase again whoever the erasure journal lists (after restoring a backup)",
+        )
 
     def handle(self, *args, **options):
         try:
-            getattr(self, f"do_{options['subcommand']}")(options)
+            getattr(self, f"do_{options['subcommand'].replace('-', '_')}")(options)
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None
+        except JournalError as exc:
+            raise CommandError(str(exc)) from None
+
+    def do_replay_erasures(self, options) -> None:
+        self.stdout.write(services.describe_replay(services.replay_erasures()))
 
     def do_export(self, options) -> None:
         customer = get_customer(options["customer_id"])
