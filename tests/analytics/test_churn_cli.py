@@ -93,3 +93,23 @@ def test_analyze_cli_end_to_end_on_cdnow_sample(cdnow_sample_path, tmp_path):
     assert page.count("<svg") >= 5
     assert "http://" not in page.replace("http://www.w3.org/2000/svg", "")
     assert "https://" not in page and "<script" not in page
+
+
+def test_daily_netting_is_shared_and_training_is_capped(master_tx):
+    from kequn.analytics.churn import build_training_set
+    from kequn.analytics.engine import prepare_daily, summarize_customers
+
+    daily = prepare_daily(master_tx)
+    assert prepare_daily(daily) is daily
+    direct = summarize_customers(master_tx, "1997-09-30", "1998-06-30")
+    shared = summarize_customers(daily, "1997-09-30", "1998-06-30")
+    pd.testing.assert_frame_equal(direct, shared)
+
+    cut = pd.Timestamp("1997-09-30").date()
+    full, _ = build_training_set(daily, cut, 90, "week", None, max_customers=None)
+    capped, labels = build_training_set(daily, cut, 90, "week", None, max_customers=5_000)
+    again, _ = build_training_set(daily, cut, 90, "week", None, max_customers=5_000)
+    assert len(full) > 3 * 20_000
+    # The same 5,000 customers at each of the three snapshots, drawn reproducibly.
+    assert capped["customer_id"].nunique() == 5_000 and len(capped) == 3 * 5_000
+    assert set(capped["customer_id"]) == set(again["customer_id"]) and 0 < labels.mean() < 1

@@ -180,3 +180,16 @@ def test_stage_changes_for_history():
     assert len(diff_lifecycle_stages(None, cur, at)) == 4
     with pytest.raises(KeyError):
         diff_lifecycle_stages(prev, cur.drop(columns="lifecycle_stage"), at)
+
+
+def test_integer_ids_break_ties_as_text_and_stay_integers():
+    # 10 < 9 as text: the store's integer keys tie-break exactly like their text form.
+    values = pd.Series([1.0] * 5)
+    ints = pd.Series([9, 10, 100, 2, 11])
+    assert (score_quintiles(values, ints) == score_quintiles(values, ints.astype(str))).all()
+    summary = pd.DataFrame(
+        {"customer_id": ints, "recency_days": 1, "frequency": 1, "monetary_net": 1.0}
+    )
+    out = score_rfm(summary)
+    assert out["customer_id"].dtype.kind == "i"
+    assert out.set_index("customer_id")["r_score"].to_dict() == {9: 5, 10: 1, 100: 2, 2: 4, 11: 3}

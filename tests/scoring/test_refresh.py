@@ -106,3 +106,21 @@ def test_refresh_on_empty_store_marks_prospects():
     call_command("analytics", "refresh", "--quiet")
     assert set(CustomerScore.objects.values_list("lifecycle_stage", flat=True)) == {"prospect"}
     assert "no purchases" in ScoreRun.objects.get().message
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refresh_restores_indexes_and_foreign_key():
+    from django.db import connection
+
+    def schema() -> dict:
+        with connection.cursor() as cursor:
+            found = connection.introspection.get_constraints(cursor, CustomerScore._meta.db_table)
+        return {name: (c["columns"], c["index"], c["foreign_key"]) for name, c in found.items()}
+
+    before = schema()
+    assert {"score_rfm_idx", "score_stage_idx", "score_clv_idx", "score_churn_idx"} <= set(before)
+    load_store(n_customers=120)
+    refresh_scores(now=NOW, progress=False)
+    after = schema()
+    assert after == before
+    assert any(fk == ("customers_customer", "id") for _, _, fk in after.values())
