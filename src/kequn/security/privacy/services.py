@@ -185,7 +185,7 @@ def verify_identity(
         )
     if not request.is_open:
         raise PrivacyError(
-            _("request #%(id)s is %(s)s already")
+            _("request #%(id)s is already closed (status: %(s)s)")
             % {"id": request.pk, "s": request.get_status_display()}
         )
     request.identity_method = method
@@ -206,7 +206,7 @@ def reject_request(
         raise PrivacyError(_("give the reason for rejecting the request"))
     if not request.is_open:
         raise PrivacyError(
-            _("request #%(id)s is %(s)s already")
+            _("request #%(id)s is already closed (status: %(s)s)")
             % {"id": request.pk, "s": request.get_status_display()}
         )
     request.status = PrivacyRequest.Status.REJECTED
@@ -221,7 +221,7 @@ def reject_request(
 def _start(request: PrivacyRequest, by) -> Customer:
     if not request.is_open:
         raise PrivacyError(
-            _("request #%(id)s is %(s)s already")
+            _("request #%(id)s is already closed (status: %(s)s)")
             % {"id": request.pk, "s": request.get_status_display()}
         )
     if not request.is_identity_verified:
@@ -281,7 +281,8 @@ def _check_request(request: PrivacyRequest | None, kind: str, customer: Customer
         return
     if request.type != kind:
         raise PrivacyError(
-            _("request #%(id)s is a %(t)s request") % {"id": request.pk, "t": request.type}
+            _("request #%(id)s is of another type (%(t)s)")
+            % {"id": request.pk, "t": request.get_type_display()}
         )
     if customer is not None and request.customer_id not in (None, customer.pk):
         raise PrivacyError(
@@ -696,7 +697,8 @@ def hash_identity(kind: str, value: str, system: str = "", *, normalised: bool =
         key = _normalise(kind, value, system)
         if key is None:
             raise PrivacyError(
-                _("cannot read %(kind)s %(value)r") % {"kind": kind, "value": value[:50]}
+                _("cannot read %(value)r as an identity of type %(kind)s")
+                % {"kind": kind, "value": value[:50]}
             )
         kind, system, value = key
     message = "\x1f".join((kind, system if kind == "external" else "", value)).encode()

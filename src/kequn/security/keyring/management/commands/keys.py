@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from tqdm import tqdm
 
 from kequn.security.keyring import services
@@ -47,14 +48,17 @@ class Command(BaseCommand):
                 retired = services.retire_unused_keys(purpose)
                 pending = services.get_status(purpose).pending
                 line = f"{purpose}: " + (
-                    _("retired version(s) %s") % ", ".join(map(str, retired))
+                    ngettext("retired version %(v)s", "retired versions %(v)s", len(retired))
+                    % {"v": ", ".join(map(str, retired))}
                     if retired
                     else _("nothing to retire")
                 )
                 if pending:
-                    line += (
-                        "; " + _("%d row(s) still on old versions: run kequn keys rotate") % pending
-                    )
+                    line += "; " + ngettext(
+                        "%(n)d row still on an old version: run kequn keys rotate",
+                        "%(n)d rows still on old versions: run kequn keys rotate",
+                        pending,
+                    ) % {"n": pending}
                 self.stdout.write(line)
 
     def show_status(self, purposes: list[str]) -> None:
