@@ -231,3 +231,16 @@ def test_identity_stored_twice_is_refused_by_the_database(write):
     with pytest.raises(IntegrityError), transaction.atomic():
         _insert_rows(Identity, [Identity(customer=ann, kind="email", value="a@x.cn")])
     assert Identity.objects.count() == 1
+
+
+def test_customers_written_in_bulk_get_their_own_ids_and_defaults(write):
+    rows = "".join(f"u{i}@x.cn,U{i}\n" for i in range(30))
+    import_file(write("c.csv", "email,name\n" + rows), "customers", batch_size=10)
+    owner = dict(Identity.objects.filter(kind="email").values_list("value_index", "customer_id"))
+    names = dict(Customer.objects.values_list("pk", "name"))
+    assert len(owner) == len(names) == 30
+    for i in range(30):
+        assert names[Identity.objects.get(kind="email", value=f"u{i}@x.cn").customer_id] == f"U{i}"
+    assert set(Customer.objects.values_list("processing_restricted", flat=True)) == {False}
+    # The next record made elsewhere does not collide with ids the import handed out.
+    assert Customer.objects.create(name="later").pk > max(names)

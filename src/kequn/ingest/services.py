@@ -18,6 +18,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import models, router, transaction
 from django.db.models import Q
+from django.db.models.fields import AutoFieldMixin
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
@@ -377,42 +378,78 @@ def _lookup_owners(keys: set[tuple[str, str, str]]) -> dict[tuple[str, str, str]
     return owners
 
 
-def _insert_rows(model: type[models.Model], objs: list[models.Model]) -> None:
-    """Insert new rows whose ids nobody reads back: COPY on PostgreSQL, executemany elsewhere.
+def _insert_rows(
+    model: type[models.Model], objs: list[models.Model], *, set_ids: bool = False
+) -> None:
+    """Insert new rows by COPY on PostgreSQL, by a prepared INSERT on SQLite; set_ids fills in pks.
 
     Values are prepared as bulk_create prepares them (pre_save, then get_db_prep_save, so
-    encrypted and blind-index columns are filled as usual); what is saved is bulk_create's SQL
-    building, most of its time on a million rows.
+    encrypted, blind-index and derived columns are filled as usual); what is saved is
+    bulk_create's SQL building, most of its time on a million rows.
     """
     if not objs:
         return
     opts = model._meta
-    fields = [f for f in opts.local_concrete_fields if not f.primary_key]
-    if any(f.has_db_default() for f in fields) or opts.pk not in opts.local_concrete_fields:
-        model.objects.bulk_create(objs, batch_size=1000)  # columns the database fills in
-        return
     connection = transaction.get_connection(router.db_for_write(model))
+    fields, left_to_db = [], []
+    for f in opts.local_concrete_fields:
+        if f.primary_key:
+            continue
+        if f.has_db_default() and all(
+            hasattr(getattr(obj, f.attname), "resolve_expression") for obj in objs
+        ):
+            left_to_db.append(f)  # the database fills it in, as bulk_create lets it
+            continue
+        fields.append(f)
+    if (
+        connection.vendor not in ("postgresql", "sqlite")
+        or not isinstance(opts.pk, AutoFieldMixin)
+        or any(f.has_db_default() for f in fields)
+    ):
+        model.objects.bulk_create(objs, batch_size=1000)
+        return
     columns = [
         [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs] for f in fields
     ]
     quote = connection.ops.quote_name
     table = quote(opts.db_table)
-    names = ", ".join(quote(f.column) for f in fields)
-    with connection.cursor() as cursor:
+    names = [quote(f.column) for f in fields]
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
         if connection.vendor == "postgresql":
-            with (
-                connection.wrap_database_errors,
-                cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
-            ):
-                for row in zip(*columns, strict=True):
-                    copy.write_row(row)
+            with connection.connection.cursor() as cursor:
+                if set_ids:
+                    # Sequence values are never handed out twice, whoever else is inserting.
+                    cursor.execute(
+                        "SELECT nextval(pg_get_serial_sequence(%s, %s)) "
+                        "FROM generate_series(1, %s)",
+                        [opts.db_table, opts.pk.column, len(objs)],
+                    )
+                    ids = sorted(row[0] for row in cursor.fetchall())
+                    columns.append(ids)
+                    names.append(quote(opts.pk.column))
+                with cursor.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as copy:
+                    for row in zip(*columns, strict=True):
+                        copy.write_row(row)
         else:
-            marks = ", ".join(["%s"] * len(fields))
-            cursor.executemany(
-                f"INSERT INTO {table} ({names}) VALUES ({marks})", list(zip(*columns, strict=True))
-            )
-    for obj in objs:
+            sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+            cursor = connection.connection.cursor()  # sqlite3's own: no placeholder rewriting
+            try:
+                if set_ids:
+                    ids = []
+                    for row in zip(*columns, strict=True):
+                        cursor.execute(sql, row)
+                        ids.append(cursor.lastrowid)
+                else:
+                    cursor.executemany(sql, zip(*columns, strict=True))
+            finally:
+                cursor.close()
+    for index, obj in enumerate(objs):
+        if set_ids:
+            obj.pk = ids[index]
         obj._state.adding, obj._state.db = False, connection.alias
+        for f in left_to_db:
+            obj.__dict__.pop(f.attname, None)  # read from the database when first asked for
 
 
 def _update_rows(model: type[models.Model], objs: list[models.Model], names: list[str]) -> None:
@@ -588,7 +625,7 @@ class CustomerImporter(Importer):
                     if key not in owners:
                         identity_owner.setdefault(key, customer)
         if new_customers:
-            Customer.objects.bulk_create([c for c, _rows in new_customers], batch_size=1000)
+            _insert_rows(Customer, [c for c, _rows in new_customers], set_ids=True)
         if changed:
             fields = {f for names in changed.values() for f in names} | {"updated_at"}
             if "birthday" in fields:
