@@ -130,16 +130,14 @@ class EncryptedDateField(EncryptedMixin, models.DateField):
         return dt.date.fromisoformat(services.decrypt(self.purpose, value, connection.alias))
 
 
-class YearOfField(models.PositiveSmallIntegerField):
-    """The year of another (encrypted) date field, in clear for range queries such as age.
+class DerivedMixin:
+    """A column computed from another field's plaintext on every save and insert.
 
-    Kept up to date on every save and insert; bulk_update() and QuerySet.update() do not call
-    pre_save: update this column with them.
+    bulk_update() and QuerySet.update() do not call pre_save: update the column with them.
     """
 
     def __init__(self, *args, source: str, **kwargs):
         self.source = source
-        kwargs.setdefault("null", True)
         kwargs.setdefault("editable", False)
         super().__init__(*args, **kwargs)
 
@@ -148,12 +146,25 @@ class YearOfField(models.PositiveSmallIntegerField):
         kwargs["source"] = self.source
         return name, path, args, kwargs
 
+    def derive(self, value):
+        raise NotImplementedError
+
     def pre_save(self, model_instance, add):
         source = model_instance._meta.get_field(self.source)
-        value = source.to_python(getattr(model_instance, self.source))
-        year = value.year if value else None
-        setattr(model_instance, self.attname, year)
-        return year
+        derived = self.derive(source.to_python(getattr(model_instance, self.source)))
+        setattr(model_instance, self.attname, derived)
+        return derived
+
+
+class YearOfField(DerivedMixin, models.PositiveSmallIntegerField):
+    """The year of another (encrypted) date field, in clear for range queries such as age."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("null", True)
+        super().__init__(*args, **kwargs)
+
+    def derive(self, value):
+        return value.year if value else None
 
 
 class EncryptedJSONField(EncryptedMixin, models.JSONField):
@@ -176,25 +187,12 @@ class EncryptedJSONField(EncryptedMixin, models.JSONField):
         return value
 
 
-class BlindIndexField(models.CharField):
-    """The keyed hash of another field's plaintext, kept up to date on every save and insert.
+class BlindIndexField(DerivedMixin, models.CharField):
+    """The keyed hash of another field's plaintext, for exact look-ups without decrypting."""
 
-    bulk_update() and QuerySet.update() do not call pre_save: update this column with them.
-    """
-
-    def __init__(self, *args, source: str, **kwargs):
-        self.source = source
+    def __init__(self, *args, **kwargs):
         kwargs.setdefault("max_length", 40)
-        kwargs.setdefault("editable", False)
         super().__init__(*args, **kwargs)
 
-    def deconstruct(self):
-        name, path, args, kwargs = super().deconstruct()
-        kwargs["source"] = self.source
-        return name, path, args, kwargs
-
-    def pre_save(self, model_instance, add):
-        value = getattr(model_instance, self.source)
-        index = services.blind_index(value) if value else ""
-        setattr(model_instance, self.attname, index)
-        return index
+    def derive(self, value):
+        return services.blind_index(value) if value else ""
