@@ -11,7 +11,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -63,10 +63,27 @@ def select_rule_members(rule: dict, now: datetime | None = None) -> QuerySet:
         raise ValidationError(exc.errors) from None
 
 
+def plan_without_jit() -> None:
+    """Turn off PostgreSQL's JIT compilation for the rest of the current transaction."""
+    # Correlated subqueries make the planner's cost estimates huge, so PostgreSQL JIT-compiles
+    # every segment query; compiling takes longer than the index lookups it is meant to speed
+    # up (0.5 s of a 1 s count over a million customers).
+    if connection.vendor == "postgresql" and connection.in_atomic_block:
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL jit = off")
+
+
+def count_members(rule: dict, now: datetime | None = None) -> int:
+    """Return how many customers match a validated rule now."""
+    with transaction.atomic():
+        plan_without_jit()
+        return select_rule_members(rule, now).count()
+
+
 def count_rule(rule: Any, segment_id: int | None = None) -> int:
     """Return how many customers match a rule (validated first)."""
     check_rule(rule, segment_id)
-    return select_rule_members(rule).count()
+    return count_members(rule)
 
 
 def _has_conditions(rule: Any) -> bool:
@@ -99,15 +116,21 @@ def _apply_membership(segment: Segment, entered: list[int], left: list[int]) -> 
         )
 
 
+def _diff_members(rule: dict, current, now: datetime | None) -> tuple[list[int], list[int]]:
+    # The rule is evaluated once and the two id sets compared here: a diff in SQL runs the
+    # rule twice (once for who entered, once for who left).
+    plan_without_jit()
+    matched = set(select_rule_members(rule, now).order_by().values_list("id", flat=True))
+    existing = set(current)
+    return sorted(matched - existing), sorted(existing - matched)
+
+
 @transaction.atomic
 def evaluate_segment(segment: Segment, now: datetime | None = None) -> RefreshResult:
-    """Re-evaluate the rule and record who entered and left; the diff is computed in SQL."""
-    matched = select_rule_members(check_rule(segment.rules, segment.pk), now).values("id")
-    current = SegmentMember.objects.filter(segment=segment)
-    entered = list(
-        matched.exclude(id__in=current.values("customer_id")).values_list("id", flat=True)
-    )
-    left = list(current.exclude(customer_id__in=matched).values_list("customer_id", flat=True))
+    """Re-evaluate the rule and record who entered and left."""
+    rule = check_rule(segment.rules, segment.pk)
+    current = SegmentMember.objects.filter(segment=segment).values_list("customer_id", flat=True)
+    entered, left = _diff_members(rule, current, now)
     _apply_membership(segment, entered, left)
     return _record_size(segment, len(entered), len(left))
 
@@ -227,14 +250,12 @@ def set_static_members(segment: Segment, customer_ids: Iterable[int]) -> Refresh
 
 def refresh_tag_rule(tag_rule: TagRule, now: datetime | None = None) -> RefreshResult:
     """Make the tag's customers exactly those matching its rule."""
-    check_rule(tag_rule.rules)
-    matched = select_rule_members(tag_rule.rules, now).values("id")
+    rule = check_rule(tag_rule.rules)
     links = CustomerTag.objects.filter(tag=tag_rule.tag)
     with transaction.atomic():
-        entered = list(
-            matched.exclude(id__in=links.values("customer_id")).values_list("id", flat=True)
-        )
-        left = links.exclude(customer_id__in=matched).delete()[0]
+        entered, left = _diff_members(rule, links.values_list("customer_id", flat=True), now)
+        for chunk in _iter_chunks(left):
+            links.filter(customer_id__in=chunk).delete()
         for chunk in _iter_chunks(entered):
             CustomerTag.objects.bulk_create(
                 [CustomerTag(customer_id=c, tag=tag_rule.tag) for c in chunk],
@@ -243,7 +264,7 @@ def refresh_tag_rule(tag_rule: TagRule, now: datetime | None = None) -> RefreshR
         tag_rule.member_count = links.count()
         tag_rule.refreshed_at = timezone.now()
         tag_rule.save(update_fields=["member_count", "refreshed_at"])
-    return RefreshResult(tag_rule.member_count, len(entered), left)
+    return RefreshResult(tag_rule.member_count, len(entered), len(left))
 
 
 def save_tag_rule(
