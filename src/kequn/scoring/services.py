@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,7 +18,12 @@ import pyarrow.csv as pacsv
 from django.db import connections, models, transaction
 from django.utils import timezone
 
-from kequn.scoring.loading import drop_restricted, load_customer_ids, load_purchases
+from kequn.scoring.loading import (
+    drop_restricted,
+    live_customer_ids,
+    load_customers,
+    load_purchases,
+)
 from kequn.scoring.models import CustomerScore, ScoreRun, StageChange
 
 WRITE_BATCH = 5_000
@@ -146,7 +151,9 @@ def _without_secondary_indexes(using: str, model: type) -> Iterator[None]:
     Inside the caller's transaction. Building an index once from 1M rows is several
     times cheaper than updating it row by row, and PostgreSQL validates a re-added foreign
     key in one join instead of a trigger per row. Definitions are read back from the
-    catalogue, so what is restored is exactly what migrations created.
+    catalogue, so what is restored is exactly what migrations created. PostgreSQL refuses
+    to alter a table with pending trigger events, which an enclosing transaction may have
+    left: call this only in a transaction of one's own.
     """
     connection = connections[using]
     table = model._meta.db_table
@@ -231,8 +238,9 @@ def refresh_scores(
     say = _progress_printer(progress)
     try:
         say("loading purchases")
-        purchases = drop_restricted(load_purchases(using), using)
-        customers = load_customer_ids(using)
+        everyone = load_customers(using)
+        purchases = drop_restricted(load_purchases(using), everyone)
+        customers = live_customer_ids(everyone)
         if purchases.num_rows == 0:
             return _finish_without_purchases(run, customers, now, started, using)
         # Integer ids as loaded: the analytics package ranks them as text where order
@@ -248,9 +256,12 @@ def refresh_scores(
         ids = scores["customer_id"].astype(np.int64).to_numpy()
         columns = {"customer": pa.array(ids), **_score_columns(scores)}
         changes = _stage_changes(ids, columns["lifecycle_stage"], _previous_stages(using))
+        # Inside someone else's transaction (tests, callers batching work) keep the schema
+        # as it is: PostgreSQL cannot alter tables with that transaction's pending checks.
+        bulk = nullcontext() if connections[using].in_atomic_block else None
         with transaction.atomic(using=using):
             _clear_scores(using)
-            with _without_secondary_indexes(using, CustomerScore):
+            with bulk or _without_secondary_indexes(using, CustomerScore):
                 _write_rows(using, CustomerScore, columns, {"computed_at": now})
             _write_rows(using, StageChange, changes, {"changed_at": now})
         if connections[using].vendor == "postgresql":
