@@ -13,9 +13,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 BATCH_USERS = 4096
+MAX_FACTORS = 64
+DENSE_ITEMS = 8000  # item-item similarity as a dense array up to 8000² float32 (256 MB)
 
 
 @dataclass
@@ -35,18 +38,34 @@ def build_matrix(
     item_ids: np.ndarray | None = None,
 ) -> Dataset:
     """Return the summed user × item matrix of interactions (ids mapped to rows/columns)."""
-    if user_ids is None:
-        user_ids, u = np.unique(users, return_inverse=True)
+    user_ids, u = _codes(users, user_ids)
+    item_ids, i = _codes(items, item_ids)
+    n_users, n_items = len(user_ids), len(item_ids)
+    # One sort of (row, column) keys gives the canonical CSR layout with duplicates summed;
+    # scipy's COO route sorts the same data twice and keeps a copy of every duplicate.
+    key = u.astype(np.int64) * n_items + i
+    if weights is None:
+        keys, data = np.unique(key, return_counts=True)
     else:
-        u = np.searchsorted(user_ids, users)
-    if item_ids is None:
-        item_ids, i = np.unique(items, return_inverse=True)
-    else:
-        i = np.searchsorted(item_ids, items)
-    data = np.ones(len(u), dtype=np.float32) if weights is None else weights.astype(np.float32)
-    matrix = sp.csr_matrix((data, (u, i)), shape=(len(user_ids), len(item_ids)), dtype=np.float32)
-    matrix.sum_duplicates()
+        keys, inverse = np.unique(key, return_inverse=True)
+        data = np.bincount(inverse, weights=weights, minlength=len(keys))
+    rows, cols = np.divmod(keys, n_items)
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_users), out=indptr[1:])
+    index_type = np.int32 if max(len(keys), n_items) < 2**31 else np.int64
+    matrix = sp.csr_matrix(
+        (data.astype(np.float32), cols.astype(index_type), indptr.astype(index_type)),
+        shape=(n_users, n_items),
+    )
     return Dataset(matrix, user_ids, item_ids)
+
+
+def _codes(values: np.ndarray, ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    if ids is not None:
+        return ids, np.searchsorted(ids, values)
+    # Hashing then sorting the few distinct ids beats np.unique's sort of every value.
+    codes, uniques = pd.factorize(values, sort=True)
+    return np.asarray(uniques), codes
 
 
 def split_by_time(users: np.ndarray, times: np.ndarray, test_fraction: float = 0.2) -> np.ndarray:
@@ -90,9 +109,17 @@ class ItemKNN:
         self.k, self.shrink = k, shrink
 
     def fit(self, matrix: sp.csr_matrix) -> ItemKNN:
-        binary = (matrix > 0).astype(np.float32).tocsc()
+        binary = (matrix > 0).astype(np.float32)
         norms = np.sqrt(np.asarray(binary.sum(axis=0)).ravel())
-        co = (binary.T @ binary).tocsr()  # item × item co-occurrence counts
+        co = binary.T.tocsr() @ binary  # item × item co-occurrence counts
+        if co.shape[0] <= DENSE_ITEMS:
+            # A few thousand items: the similarity fits in memory as one array and the top k
+            # per row is one argpartition, instead of a COO round trip and a loop over rows.
+            sim = co.toarray()
+            sim /= np.outer(norms, norms) + self.shrink
+            np.fill_diagonal(sim, 0)
+            self.similarity = top_k_dense(sim, self.k)
+            return self
         co.setdiag(0)
         co.eliminate_zeros()
         co = co.tocoo()
@@ -115,9 +142,9 @@ class ALS:
 
     def __init__(
         self,
-        factors: int = 64,
-        regularization: float = 0.05,
-        alpha: float = 20.0,
+        factors: int | None = None,
+        regularization: float = 10.0,
+        alpha: float = 5.0,
         iterations: int = 15,
         seed: int = 42,
     ):
@@ -136,7 +163,7 @@ class ALS:
         with threadpool_limits(1, "blas"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             model = AlternatingLeastSquares(
-                factors=self.factors,
+                factors=self.factors or choose_factors(matrix.shape[1]),
                 regularization=self.regularization,
                 alpha=self.alpha,
                 iterations=self.iterations,
@@ -149,6 +176,13 @@ class ALS:
 
     def score(self, matrix: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
         return self.user_factors[rows] @ self.item_factors.T
+
+
+def choose_factors(n_items: int) -> int:
+    """Return the ALS rank for a catalogue: one factor per 16 items, from 8 to MAX_FACTORS."""
+    # A small catalogue cannot support many factors: on the demo shop's 137 products, 8
+    # factors beat 16, 32 and 64 on validation NDCG (the larger ranks overfit).
+    return int(np.clip(n_items // 16, 8, MAX_FACTORS))
 
 
 @dataclass
@@ -180,6 +214,22 @@ def normalise_rows(scores: np.ndarray) -> np.ndarray:
     low = scores.min(axis=1, keepdims=True)
     span = scores.max(axis=1, keepdims=True) - low
     return ((scores - low) / np.where(span > 0, span, 1)).astype(np.float32)
+
+
+def top_k_dense(matrix: np.ndarray, k: int) -> sp.csr_matrix:
+    """Return the k largest positive values of each row of a dense array as a CSR matrix."""
+    n_rows, n_cols = matrix.shape
+    if k < n_cols:
+        cols = np.argpartition(-matrix, k - 1, axis=1)[:, :k]
+    else:
+        cols = np.broadcast_to(np.arange(n_cols), (n_rows, n_cols))
+    values = np.take_along_axis(matrix, cols, axis=1)
+    keep = values > 0
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(keep.sum(axis=1), out=indptr[1:])
+    out = sp.csr_matrix((values[keep].astype(np.float32), cols[keep], indptr), shape=matrix.shape)
+    out.sort_indices()
+    return out
 
 
 def keep_top_per_row(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
@@ -303,14 +353,16 @@ def make_candidates() -> dict[str, Callable[[], object]]:
     }
 
 
+# (item neighbours, ALS, popularity); popularity-heavy blends win where tastes differ little.
 HYBRID_WEIGHTS = [
     (1.0, 1.0, 0.0),
     (1.0, 0.5, 0.0),
-    (0.5, 1.0, 0.0),
-    (1.0, 1.0, 0.2),
-    (1.0, 0.0, 0.5),
     (1.0, 0.0, 1.0),
     (1.0, 0.3, 1.0),
+    (0.5, 0.5, 1.0),
+    (0.5, 1.0, 2.0),
+    (0.5, 0.5, 2.0),
+    (1.0, 1.0, 2.0),
 ]
 
 
