@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 
 from kequn.customers.models import Customer, CustomerTag, Identity, Tag, TagGroup
 from kequn.security.permissions import scope_customers
-from kequn.segments.compiler import make_context, select_customers
+from kequn.segments.compiler import compile_rule_sql, make_context, select_customers
 from kequn.segments.models import (
     MembershipChange,
     Persona,
@@ -73,11 +73,24 @@ def plan_without_jit() -> None:
             cursor.execute("SET LOCAL jit = off")
 
 
+def _member_ids_sql(rule: dict, now: datetime | None) -> str:
+    # Compiling the ORM query first keeps its checks (unknown tags, cycles) for both paths.
+    select_rule_members(rule, now)
+    try:
+        return compile_rule_sql(rule, make_context(now, lookup_segment))
+    except RuleError as exc:
+        raise ValidationError(exc.errors) from None
+
+
 def count_members(rule: dict, now: datetime | None = None) -> int:
     """Return how many customers match a validated rule now."""
-    with transaction.atomic():
+    # The generated SQL, not the ORM query: only SQL text can materialise the cheap conditions
+    # before the per-customer lookups (see sqlgen.compile_sql); tests keep both in agreement.
+    sql = _member_ids_sql(rule, now)
+    with transaction.atomic(), connection.cursor() as cursor:
         plan_without_jit()
-        return select_rule_members(rule, now).count()
+        cursor.execute(f"SELECT count(*) FROM ({sql}) q")
+        return cursor.fetchone()[0]
 
 
 def count_rule(rule: Any, segment_id: int | None = None) -> int:
@@ -119,8 +132,11 @@ def _apply_membership(segment: Segment, entered: list[int], left: list[int]) -> 
 def _diff_members(rule: dict, current, now: datetime | None) -> tuple[list[int], list[int]]:
     # The rule is evaluated once and the two id sets compared here: a diff in SQL runs the
     # rule twice (once for who entered, once for who left).
+    sql = _member_ids_sql(rule, now)
     plan_without_jit()
-    matched = set(select_rule_members(rule, now).order_by().values_list("id", flat=True))
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        matched = {row[0] for row in cursor.fetchall()}
     existing = set(current)
     return sorted(matched - existing), sorted(existing - matched)
 

@@ -293,6 +293,21 @@ class _Compiler:
         return f"NOT ({joined})" if node.get("negate") else f"({joined})"
 
 
+# Conditions answered by looking up one customer's rows through an index on customer_id: they
+# are evaluated last, on the customers left by the cheap column and score conditions.
+LOOKUP_FIELDS = {
+    "order_count",
+    "spend",
+    "last_order",
+    "bought_product",
+    "bought_category",
+    "event",
+    "browsed_not_bought",
+    "tag",
+    "consent",
+}
+
+
 def compile_sql(
     rule: dict,
     now: datetime,
@@ -300,7 +315,26 @@ def compile_sql(
     lookup: Callable[[int], tuple[dict, bool] | None] | None = None,
     tz: tzinfo | None = None,
 ) -> str:
-    """Return `SELECT c.id FROM customers_customer c WHERE ...` for a validated rule."""
-    where = _Compiler(now, today, lookup, tz).group(rule, ROOT, ())
+    """Return a query of the ids of the live customers matching a validated rule."""
+    compiler = _Compiler(now, today, lookup, tz)
     live = "c.merged_into_id IS NULL AND NOT c.processing_restricted"
-    return f"SELECT c.id FROM customers_customer c WHERE {live} AND {where}"
+    if rule.get("match", "all") == "any" or rule.get("negate"):
+        return f"SELECT c.id FROM customers_customer c WHERE {live} AND {compiler.group(rule, ROOT, ())}"
+    cheap, costly = [], []
+    for i, child in enumerate(rule["conditions"]):
+        path = f"{ROOT}.conditions[{i}]"
+        if "conditions" in child:
+            cheap.append(compiler.group(child, path, ()))
+        else:
+            part = compiler.condition(child, path, ())
+            (costly if child["field"] in LOOKUP_FIELDS else cheap).append(part)
+    if not cheap or not costly:
+        return f"SELECT c.id FROM customers_customer c WHERE {live} AND ({' AND '.join(cheap + costly)})"
+    # PostgreSQL filters a table's rows before joining; left to itself it would count every
+    # candidate's orders before the score join drops half of them. Materialising the cheap
+    # selection first (the way an analyst writes it) halves a million-customer count.
+    return (
+        "WITH candidates AS MATERIALIZED (SELECT c.id FROM customers_customer c"
+        f" WHERE {live} AND {' AND '.join(cheap)})"
+        f" SELECT c.id FROM candidates c WHERE {' AND '.join(costly)}"
+    )
