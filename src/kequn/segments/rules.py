@@ -190,7 +190,9 @@ def _check_condition(path: str, cond: dict) -> list[str]:
         return [f"{path}: a condition needs a 'field'"]
     spec = FIELDS.get(name)
     if spec is None and name == "birthday":
-        return [f"{path}: the birthday is stored encrypted and cannot be compared; use 'age' or 'birth_year'"]
+        return [
+            f"{path}: the birthday is stored encrypted and cannot be compared; use 'age' or 'birth_year'"
+        ]
     if spec is None:
         return [f"{path}: unknown field {name!r}"]
     op = cond.get("operator")
