@@ -151,6 +151,7 @@ def quarantined(db, tmp_path):
 
 def test_quarantined_rows_are_masked_for_roles_without_unmasking(quarantined, client: Client):
     client.force_login(role_user(MARKETING))
+    client.cookies["django_language"] = "en"
     base = "/admin/ingest/quarantinedrow/"
     listing = client.get(base).content.decode()
     change = client.get(f"{base}{quarantined.pk}/change/").content.decode()
