@@ -12,6 +12,7 @@ from django.contrib.auth.models import Group, User
 from playwright.sync_api import expect
 
 from kequn.customers.models import Identity
+from kequn.customers.services import record_consent
 from kequn.dashboard import list_export, services
 from kequn.security.roles import MARKETING
 from kequn.segments.models import Segment
@@ -27,9 +28,11 @@ RULE = {"match": "all", "conditions": [{"field": "city", "operator": "in", "valu
 
 @pytest.fixture
 def marketer(transactional_db):
-    """The hand-built base, Dong with a phone number, and a marketing user (no unmasking)."""
+    """The hand-built base, Dong with a phone number and SMS marketing consent (Chen has none),
+    and a marketing user (no unmasking)."""
     data = build_base()
     Identity.objects.create(customer=data.d, kind="phone", value=PHONE)
+    record_consent(data.d, "sms", "marketing", True)
     services.refresh_dashboard(now=data.now)
     user = User.objects.create_user("mia", password=PASSWORD, is_staff=True)
     user.groups.add(Group.objects.get_or_create(name=MARKETING)[0])
@@ -92,8 +95,9 @@ def test_marketer_builds_saves_previews_and_exports_a_segment(page, marketer):
     with page.expect_download() as caught:
         page.get_by_role("link", name="Export CSV").click()
     rows = read_download(caught.value)
-    assert sorted(r["name"] for r in rows) == ["Chen", "Dong"]
-    dong = next(r for r in rows if r["name"] == "Dong")
+    # Both are members, but the marketing role exports only those who consent to marketing.
+    assert [r["name"] for r in rows] == ["Dong"]
+    dong = rows[0]
     # A marketing user gets the phone number masked.
     assert dong["phone"] == "139****9000" and "13900139000" not in json.dumps(rows)
 
