@@ -115,15 +115,15 @@ def test_switch_between_chinese_and_english(page, base, log_in):
         """() => document.querySelector('form[action="/i18n/setlang/"] input[value="en"]')
             .closest('form').submit()"""
     )
-    page.wait_for_load_state()
-    assert page.locator("html").get_attribute("lang") == "en"
-    assert "Revenue" in page.locator("#kequn-dashboard").inner_text()
+    # expect() waits: the new page may still be parsing when its <html> already says "en".
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.locator("#kequn-dashboard")).to_contain_text("Revenue")
     page.evaluate(
         """() => document.querySelector('form[action="/i18n/setlang/"] input[value="zh-hans"]')
             .closest('form').submit()"""
     )
+    expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
     page.wait_for_load_state()
-    assert page.locator("html").get_attribute("lang") == "zh-hans"
     shoot(page, "dashboard-zh-hans")
 
 
