@@ -629,7 +629,7 @@ class CustomerImporter(Importer):
         if changed:
             fields = {f for names in changed.values() for f in names} | {"updated_at"}
             if "birthday" in fields:
-                fields.add("birth_year")  # bulk_update skips pre_save, which keeps it in step
+                fields.add("birth_year")  # derived from the birthday by pre_save in _update_rows
             fields = sorted(fields)
             now = timezone.now()
             to_update = [existing[pk] for pk in changed]
