@@ -86,23 +86,22 @@ def mask_identity_value(kind: str, value: str) -> str:
 
 
 # Import targets (ingest.presets.FIELDS) that hold personal data, by field group.
-TARGET_GROUPS = {
-    "phone": PHONE, "wechat": PHONE, "email": EMAIL, "address": ADDRESS, "postcode": ADDRESS,
-    "birthday": BIRTHDAY,
-}  # fmt: skip
+TARGET_GROUPS = {**IDENTITY_GROUPS, "address": ADDRESS, "postcode": ADDRESS, "birthday": BIRTHDAY}
 
 
 def mask_raw_value(target: str, value: str) -> str:
     """Return a raw input cell of an import target masked as that kind of value."""
     if not value:
         return value
-    if target == "phone":
-        return mask_phone(value)
-    if target == "email":
-        return mask_email(value)
-    if target == "wechat":
-        return mask_handle(value)
+    if target in IDENTITY_GROUPS:
+        return mask_identity_value(target, value)
     return MASK  # free-form addresses and dates in any format: nothing safe to keep
+
+
+def is_target_masked(groups: frozenset[str], target: str) -> bool:
+    """Return whether values of this import target are hidden from these groups."""
+    group = TARGET_GROUPS.get(target)
+    return group is not None and group not in groups
 
 
 def mask_mapped_values(
@@ -112,15 +111,8 @@ def mask_mapped_values(
     shown = {}
     for column, value in values.items():
         target = columns.get(column, "")
-        group = TARGET_GROUPS.get(target)
-        shown[column] = value if group is None or group in groups else mask_raw_value(target, value)
+        shown[column] = mask_raw_value(target, value) if is_target_masked(groups, target) else value
     return shown
-
-
-def is_target_masked(groups: frozenset[str], target: str) -> bool:
-    """Return whether values of this import target are hidden from these groups."""
-    group = TARGET_GROUPS.get(target)
-    return group is not None and group not in groups
 
 
 def get_unmasked_groups(user: Any) -> frozenset[str]:
