@@ -183,6 +183,9 @@ def run_kequn_refresh(vendor: str, customers: int) -> dict:
     setup_django(vendor, customers)
     from django.db import connection
 
+    # Imported before the clock starts, as the reference imports pandas and lifetimes
+    # before its own: a scheduled refresh runs in a worker that has them loaded already.
+    import kequn.analytics.scores  # noqa: F401
     from kequn.scoring.models import CustomerScore, ScoreRun, StageChange
     from kequn.scoring.services import refresh_scores
 

@@ -32,6 +32,14 @@ import pyarrow as pa
 from .errors import AnalyticsInputError
 from .io import normalize_transactions
 
+RHYTHM_COLUMNS = (
+    "median_gap_days",
+    "last_gap_days",
+    "max_prior_gap_days",
+    "last_amount",
+    "late_mean",
+    "early_mean",
+)
 DAYS_PER_UNIT = {"day": 1.0, "week": 7.0, "month": 365.25 / 12}
 
 
@@ -104,36 +112,69 @@ def build_daily_expr(t: ibis.Table) -> ibis.Table:
 
 
 def build_summary_expr(
-    t: ibis.Table, calibration_end: date, holdout_end: date | None = None
+    t: ibis.Table,
+    calibration_end: date,
+    holdout_end: date | None = None,
+    with_rhythm: bool = False,
 ) -> ibis.Table:
     """Build per-customer sufficient statistics for the calibration (and holdout) period.
 
     Output columns: customer_id, first_day, last_day, n_days (purchase days), total
     (spend on purchase days), first_amount (spend on the first purchase day), quantity,
-    n_rows, refunds (net of refund-only days, <= 0) and, with a holdout, holdout_days
-    and holdout_amount. Customers with no purchase by ``calibration_end`` are absent.
+    n_rows, refunds (net of refund-only days, <= 0), with a holdout holdout_days and
+    holdout_amount, and with rhythm the columns of build_daily_summary_expr. Customers
+    with no purchase by ``calibration_end`` are absent.
     """
-    return build_daily_summary_expr(build_daily_expr(t), calibration_end, holdout_end)
+    return build_daily_summary_expr(build_daily_expr(t), calibration_end, holdout_end, with_rhythm)
 
 
 def build_daily_summary_expr(
-    daily: ibis.Table, calibration_end: date, holdout_end: date | None = None
+    daily: ibis.Table,
+    calibration_end: date,
+    holdout_end: date | None = None,
+    with_rhythm: bool = False,
 ) -> ibis.Table:
-    """Build build_summary_expr's statistics from days already netted by build_daily_expr."""
+    """Build build_summary_expr's statistics from days already netted by build_daily_expr.
+
+    With rhythm, also: median_gap_days, last_gap_days and max_prior_gap_days (days between
+    purchase days), last_amount, and early_mean/late_mean (mean spend of the earlier and
+    later half of purchase days; the middle day of an odd count is early).
+    """
     cal_end = ibis.literal(calibration_end)
     cal = daily.filter(daily.day <= cal_end)
-    purchases = cal.filter(cal.is_purchase)
-    w = ibis.window(group_by=purchases.customer_id, order_by=purchases.day)
-    purchases = purchases.mutate(seq=ibis.row_number().over(w))
-    summary = purchases.group_by("customer_id").aggregate(
-        first_day=purchases.day.min(),
-        last_day=purchases.day.max(),
-        n_days=purchases.count(),
-        total=purchases.amount.sum(),
-        first_amount=purchases.amount.sum(where=purchases.seq == 0),
-        quantity=purchases.quantity.sum(),
-        n_rows=purchases.n_rows.sum(),
-    )
+    p = cal.filter(cal.is_purchase)
+    w = ibis.window(group_by=p.customer_id, order_by=p.day)
+    # One mutate: backends compute window functions of one select in one sort per
+    # customer's days, which is most of the cost on millions of rows.
+    if not with_rhythm:
+        p = p.mutate(seq=ibis.row_number().over(w))
+    else:
+        p = p.mutate(
+            seq=ibis.row_number().over(w),
+            gap=p.day.delta(p.day.lag().over(w), unit="day"),
+            is_last=p.day.lead().over(w).isnull(),
+            half=ibis.ntile(2).over(w),
+        )
+    stats = {
+        "first_day": p.day.min(),
+        "last_day": p.day.max(),
+        "n_days": p.count(),
+        "total": p.amount.sum(),
+        "first_amount": p.amount.sum(where=p.seq == 0),
+        "quantity": p.quantity.sum(),
+        "n_rows": p.n_rows.sum(),
+    }
+    if with_rhythm:
+        stats |= {
+            "median_gap_days": p.gap.median(),
+            "last_gap_days": p.gap.max(where=p.is_last),
+            "max_prior_gap_days": p.gap.max(where=~p.is_last),
+            "last_amount": p.amount.max(where=p.is_last),
+            # Ibis counts ntile from 0; one purchase day has no trend (finish_summary nulls it).
+            "late_mean": p.amount.mean(where=p.half == 1),
+            "early_mean": p.amount.mean(where=p.half == 0),
+        }
+    summary = p.group_by("customer_id").aggregate(**stats)
     refund_days = cal.filter(~cal.is_purchase)
     refunds = refund_days.group_by("customer_id").aggregate(refunds=refund_days.amount.sum())
     summary = summary.left_join(refunds, "customer_id").select(
@@ -151,31 +192,10 @@ def build_daily_summary_expr(
             holdout_days=hold.holdout_days.fill_null(0),
             holdout_amount=hold.holdout_amount.fill_null(0.0),
         )
+    if with_rhythm:
+        rhythm = [c for c in summary.columns if c in RHYTHM_COLUMNS]
+        summary = summary.select(*[c for c in summary.columns if c not in rhythm], *rhythm)
     return summary
-
-
-def build_gaps_expr(t: ibis.Table, calibration_end: date) -> ibis.Table:
-    """Build per-customer purchase rhythm: median and last inter-purchase gap (days), recent vs earlier spend."""
-    return build_daily_gaps_expr(build_daily_expr(t), calibration_end)
-
-
-def build_daily_gaps_expr(daily: ibis.Table, calibration_end: date) -> ibis.Table:
-    """Build build_gaps_expr's rhythm columns from days already netted by build_daily_expr."""
-    p = daily.filter((daily.day <= ibis.literal(calibration_end)) & daily.is_purchase)
-    w = ibis.window(group_by=p.customer_id, order_by=p.day)
-    p = p.mutate(prev_day=p.day.lag().over(w), seq=ibis.row_number().over(w))
-    p = p.mutate(gap=p.day.delta(p.prev_day, unit="day"))
-    n = p.seq.max().over(ibis.window(group_by=p.customer_id))
-    p = p.mutate(n=n)
-    return p.group_by("customer_id").aggregate(
-        median_gap_days=p.gap.median(),
-        last_gap_days=p.gap.max(where=p.seq == p.n),
-        max_prior_gap_days=p.gap.max(where=p.seq < p.n),
-        last_amount=p.amount.max(where=p.seq == p.n),
-        # Spend trend: mean of the later half of purchase days vs the earlier half.
-        late_mean=p.amount.mean(where=(p.seq * 2 > p.n) & (p.n >= 1)),
-        early_mean=p.amount.mean(where=(p.seq * 2 <= p.n) & (p.n >= 1)),
-    )
 
 
 def build_cohort_expr(t: ibis.Table, until: date, by: str | None = None) -> ibis.Table:
@@ -230,7 +250,9 @@ class DailyPurchases:
         """Return the days of at most ``limit`` customers drawn at random (all when fewer)."""
         if self.con.name != "duckdb" or self.count_customers() <= limit:
             return self
-        ids = self.con.execute(self.table.select("customer_id").distinct())["customer_id"]
+        ids = execute_to_pandas(self.con, self.table.select("customer_id").distinct())[
+            "customer_id"
+        ]
         # Sorted first so the draw depends on the seed and the ids, not on hash order.
         ids = np.sort(ids.to_numpy())
         chosen = np.random.default_rng(seed).choice(len(ids), limit, replace=False)
@@ -302,11 +324,19 @@ def summarize_customers(
     else:
         con = connect(backend)
         daily = build_daily_expr(register_transactions(con, transactions))
-    raw = con.execute(build_daily_summary_expr(daily, cal_end, hold_end))
-    if with_rhythm:
-        gaps = con.execute(build_daily_gaps_expr(daily, cal_end))
-        raw = raw.merge(gaps, on="customer_id", how="left")
-    return finish_summary(raw, cal_end, unit)
+    return finish_summary(
+        execute_to_pandas(con, build_daily_summary_expr(daily, cal_end, hold_end, with_rhythm)),
+        cal_end,
+        unit,
+    )
+
+
+def execute_to_pandas(con: Any, expr: ibis.Expr) -> pd.DataFrame:
+    """Run an expression and return a DataFrame (dates as datetime64 on DuckDB)."""
+    if con.name != "duckdb":
+        return con.execute(expr)
+    # Through Arrow: Ibis's own conversion costs seconds per million rows.
+    return con.to_pyarrow(expr).to_pandas(date_as_object=False)
 
 
 def finish_summary(raw: pd.DataFrame, cal_end: date, unit: float) -> pd.DataFrame:
@@ -331,6 +361,8 @@ def finish_summary(raw: pd.DataFrame, cal_end: date, unit: float) -> pd.DataFram
     df["monetary_avg"] = df["monetary_total"] / df["frequency"]
     repeat_spend = df["total"].astype(float) - df["first_amount"].astype(float)
     df["repeat_avg"] = np.where(df["x"] > 0, repeat_spend / df["x"].clip(lower=1), 0.0)
+    if "early_mean" in df:
+        df.loc[df["frequency"] < 2, "early_mean"] = np.nan
     df = df.drop(columns=["total", "n_days"])
     if "holdout_days" in df:
         df["holdout_days"] = df["holdout_days"].astype(np.int64)
