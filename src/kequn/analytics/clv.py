@@ -271,16 +271,37 @@ def bgnbd_probability_alive(params: dict, x, t_x, T) -> np.ndarray:
 
 def bgnbd_expected_purchases(params: dict, t, x, t_x, T) -> np.ndarray:
     """Return E[purchases in the next t units | x, t_x, T] under BG/NBD (FHL 2005, eq. 10)."""
-    r, alpha, a, b = params["r"], params["alpha"], params["a"], params["b"]
     x = np.asarray(x, float)
     T = np.asarray(T, float)
     t_x = np.asarray(t_x, float)
-    t = np.broadcast_to(np.asarray(t, float), x.shape) if np.ndim(t) else np.full(x.shape, float(t))
+    if np.ndim(t):
+        t = np.broadcast_to(np.asarray(t, float), x.shape)
+        factor = _bgnbd_purchase_factor(params, t, x, T)
+    else:
+        factor = _per_distinct_pair(x, T, lambda x, T: _bgnbd_purchase_factor(params, t, x, T))
+    return factor * bgnbd_probability_alive(params, x, t_x, T)
+
+
+def _bgnbd_purchase_factor(params: dict, t, x, T) -> np.ndarray:
+    """Return E[purchases in the next t | x, T] / P(alive): the part that needs 2F1."""
+    r, alpha, a, b = params["r"], params["alpha"], params["a"], params["b"]
     z = t / (alpha + T + t)
     hyp = special.hyp2f1(r + x, b + x, a + b + x - 1, z)
     first = (a + b + x - 1) / (a - 1)
-    second = 1 - np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + t))) * hyp
-    return first * second * bgnbd_probability_alive(params, x, t_x, T)
+    return first * (1 - np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + t))) * hyp)
+
+
+def _per_distinct_pair(x: np.ndarray, T: np.ndarray, f) -> np.ndarray:
+    """Return f(x, T) per row, evaluated once per distinct (x, T) pair.
+
+    A million customers share far fewer (repeat count, age) pairs, and the Gauss
+    hypergeometric function dominates the cost of predictions and CLV.
+    """
+    if len(x) < 10_000:
+        return f(x, T)
+    # Complex numbers sort by real part, then imaginary: distinct (x, T) pairs.
+    pairs, inverse = np.unique(x + 1j * T, return_inverse=True)
+    return f(pairs.real, pairs.imag)[inverse.ravel()]
 
 
 def bgnbd_probability_no_purchase(params: dict, t, x, t_x, T) -> np.ndarray:
@@ -520,14 +541,23 @@ def compute_clv(
 ) -> np.ndarray:
     """Return discounted CLV over ``periods`` periods: Σ E[M]·ΔE[purchases in period i]/(1+d)^i."""
     x = np.asarray(x, float)
-    total = np.zeros_like(x)
-    previous = np.zeros_like(x)
-    for i in range(1, periods + 1):
-        t = i * days_per_period / days_per_unit
-        cumulative = bgnbd_expected_purchases(bgnbd_params, t, x, t_x, T)
-        total += (cumulative - previous) / (1 + discount_rate) ** i
-        previous = cumulative
-    return total * np.asarray(expected_spend, float)
+    T = np.asarray(T, float)
+
+    def discounted_purchases(x, T):
+        # Per live customer: the sum over periods of new purchases, discounted.
+        total = np.zeros_like(x)
+        previous = np.zeros_like(x)
+        for i in range(1, periods + 1):
+            t = i * days_per_period / days_per_unit
+            cumulative = _bgnbd_purchase_factor(bgnbd_params, t, x, T)
+            total += (cumulative - previous) / (1 + discount_rate) ** i
+            previous = cumulative
+        return total
+
+    alive = bgnbd_probability_alive(bgnbd_params, x, t_x, T)
+    return (
+        _per_distinct_pair(x, T, discounted_purchases) * alive * np.asarray(expected_spend, float)
+    )
 
 
 def summarize_holdout(
