@@ -112,15 +112,29 @@ def test_refresh_on_empty_store_marks_prospects():
 def test_refresh_restores_indexes_and_foreign_key():
     from django.db import connection
 
-    def schema() -> dict:
+    def schema(model) -> dict:
         with connection.cursor() as cursor:
-            found = connection.introspection.get_constraints(cursor, CustomerScore._meta.db_table)
+            found = connection.introspection.get_constraints(cursor, model._meta.db_table)
         return {name: (c["columns"], c["index"], c["foreign_key"]) for name, c in found.items()}
 
-    before = schema()
+    def cache_size() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA cache_size")
+            return cursor.fetchone()[0]
+
+    before = schema(CustomerScore)
     assert {"score_rfm_idx", "score_stage_idx", "score_clv_idx", "score_churn_idx"} <= set(before)
+    history_before = schema(StageChange)
+    assert {"stagechange_customer_idx", "stagechange_time_idx"} <= set(history_before)
+    cache_before = cache_size() if connection.vendor == "sqlite" else None
     load_store(n_customers=120)
+    # A first refresh: every customer's first stage is a change, so the history table is
+    # bulk-loaded without its indexes and foreign key, which must come back as they were.
     refresh_scores(now=NOW, progress=False)
-    after = schema()
+    assert StageChange.objects.count() == 120
+    after = schema(CustomerScore)
     assert after == before
     assert any(fk == ("customers_customer", "id") for _, _, fk in after.values())
+    assert schema(StageChange) == history_before
+    if connection.vendor == "sqlite":
+        assert cache_size() == cache_before  # the refresh's large page cache is given back

@@ -30,7 +30,16 @@ SNAPSHOT_SPACING_DAYS = 30
 # Training draws at most this many customers (the same ones at every snapshot). On a
 # million customers the model is no better for seeing all of them, and summarising them
 # at three dates cost most of a refresh; CDNOW (23,570) is far below the cap.
-TRAINING_CUSTOMERS = 100_000
+TRAINING_CUSTOMERS = 50_000
+
+# Fixed, modest capacity (see train_churn_model).
+MODEL_PARAMS = {
+    "max_iter": 150,
+    "learning_rate": 0.05,
+    "max_leaf_nodes": 15,
+    "min_samples_leaf": 100,
+    "l2_regularization": 1.0,
+}
 
 FEATURES = [
     "recency_days",
@@ -129,15 +138,7 @@ def train_churn_model(
         X, y = X[idx], y[idx]
     # Fixed, modest capacity instead of early stopping: the result must not depend on a
     # random validation split, and churn signals here are smooth and low-dimensional.
-    model = HistGradientBoostingClassifier(
-        max_iter=150,
-        learning_rate=0.05,
-        max_leaf_nodes=15,
-        min_samples_leaf=100,
-        l2_regularization=1.0,
-        early_stopping=False,
-        random_state=seed,
-    )
+    model = HistGradientBoostingClassifier(**MODEL_PARAMS, early_stopping=False, random_state=seed)
     # OpenMP threads cost more than they save on small bases (and spin badly on busy hosts).
     with threadpool_limits(limits=1 if len(y) < 100_000 else None, user_api="openmp"):
         model.fit(X, y)

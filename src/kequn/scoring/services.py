@@ -258,12 +258,17 @@ def refresh_scores(
         changes = _stage_changes(ids, columns["lifecycle_stage"], _previous_stages(using))
         # Inside someone else's transaction (tests, callers batching work) keep the schema
         # as it is: PostgreSQL cannot alter tables with that transaction's pending checks.
-        bulk = nullcontext() if connections[using].in_atomic_block else None
-        with transaction.atomic(using=using):
+        bulk = not connections[using].in_atomic_block
+        with transaction.atomic(using=using), _large_sqlite_cache(using):
             _clear_scores(using)
-            with bulk or _without_secondary_indexes(using, CustomerScore):
+            with _without_secondary_indexes(using, CustomerScore) if bulk else nullcontext():
                 _write_rows(using, CustomerScore, columns, {"computed_at": now})
-            _write_rows(using, StageChange, changes, {"changed_at": now})
+            # A first refresh records a change for everyone: then rebuilding the history's
+            # indexes (and checking its foreign key in one join) beats maintaining them per
+            # row; on a daily refresh, with few changes and a long history, it does not.
+            many = bulk and len(changes["customer"]) > _count_rows(using, StageChange)
+            with _without_secondary_indexes(using, StageChange) if many else nullcontext():
+                _write_rows(using, StageChange, changes, {"changed_at": now})
         if connections[using].vendor == "postgresql":
             with connections[using].cursor() as cursor:
                 cursor.execute(f"ANALYZE {CustomerScore._meta.db_table}")
@@ -281,6 +286,34 @@ def refresh_scores(
     finally:
         run.finished_at = timezone.now()
         run.save(using=using)
+
+
+def _count_rows(using: str, model: type) -> int:
+    """Return the number of rows in model's table."""
+    return model.objects.using(using).count()
+
+
+@contextmanager
+def _large_sqlite_cache(using: str, kib: int = 256 * 1024) -> Iterator[None]:
+    """Give SQLite a large page cache while a refresh writes (other backends: no-op).
+
+    The default 2 MB cache makes each of a million inserts (and their foreign-key
+    look-ups into the customers table) re-read pages through the OS; measured at 1M
+    scores, 30 s with the default cache against 19 s with 256 MB.
+    """
+    connection = connections[using]
+    if connection.vendor != "sqlite":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA cache_size")
+        (previous,) = cursor.fetchone()
+        cursor.execute(f"PRAGMA cache_size = -{int(kib)}")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA cache_size = {int(previous)}")
 
 
 def _clear_scores(using: str) -> None:
