@@ -383,6 +383,13 @@ def print_report(
     ratio_shared = ref_shared / ours_shared if theirs else float("nan")
     print(f"ratio reference/Kequn, end to end: {ratio:.1f}x (target >= 10x)")
     print(f"ratio reference/Kequn, compute-only stages*: {ratio_shared:.1f}x")
+    io = ours.get("load", 0.0) + ours.get("write", 0.0)
+    if theirs and io > 0:
+        # What no amount of faster computing removes: reading the orders, writing the scores.
+        print(
+            f"Kequn's load + write stages alone: {io:.1f} s, so even with no computation "
+            f"the end-to-end ratio could be at most {ref_total / io:.1f}x"
+        )
     print(f"peak memory Kequn {peak_k:.2f} GB: {'under' if peak_k < 4 else 'OVER'} 4 GB")
     print(
         "* aggregate + RFM, both fits, predictions: what both pipelines compute; "
