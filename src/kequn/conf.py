@@ -62,6 +62,14 @@ def get_database_url() -> str:
     return os.environ.get("KEQUN_DATABASE_URL") or f"sqlite:///{get_data_dir() / 'kequn.sqlite3'}"
 
 
+def get_analytics_config_path() -> Path | None:
+    """Return KEQUN_ANALYTICS_CONFIG, else <data dir>/analytics.toml if it exists, else None."""
+    if value := os.environ.get("KEQUN_ANALYTICS_CONFIG"):
+        return Path(value).expanduser()
+    default = get_data_dir() / "analytics.toml"
+    return default if default.exists() else None
+
+
 def env_bool(name: str, default: bool) -> bool:
     """Read a boolean environment variable (1/true/yes/on)."""
     value = os.environ.get(name)

@@ -138,3 +138,31 @@ def test_refresh_restores_indexes_and_foreign_key():
     assert schema(StageChange) == history_before
     if connection.vendor == "sqlite":
         assert cache_size() == cache_before  # the refresh's large page cache is given back
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refresh_follows_the_analytics_settings_file(tmp_path, monkeypatch):
+    from django.core.management.base import CommandError
+
+    load_store(n_customers=120)
+    settings = tmp_path / "analytics.toml"
+    # One segment takes every buyer; a 30-day horizon.
+    settings.write_text(
+        'churn_horizon_days = 30\n[[segments]]\nname = "champions"\nr = [1, 5]\nf = [1, 5]\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("KEQUN_ANALYTICS_CONFIG", str(settings))
+    refresh_scores(now=NOW, progress=False)
+    buyers = CustomerScore.objects.exclude(lifecycle_stage="prospect")
+    assert set(buyers.values_list("rfm_segment", flat=True)) == {"champions"}
+    assert ScoreRun.objects.get().details["churn"]["horizon_days"] == 30
+
+    # A mistake fails the run with a one-line message and leaves the scores as they were.
+    settings.write_text('[[segments]]\nname = "stars"\n', encoding="utf-8")
+    with pytest.raises(
+        CommandError, match=r"analytics.toml: segments\[0\]: unknown segment 'stars'"
+    ):
+        call_command("analytics", "refresh", "--quiet")
+    failed = ScoreRun.objects.order_by("-id").first()
+    assert failed.status == "failed" and "unknown segment 'stars'" in failed.message
+    assert set(buyers.values_list("rfm_segment", flat=True)) == {"champions"}

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from tqdm import tqdm
 
 from . import churn, clv, cohorts, report, rfm
+from .config import AnalyticsConfig, read_analytics_config
 from .engine import days_per_unit, summarize_customers, to_date
 from .errors import AnalyticsInputError, InsufficientDataError
 from .io import check_not_future, read_transactions
@@ -42,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--now", help="the run's 'now' (default: the current time); later dates are refused"
     )
+    p.add_argument(
+        "--config",
+        help="analytics settings (TOML or JSON): segment grid, lifecycle thresholds, horizons",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
     return p
@@ -61,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             time_unit=args.time_unit,
             now=now,
             progress=not args.quiet,
+            config=read_analytics_config(args.config),
         )
     except (AnalyticsInputError, InsufficientDataError) as exc:
         print(f"kequn analyze: error: {exc}", file=sys.stderr)
@@ -106,6 +112,7 @@ def run_analysis(
     time_unit: str = "week",
     now: datetime | None = None,
     progress: bool = True,
+    config: AnalyticsConfig | None = None,
 ) -> dict[str, Any]:
     """Run every analysis and write report.html, customers.csv and models.json into ``out_dir``.
 
@@ -237,12 +244,11 @@ def run_analysis(
     scored_tx = tx.filter(
         pc.less_equal(tx["ts"], pa.scalar(_end_of(score_day), pa.timestamp("us")))
     )
-    scores = score_customers(
-        scored_tx,
-        _end_of(score_day),
-        time_unit=time_unit,
-        churn_horizon_days=(hold_end - cal_end).days if hold_end else 90,
-    )
+    options = (config or AnalyticsConfig()).score_options()
+    if hold_end is not None:
+        # Scored at the holdout's end, churn means no purchase for as long as the holdout.
+        options["churn_horizon_days"] = (hold_end - cal_end).days
+    scores = score_customers(scored_tx, _end_of(score_day), time_unit=time_unit, **options)
     score_models = scores.attrs["models"]
     models["scores"] = score_models
     models["notes"].extend(score_models.get("notes", []))

@@ -36,6 +36,7 @@ def score_customers(
     clv_months: int = 12,
     monthly_discount_rate: float = 0.01,
     segment_rules: Mapping[str, Mapping[str, tuple[int, int]]] | None = None,
+    segment_labels: Mapping[str, tuple[str, str]] | None = None,
     thresholds: lifecycle.LifecycleThresholds | None = None,
     backend: Any = None,
     progress: Progress | None = None,
@@ -45,7 +46,9 @@ def score_customers(
     Columns: customer_id, recency_days, frequency, monetary, r/f/m_score, rfm_score,
     segment (+ _en/_zh), lifecycle_stage (+ _en/_zh), p_alive, expected_purchases
     (next ``churn_horizon_days``), expected_spend, clv (``clv_months`` months,
-    discounted monthly), churn_risk, churn_reasons_en/zh. Customers in ``customers``
+    discounted monthly), churn_risk, churn_reasons_en/zh. ``segment_rules``,
+    ``segment_labels`` and ``thresholds`` override the defaults (see
+    :mod:`kequn.analytics.config` for reading them from a file). Customers in ``customers``
     without purchases appear as prospects with empty scores. Model parameters and
     notes (e.g. "too little data for BG/NBD") are in ``result.attrs["models"]``.
 
@@ -73,7 +76,7 @@ def score_customers(
     summary = summarize_customers(tx, end, time_unit=time_unit, backend=backend)
     if summary.empty:
         raise AnalyticsInputError(f"no purchases on or before {end}")
-    out = rfm.score_rfm(summary, rules=segment_rules)
+    out = rfm.score_rfm(summary, rules=segment_rules, labels=segment_labels)
 
     say("fitting BG/NBD")
     x = summary["x"].to_numpy(float)

@@ -18,6 +18,7 @@ import pyarrow.csv as pacsv
 from django.db import connections, models, transaction
 from django.utils import timezone
 
+from kequn.conf import get_analytics_config_path
 from kequn.scoring.loading import (
     drop_restricted,
     live_customer_ids,
@@ -231,6 +232,7 @@ def refresh_scores(
     ``progress`` is True (print stage messages to stderr), False, or a callable taking
     each stage message (the benchmarks time the stages with it).
     """
+    from kequn.analytics.config import read_analytics_config
     from kequn.analytics.scores import score_customers
 
     started = time.perf_counter()
@@ -238,6 +240,8 @@ def refresh_scores(
     run = ScoreRun.objects.using(using).create(started_at=now, status=ScoreRun.Status.RUNNING)
     say = _progress_printer(progress)
     try:
+        # First: a mistake in the settings fails the run (with its message) before any work.
+        config = read_analytics_config(get_analytics_config_path(), known_segments_only=True)
         say("loading purchases")
         everyone = load_customers(using)
         purchases = drop_restricted(load_purchases(using), everyone)
@@ -247,7 +251,9 @@ def refresh_scores(
         # Integer ids as loaded: the analytics package ranks them as text where order
         # matters, and grouping or sorting integers is cheaper than their text.
         customer_ids = customers.column("customer_id").to_pandas()
-        scores = score_customers(purchases, now, customer_ids, progress=say)
+        scores = score_customers(
+            purchases, now, customer_ids, progress=say, **config.score_options()
+        )
         del purchases  # netted per day inside; the raw rows are no longer needed
         details = scores.attrs["models"]
         say("writing scores")
