@@ -195,7 +195,7 @@ def build_daily_summary_expr(
     if with_rhythm:
         rhythm = [c for c in summary.columns if c in RHYTHM_COLUMNS]
         summary = summary.select(*[c for c in summary.columns if c not in rhythm], *rhythm)
-    return summary
+    return summary.order_by("customer_id")
 
 
 def build_cohort_expr(t: ibis.Table, until: date, by: str | None = None) -> ibis.Table:
@@ -341,7 +341,7 @@ def execute_to_pandas(con: Any, expr: ibis.Expr) -> pd.DataFrame:
 
 def finish_summary(raw: pd.DataFrame, cal_end: date, unit: float) -> pd.DataFrame:
     """Turn backend output (days, sums) into model units; shared by all backends."""
-    df = raw.copy()
+    df = raw.copy(deep=False)  # new columns only: the backend's arrays are not copied
     first = pd.to_datetime(df["first_day"])
     last = pd.to_datetime(df["last_day"])
     end = pd.Timestamp(cal_end)
@@ -362,8 +362,10 @@ def finish_summary(raw: pd.DataFrame, cal_end: date, unit: float) -> pd.DataFram
     repeat_spend = df["total"].astype(float) - df["first_amount"].astype(float)
     df["repeat_avg"] = np.where(df["x"] > 0, repeat_spend / df["x"].clip(lower=1), 0.0)
     if "early_mean" in df:
-        df.loc[df["frequency"] < 2, "early_mean"] = np.nan
+        df["early_mean"] = df["early_mean"].where(df["frequency"] >= 2)
     df = df.drop(columns=["total", "n_days"])
     if "holdout_days" in df:
         df["holdout_days"] = df["holdout_days"].astype(np.int64)
+    if df["customer_id"].is_monotonic_increasing and isinstance(df.index, pd.RangeIndex):
+        return df  # sorted by the backend: re-sorting would copy every column
     return df.sort_values("customer_id", kind="stable").reset_index(drop=True)

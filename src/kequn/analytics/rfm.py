@@ -75,8 +75,18 @@ def score_quintiles(
 
 def rank_ids_as_text(customer_ids: Any) -> np.ndarray:
     """Return each customer id's position when the ids are sorted as text (ties by position)."""
-    text = np.asarray(customer_ids).astype(str)
-    rank = np.empty(len(text), dtype=np.int64)
+    ids = np.asarray(customer_ids)
+    rank = np.empty(len(ids), dtype=np.int64)
+    if ids.dtype.kind in "iu" and len(ids) and ids.min() >= 0 and ids.max() < 10**17:
+        # Text order of non-negative integers without making strings: compare the digits
+        # left-aligned to a common width, then the shorter (a prefix) first.
+        powers = 10 ** np.arange(1, 18, dtype=np.int64)
+        digits = np.searchsorted(powers, ids, side="right") + 1
+        width = int(digits.max())
+        aligned = ids.astype(np.int64) * 10 ** (width - digits)
+        rank[np.lexsort((np.arange(len(ids)), digits, aligned))] = np.arange(len(ids))
+        return rank
+    text = ids.astype(str)
     rank[np.argsort(text, kind="stable")] = np.arange(len(text))
     return rank
 
@@ -130,9 +140,14 @@ def score_rfm(
     )
     out["f_score"] = score_quintiles(out["frequency"], ids, tie_break=tie_break, id_order=order)
     out["m_score"] = score_quintiles(out["monetary"], ids, tie_break=tie_break, id_order=order)
-    out["rfm_score"] = (
-        out["r_score"].astype(str) + out["f_score"].astype(str) + out["m_score"].astype(str)
-    )
+    # "543" for R5 F4 M3: looked up from the 125 codes instead of joining 3M strings.
+    codes = np.array([f"{n // 25 + 1}{n // 5 % 5 + 1}{n % 5 + 1}" for n in range(125)], object)
+    out["rfm_score"] = codes[
+        (out["r_score"].to_numpy(np.int64) - 1) * 25
+        + (out["f_score"].to_numpy(np.int64) - 1) * 5
+        + out["m_score"].to_numpy(np.int64)
+        - 1
+    ]
     seg = assign_segments(out["r_score"].to_numpy(), out["f_score"].to_numpy(), rules)
     out["segment"] = seg
     names = pd.Series(seg)
