@@ -267,8 +267,10 @@ def refresh_scores(
         # as it is: PostgreSQL cannot alter tables with that transaction's pending checks.
         bulk = not connections[using].in_atomic_block
         with transaction.atomic(using=using), _large_sqlite_cache(using):
-            _clear_scores(using)
             with _without_secondary_indexes(using, CustomerScore) if bulk else nullcontext():
+                # Cleared without its indexes: SQLite would otherwise update each of them
+                # for every one of the 1M rows it deletes.
+                _clear_scores(using)
                 _write_rows(using, CustomerScore, columns, {"computed_at": now})
             # A first refresh records a change for everyone: then rebuilding the history's
             # indexes (and checking its foreign key in one join) beats maintaining them per
