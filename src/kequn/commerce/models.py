@@ -141,7 +141,12 @@ class Order(models.Model):
         verbose_name_plural = _("orders")
         ordering = ["-ordered_at", "-id"]
         indexes = [
-            models.Index(fields=["customer", "ordered_at"], name="order_customer_time_idx"),
+            # Status and total ride along so that score refreshes read purchases from the
+            # index alone (a tenth of the table's pages), customer range by customer range.
+            models.Index(
+                fields=["customer", "ordered_at", "status", "total_amount"],
+                name="order_customer_time_idx",
+            ),
             models.Index(fields=["ordered_at"], name="order_time_idx"),
             models.Index(fields=["channel", "ordered_at"], name="order_channel_time_idx"),
             models.Index(fields=["status"], name="order_status_idx"),
