@@ -53,9 +53,7 @@ class CustomerScore(models.Model):
         _("lifecycle stage"), max_length=16, choices=LifecycleStage.choices, blank=True
     )
     p_alive = models.FloatField(_("probability alive"), null=True)
-    expected_purchases = models.FloatField(
-        _("expected purchases in the churn horizon"), null=True
-    )
+    expected_purchases = models.FloatField(_("expected purchases in the churn horizon"), null=True)
     expected_spend = models.FloatField(_("expected order value"), null=True)
     clv = models.FloatField(_("customer lifetime value"), null=True)
     churn_risk = models.FloatField(_("churn risk"), null=True)

@@ -275,7 +275,7 @@ def refresh_scores(
             # A first refresh records a change for everyone: then rebuilding the history's
             # indexes (and checking its foreign key in one join) beats maintaining them per
             # row; on a daily refresh, with few changes and a long history, it does not.
-            many = bulk and len(changes["customer"]) > _count_rows(using, StageChange)
+            many = bulk and len(changes["customer"]) > StageChange.objects.using(using).count()
             with _without_secondary_indexes(using, StageChange) if many else nullcontext():
                 _write_rows(using, StageChange, changes, {"changed_at": now})
         if connections[using].vendor == "postgresql":
@@ -295,11 +295,6 @@ def refresh_scores(
     finally:
         run.finished_at = timezone.now()
         run.save(using=using)
-
-
-def _count_rows(using: str, model: type) -> int:
-    """Return the number of rows in model's table."""
-    return model.objects.using(using).count()
 
 
 @contextmanager

@@ -4,15 +4,16 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('scoring', '0001_initial'),
+        ("scoring", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='customerscore',
-            name='expected_purchases',
-            field=models.FloatField(null=True, verbose_name='expected purchases in the churn horizon'),
+            model_name="customerscore",
+            name="expected_purchases",
+            field=models.FloatField(
+                null=True, verbose_name="expected purchases in the churn horizon"
+            ),
         ),
     ]
