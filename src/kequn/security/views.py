@@ -8,7 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
@@ -67,7 +67,9 @@ def verify_view(request: HttpRequest) -> HttpResponse:
     """Ask for the second factor of a user who has set one up."""
     user = request.user
     if not otp.has_confirmed_device(user):
-        return HttpResponseRedirect(f"{reverse('otp-setup')}?next={_next_url(request)}")
+        return HttpResponseRedirect(
+            f"{reverse('otp-setup')}?{urlencode({'next': _next_url(request)})}"
+        )
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         wait = otp.get_throttle_wait(user)

@@ -1,0 +1,160 @@
+"""The back-office shell: where every login path lands."""
+
+from __future__ import annotations
+
+import base64
+import html as htmllib
+import re
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.test import Client
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from kequn.security.roles import ADMINISTRATOR, MARKETING
+
+pytestmark = pytest.mark.django_db
+PASSWORD = "Sturdy-pass-42"
+
+
+def make_user(username: str, role: str) -> User:
+    user = User.objects.create_user(username, password=PASSWORD, is_staff=True)
+    user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+def code_for(key: bytes) -> str:
+    """Compute the current code the way an authenticator app does."""
+    return str(totp(key, step=30, t0=0, digits=6)).zfill(6)
+
+
+def follow_to_end(client: Client, response, limit: int = 6):
+    """Follow redirects; return the final response and the paths visited."""
+    visited = []
+    while response.status_code in (301, 302) and limit:
+        visited.append(response["Location"])
+        response = client.get(response["Location"])
+        limit -= 1
+    return response, visited
+
+
+def hidden_fields(html: str) -> dict[str, str]:
+    """Return a page's hidden form fields, unescaped as the browser would send them."""
+    found = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', html)
+    return {name: htmllib.unescape(value) for name, value in found}
+
+
+def submit_login_form(client: Client, url: str, username: str):
+    """Post the login form as the browser would: to its action, with its hidden fields."""
+    page = client.get(url)
+    html = page.content.decode()
+    fields = hidden_fields(html)
+    fields.pop("csrfmiddlewaretoken", None)
+    return client.post(url, {**fields, "username": username, "password": PASSWORD})
+
+
+def test_plain_login_page_lands_on_the_dashboard():
+    make_user("mia", MARKETING)
+    client = Client()
+    response = submit_login_form(client, "/admin/login/", "mia")
+    assert response.status_code == 302 and response["Location"] == "/admin/"
+    final, visited = follow_to_end(client, response)
+    assert final.status_code == 200 and final.request["PATH_INFO"] == "/admin/"
+    assert not any("/accounts/profile/" in path for path in visited)
+
+
+def test_login_without_next_in_the_form_still_lands_on_the_dashboard():
+    # A form posted without the hidden field (an old page, a script) used Django's default.
+    make_user("mia", MARKETING)
+    client = Client()
+    response = client.post("/admin/login/", {"username": "mia", "password": PASSWORD})
+    assert response.status_code == 302 and response["Location"] == "/admin/"
+
+
+def test_login_lands_on_the_page_asked_for():
+    make_user("mia", MARKETING)
+    client = Client()
+    asked = client.get("/admin/customers/customer/?city=%E6%B7%B1%E5%9C%B3")
+    assert asked.status_code == 302
+    response = submit_login_form(client, asked["Location"], "mia")
+    final, _ = follow_to_end(client, response)
+    assert final.status_code == 200
+    assert final.request["PATH_INFO"] == "/admin/customers/customer/"
+    assert final.request["QUERY_STRING"] == "city=%E6%B7%B1%E5%9C%B3"
+
+
+def test_login_never_leaves_the_site():
+    make_user("mia", MARKETING)
+    client = Client()
+    response = client.post(
+        "/admin/login/?next=https://evil.example/",
+        {"username": "mia", "password": PASSWORD, "next": "https://evil.example/"},
+    )
+    assert response.status_code == 302 and response["Location"] == "/admin/"
+
+
+def test_two_factor_setup_continue_lands_on_the_dashboard():
+    make_user("ada", ADMINISTRATOR)
+    client = Client()
+    response = submit_login_form(client, "/admin/login/", "ada")
+    setup, visited = follow_to_end(client, response)
+    assert visited[-1].startswith("/admin/otp/setup/")
+    html = setup.content.decode()
+    secret = html.split('id="otp-secret">', 1)[1].split("<", 1)[0].strip()
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    fields = hidden_fields(html)
+    done = client.post(visited[-1], {"next": fields["next"], "token": code_for(key)})
+    assert done.status_code == 200
+    # The codes page's 继续 / Continue button.
+    target = re.search(r'<a href="([^"]+)"[^>]*>\s*(Continue|继续)', done.content.decode())
+    assert target and target.group(1) == "/admin/"
+    assert client.get(target.group(1)).status_code == 200
+
+
+def test_two_factor_setup_keeps_the_page_asked_for():
+    make_user("ada", ADMINISTRATOR)
+    client = Client()
+    asked = client.get("/admin/segments/segment/?q=a&o=1")
+    response = submit_login_form(client, asked["Location"], "ada")
+    setup, visited = follow_to_end(client, response)
+    html = setup.content.decode()
+    secret = html.split('id="otp-secret">', 1)[1].split("<", 1)[0].strip()
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    fields = hidden_fields(html)
+    assert fields["next"] == "/admin/segments/segment/?q=a&o=1"
+    done = client.post(visited[-1], {"next": fields["next"], "token": code_for(key)})
+    target = re.search(r'<a href="([^"]+)"[^>]*>\s*(Continue|继续)', done.content.decode())
+    assert target.group(1).replace("&amp;", "&") == "/admin/segments/segment/?q=a&o=1"
+
+
+def test_code_and_recovery_code_land_on_the_dashboard():
+    user = make_user("ada", ADMINISTRATOR)
+    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    from kequn.security.otp import create_recovery_codes
+
+    recovery = create_recovery_codes(user)[0]
+    for token in (code_for(device.bin_key), recovery):
+        client = Client()
+        response = submit_login_form(client, "/admin/login/", "ada")
+        verify, visited = follow_to_end(client, response)
+        assert visited[-1].startswith("/admin/otp/verify/")
+        html = verify.content.decode()
+        fields = hidden_fields(html)
+        fields.pop("csrfmiddlewaretoken", None)
+        done = client.post(visited[-1], {**fields, "token": token})
+        assert done.status_code == 302 and done["Location"] == "/admin/"
+        assert client.get("/admin/").status_code == 200
+        TOTPDevice.objects.filter(pk=device.pk).update(last_t=-1)  # the code may be reused
+
+
+def test_verify_without_a_device_keeps_a_next_with_several_parameters():
+    make_user("ada", ADMINISTRATOR)
+    client = Client()
+    client.post("/admin/login/", {"username": "ada", "password": PASSWORD})
+    response = client.get("/admin/otp/verify/?next=/admin/segments/segment/%3Fq%3Da%26o%3D1")
+    assert response.status_code == 302
+    setup = client.get(response["Location"])
+    html = setup.content.decode()
+    fields = hidden_fields(html)
+    assert fields["next"] == "/admin/segments/segment/?q=a&o=1"
