@@ -75,6 +75,19 @@ class KequnParser(Parser):
         return result
 
 
+def merge_status_keys(responses: dict) -> dict:
+    """Return responses keyed by status text, merging ninja's int keys with openapi_extra's.
+
+    An operation's declared response is keyed 200 (an int) while openapi_extra writes "200":
+    both would be serialised as "200", a duplicated key that Swagger UI refuses to parse.
+    """
+    merged: dict[str, dict] = {}
+    # Int keys first, so the fuller hand-written description and content win.
+    for code, response in sorted(responses.items(), key=lambda item: isinstance(item[0], str)):
+        merged.setdefault(str(code), {}).update(response)
+    return merged
+
+
 class KequnAPI(NinjaAPI):
     """The ninja API, with the error responses every operation can give in its schema."""
 
@@ -84,7 +97,9 @@ class KequnAPI(NinjaAPI):
         content = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
         for operations in schema.get("paths", {}).values():
             for operation in operations.values():
-                responses = operation.setdefault("responses", {})
+                responses = operation["responses"] = merge_status_keys(
+                    operation.get("responses", {})
+                )
                 for code, description in ERROR_RESPONSES.items():
                     responses.setdefault(code, {"description": description, "content": content})
         return schema

@@ -1,6 +1,8 @@
 from django.contrib import admin
-from django.http import HttpRequest, JsonResponse
+from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import include, path
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.generic import RedirectView
 
 from kequn.api import api
@@ -19,6 +21,21 @@ def healthz(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"status": "error", "detail": str(exc)[:200]}, status=503)
 
 
+def login_view(request: HttpRequest) -> HttpResponse:
+    """Show the admin login; send a user already signed in to the page asked for."""
+    target = request.GET.get(REDIRECT_FIELD_NAME, "")
+    # Django's admin login sends a signed-in user to the dashboard, whatever `next` says.
+    if (
+        request.method == "GET"
+        and admin.site.has_permission(request)
+        and url_has_allowed_host_and_scheme(
+            target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        )
+    ):
+        return HttpResponseRedirect(target)
+    return admin.site.login(request)
+
+
 # Unknown URLs under /api/ (like /api/v1/customers/1.5) get the API's JSON 404.
 handler404 = "kequn.api.handle_not_found"
 
@@ -31,5 +48,6 @@ urlpatterns = [
     path("admin/dashboard/", include("kequn.dashboard.urls")),
     path("admin/otp/setup/", security_views.setup_view, name="otp-setup"),
     path("admin/otp/verify/", security_views.verify_view, name="otp-verify"),
+    path("admin/login/", login_view),
     path("admin/", admin.site.urls),
 ]

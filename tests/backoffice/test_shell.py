@@ -94,6 +94,33 @@ def test_login_never_leaves_the_site():
     assert response.status_code == 302 and response["Location"] == "/admin/"
 
 
+def test_signed_in_user_following_a_login_link_lands_on_the_page_asked_for():
+    make_user("mia", MARKETING)
+    client = Client()
+    client.post("/admin/login/", {"username": "mia", "password": PASSWORD})
+    response = client.get("/admin/login/?next=/admin/segments/segment/")
+    assert response.status_code == 302 and response["Location"] == "/admin/segments/segment/"
+    elsewhere = client.get("/admin/login/?next=https://evil.example/")
+    assert elsewhere.status_code == 302 and elsewhere["Location"] == "/admin/"
+
+
+def test_administrator_asking_for_the_api_docs_gets_there_after_the_second_factor():
+    user = make_user("ada", ADMINISTRATOR)
+    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    client = Client()
+    asked = client.get("/api/docs")
+    assert asked.status_code == 302
+    response = submit_login_form(client, asked["Location"], "ada")
+    verify, visited = follow_to_end(client, response)
+    assert visited[-1].startswith("/admin/otp/verify/")
+    fields = hidden_fields(verify.content.decode())
+    fields.pop("csrfmiddlewaretoken", None)
+    done = client.post(visited[-1], {**fields, "token": code_for(device.bin_key)})
+    assert done.status_code == 302 and done["Location"] == "/api/docs"
+    assert client.get("/api/docs").status_code == 200
+    assert client.get("/api/openapi.json").status_code == 200
+
+
 def test_two_factor_setup_continue_lands_on_the_dashboard():
     make_user("ada", ADMINISTRATOR)
     client = Client()
