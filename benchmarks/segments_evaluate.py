@@ -1,11 +1,14 @@
 """Benchmark: evaluate a five-condition segment over 1,000,000 customers on PostgreSQL.
 
-Run: python benchmarks/segments_evaluate.py [--customers 1000000] [--keep]
+Run: python benchmarks/segments_evaluate.py [--customers 1000000] [--keep] [--smoke]
 Creates the scratch database kequn_bench_seg (KEQUN_BENCH_DB), migrates it, bulk-loads
 synthetic customers, scores, orders and consents with COPY, then times the compiled segment
 (ORM count, creating the segment, refreshing it) against hand-written SQL queries of the same
 logic, in the same run and the same session settings. Target: the count under 1 s. The
 database is dropped at the end unless --keep; --reuse times a kept one again.
+Both warm: every query is the median of --runs runs in the same session, one after another.
+Exit status 1 when the count misses 1 s or any of the counts disagree (compiled, hand-written,
+generated SQL, ORM, the segment created and refreshed). --smoke: 5,000 customers, one run.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 import psycopg
+from _verdict import Verdict, set_smoke_tag
 
 SERVER = os.environ.get("KEQUN_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 DB = os.environ.get("KEQUN_BENCH_DB", "kequn_bench_seg")
@@ -56,6 +60,9 @@ RULE = {
 
 
 def recreate_database() -> None:
+    global DB
+    if os.environ.get("KEQUN_BENCH_TAG") and "KEQUN_BENCH_DB" not in os.environ:
+        DB = f"kequn_bench_seg_{os.environ['KEQUN_BENCH_TAG']}"
     with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {DB}")
         conn.execute(f"CREATE DATABASE {DB}")
@@ -238,15 +245,25 @@ def database_exists() -> bool:
         return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB]).fetchone()
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=1_000_000)
-    parser.add_argument("--runs", type=int, default=5, help="timed runs per query (median)")
+    parser.add_argument("--customers", type=int, default=None, help="default 1,000,000")
+    parser.add_argument("--runs", type=int, default=None, help="timed runs per query (median)")
+    parser.add_argument("--smoke", action="store_true", help="a small run for CI")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     parser.add_argument(
         "--reuse", action="store_true", help="time the database kept by an earlier --keep run"
     )
     args = parser.parse_args()
+    if args.smoke:
+        set_smoke_tag()
+        args.reuse = args.keep = False
+    args.customers = args.customers or (5_000 if args.smoke else 1_000_000)
+    args.runs = args.runs or (1 if args.smoke else 5)
+    verdict = Verdict("segments_evaluate", smoke=args.smoke)
+    verdict.conditions(
+        f"all warm: each query timed {args.runs} time(s) in the same session, median kept"
+    )
     reuse = args.reuse and database_exists()
     if not reuse:
         recreate_database()
@@ -303,11 +320,15 @@ def main() -> None:
             f"members: compiled {n_orm:,}  hand-written SQL {n_hand:,} / {n_ctes:,}  "
             f"generated SQL {n_gen:,}  ORM QuerySet {n_orm_jit:,}"
         )
-        if not n_orm == n_hand == n_ctes == n_gen == n_orm_jit == n_orm_nojit:
-            print("MISMATCH between the compiled segment and the hand-written query")
-            sys.exit(1)
+        verdict.check(
+            "member counts agree (compiled, hand-written x2, generated SQL, ORM x2)",
+            n_orm == n_hand == n_ctes == n_gen == n_orm_jit == n_orm_nojit,
+            f"{n_orm}, {n_hand}, {n_ctes}, {n_gen}, {n_orm_jit}, {n_orm_nojit}",
+        )
+        verdict.check("the rule selects some customers", n_orm > 0, f"{n_orm:,} members")
         print(f"medians of {args.runs} runs")
         print(f"compiled segment count                {t_orm:7.3f} s   target < 1 s")
+        verdict.target("compiled segment count < 1 s", t_orm < 1, f"{t_orm:.3f} s")
         print(f"hand-written SQL (candidates first)   {t_hand:7.3f} s")
         print(f"hand-written SQL (CTEs over all rows) {t_ctes:7.3f} s")
         print(f"generated SQL text (analytics)        {t_gen:7.3f} s")
@@ -319,10 +340,14 @@ def main() -> None:
         segment = services.create_segment("bench", RULE)  # first evaluation: all enter
         t_create = time.perf_counter() - start
         print(f"create segment (all {segment.member_count:,} enter)    {t_create:7.3f} s")
+        verdict.check("the created segment holds the counted members",
+                      segment.member_count == n_orm, f"{segment.member_count:,} vs {n_orm:,}")  # fmt: skip
         t_same, same = median_of(lambda: services.refresh_segment(segment, now), args.runs)
         print(
             f"refresh, nothing changed              {t_same:7.3f} s   +{same.entered} −{same.left}"
         )
+        verdict.check("a refresh with nothing changed moves no one",
+                      same.entered == same.left == 0, f"+{same.entered} −{same.left}")  # fmt: skip
         swap = (  # applied twice it undoes itself, so --reuse starts from the same data
             "UPDATE customers_customer SET city = CASE city WHEN '上海' THEN '成都' "
             "WHEN '成都' THEN '上海' ELSE city END WHERE id % 50 = 0"
@@ -336,13 +361,19 @@ def main() -> None:
             f"refresh after some moved city         {t_moved:7.3f} s   "
             f"+{moved.entered:,} −{moved.left:,}, size {moved.size:,}"
         )
+        recount = services.count_members(RULE, now)
+        verdict.check("after the move the segment size equals a fresh count",
+                      moved.size == recount == n_orm + moved.entered - moved.left,
+                      f"size {moved.size:,}, count {recount:,}, "
+                      f"{n_orm:,} +{moved.entered:,} −{moved.left:,}")  # fmt: skip
         with connection.cursor() as cursor:
             cursor.execute(swap)
     finally:
         connection.close()
         if not args.keep:
             drop_database()
+    return verdict.finish()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
