@@ -122,9 +122,9 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, skip_checks=True)
-    from kequn.ingest.services import create_source
+    from kequn.events.services import create_source
 
-    _source, key = create_source("bench")
+    _source, key = create_source(name="bench")
     batches = make_batches(args.events, args.batch)
     reference = direct_insert(batches)
     port = free_port()

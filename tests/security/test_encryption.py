@@ -314,7 +314,8 @@ def _known_plaintexts() -> tuple[list[str], list[str], list[str]]:
 def _load_everything(tmp_path: Path) -> dict:
     """Demo data, an import (with a quarantined row and a merge) and an identify event."""
     from kequn.demo.generator import generate_demo_data
-    from kequn.ingest.services import collect_events, create_source, import_file
+    from kequn.events.services import collect_events, create_source
+    from kequn.ingest.services import import_file
 
     generate_demo_data(200, seed=7, progress=False)
     csv = tmp_path / "people.csv"
@@ -325,8 +326,8 @@ def _load_everything(tmp_path: Path) -> dict:
         encoding="utf-8",
     )
     import_file(csv, "customers", source="crm")
-    source, _key = create_source("web")
-    collect_events(source.pk, [{
+    source, _key = create_source(name="web")
+    collect_events(source=source, messages=[{
         "type": "identify", "userId": "u-1", "messageId": "m-1",
         "traits": {"email": "identify.me@example.cn", "phone": "13600003333", "plan": "gold"},
     }])  # fmt: skip

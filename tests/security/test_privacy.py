@@ -27,8 +27,9 @@ from kequn.customers.services import (
     update_customer,
 )
 from kequn.events.models import AnonymousLink, Event
+from kequn.events.services import create_source
 from kequn.ingest.models import Merge, QuarantinedRow
-from kequn.ingest.services import create_source, import_file, merge_customers
+from kequn.ingest.services import import_file, merge_customers
 from kequn.recommend.models import Recommendation
 from kequn.scoring.models import CustomerScore
 from kequn.security.audit.models import AuditEntry
@@ -254,7 +255,7 @@ def test_erasure_removes_the_person_keeps_orders_anonymised_and_suppresses(
 ):
     twin = make_customer("张伟 (旧)", wechat="wx-zhang")
     merge_customers(person, twin, rule="test")
-    source, key = create_source("web")
+    source, key = create_source(name="web")
     AnonymousLink.objects.create(anonymous_id="anon-zw", customer=person, source=source)
     Event.objects.create(name="Page Viewed", anonymous_id="anon-zw")
     CustomerScore.objects.create(customer=person, computed_at=timezone.now())
@@ -326,10 +327,10 @@ def test_erasure_removes_the_person_keeps_orders_anonymised_and_suppresses(
 def test_erased_user_id_is_suppressed_for_events(person, admin_user):
     add_identity(person, IdentityInput("external", "u-77", system="segment"))
     services.erase_customer(person)
-    from kequn.ingest.services import collect_events
+    from kequn.events.services import collect_events
 
-    source, _key = create_source("app")
-    collect_events(source.pk, [{"type": "track", "userId": "u-77", "event": "Opened"}])
+    source, _key = create_source(name="app")
+    collect_events(source=source, messages=[{"type": "track", "userId": "u-77", "event": "Opened"}])
     assert "u-77" not in identity_values()
     assert not Event.objects.filter(name="Opened").exists()
 

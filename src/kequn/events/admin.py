@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+import json
+
+from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -14,7 +16,9 @@ from unfold.decorators import display
 from unfold.paginator import InfinitePaginator
 
 from kequn.customers.admin import DayRangeFilter, ExactTextFilter, make_distinct_filter
-from kequn.events.models import Event
+from kequn.events.models import Event, Source
+from kequn.events.services import revoke_source
+from kequn.security.masking import get_unmasked_groups
 from kequn.security.permissions import CustomerScopedAdminMixin
 
 # Event names and channels are offered from the most recent rows only: a full DISTINCT
@@ -35,6 +39,22 @@ class EventCustomerFilter(ExactTextFilter):
         if value.isdigit():
             return queryset.filter(customer_id=int(value))
         return queryset
+
+
+def _properties_display(request: HttpRequest):
+    """Return the properties display for this viewer (built once per request)."""
+    displays = request.__dict__.setdefault("_kequn_displays", {})
+    if "event_properties" not in displays:
+        groups = get_unmasked_groups(request.user)
+
+        @display(description=_("properties"))
+        def shown_properties(obj: Event) -> str:
+            """Show the properties, personal values in clear only for viewers allowed them."""
+            shown = json.dumps(obj.get_shown_properties(groups), ensure_ascii=False, indent=2)
+            return format_html('<pre class="whitespace-pre-wrap">{}</pre>', shown)
+
+        displays["event_properties"] = shown_properties
+    return displays["event_properties"]
 
 
 @admin.register(Event)
@@ -58,6 +78,11 @@ class EventAdmin(CustomerScopedAdminMixin, ModelAdmin):
     # No bulk actions: "select all" would span millions of rows; changes go through services.
     actions = None
     readonly_fields = ("received_at",)
+    # Shown through shown_properties, masked by role; stored ones hold markers only.
+    exclude = ("properties",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Event | None = None) -> tuple:
+        return (*self.readonly_fields, _properties_display(request))
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet, search_term: str
@@ -78,3 +103,53 @@ class EventAdmin(CustomerScopedAdminMixin, ModelAdmin):
             return "—"
         url = reverse("admin:customers_customer_360", args=[obj.customer_id])
         return format_html('<a class="kequn-link" href="{}">{}</a>', url, str(obj.customer))
+
+
+@admin.register(Source)
+class SourceAdmin(ModelAdmin):
+    """Event sources and their key type; keys are made (and shown once) by `kequn source`."""
+
+    list_display = ("name", "key_type_label", "prefix", "is_active", "created_at")
+    list_filter = ("key_type", "is_active")
+    search_fields = ("name",)
+    readonly_fields = ("name", "key_type", "key_prefix", "is_active", "created_at")
+    actions = ("revoke",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """Keys are created with `kequn source create`, the one place that shows them."""
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Source | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Source | None = None) -> bool:
+        # Revoke instead: events and anonymous links keep naming their source.
+        return False
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("events.change_source")
+
+    @display(
+        description=_("key type"),
+        label={Source.KeyType.SERVER: "warning", Source.KeyType.CLIENT: "info"},
+        ordering="key_type",
+    )
+    def key_type_label(self, obj: Source) -> tuple[str, str]:
+        return obj.key_type, obj.get_key_type_display()
+
+    @display(description=_("key prefix"))
+    def prefix(self, obj: Source) -> str:
+        return f"{obj.key_prefix}…"
+
+    @admin.action(description=_("Revoke the write key"), permissions=["revoke"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet) -> None:
+        count = 0
+        for source in queryset.filter(is_active=True):
+            revoke_source(source=source, by=request.user)
+            count += 1
+        self.message_user(
+            request,
+            _("%(n)d write key(s) revoked; events sent with them are refused from now on.")
+            % {"n": count},
+            messages.SUCCESS,
+        )

@@ -11,6 +11,7 @@ from ninja import Field, Query, Router, Schema
 
 from kequn.apiutils import ObjectId, Page, check_perm, paginate
 from kequn.events.models import Event
+from kequn.security.masking import get_unmasked_groups
 from kequn.security.permissions import scope_customers
 
 router = Router(tags=["events"])
@@ -25,6 +26,14 @@ class EventOut(Schema):
     anonymous_id: str
     channel: str
     properties: dict[str, Any]
+
+    @staticmethod
+    def resolve_properties(obj: Event, context) -> dict[str, Any]:
+        # Emails and phones inside the properties come back in clear only for viewers who
+        # may see that field group; others get them masked.
+        request = (context or {}).get("request")
+        viewer = (getattr(request, "auth", None) or request.user) if request else None
+        return obj.get_shown_properties(get_unmasked_groups(viewer))
 
 
 class EventFilters(Schema):

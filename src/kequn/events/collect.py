@@ -11,21 +11,56 @@ import gzip
 import json
 import time
 import zlib
+from typing import NamedTuple
 
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
 from kequn.events.models import Source
-from kequn.ingest.services import SegmentError, collect_events, hash_write_key
+from kequn.events.services import (
+    SegmentError,
+    collect_events,
+    get_sources_generation,
+    hash_write_key,
+)
 
 MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
 TYPES = ("identify", "track", "page", "screen", "group", "alias")
 
-# Write keys are checked on every request; a short cache spares a query per batch.
-_KEY_CACHE: dict[str, tuple[float, int | None]] = {}
+
+class KeyInfo(NamedTuple):
+    id: int
+    name: str
+    key_type: str
+
+
+# Write keys are checked on every request; a copy in memory spares a query per batch. Each
+# copy carries the shared generation token it was read under and is dropped as soon as the
+# token changes (a source was revoked or changed, by any worker), else after _KEY_TTL seconds.
+_KEY_CACHE: dict[str, tuple[float, str, KeyInfo | None]] = {}
 _KEY_TTL = 30.0
+_KEY_CACHE_SIZE = 10_000
+
+
+class NonFiniteNumberError(ValueError):
+    """NaN, Infinity or a number too large for a float: JSON has no such values."""
+
+
+def _refuse_constant(name: str) -> float:
+    raise NonFiniteNumberError(
+        f"body holds {name}, which is not a JSON number and cannot be stored: send a number or null"
+    )
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise NonFiniteNumberError(
+            f"body holds the number {text[:40]}, too large to store: send a smaller number or null"
+        )
+    return value
 
 
 def _error(status: int, message: str) -> JsonResponse:
@@ -43,21 +78,27 @@ def _write_key(request: HttpRequest, body: dict) -> str:
     return str(body.get("writeKey") or "")
 
 
-def _find_source(key: str) -> int | None:
+def _find_source(key: str) -> KeyInfo | None:
+    """Return the active source of a write key; None for an unknown or revoked key."""
     if not key or len(key) > 200:
         return None
     digest = hash_write_key(key)
+    generation = get_sources_generation()  # None: no shared cache, so no copies either
     cached = _KEY_CACHE.get(digest)
     now = time.monotonic()
-    if cached and now - cached[0] < _KEY_TTL:
-        return cached[1]
-    source_id = (
+    if cached and cached[1] == generation and now - cached[0] < _KEY_TTL:
+        return cached[2]
+    row = (
         Source.objects.filter(key_digest=digest, is_active=True)
-        .values_list("pk", flat=True)
+        .values_list("pk", "name", "key_type")
         .first()
     )
-    _KEY_CACHE[digest] = (now, source_id)
-    return source_id
+    info = KeyInfo(*row) if row else None
+    if generation is not None:
+        if len(_KEY_CACHE) >= _KEY_CACHE_SIZE:  # made-up keys must not grow it without end
+            _KEY_CACHE.clear()
+        _KEY_CACHE[digest] = (now, generation, info)
+    return info
 
 
 def _read_body(request: HttpRequest) -> bytes:
@@ -86,14 +127,24 @@ def collect(request: HttpRequest, kind: str) -> JsonResponse:
     if len(raw) > MAX_BATCH_BYTES:
         return _error(400, "batch larger than 500 KB: send at most 500 KB per request")
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_refuse_constant, parse_float=_parse_float)
+    except NonFiniteNumberError as exc:
+        # Refused whole: storing the rest while answering success would lose the event.
+        return _error(400, str(exc))
     except (json.JSONDecodeError, UnicodeDecodeError):
         return _error(400, "body is not valid JSON")
     if not isinstance(body, dict):
         return _error(400, "body must be a JSON object")
-    source_id = _find_source(_write_key(request, body))
-    if source_id is None:
+    source = _find_source(_write_key(request, body))
+    if source is None:
         return _error(401, "unknown or revoked write key: send it as the basic-auth user name")
+    if source.key_type == Source.KeyType.SERVER and request.headers.get("Origin"):
+        # A web page sent it, so the key sits in the page for anyone to copy: refuse it.
+        return _error(
+            403,
+            "a server write key cannot be used from a browser: give web pages and apps "
+            "a client key (kequn source create NAME)",
+        )
     if kind == "batch":
         messages = body.get("batch")
         if not isinstance(messages, list):
@@ -113,7 +164,10 @@ def collect(request: HttpRequest, kind: str) -> JsonResponse:
         if not (message.get("userId") or message.get("anonymousId")):
             return _error(400, f"message {index} needs a userId or an anonymousId")
     try:
-        collect_events(source_id, messages)
+        collect_events(
+            source=Source(pk=source.id, name=source.name, key_type=source.key_type),
+            messages=messages,
+        )
     except SegmentError as exc:
         return _error(400, str(exc))
     return JsonResponse({"success": True})

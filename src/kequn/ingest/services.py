@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
-import secrets
 import sys
 from collections.abc import Iterable
 from contextlib import nullcontext, suppress
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -29,7 +27,6 @@ from kequn.customers.identities import get_default_region
 from kequn.customers.models import Address, CompanyContact, Consent, Customer, CustomerTag, Identity
 from kequn.customers.services import PROFILE_FIELDS
 from kequn.events.models import AnonymousLink, Event
-from kequn.events.models import Source as EventSource
 from kequn.ingest.cleaning import (
     CleaningError,
     clean_amount,
@@ -1353,205 +1350,6 @@ def reject_match(candidate: MatchCandidate, by: AbstractBaseUser | None = None) 
     candidate.status = MatchCandidate.Status.REJECTED
     candidate.decided_at, candidate.decided_by = timezone.now(), by
     candidate.save(update_fields=["status", "decided_at", "decided_by"])
-
-
-# ---------------------------------------------------------------- Segment-compatible events
-
-
-class SegmentError(ValueError):
-    """A Segment message that cannot be stored; the message says why."""
-
-
-WRITE_KEY_PREFIX = "wk_"
-
-
-def hash_write_key(key: str) -> str:
-    """Return the SHA-256 under which a write key is stored."""
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def create_source(name: str) -> tuple[EventSource, str]:
-    """Create an event source; return it and its write key (shown once, stored hashed)."""
-    if EventSource.objects.filter(name=name).exists():
-        raise ValidationError(_("a source named %(name)r exists already") % {"name": name})
-    key = WRITE_KEY_PREFIX + secrets.token_urlsafe(24)
-    source = EventSource.objects.create(
-        name=name, key_prefix=key[:8], key_digest=hash_write_key(key)
-    )
-    return source, key
-
-
-def revoke_source(source: EventSource) -> None:
-    """Stop accepting events sent with this source's key."""
-    source.is_active = False
-    source.save(update_fields=["is_active"])
-
-
-def _timestamp(value: object, default):
-    if isinstance(value, str) and value:
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-        except ValueError:
-            return default
-    return default
-
-
-def _traits_profile(traits: dict) -> dict[str, object]:
-    profile: dict[str, object] = {}
-    name = traits.get("name") or join_name(str(traits.get("firstName") or traits.get("first_name") or ""),
-                                           str(traits.get("lastName") or traits.get("last_name") or ""))  # fmt: skip
-    if name:
-        profile["name"] = clean_name(str(name))[:200]
-    if traits.get("gender"):
-        profile["gender"] = clean_gender(str(traits["gender"]))
-    try:
-        if traits.get("birthday"):
-            profile["birthday"] = clean_date(str(traits["birthday"]))
-    except CleaningError:
-        pass
-    address = traits.get("address") if isinstance(traits.get("address"), dict) else {}
-    city = clean_city(str(traits.get("city") or address.get("city") or ""))
-    if city:
-        profile["city"] = city
-        profile["province"] = get_province_of_city(city) or profile.get("province", "")
-    return {k: v for k, v in profile.items() if v}
-
-
-# Traits that are personal data: applied to the (encrypted) identities and profile, and left
-# out of the stored event so that the events table holds no email, phone or address.
-PERSONAL_TRAITS = frozenset({"email", "phone", "mobile", "birthday", "address", "wechat"})
-
-
-def _public_traits(traits: object) -> object:
-    if not isinstance(traits, dict):
-        return traits
-    return {k: v for k, v in traits.items() if k not in PERSONAL_TRAITS}
-
-
-def _trait_keys(user_id: str, traits: dict) -> list[tuple[str, str, str]]:
-    keys = [("external", "segment", user_id[:255])] if user_id else []
-    for kind, func in (("email", clean_email), ("phone", clean_phone)):
-        if traits.get(kind):
-            with suppress(CleaningError):
-                keys.append((kind, "", func(str(traits[kind]))))
-    return keys
-
-
-def _without_suppressed(messages: list[dict]) -> list[dict]:
-    """Drop messages of people erased on request: no profile, identity or event comes back."""
-    from kequn.security.privacy.services import find_suppressed
-
-    keys_of = []
-    for message in messages:
-        traits = message.get("traits") if isinstance(message.get("traits"), dict) else {}
-        keys_of.append(_trait_keys(str(message.get("userId") or "")[:255], traits))
-    suppressed = find_suppressed(k for keys in keys_of for k in keys)
-    if not suppressed:
-        return messages
-    return [
-        m
-        for m, keys in zip(messages, keys_of, strict=True)
-        if not any(k in suppressed for k in keys)
-    ]
-
-
-@transaction.atomic
-def collect_events(source_id: int, messages: list[dict]) -> int:
-    """Store Segment messages: known message ids are dropped, anonymous ids are stitched."""
-    now = timezone.now()
-    source = EventSource(pk=source_id)
-    messages = _without_suppressed(messages)
-    user_ids = {str(m["userId"])[:255] for m in messages if m.get("userId")}
-    owners = _lookup_owners({("external", "segment", u) for u in user_ids})
-    # identify calls and first sightings of a user id create or update the customer.
-    records = []
-    for index, message in enumerate(messages):
-        user_id = str(message.get("userId") or "")[:255]
-        traits = message.get("traits") if isinstance(message.get("traits"), dict) else {}
-        if message["type"] != "identify":
-            traits = {}
-        if user_id and (traits or ("external", "segment", user_id) not in owners):
-            records.append(
-                CustomerRecord(index, _trait_keys(user_id, traits), _traits_profile(traits), {})
-            )
-    if records:
-        importer = CustomerImporter(
-            Mapping("customers", {}, "segment"), "", actor="event collection"
-        )
-        importer.apply(records)
-        owners = _lookup_owners({("external", "segment", u) for u in user_ids})
-    links: dict[str, int] = {}
-    for message in messages:
-        user_id = str(message.get("userId") or "")[:255]
-        customer_id = owners.get(("external", "segment", user_id))
-        if customer_id is None:
-            continue
-        if message["type"] in ("identify", "alias", "track", "page", "screen") and message.get(
-            "anonymousId"
-        ):
-            links[str(message["anonymousId"])[:100]] = customer_id
-        if message["type"] == "alias" and message.get("previousId"):
-            links[str(message["previousId"])[:100]] = customer_id
-    anonymous_ids = {str(m["anonymousId"])[:100] for m in messages if m.get("anonymousId")}
-    if links:
-        AnonymousLink.objects.bulk_create(
-            [AnonymousLink(anonymous_id=a, customer_id=c, source=source) for a, c in links.items()],
-            ignore_conflicts=True,
-        )
-    known = dict(
-        AnonymousLink.objects.filter(anonymous_id__in=anonymous_ids | set(links)).values_list(
-            "anonymous_id", "customer_id"
-        )
-    )
-    if links:
-        # Earlier anonymous events join the customer's timeline.
-        by_customer: dict[int, list[str]] = {}
-        for anonymous_id in links:
-            by_customer.setdefault(known.get(anonymous_id, links[anonymous_id]), []).append(
-                anonymous_id
-            )
-        for customer_id, ids in by_customer.items():
-            Event.objects.filter(anonymous_id__in=ids, customer__isnull=True).update(
-                customer_id=customer_id
-            )
-    events = []
-    seen: set[str] = set()
-    for message in messages:
-        kind = message["type"]
-        message_id = str(message.get("messageId") or "")[:100] or None
-        if message_id:
-            if message_id in seen:
-                continue
-            seen.add(message_id)
-        anonymous_id = str(message.get("anonymousId") or "")[:100]
-        user_id = str(message.get("userId") or "")[:255]
-        customer_id = owners.get(("external", "segment", user_id)) if user_id else None
-        customer_id = customer_id or known.get(anonymous_id)
-        if kind == "track":
-            name, properties = message.get("event") or "", message.get("properties")
-        elif kind in ("page", "screen"):
-            name, properties = message.get("name") or "", message.get("properties")
-        elif kind == "group":
-            name, properties = (
-                str(message.get("groupId") or ""),
-                _public_traits(message.get("traits")),
-            )
-        elif kind == "alias":
-            name, properties = "", {"previousId": message.get("previousId")}
-        else:
-            name, properties = "", _public_traits(message.get("traits"))
-        context = message.get("context") if isinstance(message.get("context"), dict) else {}
-        events.append(
-            Event(
-                type=kind, name=str(name)[:100], occurred_at=_timestamp(message.get("timestamp"), now),
-                received_at=now, customer_id=customer_id, anonymous_id=anonymous_id,
-                channel=str(context.get("channel") or message.get("channel") or "")[:50],
-                message_id=message_id, properties=properties if isinstance(properties, dict) else {},
-            )
-        )  # fmt: skip
-    Event.objects.bulk_create(events, batch_size=1000, ignore_conflicts=True)
-    return len(events)
 
 
 @dataclass
