@@ -8,6 +8,11 @@ The export reads customers in id batches and writes rows as they come. The refer
 measured in the same run on the same rows, builds the same rows into a list first (what an
 export that loads the whole list would hold). Memory is the peak of Python allocations
 (tracemalloc) while the rows are produced; time is measured in a separate pass without it.
+All passes run warm, one after another in the same process (the timed pass first, after
+migrate). Target: the streamed export holds less memory than the loaded-first reference
+(the point of streaming). Exit status 1 when it does not, or when an export does not write
+exactly the customers in the database. --smoke: 2,000 synthetic customers in a scratch
+SQLite database of its own, target not judged.
 """
 
 from __future__ import annotations
@@ -15,9 +20,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections import deque
+
+from _verdict import Verdict
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kequn.settings")
 
@@ -83,9 +91,17 @@ def main() -> int:
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--fill", action="store_true", help="load synthetic customers first")
     parser.add_argument("--formats", default="csv,xlsx", help="comma-separated: csv, xlsx")
+    parser.add_argument("--smoke", action="store_true", help="a small run in a scratch database")
     args = parser.parse_args()
     if args.customers <= 0:
         parser.error("--customers must be positive")
+    if args.smoke:
+        # Never fill the database the environment points at: a scratch SQLite file of its own.
+        os.environ["KEQUN_DATA_DIR"] = tempfile.mkdtemp(prefix="kequn-bench-export-")
+        os.environ.pop("KEQUN_DATABASE_URL", None)
+        args.customers, args.fill = 2_000, True
+    verdict = Verdict("list_export", smoke=args.smoke)
+    verdict.conditions("all passes warm, one after another in this process")
 
     import django
 
@@ -93,6 +109,8 @@ def main() -> int:
     from django.contrib.auth.models import User
     from django.core.management import call_command
     from django.db import connection
+
+    from kequn.customers.models import Customer
 
     call_command("migrate", verbosity=0)
     if args.fill:
@@ -104,16 +122,22 @@ def main() -> int:
     unknown = set(formats) - {"csv", "xlsx"}
     if unknown:
         parser.error(f"--formats: unknown format {', '.join(sorted(unknown))}; use csv, xlsx")
+    expected = Customer.objects.count()
     for fmt in formats:
         rows, seconds, _ = run(True, fmt, user, measure_memory=False)
-        _, _, peak = run(True, fmt, user, measure_memory=True)
-        _, _, ref_peak = run(False, fmt, user, measure_memory=True)
+        streamed_rows, _, peak = run(True, fmt, user, measure_memory=True)
+        ref_rows, _, ref_peak = run(False, fmt, user, measure_memory=True)
+        verdict.check(f"{fmt}: every export writes every customer",
+                      rows == streamed_rows == ref_rows == expected > 0,
+                      f"{rows:,}, {streamed_rows:,}, {ref_rows:,} rows of {expected:,}")  # fmt: skip
+        verdict.target(f"{fmt}: streamed peak below the loaded-first peak", peak < ref_peak,
+                       f"{peak / 2**20:.1f} vs {ref_peak / 2**20:.1f} MiB")  # fmt: skip
         print(
             f"{fmt}: {rows:,} rows in {seconds:.1f} s ({rows / seconds:,.0f} rows/s); "
             f"peak Python memory {peak / 2**20:.1f} MiB streamed vs {ref_peak / 2**20:.1f} MiB "
             f"with the rows loaded first (reference {ref_peak / max(peak, 1):.1f}x)"
         )
-    return 0
+    return verdict.finish()
 
 
 if __name__ == "__main__":
