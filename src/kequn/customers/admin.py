@@ -723,7 +723,12 @@ class CustomerAdmin(CustomerScopedAdminMixin, ModelAdmin):
         score = getattr(obj, "score", None)
         return f"{score.clv:,.0f}" if score and score.clv is not None else "—"
 
-    @action(description=_("Customer 360"), url_path="open-360", icon="person_search")
+    @action(
+        description=_("Customer 360"),
+        url_path="open-360",
+        icon="person_search",
+        permissions=["view"],
+    )
     def open_360(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """Open the 360 page of the customer being edited."""
         return HttpResponseRedirect(reverse("admin:customers_customer_360", args=[object_id]))

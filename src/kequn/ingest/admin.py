@@ -44,6 +44,7 @@ from kequn.security.masking import (
     mask_identity_for,
     mask_mapped_values,
 )
+from kequn.security.permissions import has_permission, require_permission
 
 
 class UploadForm(forms.Form):
@@ -87,8 +88,8 @@ class ImportRunAdmin(ModelAdmin):
 
     def upload_view(self, request: HttpRequest) -> HttpResponse:
         """Upload a file, preview the column mapping, dry-run it, then import it."""
-        if not request.user.has_perm("ingest.view_importrun"):
-            return redirect("admin:index")
+        # Importing writes customers: it needs the add permission, not only the list's view.
+        require_permission(request.user, "ingest.add_importrun")
         context = {**self.admin_site.each_context(request), "title": gettext("Import a file")}
         form = UploadForm(request.POST or None, request.FILES or None)
         step = request.POST.get("step", "")
@@ -220,7 +221,7 @@ class QuarantinedRowAdmin(ModelAdmin):
         """Rows arrive from imports only."""
         return False
 
-    @admin.action(description=_("Export selected rows as CSV"))
+    @admin.action(description=_("Export selected rows as CSV"), permissions=["view"])
     def export_csv(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
         """Download the chosen rows with their reasons and original values."""
         response = HttpResponse(content_type="text/csv; charset=utf-8")
@@ -286,7 +287,11 @@ class MergeAdmin(ModelAdmin):
     def absorbed_record(self, obj: Merge) -> str:
         return _customer_link(obj.absorbed_id)
 
-    @admin.action(description=_("Undo selected merges (newest first)"), permissions=["view"])
+    def has_undo_permission(self, request: HttpRequest) -> bool:
+        """Return whether the user may undo merges (the change permission; merges are read-only)."""
+        return has_permission(request.user, "ingest.change_merge")
+
+    @admin.action(description=_("Undo selected merges (newest first)"), permissions=["undo"])
     def undo_merges(self, request: HttpRequest, queryset: QuerySet) -> None:
         """Undo merges newest first, so chains come apart in the right order."""
         done = 0
@@ -357,7 +362,7 @@ class MatchCandidateAdmin(ModelAdmin):
 
     get_readonly_fields = get_fields
 
-    @admin.action(description=_("Accept: merge the pair"))
+    @admin.action(description=_("Accept: merge the pair"), permissions=["change"])
     def accept(self, request: HttpRequest, queryset: QuerySet) -> None:
         """Merge each chosen pair."""
         done = 0
@@ -369,7 +374,7 @@ class MatchCandidateAdmin(ModelAdmin):
                 self.message_user(request, "; ".join(exc.messages), messages.ERROR)
         self.message_user(request, gettext("%(n)d pairs merged") % {"n": done})
 
-    @admin.action(description=_("Reject: different customers"))
+    @admin.action(description=_("Reject: different customers"), permissions=["change"])
     def reject(self, request: HttpRequest, queryset: QuerySet) -> None:
         """Keep each chosen pair apart for good."""
         count = 0

@@ -213,6 +213,35 @@ def sync_roles_after_migrate(sender: Any, apps: Any = None, **kwargs: Any) -> No
     sync_roles(apps)
 
 
+# --- function checks (what a user may do) ----------------------------------------------
+
+
+def has_permission(user: Any, *perms: str) -> bool:
+    """Return whether an active user holds every permission named (app_label.codename)."""
+    if user is None or not getattr(user, "is_active", False):
+        return False
+    return all(user.has_perm(perm) for perm in perms)
+
+
+def require_permission(user: Any, *perms: str) -> None:
+    """Raise PermissionDenied naming the first permission the user lacks.
+
+    Every write path calls this (or an admin permission that leads here): admin views and
+    actions, the API, uploads, bulk tagging and privacy actions.
+    """
+    from django.core.exceptions import PermissionDenied
+
+    for perm in perms:
+        if not has_permission(user, perm):
+            raise PermissionDenied(perm)
+
+
+def get_model_permission(model: Any, action: str) -> str:
+    """Return the name of a model's default permission ("add", "change", "delete", "view")."""
+    opts = model._meta
+    return f"{opts.app_label}.{action}_{opts.model_name}"
+
+
 # --- per-object checks ----------------------------------------------------------------
 
 

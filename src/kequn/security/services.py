@@ -8,7 +8,6 @@ from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
 from kequn.security.audit import services as audit
@@ -71,8 +70,9 @@ def revoke_api_token(token_id: int) -> None:
 
 def require_perm(user: AbstractBaseUser | None, perm: str) -> None:
     """Raise PermissionDenied unless the user holds the permission (app_label.codename)."""
-    if user is None or not user.is_active or not user.has_perm(perm):
-        raise PermissionDenied(perm)
+    from kequn.security.permissions import require_permission
+
+    require_permission(user, perm)
 
 
 def create_user(

@@ -17,12 +17,18 @@ from unfold.admin import ModelAdmin
 from unfold.decorators import action
 
 from kequn.customers.models import TagGroup
-from kequn.security.permissions import CustomerScopedAdminMixin
+from kequn.security.permissions import (
+    CustomerScopedAdminMixin,
+    has_permission,
+    require_permission,
+)
 from kequn.segments import services
 from kequn.segments.charts import render_size_chart
 from kequn.segments.export import make_export_response
 from kequn.segments.models import MembershipChange, Persona, Segment, SegmentSize, TagRule
 from kequn.segments.rules import describe_fields
+
+TAG_PERMISSION = "customers.add_customertag"
 
 
 class RuleField(forms.JSONField):
@@ -101,9 +107,12 @@ class SegmentAdmin(ModelAdmin):
             request.user, segment, fmt, purpose, request.GET.get("channel", "")[:10]
         )
 
+    def has_tag_permission(self, request: HttpRequest) -> bool:
+        """Return whether the user may tag customers (the bulk-tag page and action)."""
+        return has_permission(request.user, TAG_PERMISSION)
+
     def tag_view(self, request: HttpRequest):
-        if not request.user.has_perm("customers.add_customertag") and not request.user.is_superuser:
-            raise PermissionDenied
+        require_permission(request.user, TAG_PERMISSION)
         form = TagCustomersForm(request.POST or None, request.FILES or None, initial=request.GET)
         if request.method == "POST" and form.is_valid():
             try:
@@ -156,7 +165,7 @@ class SegmentAdmin(ModelAdmin):
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
 
-    @action(description=_("Refresh now"))
+    @action(description=_("Refresh now"), permissions=["change"])
     def refresh_selected(self, request, queryset):
         for segment in queryset:
             result = services.refresh_segment(segment)
@@ -166,15 +175,15 @@ class SegmentAdmin(ModelAdmin):
                 % {"name": segment.name, **result.__dict__},
             )
 
-    @action(description=_("Export CSV"))
+    @action(description=_("Export CSV"), permissions=["view"])
     def export_csv(self, request, queryset):
         return make_export_response(request.user, queryset.first(), "csv")
 
-    @action(description=_("Export Excel"))
+    @action(description=_("Export Excel"), permissions=["view"])
     def export_xlsx(self, request, queryset):
         return make_export_response(request.user, queryset.first(), "xlsx")
 
-    @action(description=_("Tag members"))
+    @action(description=_("Tag members"), permissions=["tag"])
     def tag_selected(self, request, queryset):
         url = reverse("admin:segments_tag_customers")
         return HttpResponseRedirect(f"{url}?segment={queryset.first().pk}")
@@ -206,15 +215,29 @@ class TagCustomersForm(forms.Form):
 
     def apply(self, user) -> tuple[int, list[str]]:
         data = self.cleaned_data
+        group = data["group"].name if data["group"] else None
+        if not has_permission(user, "customers.add_tag") and not _tag_exists(data["tag"], group):
+            raise ValidationError(
+                _("tag: no tag %(name)s exists and you may not create tags; choose one that does")
+                % {"name": data["tag"]}
+            )
         tag = services.get_or_create_tag(data["tag"], data["group"].name if data["group"] else None)
         if data.get("segment"):
             return services.tag_segment_members(data["segment"], tag, by=user), []
         text = data["file"].read().decode("utf-8-sig", errors="replace")
         system = data.get("id_system") or None
         ids, unknown = services.resolve_customer_ids(
-            services.read_id_values(text), "" if system == "external_ref" else system
+            services.read_id_values(text), "" if system == "external_ref" else system, by=user
         )
         return services.tag_customer_ids(tag, ids, by=user), unknown
+
+
+def _tag_exists(name: str, group: str | None) -> bool:
+    """Return whether the bulk-tag form names an existing tag (in the group, if one is given)."""
+    from kequn.customers.models import Tag
+
+    tags = Tag.objects.filter(name=name.strip())
+    return (tags.filter(group__name=group) if group else tags.filter(group__isnull=True)).exists()
 
 
 class TagRuleForm(forms.ModelForm):
@@ -250,7 +273,7 @@ class TagRuleAdmin(ModelAdmin):
         )
         obj.pk = obj.id = saved.pk
 
-    @action(description=_("Refresh now"))
+    @action(description=_("Refresh now"), permissions=["change"])
     def refresh_selected(self, request, queryset):
         for tag_rule in queryset.select_related("tag"):
             services.refresh_tag_rule(tag_rule)
@@ -275,7 +298,11 @@ class PersonaAdmin(ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    @action(description=_("Save as segment"))
+    def has_add_segment_permission(self, request) -> bool:
+        """Return whether the user may create segments (saving a persona makes one)."""
+        return has_permission(request.user, "segments.add_segment")
+
+    @action(description=_("Save as segment"), permissions=["add_segment"])
     def save_as_segment(self, request, queryset):
         for persona in queryset:
             services.save_persona_as_segment(persona, by=request.user)

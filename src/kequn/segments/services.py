@@ -387,23 +387,27 @@ def read_id_values(data: str) -> list[str]:
 
 
 def resolve_customer_ids(
-    values: list[str], system: str | None = None
+    values: list[str], system: str | None = None, *, by: AbstractBaseUser | None = None
 ) -> tuple[list[int], list[str]]:
-    """Map customer ids (system None) or external ids to customer ids; return (ids, unknown)."""
+    """Map customer ids (system None) or external ids to customer ids; return (ids, unknown).
+
+    With a user, customers outside their scope count as unknown, like ids that do not exist.
+    """
     found: dict[str, int] = {}
+    customers = Customer.objects.all()
+    if by is not None:
+        customers = scope_customers(by, customers)
     for start in range(0, len(values), BATCH):
         chunk = values[start : start + BATCH]
         if system is None:
-            numeric = [int(v) for v in chunk if v.isdigit()]
-            pairs = Customer.objects.filter(pk__in=numeric).values_list("pk", "pk")
+            numeric = [int(v) for v in chunk if v.isdigit() and len(v) < 19]
+            pairs = customers.filter(pk__in=numeric).values_list("pk", "pk")
         elif system == "":
-            pairs = Customer.objects.filter(external_ref__in=chunk).values_list(
-                "external_ref", "pk"
-            )
+            pairs = customers.filter(external_ref__in=chunk).values_list("external_ref", "pk")
         else:
             pairs = (
                 Identity.objects.with_values(chunk)
-                .filter(kind=Identity.Kind.EXTERNAL, system=system)
+                .filter(kind=Identity.Kind.EXTERNAL, system=system, customer__in=customers)
                 .values_list("value", "customer_id")
             )
         found.update({str(k): pk for k, pk in pairs})
