@@ -1,11 +1,24 @@
-"""Run the WSGI app under gunicorn, in process (used by `kequn serve` and `kequn demo`)."""
+"""Run the WSGI app under gunicorn (used by `kequn serve` and `kequn demo`).
+
+The server runs in a fresh interpreter (exec): the command that starts it has already loaded
+Django, the URL conf and, through them, numpy, DuckDB and their native thread pools. Workers
+forked from such a process inherit those libraries' state but not their threads, and die
+with SIGABRT/SIGSEGV on the way out when the libraries try to join threads that are not
+there. A master that never imports the app forks clean workers, which load it themselves.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import sys
+from pathlib import Path
 
 from django.core.management.base import CommandError
+
+# Unix socket paths are limited to 108 bytes (sun_path) on Linux.
+MAX_SOCKET_PATH = 100
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -22,24 +35,71 @@ def check_port_free(host: str, port: int) -> None:
             ) from None
 
 
+def get_control_socket(data_dir: Path, port: int) -> str | None:
+    """Return this server's gunicorn control socket path, in its data dir (None: too long).
+
+    gunicorn's default, ~/.gunicorn/gunicorn.ctl, is one path per user: a second server
+    removed the first one's socket.
+    """
+    path = str(Path(data_dir).resolve() / f"gunicorn-{port}.ctl")
+    return path if len(path.encode()) <= MAX_SOCKET_PATH else None
+
+
 def serve(host: str, port: int, workers: int = 2) -> None:
-    """Serve kequn.wsgi on host:port until interrupted."""
+    """Serve kequn.wsgi on host:port until interrupted, replacing the current process."""
+    from django.conf import settings
+
+    options = {
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "control_socket": get_control_socket(settings.DATA_DIR, port),
+        "static_prefix": "/" + settings.STATIC_URL.lstrip("/"),
+    }
+    print(f"Kequn is serving on http://{host}:{port}/ (Ctrl+C to stop)", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "kequn.serving", json.dumps(options)])
+
+
+def run_gunicorn(options: dict) -> None:
+    """Run the gunicorn master; its workers import kequn.wsgi after they are forked."""
     from gunicorn.app.base import BaseApplication
+    from gunicorn.glogging import Logger
+
+    host, port = options["host"], options["port"]
+    static_prefix = options["static_prefix"]
+
+    class KequnLogger(Logger):
+        """gunicorn's logger without an access line for every static file."""
+
+        def access(self, resp, req, environ, request_time) -> None:
+            if environ.get("PATH_INFO", "").startswith(static_prefix):
+                return
+            super().access(resp, req, environ, request_time)
 
     class KequnServer(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
-            self.cfg.set("workers", workers)
+            self.cfg.set("workers", options["workers"])
             self.cfg.set("threads", 4)
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("timeout", 120)
             self.cfg.set("accesslog", "-")
+            self.cfg.set("logger_class", KequnLogger)
             self.cfg.set("proc_name", "kequn")
+            if options["control_socket"]:
+                self.cfg.set("control_socket", options["control_socket"])
+            else:
+                self.cfg.set("control_socket_disable", True)
 
         def load(self):
             from kequn.wsgi import application
 
             return application
 
-    print(f"Kequn is serving on http://{host}:{port}/ (Ctrl+C to stop)", file=sys.stderr)
     KequnServer().run()
+
+
+if __name__ == "__main__":
+    run_gunicorn(json.loads(sys.argv[1]))

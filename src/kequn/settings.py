@@ -244,8 +244,13 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"routine_4xx": {"()": "kequn.logfilters.RoutineClientErrorFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("KEQUN_LOG_LEVEL", "WARNING")},
+    # A 403 or 404 is one line in the log, without a traceback (5xx keep theirs).
+    "loggers": {
+        name: {"filters": ["routine_4xx"]} for name in ("django.request", "django.security.csrf")
+    },
 }
 
 NINJA_PAGINATION_PER_PAGE = 50

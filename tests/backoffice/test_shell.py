@@ -185,3 +185,18 @@ def test_verify_without_a_device_keeps_a_next_with_several_parameters():
     html = setup.content.decode()
     fields = hidden_fields(html)
     assert fields["next"] == "/admin/segments/segment/?q=a&o=1"
+
+
+def test_routine_403_is_one_log_line_without_traceback(caplog):
+    mia = make_user("mia", MARKETING)
+    client = Client()
+    client.force_login(mia)
+    with caplog.at_level("WARNING", logger="django.request"):
+        assert client.get("/admin/security/apitoken/").status_code == 403
+        assert client.get("/admin/no-such-page/").status_code == 404
+    records = [r for r in caplog.records if r.name == "django.request"]
+    assert [r.getMessage() for r in records] == [
+        "Forbidden (Permission denied): /admin/security/apitoken/",
+        "Not Found: /admin/no-such-page/",
+    ]
+    assert all(r.exc_info is None and r.exc_text is None for r in records)
