@@ -138,3 +138,26 @@ def test_back_office_masks_them_by_role(stored, client):
     client.force_login(User.objects.create_superuser("root", password="x"))
     page = client.get(f"/admin/events/event/{stored.pk}/change/").content.decode()
     assert "li.na@example.cn" in page and "138 0013 8000" in page
+
+
+def test_imported_event_files_are_protected_too(tmp_path, db):
+    from kequn.ingest.services import import_file
+
+    path = tmp_path / "events.csv"
+    path.write_text(
+        "event,occurred_at,anonymous_id,Contact_Mobile,remark,sku\n"
+        "Order Completed,2026-11-20 10:00,dev-9,13800138000,write to li.na@example.cn,SKU-7\n",
+        encoding="utf-8",
+    )
+    import_file(path, "events")
+    event = Event.objects.get(name="Order Completed")
+    assert event.properties["sku"] == "SKU-7"
+    assert (event.properties["Contact_Mobile"], event.properties["remark"]) == (
+        "[phone]",
+        "[email]",
+    )
+    shown = event.get_shown_properties(frozenset({"phone", "email"}))
+    assert (shown["Contact_Mobile"], shown["remark"]) == (
+        "13800138000",
+        "write to li.na@example.cn",
+    )

@@ -57,9 +57,10 @@ _ID_KEY = re.compile(
 
 EMAIL_PATTERN = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
 # A Chinese mobile (optionally +86 / 86, spaces or dashes between groups), or an international
-# number written with a leading +; never part of a longer run of digits (ids, timestamps).
+# number written with a leading +; never part of a longer run of digits (timestamps) nor
+# right after a Latin letter (ORD13912345678 is an order number), but 电话13912345678 is one.
 PHONE_PATTERN = re.compile(
-    r"(?<![\d+])(?:(?:\+|00)?86[\s\-]?)?1[3-9]\d[\s\-]?\d{4}[\s\-]?\d{4}(?!\d)"
+    r"(?<![0-9A-Za-z+])(?:(?:\+|00)?86[\s\-]?)?1[3-9]\d[\s\-]?\d{4}[\s\-]?\d{4}(?!\d)"
     r"|(?<![\w+])\+[1-9][\d\s\-]{6,16}\d(?!\d)"
 )
 ID_NUMBER_PATTERN = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
