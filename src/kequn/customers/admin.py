@@ -29,6 +29,7 @@ from unfold.contrib.filters.admin import (
 )
 from unfold.decorators import action, display
 
+from kequn.customers import services as customer_services
 from kequn.customers.identities import (
     IdentityError,
     fold_text,
@@ -46,6 +47,7 @@ from kequn.customers.models import (
     Tag,
     TagGroup,
 )
+from kequn.customers.places import normalize_place
 from kequn.security.keyring.services import blind_index
 from kequn.security.masking import (
     ADDRESS,
@@ -110,7 +112,8 @@ class ExactTextFilter(TextFilter):
         value = (self.value() or "").strip()
         if not value:
             return queryset
-        return queryset.filter(**{self.field_name: value})
+        # A place matches in any spelling (深圳 / 深圳市 / Shenzhen): it is stored in one form.
+        return queryset.filter(**{self.field_name: normalize_place(self.field_name, value)})
 
 
 def make_exact_text_filter(field_name: str, title: Any) -> type[ExactTextFilter]:
@@ -682,6 +685,8 @@ class CustomerAdmin(CustomerScopedAdminMixin, ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Customer, form: Any, change: bool) -> None:
         """Save; a customer a sales rep adds is theirs, so it stays in their list."""
+        # Edits made here outrank every import (import survivorship keeps them).
+        customer_services.mark_field_sources(obj, form.changed_data, customer_services.BACKOFFICE)
         super().save_model(request, obj, form, change)
         if not change:
             from kequn.security.services import claim_customer

@@ -13,6 +13,7 @@ from ninja import Field, Query, Router, Schema, Status
 from kequn.apiutils import ObjectId, Page, check_perm, paginate
 from kequn.customers import services
 from kequn.customers.models import Customer
+from kequn.customers.places import normalize_place
 from kequn.security.masking import BIRTHDAY, get_unmasked_groups, mask_birthday, mask_identity_for
 from kequn.security.permissions import record_personal_view, scope_customers
 from kequn.security.services import claim_customer
@@ -151,7 +152,8 @@ def list_customers(
         qs = qs.filter(name__icontains=filters.q)
     for field in ("kind", "city", "province"):
         if value := getattr(filters, field):
-            qs = qs.filter(**{field: value})
+            # 深圳, 深圳市 and Shenzhen find the same customers: places are stored in one form.
+            qs = qs.filter(**{field: normalize_place(field, value)})
     page = paginate(qs, cursor, limit)
     _shown(request, page["items"])
     return page
@@ -175,7 +177,7 @@ def create_customer(request: HttpRequest, payload: CustomerIn):
     check_perm(request, "customers.add_customer")
     data = payload.dict()
     identities = [services.IdentityInput(**i) for i in data.pop("identities")]
-    customer = services.create_customer(data, identities, by=request.auth)
+    customer = services.create_customer(data, identities, by=request.auth, source="api")
     claim_customer(_viewer(request), customer.pk)
     customer = _get(request, customer.pk)
     _shown(request, [customer])
@@ -202,7 +204,9 @@ def get_customer_totals(request: HttpRequest, customer_id: ObjectId):
 def update_customer(request: HttpRequest, customer_id: ObjectId, payload: CustomerPatch):
     check_perm(request, "customers.change_customer")
     customer = _get(request, customer_id)
-    services.update_customer(customer, payload.dict(exclude_unset=True), by=request.auth)
+    services.update_customer(
+        customer, payload.dict(exclude_unset=True), by=request.auth, source="api"
+    )
     customer = _get(request, customer_id)
     _shown(request, [customer])
     return customer

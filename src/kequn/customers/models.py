@@ -80,6 +80,11 @@ class Customer(models.Model):
             "segmented, exported or marketed to."
         ),
     )
+    # Which source last set each profile field ({"name": "backoffice", "city": "shopify"}), so
+    # an import keeps a value set by a source it trusts more; null: none recorded yet.
+    field_sources = models.JSONField(
+        _("field sources"), null=True, blank=True, editable=False, default=None
+    )
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -103,6 +108,19 @@ class Customer(models.Model):
 
     def __str__(self) -> str:
         return self.name or _("Customer #%(id)s") % {"id": self.pk}
+
+    def clean(self) -> None:
+        """Store places in their canonical short form (深圳市 / Shenzhen → 深圳)."""
+        from kequn.customers.places import (
+            get_province_of_city,
+            normalize_city,
+            normalize_province,
+        )
+
+        self.province = normalize_province(self.province)[:50]
+        self.city = normalize_city(self.city, self.province)[:50]
+        # A known city settles its province (深圳 is in 广东, whatever was there before).
+        self.province = get_province_of_city(self.city) or self.province
 
 
 class IdentityQuerySet(models.QuerySet):

@@ -50,6 +50,18 @@ class CustomerTotals:
     last_purchase: datetime | None
 
 
+# Who set a profile field, for import survivorship (kequn.ingest.survivorship): a person's
+# own edits in the back office rank above every import.
+BACKOFFICE = "backoffice"
+
+
+def mark_field_sources(customer: Customer, fields: Iterable[str], source: str) -> None:
+    """Record that `source` set these profile fields of the customer (saved with it)."""
+    sources = dict(customer.field_sources or {})
+    sources.update(dict.fromkeys((f for f in fields if f in PROFILE_FIELDS), source))
+    customer.field_sources = sources or None
+
+
 def _clean_profile(data: dict[str, Any]) -> dict[str, Any]:
     unknown = set(data) - set(PROFILE_FIELDS)
     if unknown:
@@ -119,9 +131,11 @@ def create_customer(
     data: dict[str, Any],
     identities: Iterable[IdentityInput] = (),
     by: AbstractBaseUser | None = None,
+    source: str = BACKOFFICE,
 ) -> Customer:
     """Create a customer with its identities; all or nothing."""
     customer = Customer(**_clean_profile(data))
+    mark_field_sources(customer, [k for k, v in data.items() if v not in ("", None)], source)
     _validate(customer)
     customer.save()
     for identity in identities:
@@ -131,12 +145,16 @@ def create_customer(
 
 @transaction.atomic
 def update_customer(
-    customer: Customer, data: dict[str, Any], by: AbstractBaseUser | None = None
+    customer: Customer,
+    data: dict[str, Any],
+    by: AbstractBaseUser | None = None,
+    source: str = BACKOFFICE,
 ) -> Customer:
     """Change profile fields of a customer."""
     _check_processing_allowed(customer)
     for field, value in _clean_profile(data).items():
         setattr(customer, field, value)
+    mark_field_sources(customer, data, source)
     _validate(customer)
     customer.save()
     return customer

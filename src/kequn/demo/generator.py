@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from kequn.customers.models import (
     Tag,
     TagGroup,
 )
+from kequn.customers.places import normalize_city, normalize_province
 from kequn.demo import reference as ref
 from kequn.demo.writers import (
     BulkWriter,
@@ -328,7 +329,7 @@ def build_context(writer: BulkWriter, today: date) -> Context:
     tag_ids = ensure_tags(using)
     start = today - timedelta(days=HISTORY_DAYS)
     code_to_index = {c.code: i for i, c in enumerate(channels)}
-    cities = ref.CITIES
+    cities = _canonical_cities()
     weights = np.array([c.weight for c in cities], dtype=float)
     district_flat, offsets, counts = [], [], []
     for c in cities:
@@ -411,10 +412,18 @@ def build_context(writer: BulkWriter, today: date) -> Context:
     return ctx
 
 
+def _canonical_cities() -> tuple[ref.City, ...]:
+    """Return the reference cities with their places in stored form, as every way in has them."""
+    return tuple(
+        replace(c, province=normalize_province(c.province), city=normalize_city(c.city, c.province))
+        for c in ref.CITIES
+    )
+
+
 def ensure_channels(using: str) -> list[Channel]:
     """Create the online channels and stores if missing; return them in a fixed order."""
     wanted = [(code, name, kind, "", "") for code, name, kind in ref.ONLINE_CHANNELS]
-    for c in ref.CITIES:
+    for c in _canonical_cities():
         if c.store:
             wanted.append((c.store, ref.STORE_NAMES[c.store], "store", c.province, c.city))
     out = []

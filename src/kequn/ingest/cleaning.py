@@ -287,10 +287,10 @@ def clean_gender(value: object) -> str:
 
 
 def clean_province(value: object) -> str:
-    """Return the canonical province name."""
+    """Return the province in stored form (广东省 / Guangdong → 广东)."""
     return normalize_province(fold(value))[:50]
 
 
-def clean_city(value: object) -> str:
-    """Return the canonical city name."""
-    return normalize_city(fold(value))[:50]
+def clean_city(value: object, province: object = "") -> str:
+    """Return the city in stored form (深圳市 / Shenzhen → 深圳); the province settles Taizhou."""
+    return normalize_city(fold(value), province)[:50]

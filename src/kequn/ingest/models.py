@@ -40,8 +40,12 @@ class ImportRun(models.Model):
     updated = models.PositiveIntegerField(_("updated"), default=0)
     unchanged = models.PositiveIntegerField(_("unchanged"), default=0)
     merged = models.PositiveIntegerField(_("merged"), default=0)
+    review = models.PositiveIntegerField(_("sent to review"), default=0)
     quarantined = models.PositiveIntegerField(_("quarantined"), default=0)
     reasons = models.JSONField(_("quarantine reasons"), default=dict, blank=True)
+    # Ids of the customers the run created, changed, merged or sent to review (for the result
+    # page's links); no personal data.
+    records = models.JSONField(_("changed records"), default=dict, blank=True)
     error = models.TextField(_("error"), blank=True)
     started_at = models.DateTimeField(_("started at"), default=timezone.now)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)

@@ -46,6 +46,13 @@ from kequn.ingest.models import ImportRun, MatchCandidate, Merge, QuarantinedRow
 from kequn.ingest.places import get_province_of_city
 from kequn.ingest.presets import Mapping, resolve_mapping
 from kequn.ingest.readers import EXTRA, FileInfo, ImportFileError, iter_rows, open_file
+from kequn.ingest.survivorship import (
+    IDENTIFYING_FIELDS,
+    find_conflicts,
+    fold_name,
+    get_trust_order,
+    may_overwrite,
+)
 from kequn.security.masking import is_target_masked, mask_mapped_values
 
 # ---------------------------------------------------------------- merges
@@ -243,8 +250,11 @@ class Summary:
     updated: int = 0
     unchanged: int = 0
     merged: int = 0
+    review: int = 0
     quarantined: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    # What happened to each row (the first PREVIEW_ROWS): shown by the dry run.
+    rows: list[dict] = field(default_factory=list)
 
     def add(self, outcome: str, n: int = 1) -> None:
         setattr(self, outcome, getattr(self, outcome) + n)
@@ -255,7 +265,45 @@ class Summary:
 
 MAX_FIELD = 10_000
 KEEP_CHARS = 1_000
-OUTCOMES = ("inserted", "updated", "unchanged", "merged")
+OUTCOMES = ("inserted", "updated", "unchanged", "merged", "review")
+PREVIEW_ROWS = 1000
+KEPT_IDS = 2000
+
+
+def _plain(value: object) -> object:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+@dataclass
+class RowReport:
+    """Per-row results of an import: a preview of the first rows and the ids of changed people."""
+
+    rows: list[dict] = field(default_factory=list)
+    ids: dict[str, list[int]] = field(default_factory=dict)
+
+    def add(
+        self,
+        row_number: int,
+        outcome: str,
+        *,
+        customer: int | None = None,
+        name: str = "",
+        changes: Iterable[tuple[str, object, object]] = (),
+        note: str = "",
+        field_name: str = "",
+        new: bool = False,
+    ) -> None:
+        """Record what happened to one row."""
+        if len(self.rows) < PREVIEW_ROWS:
+            self.rows.append({
+                "row": row_number, "outcome": outcome, "customer": customer, "new": new,
+                "name": name, "field": field_name, "note": note,
+                "changes": [[f, _plain(old), _plain(v)] for f, old, v in changes],
+            })  # fmt: skip
+        if customer and outcome != "unchanged":
+            ids = self.ids.setdefault(outcome, [])
+            if len(ids) < KEPT_IDS:
+                ids.append(customer)
 
 
 def _stored_values(row: dict[str, str]) -> dict[str, str]:
@@ -293,6 +341,7 @@ class Importer:
         self.actor = actor
         self.header_of = {f: h for h, f in mapping.columns.items()}
         self.tz = settings.TIME_ZONE
+        self.report = RowReport()
         # Read once per import, not once per row (it comes from the environment).
         self.region = get_default_region()
 
@@ -524,8 +573,8 @@ class CustomerImporter(Importer):
         if country:
             profile["country"] = country
         # Cleaning cuts at the column size; an over-long cell is quarantined, not cut short.
-        city = clean_city(self.fit("city", self.get(row, "city"), 50))
         province = clean_province(self.fit("province", self.get(row, "province"), 50))
+        city = clean_city(self.fit("city", self.get(row, "city"), 50), province)
         province = province or get_province_of_city(city)
         if province:
             profile["province"] = province
@@ -552,97 +601,124 @@ class CustomerImporter(Importer):
         return CustomerRecord(row_number, keys, profile, address)
 
     def apply(self, records: list[CustomerRecord]) -> tuple[dict[int, str], list[Rejection]]:
-        all_keys = {k for r in records for k in r.keys}
-        owners = _lookup_owners(all_keys)
-        uf = _UnionFind()
+        """Match rows to people by identity, keep conflicting matches apart, apply the rest.
+
+        Rows are taken in file order. A row joins the person its identities lead to unless
+        the match is a conflicting one (see kequn.ingest.survivorship); then it becomes a new
+        person (or the one split off from the same person by an earlier import) and the pair
+        goes to the review queue. Identities nobody owns yet go to the row's person.
+        """
+        owners = _lookup_owners({k for r in records for k in r.keys})
+        existing = Customer.objects.in_bulk(set(owners.values()))
+        self._dirty: dict[int, set[str]] = {}
+        order = get_trust_order()
+        source = self.system[:50]
+        uf = _UnionFind()  # over entities: ("c", customer id) or ("n", index into `fresh`)
+        fresh: list[dict[str, object]] = []  # accumulated profiles of people not stored yet
+        fresh_sources: list[dict[str, str]] = []
+        key_owner: dict[tuple[str, str, str], tuple] = {k: ("c", c) for k, c in owners.items()}
+        row_entity: dict[int, tuple] = {}
+        row_flags: dict[int, dict] = {}
+        review_pairs: list[tuple[tuple, tuple, list[str], str]] = []
+        customer_merges: list[tuple[int, int, list[str]]] = []
+        split_offs = self._find_split_offs(records, owners, existing)
+
+        def profile_of(entity: tuple) -> dict[str, object]:
+            if entity[0] == "c":
+                customer = existing[entity[1]]
+                return {n: getattr(customer, n) for n in IDENTIFYING_FIELDS}
+            return fresh[entity[1]]
+
+        def new_entity(profile: dict[str, object]) -> tuple:
+            fresh.append(dict(profile))
+            fresh_sources.append(dict.fromkeys(profile, source))
+            return ("n", len(fresh) - 1)
+
         for index, record in enumerate(records):
-            uf.find(("r", index))
+            reached: dict[tuple, list] = {}
             for key in record.keys:
-                uf.union(("r", index), ("k", key))
-                if key in owners:
-                    uf.union(("k", key), ("c", owners[key]))
-        groups: dict = {}
-        for index in range(len(records)):
-            groups.setdefault(uf.find(("r", index)), {"rows": [], "customers": set()})
-            groups[uf.find(("r", index))]["rows"].append(index)
-        for key, owner in owners.items():
-            root = uf.find(("k", key))
-            if root in groups:
-                groups[root]["customers"].add(owner)
-        existing = Customer.objects.in_bulk({c for g in groups.values() for c in g["customers"]})
-        outcomes: dict[int, str] = {}
-        new_customers: list[tuple[Customer, list[int]]] = []
-        changed: dict[int, set[str]] = {}
-        merges: list[tuple[int, int, list]] = []
-        identity_owner: dict[tuple[str, str, str], object] = {}
-        for group in groups.values():
-            rows = group["rows"]
-            customer_ids = sorted(group["customers"])
-            if not customer_ids:
-                customer = Customer(source_channel=self.system[:50])
-                for index in rows:
-                    for name, value in records[index].profile.items():
-                        setattr(customer, name, value)
-                new_customers.append((customer, rows))
-                outcomes[records[rows[0]].row_number] = "inserted"
-                for index in rows[1:]:
-                    outcomes[records[index].row_number] = "merged"
-            else:
-                customer = existing[customer_ids[0]]
-                for other in customer_ids[1:]:
-                    evidence = sorted(
-                        {
-                            "/".join(k)
-                            for i in rows
-                            for k in records[i].keys
-                            if owners.get(k) == other
-                        }
-                    )
-                    merges.append((customer.pk, other, evidence))
-                for position, index in enumerate(rows):
-                    row_changed = False
-                    for name, value in records[index].profile.items():
-                        # The first system's key stays the record's reference; others are identities.
-                        if name == "external_ref" and customer.external_ref:
-                            continue
-                        if getattr(customer, name) != value:
-                            setattr(customer, name, value)
-                            changed.setdefault(customer.pk, set()).add(name)
-                            row_changed = True
-                    if any(k not in owners for k in records[index].keys):
-                        row_changed = True
-                    if position == 0 and len(customer_ids) > 1:
-                        outcomes[records[index].row_number] = "merged"
-                    else:
-                        outcomes[records[index].row_number] = (
-                            "updated" if row_changed else "unchanged"
-                        )
-            for index in rows:
-                for key in records[index].keys:
-                    if key not in owners:
-                        identity_owner.setdefault(key, customer)
+                if key in key_owner:
+                    reached.setdefault(uf.find(key_owner[key]), []).append(key)
+            agreeing, conflicting = [], []
+            for entity, keys in reached.items():
+                conflicts = find_conflicts(profile_of(entity), record.profile)
+                if conflicts and len({k[0] for k in keys}) < 2:
+                    conflicting.append((entity, keys, conflicts))
+                else:
+                    agreeing.append(entity)
+            flags = {"changes": [], "kept": [], "merged": False, "review": None, "new_keys": 0}
+            if not agreeing and conflicting:
+                entity, keys, conflicts = conflicting[0]
+                partner = split_offs.get((entity, fold_name(record.profile.get("name", ""))))
+                if partner is not None:
+                    agreeing.append(partner)  # split off by an earlier import: the same person
+                else:
+                    target = new_entity(record.profile)
+                    kinds = sorted({k[0] for k in keys})
+                    review_pairs.append((entity, target, conflicts, "/".join(kinds)))
+                    flags["review"] = (entity, conflicts, kinds)
+                    row_entity[index] = target
+            if agreeing:
+                agreeing.sort(key=lambda e: (e[0] != "c", e[1]))  # stored people first, oldest
+                target = agreeing[0]
+                for other in agreeing[1:]:
+                    flags["merged"] = True
+                    if other[0] == "c" and target[0] == "c":
+                        evidence = sorted({"/".join(k) for k in reached[other]})
+                        customer_merges.append((target[1], other[1], evidence))
+                    elif other[0] == "n":
+                        self._fold(fresh[other[1]], fresh_sources[other[1]], target, existing,
+                                   fresh, fresh_sources, source, order)  # fmt: skip
+                    uf.union(target, other)
+                changes, kept = self._apply_profile(
+                    target, record.profile, existing, fresh, fresh_sources, source, order
+                )
+                flags["changes"], flags["kept"] = changes, kept
+                row_entity[index] = target
+            elif index not in row_entity:
+                row_entity[index] = new_entity(record.profile)
+            for key in record.keys:
+                if key not in key_owner:
+                    key_owner[key] = row_entity[index]
+                    flags["new_keys"] += 1
+            row_flags[index] = flags
+
+        # Store the new people, then their identities, the changed people and addresses.
+        new_customers: dict[int, Customer] = {}
+        for position, profile in enumerate(fresh):
+            if uf.find(("n", position))[0] == "c":
+                continue  # folded into a stored person
+            customer = Customer(source_channel=source)
+            for name, value in profile.items():
+                setattr(customer, name, value)
+            customer.field_sources = fresh_sources[position]
+            new_customers[position] = customer
         if new_customers:
-            _insert_rows(Customer, [c for c, _rows in new_customers], set_ids=True)
-        if changed:
-            fields = {f for names in changed.values() for f in names} | {"updated_at"}
+            _insert_rows(Customer, list(new_customers.values()), set_ids=True)
+
+        def customer_of(entity: tuple) -> Customer:
+            entity = uf.find(entity)
+            return existing[entity[1]] if entity[0] == "c" else new_customers[entity[1]]
+
+        if self._dirty:
+            fields = {"updated_at", "field_sources"}.union(*self._dirty.values())
             if "birthday" in fields:
                 fields.add("birth_year")  # derived from the birthday by pre_save in _update_rows
-            fields = sorted(fields)
             now = timezone.now()
-            to_update = [existing[pk] for pk in changed]
+            to_update = [existing[pk] for pk in self._dirty]
             for customer in to_update:
                 customer.updated_at = now
-            _update_rows(Customer, to_update, fields)
-        if identity_owner:
-            _insert_rows(
-                Identity,
-                [
-                    Identity(customer_id=c.pk, kind=k, system=s, value=v)
-                    for (k, s, v), c in identity_owner.items()
-                ],
-            )
-        self._store_addresses(records, groups, new_customers, existing)
-        for target_id, absorbed_id, evidence in merges:
+            _update_rows(Customer, to_update, sorted(fields))
+        identities = [
+            Identity(customer_id=customer_of(entity).pk, kind=k, system=s, value=v)
+            for (k, s, v), entity in key_owner.items()
+            if (k, s, v) not in owners
+        ]
+        _insert_rows(Identity, identities)
+        self._store_addresses(records, {i: customer_of(e) for i, e in row_entity.items()})
+        for left, right, conflicts, kinds in review_pairs:
+            self._queue_review(customer_of(left), customer_of(right), conflicts, kinds)
+        for target_id, absorbed_id, evidence in customer_merges:
             absorbed = Customer.objects.get(pk=absorbed_id)
             if absorbed.merged_into_id:
                 continue
@@ -653,19 +729,140 @@ class CustomerImporter(Importer):
                 actor=self.actor,
                 evidence=evidence,
             )
-        return outcomes, []
+        return self._outcomes(records, row_entity, row_flags, uf, customer_of), []
 
-    def _store_addresses(self, records, groups, new_customers, existing) -> None:
+    def _outcomes(self, records, row_entity, row_flags, uf, customer_of) -> dict[int, str]:
+        outcomes: dict[int, str] = {}
+        first_row: dict[tuple, int] = {}
+        for index, record in enumerate(records):
+            entity, flags = uf.find(row_entity[index]), row_flags[index]
+            customer = customer_of(entity)
+            note = ""
+            if flags["review"] is not None:
+                other, conflicts, kinds = flags["review"]
+                outcome = "review"
+                note = _("shared or reassigned %(id)s: %(old)s vs %(new)s") % {
+                    "id": "/".join(str(Identity.Kind(k).label).lower() for k in kinds),
+                    "old": customer_of(other).name or f"#{customer_of(other).pk}",
+                    "new": record.profile.get("name", "") or ", ".join(conflicts),
+                }
+            elif entity[0] == "n" and entity not in first_row:
+                outcome = "inserted"
+            elif entity[0] == "n" or flags["merged"]:
+                outcome = "merged"
+            elif flags["changes"] or flags["new_keys"] or row_entity[index][0] == "n":
+                outcome = "updated"  # new values, a new identity, or rows folded into this one
+            else:
+                outcome = "unchanged"
+            first_row.setdefault(entity, index)
+            if flags["kept"] and not note:
+                note = _("kept the stored %(fields)s (set by a source trusted more)") % {
+                    "fields": ", ".join(
+                        str(Customer._meta.get_field(f).verbose_name) for f in flags["kept"]
+                    )
+                }
+            outcomes[record.row_number] = outcome
+            changes = (
+                flags["changes"]
+                if entity[0] == "c"
+                else [(n, "", v) for n, v in record.profile.items()]
+            )
+            self.report.add(
+                record.row_number, outcome, customer=customer.pk, name=customer.name,
+                changes=changes, note=note, new=entity[0] == "n",
+            )  # fmt: skip
+        return outcomes
+
+    def _find_split_offs(self, records, owners, existing) -> dict[tuple, tuple]:
+        """Return {(stored person, name key): person split off from them by an earlier import}."""
+        names = {fold_name(r.profile.get("name", "")) for r in records if r.profile.get("name")}
+        if not names or not existing:
+            return {}
+        found: dict[tuple, tuple] = {}
+        pairs = MatchCandidate.objects.filter(
+            Q(left_id__in=list(existing)) | Q(right_id__in=list(existing))
+        ).exclude(status=MatchCandidate.Status.ACCEPTED)
+        for left_id, right_id, left_name, right_name, left_root, right_root in pairs.values_list(
+            "left_id", "right_id", "left__name", "right__name",
+            "left__merged_into_id", "right__merged_into_id",
+        ):  # fmt: skip
+            for stored, partner, name, root in (
+                (left_id, right_id, right_name, right_root),
+                (right_id, left_id, left_name, left_root),
+            ):
+                if stored in existing and root is None and fold_name(name) in names:
+                    found.setdefault((("c", stored), fold_name(name)), ("c", partner))
+                    existing.setdefault(partner, None)
+        missing = [pk for pk, c in existing.items() if c is None]
+        existing.update(Customer.objects.in_bulk(missing))
+        return found
+
+    def _apply_profile(self, target, profile, existing, fresh, fresh_sources, source, order):
+        """Apply a row's values to a person field by field; return (changes, kept fields)."""
+        changes: list[tuple[str, object, object]] = []
+        kept: list[str] = []
+        if target[0] == "n":
+            values, sources = fresh[target[1]], fresh_sources[target[1]]
+            for name, value in profile.items():
+                if values.get(name) != value:
+                    values[name], sources[name] = value, source
+            return changes, kept
+        customer = existing[target[1]]
+        sources = dict(customer.field_sources or {})
+        # The city goes first: a province is not changed under a city that is kept.
+        for name, value in sorted(profile.items(), key=lambda item: item[0] != "city"):
+            # The first system's key stays the record's reference; others are identities.
+            if name == "external_ref" and customer.external_ref:
+                continue
+            old = getattr(customer, name)
+            if old == value:
+                continue
+            if name == "province" and "city" in kept:
+                kept.append(name)
+                continue
+            if old not in ("", None):
+                current = sources.get(name) or customer.source_channel
+                if not may_overwrite(current_source=current, incoming_source=source, order=order):
+                    kept.append(name)
+                    continue
+            setattr(customer, name, value)
+            sources[name] = source
+            changes.append((name, old, value))
+        if changes:
+            customer.field_sources = sources
+            self._dirty.setdefault(customer.pk, set()).update(c[0] for c in changes)
+        return changes, kept
+
+    def _fold(self, profile, sources, target, existing, fresh, fresh_sources, source, order):
+        """Move a not-yet-stored person's values onto the person it turned out to be."""
+        if target[0] == "n":
+            values, target_sources = fresh[target[1]], fresh_sources[target[1]]
+            for name, value in profile.items():
+                if values.get(name) in ("", None):
+                    values[name], target_sources[name] = value, sources.get(name, source)
+        else:
+            self._apply_profile(target, profile, existing, fresh, fresh_sources, source, order)
+
+    def _queue_review(self, stored: Customer, new: Customer, conflicts: list[str], kinds) -> None:
+        left, right = sorted((stored, new), key=lambda c: c.pk)
+        MatchCandidate.objects.get_or_create(
+            left=left,
+            right=right,
+            defaults={
+                "score": 0.5,
+                "details": {
+                    "reason": "shared_identity",
+                    "identity": "/".join(kinds),
+                    "conflicts": conflicts,
+                    "name": [left.name, right.name],
+                    "source": self.actor,
+                },
+            },
+        )
+
+    def _store_addresses(self, records, customer_of_row: dict[int, Customer]) -> None:
         label = self.system[:30]
         wanted: dict[int, dict] = {}
-        customer_of_row: dict[int, Customer] = {}
-        for customer, rows in new_customers:
-            for index in rows:
-                customer_of_row[index] = customer
-        for group in groups.values():
-            if group["customers"]:
-                for index in group["rows"]:
-                    customer_of_row[index] = existing[min(group["customers"])]
         for index, record in enumerate(records):
             if record.address:
                 wanted.setdefault(customer_of_row[index].pk, {}).update(record.address)
@@ -1039,9 +1236,20 @@ def _process(
         except RowError as exc:
             rejections.append(Rejection(row_number, exc.field, exc.reason, exc.message, row))
     records = _drop_suppressed(records, rejections, raw_of)
+    reported = len(importer.report.rows)
     outcomes, late = importer.apply(records) if records else ({}, [])
     for rejection in late:
         rejection.values = raw_of[rejection.row_number]
+    # Importers without their own per-row report (orders, products, events) get the outcome.
+    seen = {r["row"] for r in importer.report.rows[reported:]}
+    for row_number, outcome in outcomes.items():
+        if row_number not in seen:
+            importer.report.add(row_number, outcome)
+    for rejection in rejections + late:
+        importer.report.add(
+            rejection.row_number, "quarantined", field_name=rejection.field,
+            note=rejection.message, changes=(),
+        )  # fmt: skip
     return outcomes, rejections + late
 
 
@@ -1214,12 +1422,15 @@ def import_file(
         raise
     finally:
         bar.close()
+    summary.rows = sorted(importer.report.rows, key=lambda r: r["row"])
     ImportRun.objects.filter(pk=run.pk).update(
         status=ImportRun.Status.DRY_RUN if dry_run else ImportRun.Status.FINISHED,
         finished_at=timezone.now(),
+        # A dry run's ids were rolled back with everything else: nothing to link to.
+        records={} if dry_run else importer.report.ids,
         **({"rows_read": summary.rows_read, "inserted": summary.inserted, "updated": summary.updated,
-            "unchanged": summary.unchanged, "merged": summary.merged, "quarantined": summary.quarantined,
-            "reasons": summary.reasons} if dry_run else {}),
+            "unchanged": summary.unchanged, "merged": summary.merged, "review": summary.review,
+            "quarantined": summary.quarantined, "reasons": summary.reasons} if dry_run else {}),
     )  # fmt: skip
     record_on_trail(ImportRun.Status.DRY_RUN if dry_run else ImportRun.Status.FINISHED)
     return summary

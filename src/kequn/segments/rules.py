@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from kequn.customers.places import normalize_place
 from kequn.scoring.models import LifecycleStage, RFMSegment
 
 ROOT = "rules"
@@ -200,6 +201,14 @@ def _check_condition(path: str, cond: dict) -> list[str]:
         allowed = ", ".join(spec.operators)
         return [f"{path}: operator {op!r} does not apply to {spec.kind} field {name!r} ({allowed})"]
     errors = _check_value(path, name, spec, op, cond)
+    if not errors and name in ("city", "province") and op in ("eq", "ne", "in", "not_in"):
+        # Places are stored in one form: 深圳, 深圳市 and Shenzhen all mean 深圳.
+        value = cond["value"]
+        cond["value"] = (
+            [normalize_place(name, v) for v in value]
+            if isinstance(value, list)
+            else normalize_place(name, value)
+        )
     if "days" in cond:
         days = cond["days"]
         if not spec.window:
@@ -276,7 +285,7 @@ def _walk(
 def validate_rule(
     rule: Any, lookup: SegmentLookup | None = None, segment_id: int | None = None
 ) -> dict:
-    """Return the rule unchanged if valid; raise RuleError listing every problem with its path."""
+    """Return the rule (place values put in stored form) if valid; raise RuleError otherwise."""
     errors: list[str] = []
     if not isinstance(rule, dict) or "conditions" not in rule:
         raise RuleError([f"{ROOT}: a rule is a group {{'match': 'all', 'conditions': [...]}}"])
