@@ -11,10 +11,13 @@ DATA_DIR = (Path(__file__).resolve().parents[2] / "../shared/data").resolve()
 
 
 def _data_file(name: str) -> Path:
+    """Return a CDNOW file; fail (never skip) when it is missing, so CI cannot pass without it."""
     path = DATA_DIR / name
     if not path.exists():
-        pytest.skip(
-            f"reference data {path} not found (CDNOW files live in ../shared/data beside the repo)"
+        pytest.fail(
+            f"reference data {path} not found: put the CDNOW files (cdnow_master.txt, "
+            "cdnow_sample.txt) in ../shared/data beside the repository",
+            pytrace=False,
         )
     return path
 
