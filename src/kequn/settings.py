@@ -39,6 +39,7 @@ from django.urls import reverse_lazy
 from django.utils.translation import gettext_lazy as _
 
 from kequn.conf import env_bool, get_data_dir, get_database_url, load_secret_key
+from kequn.sidebar import can_open_list, has_perms, highlight_one_item
 
 BASE_DIR = Path(__file__).resolve().parent
 DATA_DIR = get_data_dir()
@@ -282,6 +283,7 @@ UNFOLD = {
                         "title": _("Reports"),
                         "icon": "summarize",
                         "link": reverse_lazy("dashboard:reports"),
+                        "permission": has_perms("dashboard.view_dashboard"),
                     },
                 ],
             },
@@ -293,21 +295,25 @@ UNFOLD = {
                         "title": _("Customers"),
                         "icon": "person",
                         "link": reverse_lazy("admin:customers_customer_changelist"),
+                        "permission": can_open_list("customers.customer"),
                     },
                     {
                         "title": _("Identities"),
                         "icon": "badge",
                         "link": reverse_lazy("admin:customers_identity_changelist"),
+                        "permission": can_open_list("customers.identity"),
                     },
                     {
                         "title": _("Tags"),
                         "icon": "sell",
                         "link": reverse_lazy("admin:customers_tag_changelist"),
+                        "permission": can_open_list("customers.tag"),
                     },
                     {
                         "title": _("Tag groups"),
                         "icon": "folder",
                         "link": reverse_lazy("admin:customers_taggroup_changelist"),
+                        "permission": can_open_list("customers.taggroup"),
                     },
                 ],
             },
@@ -319,21 +325,25 @@ UNFOLD = {
                         "title": _("Orders"),
                         "icon": "shopping_cart",
                         "link": reverse_lazy("admin:commerce_order_changelist"),
+                        "permission": can_open_list("commerce.order"),
                     },
                     {
                         "title": _("Products"),
                         "icon": "inventory_2",
                         "link": reverse_lazy("admin:commerce_product_changelist"),
+                        "permission": can_open_list("commerce.product"),
                     },
                     {
                         "title": _("Categories"),
                         "icon": "account_tree",
                         "link": reverse_lazy("admin:commerce_category_changelist"),
+                        "permission": can_open_list("commerce.category"),
                     },
                     {
                         "title": _("Stores and channels"),
                         "icon": "storefront",
                         "link": reverse_lazy("admin:commerce_channel_changelist"),
+                        "permission": can_open_list("commerce.channel"),
                     },
                 ],
             },
@@ -345,26 +355,31 @@ UNFOLD = {
                         "title": _("Import a file"),
                         "icon": "upload_file",
                         "link": reverse_lazy("admin:ingest_upload"),
+                        "permission": has_perms("ingest.add_importrun"),
                     },
                     {
                         "title": _("Import runs"),
                         "icon": "history",
                         "link": reverse_lazy("admin:ingest_importrun_changelist"),
+                        "permission": can_open_list("ingest.importrun"),
                     },
                     {
                         "title": _("Quarantine"),
                         "icon": "report",
                         "link": reverse_lazy("admin:ingest_quarantinedrow_changelist"),
+                        "permission": can_open_list("ingest.quarantinedrow"),
                     },
                     {
                         "title": _("Review queue"),
                         "icon": "compare_arrows",
                         "link": reverse_lazy("admin:ingest_matchcandidate_changelist"),
+                        "permission": can_open_list("ingest.matchcandidate"),
                     },
                     {
                         "title": _("Merges"),
                         "icon": "merge",
                         "link": reverse_lazy("admin:ingest_merge_changelist"),
+                        "permission": can_open_list("ingest.merge"),
                     },
                 ],
             },
@@ -376,6 +391,7 @@ UNFOLD = {
                         "title": _("Events"),
                         "icon": "timeline",
                         "link": reverse_lazy("admin:events_event_changelist"),
+                        "permission": can_open_list("events.event"),
                     },
                 ],
             },
@@ -387,26 +403,31 @@ UNFOLD = {
                         "title": _("Segments"),
                         "icon": "filter_alt",
                         "link": reverse_lazy("admin:segments_segment_changelist"),
+                        "permission": can_open_list("segments.segment"),
                     },
                     {
                         "title": _("Tag rules"),
                         "icon": "label",
                         "link": reverse_lazy("admin:segments_tagrule_changelist"),
+                        "permission": can_open_list("segments.tagrule"),
                     },
                     {
                         "title": _("Tag customers in bulk"),
                         "icon": "new_label",
                         "link": reverse_lazy("admin:segments_tag_customers"),
+                        "permission": has_perms("customers.add_customertag"),
                     },
                     {
                         "title": _("Personas"),
                         "icon": "diversity_3",
                         "link": reverse_lazy("admin:segments_persona_changelist"),
+                        "permission": can_open_list("segments.persona"),
                     },
                     {
                         "title": _("Recommendations"),
                         "icon": "recommend",
                         "link": reverse_lazy("admin:recommend_recommendation_changelist"),
+                        "permission": can_open_list("recommend.recommendation"),
                     },
                 ],
             },
@@ -418,41 +439,38 @@ UNFOLD = {
                         "title": _("Users"),
                         "icon": "manage_accounts",
                         "link": reverse_lazy("admin:auth_user_changelist"),
+                        "permission": can_open_list("auth.user"),
                     },
                     {
                         "title": _("Roles"),
                         "icon": "shield_person",
                         "link": reverse_lazy("admin:auth_group_changelist"),
+                        "permission": can_open_list("auth.group"),
                     },
                     {
                         "title": _("Data-subject requests"),
                         "icon": "privacy_tip",
                         "link": reverse_lazy("admin:privacy_privacyrequest_changelist"),
+                        "permission": can_open_list("privacy.privacyrequest"),
                         "badge": "kequn.security.privacy.admin.overdue_badge",
-                        "permission": lambda request: request.user.has_perm(
-                            "privacy.view_privacyrequest"
-                        ),
                     },
                     {
                         "title": _("Suppression list"),
                         "icon": "person_off",
                         "link": reverse_lazy("admin:privacy_suppression_changelist"),
-                        "permission": lambda request: request.user.has_perm(
-                            "privacy.view_suppression"
-                        ),
+                        "permission": can_open_list("privacy.suppression"),
                     },
                     {
                         "title": _("Audit trail"),
                         "icon": "history_edu",
                         "link": reverse_lazy("admin:audit_auditentry_changelist"),
-                        "permission": lambda request: request.user.has_perm(
-                            "audit.view_auditentry"
-                        ),
+                        "permission": can_open_list("audit.auditentry"),
                     },
                     {
                         "title": _("API tokens"),
                         "icon": "key",
                         "link": reverse_lazy("admin:security_apitoken_changelist"),
+                        "permission": can_open_list("security.apitoken"),
                     },
                     {
                         "title": _("API documentation"),
@@ -464,3 +482,4 @@ UNFOLD = {
         ],
     },
 }
+highlight_one_item(UNFOLD["SIDEBAR"]["navigation"])

@@ -200,3 +200,65 @@ def test_routine_403_is_one_log_line_without_traceback(caplog):
         "Not Found: /admin/no-such-page/",
     ]
     assert all(r.exc_info is None and r.exc_text is None for r in records)
+
+
+SIDEBAR_LINK = re.compile(r'<a href="([^"]+)" class="flex h-\[38px\][^"]*?( active)?"')
+
+
+def sidebar(client: Client, path: str = "/admin/") -> tuple[list[str], list[str]]:
+    """Return the sidebar's links and the highlighted ones on a page."""
+    page = client.get(path)
+    assert page.status_code == 200, path
+    found = SIDEBAR_LINK.findall(page.content.decode())
+    return [link for link, _ in found], [link for link, active in found if active]
+
+
+@pytest.mark.slow
+def test_every_role_sees_exactly_the_pages_it_can_open():
+    from kequn.security.roles import ROLES
+
+    root = User.objects.create_superuser("root", password=PASSWORD)
+    everything = Client()
+    everything.force_login(root)
+    all_links, _ = sidebar(everything)
+    assert "/admin/auth/user/" in all_links and len(all_links) > 20
+    seen = {}
+    for role in ROLES:
+        client = Client()
+        client.force_login(make_user(f"user-{role}", role))
+        links, _ = sidebar(client)
+        seen[role] = links
+        for link in all_links:
+            status = client.get(link).status_code
+            if link in links:
+                assert status == 200, f"{role} is shown {link} but gets {status}"
+            else:
+                assert status in (302, 403), f"{role} can open {link} ({status}) but not see it"
+    for hidden in ("/admin/auth/user/", "/admin/auth/group/", "/admin/security/apitoken/"):
+        assert hidden not in seen[MARKETING]
+        assert hidden in seen[ADMINISTRATOR]
+    assert "/admin/segments/segment/" in seen[MARKETING]
+    assert seen["auditor"] == ["/admin/", "/admin/audit/auditentry/", "/api/docs"]
+
+
+def test_one_sidebar_item_is_highlighted_at_a_time():
+    client = Client()
+    client.force_login(User.objects.create_superuser("root", password=PASSWORD))
+    for path, expected in [
+        ("/admin/", "/admin/"),
+        ("/admin/segments/segment/", "/admin/segments/segment/"),
+        ("/admin/segments/segment/tag-customers/", "/admin/segments/segment/tag-customers/"),
+        ("/admin/ingest/importrun/upload/", "/admin/ingest/importrun/upload/"),
+        ("/admin/ingest/importrun/", "/admin/ingest/importrun/"),
+        ("/admin/dashboard/reports/", "/admin/dashboard/reports/"),
+    ]:
+        _, active = sidebar(client, path)
+        assert active == [expected], path
+
+
+def test_privacy_badge_shows_nothing_when_nothing_is_overdue():
+    client = Client()
+    client.force_login(User.objects.create_superuser("root", password=PASSWORD))
+    html = client.get("/admin/").content.decode()
+    item = html.split('href="/admin/privacy/privacyrequest/"', 1)[1].split("</a>", 1)[0]
+    assert "<span>" in item and "rounded-xs" not in item
