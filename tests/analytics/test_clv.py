@@ -53,9 +53,12 @@ def test_bgnbd_predictions_track_holdout(cdnow_sample_summary):
     s = cdnow_sample_summary
     fit = clv.fit_bgnbd(s.x, s["t_x"], s["T"])
     pred = clv.bgnbd_expected_purchases(fit.params, 39, s.x, s["t_x"], s["T"])
-    # FHL 2005: 1,882 actual holdout repeat purchases; the conditional forecast is below it.
+    # FHL 2005: 1,882 actual holdout repeat purchases; the conditional forecast is below it
+    # (the model under-forecasts this holdout by about 12 %). The fit is deterministic, so the
+    # sum is pinned tightly: a change in the likelihood or the expectation moves it.
     assert int(s.holdout_days.sum()) == 1882
-    assert pred.sum() == pytest.approx(1882, rel=0.15)
+    assert pred.sum() < 1882
+    assert pred.sum() == pytest.approx(1653.41, abs=0.05)
     # FHL 2005 worked example: x=2, t_x=30.43, T=38.86 -> E[Y(39)] = 1.226.
     example = clv.bgnbd_expected_purchases(fit.params, 39, [2.0], [30.43], [38.86])
     assert example[0] == pytest.approx(1.226, abs=0.001)
