@@ -238,6 +238,8 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# An expired form gets the themed 403 page in the user's language, not Django's English one.
+CSRF_FAILURE_VIEW = "kequn.errors.csrf_failure"
 X_FRAME_OPTIONS = "DENY"
 
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}

@@ -36,8 +36,11 @@ def login_view(request: HttpRequest) -> HttpResponse:
     return admin.site.login(request)
 
 
-# Unknown URLs under /api/ (like /api/v1/customers/1.5) get the API's JSON 404.
-handler404 = "kequn.api.handle_not_found"
+# Error pages in the back office's theme and the user's language; unknown URLs under /api/
+# (like /api/v1/customers/1.5) get the API's JSON 404.
+handler403 = "kequn.errors.permission_denied"
+handler404 = "kequn.errors.page_not_found"
+handler500 = "kequn.errors.server_error"
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),

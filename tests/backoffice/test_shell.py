@@ -262,3 +262,67 @@ def test_privacy_badge_shows_nothing_when_nothing_is_overdue():
     html = client.get("/admin/").content.decode()
     item = html.split('href="/admin/privacy/privacyrequest/"', 1)[1].split("</a>", 1)[0]
     assert "<span>" in item and "rounded-xs" not in item
+
+
+ERROR_TEXTS = {
+    "en": {
+        403: "You cannot open this page",
+        404: "Page not found",
+        500: "Something went wrong",
+        "csrf": "This form has expired",
+        "home": "Back to the dashboard",
+    },
+    "zh-hans": {
+        403: "您无权打开此页面",
+        404: "页面不存在",
+        500: "出错了",
+        "csrf": "表单已过期",
+        "home": "返回仪表盘",
+    },
+}
+
+
+def assert_themed_error(response, status: int, language: str, key=None, inside: bool = True):
+    html = response.content.decode()
+    assert response.status_code == status
+    assert 'id="error-page"' in html
+    assert "unfold/css/styles.css" in html  # the back office's theme
+    assert ERROR_TEXTS[language][key or status] in html
+    assert f'<html lang="{language}"' in html
+    # Staff keep their sidebar; others get the plain page with a way to log in.
+    assert ('id="nav-sidebar-apps"' in html) is inside
+    assert (ERROR_TEXTS[language]["home"] in html) is inside
+
+
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+def test_403_and_404_pages_are_themed_and_translated(language):
+    client = Client(HTTP_ACCEPT_LANGUAGE=language)
+    client.force_login(make_user("mia", MARKETING))
+    assert_themed_error(client.get("/admin/auth/user/"), 403, language)
+    assert_themed_error(client.get("/admin/no-such-page/"), 404, language)
+    anonymous = Client(HTTP_ACCEPT_LANGUAGE=language)
+    assert_themed_error(anonymous.get("/no-such-page/"), 404, language, inside=False)
+
+
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+def test_500_page_is_themed_and_translated(language, settings):
+    from django.urls import get_resolver
+
+    assert get_resolver("kequn.urls").resolve_error_handler(500).__name__ == "server_error"
+    settings.ROOT_URLCONF = "tests.backoffice.error_urls"
+    client = Client(HTTP_ACCEPT_LANGUAGE=language, raise_request_exception=False)
+    client.force_login(make_user("mia", MARKETING))
+    assert_themed_error(client.get("/admin/boom/"), 500, language)
+
+
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+def test_csrf_failure_page_is_themed_and_translated(language):
+    client = Client(HTTP_ACCEPT_LANGUAGE=language, enforce_csrf_checks=True)
+    response = client.post("/admin/login/", {"username": "x", "password": "y"})
+    assert_themed_error(response, 403, language, key="csrf", inside=False)
+
+
+def test_api_errors_stay_json():
+    client = Client()
+    response = client.get("/api/v1/no-such-thing")
+    assert response.status_code == 404 and response.json()["detail"].startswith("not found")
