@@ -264,10 +264,18 @@ UNFOLD = {
     "SITE_SUBHEADER": _("Customer base"),
     "SITE_URL": "/",
     "SITE_SYMBOL": "groups",
-    "SHOW_LANGUAGES": True,
+    # The switch sits in the header (templates/kequn/language_toggle.html), not the user menu.
+    "SHOW_LANGUAGES": False,
     "SHOW_HISTORY": True,
     "SHOW_VIEW_ON_SITE": False,
     "STYLES": [lambda request: static("kequn/kequn.css")],
+    "SITE_FAVICONS": [
+        {
+            "rel": "icon",
+            "type": "image/svg+xml",
+            "href": lambda request: static("kequn/favicon.svg"),
+        }
+    ],
     "DASHBOARD_CALLBACK": "kequn.dashboard.views.dashboard_callback",
     "SIDEBAR": {
         "show_search": True,

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.templatetags.static import static
 from django.urls import include, path
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.generic import RedirectView
@@ -45,6 +46,8 @@ handler500 = "kequn.errors.server_error"
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("healthz", healthz, name="healthz"),
+    # Browsers ask for /favicon.ico on pages that name no icon (JSON, the API docs).
+    path("favicon.ico", RedirectView.as_view(url=static("kequn/favicon.svg"), permanent=True)),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/", api.urls),
     path("v1/", include("kequn.events.collect")),

@@ -326,3 +326,51 @@ def test_api_errors_stay_json():
     client = Client()
     response = client.get("/api/v1/no-such-thing")
     assert response.status_code == 404 and response.json()["detail"].startswith("not found")
+
+
+def test_purchase_date_filters_are_date_pickers():
+    client = Client()
+    client.force_login(make_user("mia", MARKETING))
+    html = client.get("/admin/customers/customer/?purchased_from=2024-01-05").content.decode()
+    for name, kind in [
+        ("purchased_from", "date"),
+        ("purchased_to", "date"),
+        ("first_purchase_from", "date"),
+        ("first_purchase_month", "month"),
+    ]:
+        tags = re.findall(rf'<input[^>]*name="{name}"[^>]*>', html)
+        boxes = [tag for tag in tags if 'type="hidden"' not in tag]
+        assert len(boxes) == 1 and f'type="{kind}"' in boxes[0], tags
+    assert re.search(r'<input type="date"[^>]*name="purchased_from"[^>]*value="2024-01-05"', html)
+
+
+@pytest.mark.parametrize(("accept", "current"), [("zh-hans", "中文"), ("en", "English")])
+def test_language_switch_in_the_header(accept, current):
+    client = Client(HTTP_ACCEPT_LANGUAGE=accept)
+    client.force_login(make_user("mia", MARKETING))
+    for path in ("/admin/", "/admin/customers/customer/"):
+        html = client.get(path).content.decode()
+        header = html.split('id="header-inner"', 1)[1].split("</header>", 1)[0]
+        toggle = header.split('id="language-toggle"', 1)[1].split("</div>", 1)[0]
+        labels = re.findall(r'<button[^>]*lang="([^"]+)"[^>]*>([^<]+)</button>', toggle)
+        assert labels == [("zh-hans", "中文"), ("en", "English")]
+        assert f'aria-current="true">{current}<' in toggle
+        assert "ZH-HANS" not in html and "简体中文" not in html
+    switched = client.post(
+        "/i18n/setlang/", {"language": "en", "next": "/admin/customers/customer/"}
+    )
+    assert switched["Location"] == "/admin/customers/customer/"
+    assert "Stores and channels" in client.get("/admin/customers/customer/").content.decode()
+    login = Client(HTTP_ACCEPT_LANGUAGE=accept).get("/admin/login/").content.decode()
+    assert 'id="language-toggle"' in login
+
+
+def test_favicon_is_shipped_and_linked():
+    client = Client()
+    html = client.get("/admin/login/").content.decode()
+    assert '<link rel="icon" href="/static/kequn/favicon.svg" type="image/svg+xml"' in html
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 301 and icon["Location"] == "/static/kequn/favicon.svg"
+    svg = client.get("/static/kequn/favicon.svg")
+    assert svg.status_code == 200
+    assert b"<svg" in b"".join(svg.streaming_content)

@@ -48,6 +48,7 @@ from kequn.customers.models import (
     TagGroup,
 )
 from kequn.customers.places import normalize_place
+from kequn.datefilters import DateSearchForm, MonthSearchForm
 from kequn.security.keyring.services import blind_index
 from kequn.security.masking import (
     ADDRESS,
@@ -280,6 +281,8 @@ class PurchaseChannelFilter(DropdownFilter):
 class PurchaseDateFilter(TextFilter):
     """A date box (YYYY-MM-DD) whose condition is applied by PurchaseChannelFilter."""
 
+    form_class = DateSearchForm
+
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         """Leave filtering to filter_by_purchases, which combines all purchase parameters."""
         if self.value() and parse_date(self.value().strip()) is None:
@@ -300,6 +303,8 @@ def make_purchase_date_filter(parameter: str, title: Any) -> type[PurchaseDateFi
 
 class PurchaseMonthFilter(TextFilter):
     """A month box (YYYY-MM): customers whose first purchase fell in it (a dashboard cohort)."""
+
+    form_class = MonthSearchForm
 
     title = _("first purchase in month")
     parameter_name = "first_purchase_month"
