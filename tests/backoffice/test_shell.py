@@ -374,3 +374,26 @@ def test_favicon_is_shipped_and_linked():
     svg = client.get("/static/kequn/favicon.svg")
     assert svg.status_code == 200
     assert b"<svg" in b"".join(svg.streaming_content)
+
+
+def test_times_are_shown_in_the_business_time_zone(settings):
+    import datetime as dt
+
+    from kequn.ingest.models import ImportRun
+    from kequn.segments.models import Segment, SegmentSize
+
+    assert settings.TIME_ZONE == "Asia/Shanghai"
+    # 20:30 UTC is 04:30 the next day in Shanghai.
+    moment = dt.datetime(2024, 1, 1, 20, 30, tzinfo=dt.UTC)
+    run = ImportRun.objects.create(kind="customers", file_name="a.csv", started_at=moment)
+    assert "2024-01-02 04:30" in str(run)
+    segment = Segment.objects.create(name="Shenzhen", rules={"all": []})
+    size = SegmentSize.objects.create(segment=segment, measured_at=moment, size=3)
+    assert "@ 2024-01-02:" in str(size)
+
+    client = Client()
+    client.force_login(User.objects.create_superuser("root", password=PASSWORD))
+    html = client.get(f"/admin/segments/segment/{segment.pk}/change/").content.decode()
+    # The size chart's points read as the entries and exits listed beside them.
+    assert "<title>2024-01-02 04:30: 3</title>" in html
+    assert "2024-01-01 20:30" not in html

@@ -67,7 +67,7 @@ class Event(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.name or self.get_type_display()} @ {self.occurred_at:%Y-%m-%d %H:%M}"
+        return f"{self.name or self.get_type_display()} @ {timezone.localtime(self.occurred_at):%Y-%m-%d %H:%M}"
 
     def get_shown_properties(self, groups: frozenset[str]) -> dict:
         """Return the properties as a viewer with these unmasked field groups may see them."""

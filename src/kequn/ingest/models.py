@@ -63,7 +63,8 @@ class ImportRun(models.Model):
         ordering = ["-started_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.file_name} ({self.get_kind_display()}, {self.started_at:%Y-%m-%d %H:%M})"
+        started = timezone.localtime(self.started_at)
+        return f"{self.file_name} ({self.get_kind_display()}, {started:%Y-%m-%d %H:%M})"
 
 
 class QuarantinedRow(models.Model):

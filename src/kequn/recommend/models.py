@@ -78,4 +78,4 @@ class TrainingRun(models.Model):
         ordering = ["-started_at"]
 
     def __str__(self) -> str:
-        return f"{self.started_at:%Y-%m-%d %H:%M} {self.model}"
+        return f"{timezone.localtime(self.started_at):%Y-%m-%d %H:%M} {self.model}"

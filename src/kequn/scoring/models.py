@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from kequn.customers.models import Customer
@@ -120,4 +121,4 @@ class ScoreRun(models.Model):
         ordering = ["-started_at"]
 
     def __str__(self) -> str:
-        return f"{self.started_at:%Y-%m-%d %H:%M} {self.status}"
+        return f"{timezone.localtime(self.started_at):%Y-%m-%d %H:%M} {self.status}"

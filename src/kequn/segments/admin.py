@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
@@ -140,7 +141,8 @@ class SegmentAdmin(ModelAdmin):
         if obj is not None:
             sizes = SegmentSize.objects.filter(segment=obj).order_by("-measured_at")[:200]
             context["size_chart"] = render_size_chart(
-                [(s.measured_at, s.size) for s in reversed(list(sizes))]
+                # In the business's time, like the entries and exits listed below it.
+                [(timezone.localtime(s.measured_at), s.size) for s in reversed(list(sizes))]
             )
             context["recent_changes"] = (
                 MembershipChange.objects.filter(segment=obj)

@@ -125,7 +125,7 @@ class SegmentSize(models.Model):
         indexes = [models.Index(fields=["segment", "measured_at"], name="segsize_idx")]
 
     def __str__(self) -> str:
-        return f"{self.segment_id} @ {self.measured_at:%Y-%m-%d}: {self.size}"
+        return f"{self.segment_id} @ {timezone.localtime(self.measured_at):%Y-%m-%d}: {self.size}"
 
 
 class TagRule(models.Model):
