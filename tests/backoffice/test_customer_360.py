@@ -44,7 +44,8 @@ def test_360_shows_every_section(admin_client, data):
     # Orders with lines, and events, most recent first.
     assert html.index("SO-1003") < html.index("SO-1002") < html.index("SO-1001")
     assert "CASE-001" in html and "PHONE-X" in html
-    assert "Product Viewed" in html
+    # A known event name and channel are shown by their labels, not as sent.
+    assert "<span>浏览商品</span>" in html and "Product Viewed" not in html
     assert "WEB-2001" not in html
     assert f"?customer={data.alice.pk}" in html
     assert 'id="kequn-value-scores"' in html
@@ -107,3 +108,69 @@ def test_query_counts_are_bounded_and_flat(admin_client, data, django_assert_max
         Event.objects.create(name="Product Added", customer=data.alice, occurred_at=when)
     after = [count_queries(admin_client, u) for u in (page_360, listing, orders)]
     assert after == before
+
+
+def test_360_header_names_the_customer(admin_client, data):
+    html = get_360(admin_client, data.alice)
+    header = re.search(r'<header[^>]*id="kequn-360-header">(.*?)</header>', html, re.S).group(1)
+    assert '<h1 class="text-2xl' in header and "Alice Wang" in header
+    assert f"{data.alice.pk}" in header
+
+
+def test_360_recommendations_give_a_translated_reason_and_spaced_price(admin_client, data):
+    from kequn.recommend.models import Recommendation
+
+    Recommendation.objects.create(
+        customer=data.bob, product=data.phone, rank=1, score=0.9, source="hybrid_1_0_1"
+    )
+    html = get_360(admin_client, data.bob)
+    section = html[html.index('id="kequn-recommendations"') :]
+    section = section[: section.index("</section>")]
+    assert "hybrid" not in section
+    assert "常与其已购商品一起购买，且为热门商品" in section
+    price = re.search(
+        r'<td class="text-right[^"]*" style="padding-left: 1rem" data-price>', section
+    )
+    reason = re.search(r'<td class="pl-6[^"]*" style="padding-left: 1.5rem" data-reason>', section)
+    assert price and reason  # the two columns no longer touch
+    assert "3,999.00" in section
+
+
+def test_360_figures_of_a_one_time_buyer_agree(admin_client, data):
+    from kequn.scoring.models import CustomerScore
+
+    CustomerScore.objects.create(
+        customer=data.bob,
+        computed_at=timezone.now(),
+        orders=1,
+        revenue=147,
+        r_score=1,
+        f_score=1,
+        m_score=1,
+        lifecycle_stage="churned",
+        p_alive=1.0,
+        expected_purchases=0.05,
+        expected_spend=4416.4,
+        clv=961.9,
+        churn_risk=0.991,
+        churn_percentile=96.25,
+    )
+    html = get_360(admin_client, data.bob)
+    assert get_metric(html, "orders") == "1"
+    # P(alive) = 1 beside "churned" and a 99% churn risk would contradict them: not shown.
+    p_alive = re.search(r'data-metric="p-alive">([^<]*)<', html).group(1)
+    assert "1.00" not in p_alive and "100" not in p_alive and "一次购买" in p_alive
+    expected = re.search(r'data-metric="expected">([^<]*)<', html).group(1)
+    assert "全体客户平均值" in expected and "4,416.40" in expected
+    assert "99.1%" in html and "96.3%" in html  # churn risk and percentile, rounded half up
+
+
+def test_360_says_when_the_scores_counted_other_purchases(admin_client, data):
+    from kequn.scoring.models import CustomerScore
+
+    CustomerScore.objects.create(
+        customer=data.alice, computed_at=timezone.now(), orders=1, lifecycle_stage="new"
+    )
+    html = get_360(admin_client, data.alice)
+    assert get_metric(html, "orders") == "2"
+    assert re.search(r'data-metric="orders-at-refresh">[^<]*1[^<]*<', html)

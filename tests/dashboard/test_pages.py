@@ -112,10 +112,17 @@ def test_excel_export_has_the_numbers(refreshed, admin_client_en):
     assert response.status_code == 200
     book = openpyxl.load_workbook(io.BytesIO(response.content))
     rows = {row[0]: row for row in book["Summary"].iter_rows(values_only=True) if row[0]}
-    assert rows["Revenue"][1:] == (250, 100, 150)
+    # The change is stored as a fraction and shown as a percentage: +150.0%.
+    assert rows["Revenue"][1:] == (250, 100, 1.5)
     assert rows["Active customers"][1:3] == (2, 1)
+    cells = {row[0].value: row for row in book["Summary"].iter_rows() if row[0].value}
+    assert cells["Revenue"][1].number_format == "#,##0.00"
+    assert cells["Active customers"][1].number_format == "#,##0"
+    assert cells["Revenue"][3].number_format.startswith("+0.0%")
+    assert cells["Repeat-purchase rate"][1].number_format == "0.0%"
     assert len(book.sheetnames) > 5
-    rfm = list(book[book.sheetnames[1]].iter_rows(values_only=True))
+    rfm_sheet = next(name for name in book.sheetnames if name.startswith("RFM"))
+    rfm = list(book[rfm_sheet].iter_rows(values_only=True))
     assert (5, 3, 1, 600) in rfm
 
 

@@ -17,6 +17,8 @@ from django.utils.translation import gettext as _
 
 from kequn.customers.models import Consent, Customer
 from kequn.customers.services import PROFILE_FIELDS, get_current_consents, get_customer_totals
+from kequn.labels import get_code_label
+from kequn.recommend.reasons import get_reason_label
 from kequn.recommend.services import get_recommendations_for_customer
 from kequn.security.masking import (
     BIRTHDAY,
@@ -42,6 +44,8 @@ def get_profile_rows(
         field = customer._meta.get_field(name)
         display = getattr(customer, f"get_{name}_display", None)
         value = display() if field.choices and display else getattr(customer, name)
+        if name == "source_channel":
+            value = get_code_label(value)
         if name == BIRTHDAY and BIRTHDAY not in unmasked:
             value = mask_birthday(value)
         rows.append((str(field.verbose_name), value))
@@ -72,9 +76,13 @@ def get_recent_events(customer: Customer) -> list[Any]:
     """Return the latest behavioural events."""
     from kequn.events.models import Event
 
-    return list(
+    events = list(
         Event.objects.filter(customer=customer).order_by("-occurred_at", "-id")[:RECENT_EVENTS]
     )
+    for event in events:
+        event.name_label = get_code_label(event.name)
+        event.channel_label = get_code_label(event.channel)
+    return events
 
 
 def get_score_context(customer: Customer) -> dict[str, Any]:
@@ -89,6 +97,13 @@ def get_score_context(customer: Customer) -> dict[str, Any]:
         reasons = [found] if isinstance(found, str) else list(found)
     return {
         "score": score,
+        # BG/NBD and Gamma-Gamma learn nothing about a customer from a single purchase: their
+        # P(alive) is 1 and their expected order value the average of all customers, which
+        # would contradict a churned stage and the one order shown beside them.
+        "one_time_buyer": bool(score and (score.orders or 0) <= 1),
+        "churn_risk_percent": score.churn_risk * 100
+        if score and score.churn_risk is not None
+        else None,
         "churn_reasons": [r for r in reasons if r],
         "stage_changes": list(
             StageChange.objects.filter(customer=customer).order_by("-changed_at", "-id")[:10]
@@ -132,8 +147,16 @@ def build_360_context(
         "change_url": reverse("admin:customers_customer_change", args=[customer.pk]),
         "merged_into": customer.merged_into,
         **get_score_context(customer),
-        "recommendations": get_recommendations_for_customer(customer.pk),
+        "recommendations": get_recommendation_rows(customer),
     }
+
+
+def get_recommendation_rows(customer: Customer) -> list[dict[str, Any]]:
+    """Return the customer's recommendations, each with its reason in the user's language."""
+    rows = get_recommendations_for_customer(customer.pk)
+    for row in rows:
+        row["reason"] = get_reason_label(row.get("source", ""))
+    return rows
 
 
 def customer_360_view(model_admin: ModelAdmin) -> Callable[..., HttpResponse]:

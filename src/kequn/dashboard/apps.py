@@ -7,3 +7,15 @@ class DashboardConfig(AppConfig):
     label = "dashboard"
     verbose_name = _("Dashboard")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        """Name the admin home page after the dashboard it shows, not "Site administration"."""
+        from django.contrib import admin
+
+        from kequn.labels import name_upstream_apps
+
+        # Here, in the last app of INSTALLED_APPS, every upstream app is loaded.
+        name_upstream_apps()
+        admin.site.index_title = _("Dashboard")
+        admin.site.site_title = _("Kequn")
+        admin.site.site_header = _("Kequn 客群")

@@ -9,7 +9,6 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
-from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from openpyxl import Workbook
 from openpyxl.styles import Font
@@ -30,8 +29,9 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from kequn.dashboard import numbers
 from kequn.dashboard.queries import CHART_TITLES
-from kequn.security.formulas import escape_row
+from kequn.security.formulas import escape_row, make_sheet_title
 
 # A TrueType font embedded (as a subset) in every PDF, so Chinese shows on any machine.
 CJK_FONT = "KequnCJK"
@@ -39,6 +39,8 @@ LATIN_FONT = "Helvetica"
 LIST_PDF_ROWS = 2_000
 LIST_XLSX_ROWS = 1_000_000
 ACCENT = colors.HexColor("#6366f1")
+# Chart table columns holding money (two decimals); other numeric columns are counts.
+MONEY_HEADERS = ("Revenue", "Total CLV", "CLV at stake", "Revenue, previous period")
 
 
 class PdfFontError(RuntimeError):
@@ -82,17 +84,11 @@ def _font_for(text: str) -> str:
 
 
 def _num(value: float | None, kind: str = "count") -> str:
-    if value is None:
-        return "—"
-    if kind == "percent":
-        return f"{value:.1f}%"
-    if kind == "money":
-        return f"{value:,.2f}"
-    return f"{int(round(value)):,}"
+    return numbers.format_number(value, kind)
 
 
 def _change(value: float | None) -> str:
-    return "—" if value is None else f"{value:+.1f}%"
+    return numbers.format_change(value)
 
 
 def _filters_line(data: dict[str, Any]) -> str:
@@ -128,7 +124,7 @@ def get_chart_tables(data: dict[str, Any]) -> list[tuple[str, list[str], list[li
         ),
         (
             str(CHART_TITLES["flows"]),
-            [_("From"), _("To"), _("Customers")],
+            [_("Stage before"), _("Stage after"), _("Customers")],
             [[str(f["from_label"]), str(f["to_label"]), f["customers"]] for f in data["flows"]],
         ),
         (
@@ -176,20 +172,57 @@ def get_chart_tables(data: dict[str, Any]) -> list[tuple[str, list[str], list[li
             [[p["label"], round(p["revenue"], 2), p["customers"]] for p in data["cities"]],
         ),
     ]
+    trend = data.get("trend")
+    if trend and trend["points"]:
+        previous_revenue = trend["previous_revenue"] or [None] * len(trend["labels"])
+        previous_orders = trend["previous_orders"] or [None] * len(trend["labels"])
+        tables.insert(
+            0,
+            (
+                str(CHART_TITLES["trend"]),
+                [
+                    _("Starting"),
+                    _("Revenue"),
+                    _("Orders"),
+                    _("Revenue, previous period"),
+                    _("Orders, previous period"),
+                ],
+                [
+                    list(row)
+                    for row in zip(
+                        trend["labels"],
+                        trend["revenue"],
+                        trend["orders"],
+                        previous_revenue,
+                        previous_orders,
+                        strict=True,
+                    )
+                ],
+            ),
+        )
     return tables
 
 
 def get_kpi_rows(data: dict[str, Any]) -> list[list[Any]]:
-    """Return the headline numbers as rows of label, current, previous, change (%)."""
-    return [
-        [
-            str(k["label"]),
-            None if k["value"] is None else round(k["value"], 2),
-            None if k["previous"] is None else round(k["previous"], 2),
-            None if k["change"] is None else round(k["change"], 1),
-        ]
-        for k in data.get("kpis", [])
-    ]
+    """Return the headline numbers as rows of label, current, previous, change (%).
+
+    Values are rounded as the page prints them (half up), so Excel and PDF show its digits.
+    """
+    rows = []
+    for k in data.get("kpis", []):
+        places = numbers.DECIMALS.get(k["kind"], 2)
+        current = numbers.round_half_up(k["value"], places)
+        previous = numbers.round_half_up(k["previous"], places)
+        change = numbers.round_half_up(k["change"], 1)
+        rows.append(
+            [
+                str(k["label"]),
+                None if current is None else float(current),
+                None if previous is None else float(previous),
+                None if change is None else float(change),
+            ]
+        )
+    return rows
 
 
 def get_empty_message(data: dict[str, Any]) -> str:
@@ -209,7 +242,7 @@ def build_dashboard_xlsx(data: dict[str, Any]) -> bytes:
     sheet.title = _("Summary")[:31]
     sheet.append([_("Kequn dashboard")])
     sheet["A1"].font = Font(bold=True, size=14)
-    sheet.append([_filters_line(data)])
+    sheet.append(escape_row([_filters_line(data)]))  # a channel name may hold anything
     sheet.append([])
     if data.get("state") != "ready":
         sheet.append([get_empty_message(data)])
@@ -217,8 +250,21 @@ def build_dashboard_xlsx(data: dict[str, Any]) -> bytes:
         sheet.append([_("Measure"), _("This period"), _("Previous period"), _("Change (%)")])
         for cell in sheet[sheet.max_row]:
             cell.font = Font(bold=True)
-        for row in get_kpi_rows(data):
-            sheet.append(escape_row(row))
+        for kpi, row in zip(data["kpis"], get_kpi_rows(data), strict=True):
+            kind = kpi["kind"]
+            sheet.append(
+                escape_row(
+                    [
+                        row[0],
+                        numbers.to_excel(kpi["value"], kind),
+                        numbers.to_excel(kpi["previous"], kind),
+                        numbers.to_excel(kpi["change"], numbers.PERCENT),
+                    ]
+                )
+            )
+            line = sheet[sheet.max_row]
+            line[1].number_format = line[2].number_format = numbers.get_excel_format(kind)
+            line[3].number_format = "+0.0%;-0.0%;0.0%"
         sheet.column_dimensions["A"].width = 28
         for title, header, rows in get_chart_tables(data):
             chart_sheet = book.create_sheet(_sheet_title(title, book.sheetnames))
@@ -227,17 +273,32 @@ def build_dashboard_xlsx(data: dict[str, Any]) -> bytes:
                 cell.font = Font(bold=True)
             for row in rows:
                 chart_sheet.append(escape_row(row))
+            _format_columns(chart_sheet, title, header)
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
 
 
+def _column_kinds(title: str, header: list[str]) -> list[str]:
+    """Return the kind of figure in each column of a chart table: count, money or percent."""
+    money = {str(_(name)) for name in MONEY_HEADERS}
+    if title == str(CHART_TITLES["cohorts"]):
+        return [numbers.COUNT, numbers.COUNT] + [numbers.PERCENT] * (len(header) - 2)
+    return [numbers.MONEY if name in money else numbers.COUNT for name in header]
+
+
+def _format_columns(sheet: Any, title: str, header: list[str]) -> None:
+    """Give money columns two decimals, counts thousands separators, percentages a % sign."""
+    for column, kind in enumerate(_column_kinds(title, header), start=1):
+        # Chart tables hold percentages as 0-100, not as fractions.
+        fmt = '0.0"%"' if kind == numbers.PERCENT else numbers.get_excel_format(kind)
+        for (cell,) in sheet.iter_rows(min_row=2, min_col=column, max_col=column):
+            if isinstance(cell.value, int | float) and not isinstance(cell.value, bool):
+                cell.number_format = fmt
+
+
 def _sheet_title(title: str, taken: Sequence[str]) -> str:
-    clean = "".join(ch for ch in title if ch not in "[]:*?/\\")[:28]
-    name, n = clean, 2
-    while name in taken:
-        name, n = f"{clean[:26]} {n}", n + 1
-    return name
+    return make_sheet_title(title, taken)
 
 
 def _para(text: str, size: int = 9, bold: bool = False) -> Paragraph:
@@ -249,12 +310,22 @@ def _para(text: str, size: int = 9, bold: bool = False) -> Paragraph:
 
 
 def _table(
-    header: list[str], rows: Iterable[list[Any]], widths: list[float] | None = None
+    header: list[str],
+    rows: Iterable[list[Any]],
+    widths: list[float] | None = None,
+    kinds: list[str] | None = None,
 ) -> Table:
     body = [[_para(str(h), bold=True) for h in header]]
     for row in rows:
         body.append(
-            [_para("" if v is None else (f"{v:,}" if isinstance(v, int) else str(v))) for v in row]
+            [
+                _para(
+                    numbers.format_number(v, kinds[i])
+                    if kinds and isinstance(v, int | float) and not isinstance(v, bool)
+                    else _cell_text(v)
+                )
+                for i, v in enumerate(row)
+            ]
         )
     table = Table(body, colWidths=widths, repeatRows=1, hAlign="LEFT")
     table.setStyle(
@@ -356,13 +427,19 @@ def _chart_drawings(data: dict[str, Any]) -> list[tuple[str, Drawing]]:
                 [f"R {row['r']}" for row in rfm["rows"]],
                 [f"F {f}" for f in rfm["columns"]],
                 [[c["customers"] for c in row["cells"]] for row in rfm["rows"]],
-                [[f"{c['customers']:,}" for c in row["cells"]] for row in rfm["rows"]],
+                [
+                    [numbers.format_number(c["customers"]) for c in row["cells"]]
+                    for row in rfm["rows"]
+                ],
             ),
         ),
         (
             str(CHART_TITLES["stages"]),
             _bar_drawing(
-                [(str(s["label"]), s["customers"], f"{s['customers']:,}") for s in data["stages"]]
+                [
+                    (str(s["label"]), s["customers"], numbers.format_number(s["customers"]))
+                    for s in data["stages"]
+                ]
             ),
         ),
     ]
@@ -375,7 +452,7 @@ def _chart_drawings(data: dict[str, Any]) -> list[tuple[str, Drawing]]:
                         (
                             f"{f['from_label']} → {f['to_label']}",
                             f["customers"],
-                            f"{f['customers']:,}",
+                            numbers.format_number(f["customers"]),
                         )
                         for f in data["flows"]
                     ]
@@ -388,11 +465,14 @@ def _chart_drawings(data: dict[str, Any]) -> list[tuple[str, Drawing]]:
             (
                 str(CHART_TITLES["cohorts"]),
                 _heatmap_drawing(
-                    [f"{r['month']} ({r['size']:,})" for r in cohorts["rows"]],
+                    [f"{r['month']} ({numbers.format_number(r['size'])})" for r in cohorts["rows"]],
                     [f"+{k}" for k in cohorts["offsets"]],
                     [[c["pct"] if c else None for c in r["cells"]] for r in cohorts["rows"]],
                     [
-                        [f"{c['pct']:.0f}%" if c else "" for c in r["cells"]]
+                        [
+                            numbers.format_number(c["pct"], numbers.PERCENT, places=0) if c else ""
+                            for c in r["cells"]
+                        ]
                         for r in cohorts["rows"]
                     ],
                 ),
@@ -404,7 +484,10 @@ def _chart_drawings(data: dict[str, Any]) -> list[tuple[str, Drawing]]:
                 (
                     str(CHART_TITLES[key]),
                     _bar_drawing(
-                        [(b["label"], b["customers"], f"{b['customers']:,}") for b in data[key]]
+                        [
+                            (b["label"], b["customers"], numbers.format_number(b["customers"]))
+                            for b in data[key]
+                        ]
                     ),
                 )
             )
@@ -414,7 +497,14 @@ def _chart_drawings(data: dict[str, Any]) -> list[tuple[str, Drawing]]:
                 (
                     str(CHART_TITLES[key]),
                     _bar_drawing(
-                        [(b["label"], b["revenue"], f"{b['revenue']:,.2f}") for b in data[key]]
+                        [
+                            (
+                                b["label"],
+                                b["revenue"],
+                                numbers.format_number(b["revenue"], numbers.MONEY),
+                            )
+                            for b in data[key]
+                        ]
                     ),
                 )
             )
@@ -463,7 +553,7 @@ def build_dashboard_pdf(data: dict[str, Any]) -> bytes:
                         [
                             _para(title, 11, bold=True),
                             Spacer(1, 2 * mm),
-                            _table(header, table_rows[:60]),
+                            _table(header, table_rows[:60], kinds=_column_kinds(title, header)),
                         ]
                     )
                 )
@@ -513,7 +603,7 @@ def build_list_pdf(
         story.append(
             _para(
                 _("Only the first %(n)s rows are in the PDF; export to Excel for all rows.")
-                % {"n": f"{LIST_PDF_ROWS:,}"}
+                % {"n": numbers.format_number(LIST_PDF_ROWS)}
             )
         )
     doc.build(story)
@@ -523,6 +613,10 @@ def build_list_pdf(
 def _cell_text(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return numbers.format_number(value, numbers.COUNT)
     if isinstance(value, float):
-        return number_format(value, 2)
+        return numbers.format_number(value, numbers.MONEY)
     return str(value)

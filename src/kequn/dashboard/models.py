@@ -90,6 +90,7 @@ class ChartCell(models.Model):
         CHURN = "churn", _("Churn-risk distribution")
         PROVINCE = "province", _("Province")
         CITY = "city", _("City")
+        TREND = "trend", _("Revenue and orders over time")
 
     chart = models.CharField(_("chart"), max_length=12, choices=Chart.choices)
     # 0 for charts that describe the present state rather than a period.

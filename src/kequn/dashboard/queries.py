@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy
 from kequn.commerce.models import Channel
 from kequn.customers.models import Customer
 from kequn.dashboard.models import ChartCell, DashboardRefresh, HistoryPoint, KpiWindow
+from kequn.dashboard.numbers import format_change, format_compact, format_number
 from kequn.dashboard.services import (
     CHURN_BINS,
     CLV_EDGES,
@@ -25,6 +26,7 @@ from kequn.dashboard.services import (
     DEFAULT_PERIOD,
     PERIODS,
     get_history_start,
+    get_trend_buckets,
 )
 from kequn.scoring.models import LifecycleStage, RFMSegment
 
@@ -148,6 +150,7 @@ def _kpi(
     kind: str = "count",
     link: str = "",
     up_is_good: bool = True,
+    definition: str = "",
 ) -> dict[str, Any]:
     change = _change(value, previous)
     if change is None:
@@ -167,6 +170,11 @@ def _kpi(
         "good": good,
         "kind": kind,
         "link": link,
+        "definition": definition,
+        "exact": format_number(value, kind),
+        "short": format_compact(value, kind),
+        "previous_text": format_number(previous, kind),
+        "change_text": format_change(change),
     }
 
 
@@ -207,16 +215,25 @@ def _build_kpis(
             current.customers,
             prev.customers if previous else None,
             link=customers_url(purchase_channel=channel_param),
+            definition=_(
+                "Every customer on file at the end of the period (merged duplicates counted "
+                "once); with a store or channel chosen, those who bought there."
+            ),
         ),
         _kpi(
             "new_customers",
-            _("New customers"),
+            _("Customers added"),
             current.new_customers,
             prev.new_customers if previous else None,
             link=customers_url(created_at_from=start, created_at_to=end)
             if channel_param is None
             else customers_url(
                 purchase_channel=channel_param, first_purchase_from=start, first_purchase_to=end
+            ),
+            definition=_(
+                "Customers created in the period (sign-ups and imports); with a store or channel "
+                "chosen, those whose first purchase there fell in the period. Not the lifecycle "
+                "stage “New”."
             ),
         ),
         _kpi(
@@ -226,6 +243,9 @@ def _build_kpis(
             prev.active_customers if previous else None,
             link=customers_url(
                 purchased_from=start, purchased_to=end, purchase_channel=channel_param
+            ),
+            definition=_(
+                "Customers with at least one paid, shipped or completed order in the period."
             ),
         ),
         _kpi(
@@ -237,6 +257,10 @@ def _build_kpis(
                 score__lifecycle_stage__exact="at_risk", purchase_channel=channel_param
             ),
             up_is_good=False,
+            definition=_(
+                "Customers whose lifecycle stage is “At risk” now (from the last analytics "
+                "refresh). The RFM segment of the same name is a different measure."
+            ),
         ),
         _kpi(
             "churned",
@@ -247,6 +271,10 @@ def _build_kpis(
                 score__lifecycle_stage__exact="churned", purchase_channel=channel_param
             ),
             up_is_good=False,
+            definition=_(
+                "Customers whose lifecycle stage is “Churned” now (from the last analytics "
+                "refresh)."
+            ),
         ),
         _kpi(
             "revenue",
@@ -257,6 +285,7 @@ def _build_kpis(
             link=customers_url(
                 purchased_from=start, purchased_to=end, purchase_channel=channel_param
             ),
+            definition=_("Total of paid, shipped and completed orders placed in the period."),
         ),
         _kpi(
             "repeat_rate",
@@ -264,6 +293,9 @@ def _build_kpis(
             _ratio(current.repeat_buyers * 100, current.active_customers),
             _ratio(prev.repeat_buyers * 100, prev.active_customers) if previous else None,
             kind="percent",
+            definition=_(
+                "Share of the period’s active customers who had bought at least twice by its end."
+            ),
         ),
         _kpi(
             "average_order_value",
@@ -271,14 +303,25 @@ def _build_kpis(
             _ratio(current.revenue, current.purchases),
             _ratio(prev.revenue, prev.purchases) if previous else None,
             kind="money",
+            definition=_("Revenue divided by the number of orders in the period."),
         ),
-        _kpi("clv_total", _("Total CLV"), current.clv_total, clv_prev_total, kind="money"),
+        _kpi(
+            "clv_total",
+            _("Total CLV"),
+            current.clv_total,
+            clv_prev_total,
+            kind="money",
+            definition=_(
+                "Predicted value of all scored customers over the analytics horizon, summed."
+            ),
+        ),
         _kpi(
             "clv_average",
             _("Average CLV"),
             _ratio(current.clv_total, current.clv_customers),
             _ratio(clv_prev_total, clv_prev_n),
             kind="money",
+            definition=_("Total CLV divided by the number of scored customers."),
         ),
     ]
 
@@ -404,7 +447,8 @@ def _segments_over_time(as_of_day: Any) -> dict[str, Any]:
         out.append(
             {
                 "key": key,
-                "label": labels.get(key, key),
+                # Named apart from the lifecycle stages that share some of these words.
+                "label": _("%(segment)s (RFM)") % {"segment": labels.get(key, key)},
                 "points": coords,
                 "dots": [pair.split(",") for pair in coords.split()],
                 "values": values,
@@ -420,6 +464,52 @@ def _segments_over_time(as_of_day: Any) -> dict[str, Any]:
         "height": height,
         "top": top,
         "single_day": len(days) == 1,
+    }
+
+
+def _trend(cells: list[ChartCell], period: int, starts_at: Any) -> dict[str, Any]:
+    """Revenue and orders per point of time, this period against the one before.
+
+    Points before the store's first purchase are left out: a shop three days old has three
+    points, not a month of zeros. With fewer than two points there is no line to draw.
+    """
+    days, points = get_trend_buckets(period)
+    start = timezone.localtime(starts_at)
+    current = {"revenue": [0.0] * points, "orders": [0] * points}
+    previous = {"revenue": [0.0] * points, "orders": [0] * points}
+    first_purchase = None
+    for cell in cells:
+        index = int(cell.x)
+        if index < 0:
+            first_purchase = cell.y
+            continue
+        target = current if cell.y == "cur" else previous
+        target["revenue"][index] = round(cell.amount, 2)
+        target["orders"][index] = cell.customers
+    first, has_previous = 0, False
+    if first_purchase:
+        since = datetime.strptime(first_purchase, "%Y-%m-%d %H:%M:%S")
+        offset = (since - start.replace(tzinfo=None)).total_seconds()
+        has_previous = offset <= 0
+        if offset > 0:
+            first = min(int(offset // (days * 86_400)), points - 1)
+    labels = [(start + timedelta(days=days * i)).strftime("%m-%d") for i in range(first, points)]
+    shown = len(labels) if first_purchase else 0
+    return {
+        "labels": labels,
+        "days_per_point": days,
+        "revenue": current["revenue"][first:],
+        "orders": current["orders"][first:],
+        "previous_revenue": previous["revenue"][first:] if has_previous else [],
+        "previous_orders": previous["orders"][first:] if has_previous else [],
+        "points": shown,
+        "enough": shown >= 2,
+        "labels_text": {
+            "revenue": str(_("Revenue")),
+            "orders": str(_("Orders")),
+            "previous_revenue": str(_("Revenue, previous period")),
+            "previous_orders": str(_("Orders, previous period")),
+        },
     }
 
 
@@ -618,6 +708,7 @@ def build_dashboard(filters: Filters) -> dict[str, Any]:
         ],
         "revenue",
     )
+    data["trend"] = _trend(cells[ChartCell.Chart.TREND], filters.period, current.starts_at)
     as_of_day = timezone.localtime(refresh.as_of).date()
     data["segments_over_time"] = _segments_over_time(as_of_day)
     data["custom_segments"] = _custom_segments()
@@ -626,6 +717,7 @@ def build_dashboard(filters: Filters) -> dict[str, Any]:
 
 
 CHART_TITLES = {
+    "trend": gettext_lazy("Revenue and orders over time"),
     "rfm": gettext_lazy("RFM grid: recency × frequency"),
     "stages": gettext_lazy("Lifecycle stages"),
     "flows": gettext_lazy("Moves between stages"),

@@ -36,6 +36,8 @@ CHURN_BINS = 10
 COHORT_MONTHS = 12
 TOP_CITIES = 20
 HISTORY_DAYS = 180
+# Revenue and orders over time: days per point, so each period draws 7 to 30 points.
+TREND_BUCKET_DAYS = {7: 1, 30: 1, 90: 7, 365: 30}
 WRITE_BATCH = 5_000
 ALL = 0  # channel key of "all channels" inside the DuckDB tables
 
@@ -201,6 +203,44 @@ def _windows(now: datetime) -> list[tuple[int, bool, datetime, datetime]]:
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple]:
     return con.execute(sql).fetchall()
+
+
+def get_trend_buckets(period: int) -> tuple[int, int]:
+    """Return (days per point, number of points) of the revenue-over-time chart of a period."""
+    days = TREND_BUCKET_DAYS.get(period, max(1, period // 30))
+    return days, -(-period // days)
+
+
+def _trend_rows(con: duckdb.DuckDBPyConnection, local_now: datetime, period: int) -> list[tuple]:
+    """Orders and revenue per point of time, in this period ("cur") and the one before ("prev").
+
+    Point i of either window covers the same offset from its window's start, so the two lines
+    compare like with like. The first point of all (x = -1) marks the store's first purchase.
+    """
+    days, points = get_trend_buckets(period)
+    start = local_now - timedelta(days=period)
+    before = start - timedelta(days=period)
+    seconds = days * 86_400
+    offset = f"""least(floor((epoch(ts) - epoch(CASE WHEN ts > {_lit(start)}
+        THEN {_lit(start)} ELSE {_lit(before)} END)) / {seconds})::INT, {points - 1})"""
+    which = f"CASE WHEN ts > {_lit(start)} THEN 'cur' ELSE 'prev' END"
+    inside = f"ts > {_lit(before)} AND ts <= {_lit(local_now)}"
+    return _rows(
+        con,
+        f"""SELECT ch, x, y, count(*), sum(amount) FROM (
+            SELECT channel_id AS ch, {offset} AS x, {which} AS y, amount
+            FROM orders_in WHERE channel_id IS NOT NULL AND {inside}
+            UNION ALL
+            SELECT {ALL} AS ch, {offset} AS x, {which} AS y, amount FROM orders_in WHERE {inside})
+        GROUP BY ALL
+        UNION ALL
+        SELECT channel_id, -1, strftime(min(ts), '%Y-%m-%d %H:%M:%S'), count(*), 0
+        FROM orders_in WHERE channel_id IS NOT NULL GROUP BY channel_id
+        UNION ALL
+        SELECT {ALL}, -1, strftime(min(ts), '%Y-%m-%d %H:%M:%S'), count(*), 0
+        FROM orders_in HAVING count(*) > 0
+        ORDER BY ALL""",
+    )
 
 
 def compute_aggregates(*, now: datetime | None = None, using: str = "default") -> Aggregates:
@@ -438,6 +478,9 @@ def compute_aggregates(*, now: datetime | None = None, using: str = "default") -
                 ),
                 period,
             )
+
+    for period in PERIODS:
+        add(ChartCell.Chart.TREND, _trend_rows(con, local_now, period), period)
 
     day = local_now.date()
     for ch, (_, _, clv_total, clv_n) in current_stages.items():

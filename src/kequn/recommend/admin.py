@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 
 from kequn.recommend.models import Recommendation, TrainingRun
+from kequn.recommend.reasons import get_reason_label
 from kequn.security.permissions import CustomerScopedAdminMixin
 
 
@@ -19,11 +21,16 @@ class ReadOnlyAdmin(ModelAdmin):
 
 @admin.register(Recommendation)
 class RecommendationAdmin(CustomerScopedAdminMixin, ReadOnlyAdmin):
-    list_display = ["customer", "rank", "product", "score", "source", "created_at"]
+    list_display = ["customer", "rank", "product", "score", "reason", "created_at"]
     list_select_related = ["customer", "product"]
     raw_id_fields = ["customer", "product"]
     search_fields = ["=customer__id"]
     show_full_result_count = False
+
+    @admin.display(description=_("why"), ordering="source")
+    def reason(self, obj: Recommendation) -> str:
+        """Say why the product is recommended instead of naming the model's code."""
+        return get_reason_label(obj.source)
 
 
 @admin.register(TrainingRun)
