@@ -162,6 +162,9 @@ class CategoryAdmin(ModelAdmin):
     list_filter = (("parent", RelatedDropdownFilter),)
     search_fields = ("code", "name")
     autocomplete_fields = ("parent",)
+    # Deleting asks first and lists the segment and tag rules that name it.
+    delete_confirmation_template = "segments/admin/delete_confirmation_rules.html"
+    delete_selected_confirmation_template = "segments/admin/delete_selected_confirmation_rules.html"
 
     @display(description=_("path"))
     def path(self, obj: Category) -> str:

@@ -585,7 +585,8 @@ class CustomerAdmin(CustomerScopedAdminMixin, ModelAdmin):
     )
     list_filter_submit = True
     # Export buttons (CSV, Excel) for the rows as filtered; see kequn.dashboard.list_export.
-    list_before_template = "dashboard/list_export_buttons.html"
+    # Beside them, "save as segment" turns the filters into a rule (kequn.segments.builder).
+    list_before_template = "segments/admin/customer_list_before.html"
     search_fields = ("name",)
     search_help_text = _("Name (beginning), customer id, email, phone, WeChat openid or system:id")
     show_full_result_count = False
@@ -839,6 +840,9 @@ class TagAdmin(ModelAdmin):
     search_fields = ("name", "group__name")
     fields = ("group", "name", "kind", "created_at")
     readonly_fields = ("created_at",)
+    # Deleting asks first and lists the segment and tag rules that name it.
+    delete_confirmation_template = "segments/admin/delete_confirmation_rules.html"
+    delete_selected_confirmation_template = "segments/admin/delete_selected_confirmation_rules.html"
 
     @display(description=_("customers"))
     def customers_link(self, obj: Tag) -> str:

@@ -38,7 +38,9 @@ def refresh_analytics(*, progress: bool = False, recommendations: bool = False) 
     result.customers = scores.customers
     if scores.message:
         result.notes.append(scores.message)
-    step("segments", refresh_all)
+    segments = step("segments", refresh_all)
+    # A broken segment rule disables that segment only; the chain goes on and says so.
+    result.notes.extend(f"disabled {line}" for line in segments["disabled"])
     step("dashboard", refresh_dashboard)
     if recommendations:
         from kequn.recommend.services import train_recommendations

@@ -39,6 +39,10 @@ class Segment(models.Model):
     )
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    # Set by a refresh that found the rule naming something deleted (a tag, category, product
+    # or segment): the segment keeps its last members and is skipped until its rule is fixed.
+    disabled_at = models.DateTimeField(_("disabled at"), null=True, blank=True)
+    disabled_reason = models.JSONField(_("why disabled"), default=list, blank=True)
 
     class Meta:
         verbose_name = _("segment")
@@ -138,6 +142,8 @@ class TagRule(models.Model):
     enabled = models.BooleanField(_("enabled"), default=True)
     refreshed_at = models.DateTimeField(_("refreshed at"), null=True, blank=True)
     member_count = models.PositiveIntegerField(_("members"), default=0)
+    disabled_at = models.DateTimeField(_("disabled at"), null=True, blank=True)
+    disabled_reason = models.JSONField(_("why disabled"), default=list, blank=True)
 
     class Meta:
         verbose_name = _("tag rule")

@@ -27,7 +27,7 @@ from kequn.segments.models import (
     SegmentSize,
     TagRule,
 )
-from kequn.segments.rules import RuleError, validate_rule
+from kequn.segments.rules import ROOT, RuleError, validate_rule
 
 BATCH = 5000
 
@@ -48,11 +48,124 @@ def lookup_segment(segment_id: int) -> tuple[dict, bool] | None:
 
 
 def check_rule(rule: Any, segment_id: int | None = None) -> dict:
-    """Validate a rule (fields, operators, groups, cycles); raise ValidationError with paths."""
+    """Validate a rule (fields, operators, groups, cycles, what it names); raise ValidationError."""
     try:
-        return validate_rule(rule, lookup_segment, segment_id)
+        validate_rule(rule, lookup_segment, segment_id)
     except RuleError as exc:
         raise ValidationError(exc.errors) from None
+    problems = find_missing_references(rule)
+    if problems:
+        # Named like the other rule errors: the place in the rule, then what is wrong.
+        raise ValidationError(
+            [f"{p['path']}: unknown {p['kind']} {p['value']!r}" for p in problems]
+        )
+    return rule
+
+
+# --- what a rule names: tags, categories, products, other segments ----------------------
+
+# A problem is a dict {"kind": "tag" | "category" | "product" | "segment" | "error",
+# "value": ..., "path": "rules.conditions[0]"}, stored as is on a disabled segment and put in
+# words (in the reader's language) by describe_problem.
+REFERENCE_FIELDS = {
+    "tag": "tag",
+    "bought_category": "category",
+    "bought_product": "product",
+    "in_segment": "segment",
+}
+
+
+def _iter_paths(node: Any, path: str = ROOT) -> Iterator[tuple[str, dict]]:
+    if not isinstance(node, dict):
+        return
+    if "conditions" in node:
+        for i, child in enumerate(node.get("conditions") or []):
+            yield from _iter_paths(child, f"{path}.conditions[{i}]")
+    else:
+        yield path, node
+
+
+def _as_list(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def list_references(rule: Any) -> list[tuple[str, str, Any]]:
+    """Return (path, kind, value) for each tag, category, product and segment a rule names."""
+    found = []
+    for path, cond in _iter_paths(rule):
+        kind = REFERENCE_FIELDS.get(cond.get("field"))
+        if kind is None:
+            continue
+        for value in _as_list(cond.get("value")):
+            if isinstance(value, str | int):
+                found.append((path, kind, value))
+    return found
+
+
+def find_missing_references(rule: Any, _seen: frozenset[int] = frozenset()) -> list[dict]:
+    """Return a problem for each tag, category, product or segment the rule names that is gone.
+
+    A dynamic segment named by the rule is compiled into it, so what that one names counts too.
+    """
+    from kequn.commerce.models import Category, Product
+
+    refs = list_references(rule)
+    if not refs:
+        return []
+    wanted: dict[str, set] = {"tag": set(), "category": set(), "product": set(), "segment": set()}
+    for _path, kind, value in refs:
+        wanted[kind].add(value)
+    tag_ids = {v for v in wanted["tag"] if isinstance(v, int) and not isinstance(v, bool)}
+    tag_names = {v for v in wanted["tag"] if isinstance(v, str)}
+    present: dict[str, set] = {
+        "tag": set(Tag.objects.filter(pk__in=tag_ids).values_list("pk", flat=True))
+        | set(Tag.objects.filter(name__in=tag_names).values_list("name", flat=True)),
+        "category": set(
+            Category.objects.filter(
+                code__in=[v for v in wanted["category"] if isinstance(v, str)]
+            ).values_list("code", flat=True)
+        ),
+        "product": set(
+            Product.objects.filter(
+                sku__in=[v for v in wanted["product"] if isinstance(v, str)]
+            ).values_list("sku", flat=True)
+        ),
+    }
+    segment_ids = [v for v in wanted["segment"] if isinstance(v, int) and not isinstance(v, bool)]
+    segments = {
+        row["pk"]: row
+        for row in Segment.objects.filter(pk__in=segment_ids).values("pk", "rules", "kind")
+    }
+    present["segment"] = set(segments)
+    problems = []
+    for path, kind, value in refs:
+        if value not in present[kind]:
+            problems.append({"kind": kind, "value": value, "path": path})
+    for seg_id, row in segments.items():
+        if row["kind"] == Segment.Kind.DYNAMIC and seg_id not in _seen:
+            problems.extend(find_missing_references(row["rules"], _seen | {seg_id}))
+    return problems
+
+
+def describe_problem(problem: dict) -> str:
+    """Put one problem of a rule in words, in the current language."""
+    value = problem.get("value")
+    shown = f"#{value}" if problem.get("kind") == "segment" else str(value)
+    messages = {
+        "tag": _("the rule names the tag “%(value)s”, which no longer exists"),
+        "category": _("the rule names the category “%(value)s”, which no longer exists"),
+        "product": _("the rule names the product “%(value)s”, which no longer exists"),
+        "segment": _("the rule names the segment %(value)s, which no longer exists"),
+    }
+    text = messages.get(problem.get("kind"), _("the rule cannot be evaluated: %(value)s"))
+    return text % {"value": shown}
+
+
+def describe_problems(problems: Any) -> str:
+    """Put the problems that disabled a segment or tag rule in words (current language)."""
+    if not isinstance(problems, list):
+        return ""
+    return "; ".join(describe_problem(p) for p in problems if isinstance(p, dict))
 
 
 def select_rule_members(rule: dict, now: datetime | None = None) -> QuerySet:
@@ -148,6 +261,8 @@ def evaluate_segment(segment: Segment, now: datetime | None = None) -> RefreshRe
     current = SegmentMember.objects.filter(segment=segment).values_list("customer_id", flat=True)
     entered, left = _diff_members(rule, current, now)
     _apply_membership(segment, entered, left)
+    if segment.disabled_at is not None:
+        _enable(segment)  # the rule runs again (fixed, or what it names is back)
     return _record_size(segment, len(entered), len(left))
 
 
@@ -234,6 +349,12 @@ def delete_segment(segment: Segment, by: AbstractBaseUser | None = None) -> None
                 _("segment %(other)s refers to this segment; change it first")
                 % {"other": other.name}
             )
+    for tag_rule in TagRule.objects.select_related("tag"):
+        if _refers_to(tag_rule.rules, segment.pk):
+            raise ValidationError(
+                _("the tag rule %(other)s refers to this segment; change it first")
+                % {"other": str(tag_rule)}
+            )
     segment.delete()
 
 
@@ -279,7 +400,10 @@ def refresh_tag_rule(tag_rule: TagRule, now: datetime | None = None) -> RefreshR
             )
         tag_rule.member_count = links.count()
         tag_rule.refreshed_at = timezone.now()
-        tag_rule.save(update_fields=["member_count", "refreshed_at"])
+        tag_rule.disabled_at, tag_rule.disabled_reason = None, []
+        tag_rule.save(
+            update_fields=["member_count", "refreshed_at", "disabled_at", "disabled_reason"]
+        )
     return RefreshResult(tag_rule.member_count, len(entered), len(left))
 
 
@@ -296,17 +420,134 @@ def save_tag_rule(
     return tag_rule
 
 
-def refresh_all(now: datetime | None = None) -> dict[str, int]:
-    """Refresh every dynamic segment and every enabled tag rule; return how many of each."""
-    segments = 0
+def refresh_all(now: datetime | None = None) -> dict[str, Any]:
+    """Refresh every dynamic segment and enabled tag rule; a broken rule disables only its own.
+
+    Return how many of each were refreshed and, under "disabled", one line per segment or tag
+    rule that is disabled because its rule names something deleted (newly or still).
+    """
+    segments, tag_rules, disabled = 0, 0, []
     for segment in Segment.objects.filter(kind=Segment.Kind.DYNAMIC).order_by("id"):
-        evaluate_segment(segment, now)
+        if segment.disabled_at is not None and find_missing_references(segment.rules):
+            disabled.append(_disabled_line(_("segment"), segment.pk, segment.name, segment))
+            continue
+        try:
+            evaluate_segment(segment, now)
+        except (ValidationError, RuleError) as exc:
+            problems = _explain_failure(segment.rules, exc)
+            if segment.disabled_at is None or segment.disabled_reason != problems:
+                disable_segment(segment, problems=problems, by=None)
+            disabled.append(_disabled_line(_("segment"), segment.pk, segment.name, segment))
+            continue
         segments += 1
-    tag_rules = 0
-    for tag_rule in TagRule.objects.filter(enabled=True).select_related("tag"):
-        refresh_tag_rule(tag_rule, now)
+    for tag_rule in TagRule.objects.filter(enabled=True).select_related("tag").order_by("id"):
+        if tag_rule.disabled_at is not None and find_missing_references(tag_rule.rules):
+            disabled.append(_disabled_line(_("tag rule"), tag_rule.pk, str(tag_rule), tag_rule))
+            continue
+        try:
+            refresh_tag_rule(tag_rule, now)
+        except (ValidationError, RuleError) as exc:
+            problems = _explain_failure(tag_rule.rules, exc)
+            if tag_rule.disabled_at is None or tag_rule.disabled_reason != problems:
+                disable_tag_rule(tag_rule, problems=problems, by=None)
+            disabled.append(_disabled_line(_("tag rule"), tag_rule.pk, str(tag_rule), tag_rule))
+            continue
         tag_rules += 1
-    return {"segments": segments, "tag_rules": tag_rules}
+    return {"segments": segments, "tag_rules": tag_rules, "disabled": disabled}
+
+
+def _disabled_line(kind: str, pk: int, name: str, obj: Segment | TagRule) -> str:
+    return f"{kind} #{pk} {name}: {describe_problems(obj.disabled_reason)}"
+
+
+def _explain_failure(rule: Any, exc: Exception) -> list[dict]:
+    problems = find_missing_references(rule)
+    if problems:
+        return problems
+    messages = exc.messages if isinstance(exc, ValidationError) else getattr(exc, "errors", [])
+    return [{"kind": "error", "value": "; ".join(messages) or str(exc), "path": ROOT}]
+
+
+def _enable(obj: Segment | TagRule) -> None:
+    obj.disabled_at = None
+    obj.disabled_reason = []
+    obj.save(update_fields=["disabled_at", "disabled_reason"])
+
+
+@transaction.atomic
+def disable_segment(
+    segment: Segment, *, problems: list[dict], by: AbstractBaseUser | None
+) -> Segment:
+    """Stop refreshing a segment whose rule cannot run; tell its owner why (log and audit)."""
+    from django.conf import settings
+    from django.contrib.admin.models import CHANGE, LogEntry
+    from django.utils import translation
+
+    from kequn.security.audit.services import CHANGE as AUDIT_CHANGE
+    from kequn.security.audit.services import record_event
+
+    segment.disabled_at = timezone.now()
+    segment.disabled_reason = problems
+    segment.save(update_fields=["disabled_at", "disabled_reason"])
+    record_event(
+        AUDIT_CHANGE,
+        actor=by,
+        target=segment,
+        detail={"disabled": True, "problems": [p["kind"] for p in problems]},
+    )
+    if segment.created_by_id:
+        # The owner finds it under their recent actions and in the segment's history.
+        with translation.override(settings.LANGUAGE_CODE):
+            message = _("Disabled by the refresh: %(reason)s") % {
+                "reason": describe_problems(problems)
+            }
+        LogEntry.objects.log_actions(
+            user_id=segment.created_by_id,
+            queryset=[segment],
+            action_flag=CHANGE,
+            change_message=message,
+            single_object=True,
+        )
+    return segment
+
+
+@transaction.atomic
+def disable_tag_rule(
+    tag_rule: TagRule, *, problems: list[dict], by: AbstractBaseUser | None
+) -> TagRule:
+    """Stop refreshing a tag rule whose rule cannot run, keeping why (and audit it)."""
+    from kequn.security.audit.services import CHANGE as AUDIT_CHANGE
+    from kequn.security.audit.services import record_event
+
+    tag_rule.disabled_at = timezone.now()
+    tag_rule.disabled_reason = problems
+    tag_rule.save(update_fields=["disabled_at", "disabled_reason"])
+    record_event(
+        AUDIT_CHANGE,
+        actor=by,
+        target=tag_rule,
+        detail={"disabled": True, "problems": [p["kind"] for p in problems]},
+    )
+    return tag_rule
+
+
+def find_rules_using(
+    *, tags: Iterable[Tag] = (), categories: Iterable = (), segments: Iterable[Segment] = ()
+) -> list[Segment | TagRule]:
+    """Return the segments and tag rules whose rules name any of these tags, categories or segments."""
+    tag_keys = set()
+    for tag in tags:
+        tag_keys |= {tag.pk, tag.name}
+    category_codes = {c.code for c in categories}
+    segment_ids = {s.pk for s in segments}
+    wanted = {"tag": tag_keys, "category": category_codes, "segment": segment_ids}
+    users: list[Segment | TagRule] = []
+    for obj in [*Segment.objects.order_by("name"), *TagRule.objects.select_related("tag")]:
+        if isinstance(obj, Segment) and obj.pk in segment_ids:
+            continue
+        if any(value in wanted.get(kind, ()) for _p, kind, value in list_references(obj.rules)):
+            users.append(obj)
+    return users
 
 
 # --- tags in bulk --------------------------------------------------------------------

@@ -3,6 +3,7 @@ from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import translation
 
 
 class Command(BaseCommand):
@@ -49,10 +50,16 @@ class Command(BaseCommand):
     def do_refresh(self, options):
         from kequn.segments.services import refresh_all
 
-        done = refresh_all()
+        with translation.override("en"):  # the command line speaks English
+            done = refresh_all()
         self.stdout.write(
             f"Refreshed {done['segments']} segments and {done['tag_rules']} tag rules"
         )
+        if done["disabled"]:
+            # Everything else has been refreshed; a non-zero exit still tells the scheduler.
+            for line in done["disabled"]:
+                self.stderr.write(f"disabled: {line}")
+            raise SystemExit(1)
 
     def do_count(self, options):
         from kequn.segments.services import count_rule
