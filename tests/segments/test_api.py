@@ -90,7 +90,8 @@ def test_count_endpoint_counts_and_validates(make_api_client):
     make_customer(city="上海")
     make_customer(city="上海")
     make_customer(city="北京")
-    client = make_api_client("segments.view_segment")
+    # Counts cover the customers the user may see: here all of them (see test_side_channels).
+    client = make_api_client("segments.view_segment", "customers.view_all_customers")
     response = client.send_json("post", "/api/v1/segments/count", {"rules": SHANGHAI})
     assert response.json() == {"count": 2}
     empty = {"match": "any", "conditions": []}
@@ -110,8 +111,7 @@ def test_admin_live_count(admin_client):
     response = admin_client.post(
         "/admin/segments/segment/count/", {"rules": SHANGHAI}, content_type="application/json"
     )
-    answer = response.json()
-    assert answer["count"] == 1 and [m["place"] for m in answer["sample"]] == ["上海 上海"]
+    assert response.json() == {"count": 1}
     bad = {"match": "all", "conditions": [{"field": "city", "operator": "gt", "value": 1}]}
     response = admin_client.post(
         "/admin/segments/segment/count/", {"rules": bad}, content_type="application/json"

@@ -60,7 +60,11 @@ from kequn.security.masking import (
     mask_birthday,
     mask_identity_for,
 )
-from kequn.security.permissions import CustomerScopedAdminMixin, record_personal_view
+from kequn.security.permissions import (
+    CustomerChoicesMixin,
+    CustomerScopedAdminMixin,
+    record_personal_view,
+)
 
 # Distinct values of a column are cached: computing them scans an index of up to a million rows.
 CHOICES_CACHE_SECONDS = 600
@@ -511,7 +515,7 @@ class CustomerTagInline(TabularInline):
         return super().get_queryset(request).select_related("tag__group", "added_by")
 
 
-class ContactInline(TabularInline):
+class ContactInline(CustomerChoicesMixin, TabularInline):
     model = CompanyContact
     fk_name = "company"
     fields = ("contact", "title", "is_primary")
@@ -526,7 +530,7 @@ class ContactInline(TabularInline):
         return super().get_queryset(request).select_related("contact")
 
 
-class EmployerInline(TabularInline):
+class EmployerInline(CustomerChoicesMixin, TabularInline):
     model = CompanyContact
     fk_name = "contact"
     fields = ("company", "title", "is_primary")
@@ -585,8 +589,7 @@ class CustomerAdmin(CustomerScopedAdminMixin, ModelAdmin):
     )
     list_filter_submit = True
     # Export buttons (CSV, Excel) for the rows as filtered; see kequn.dashboard.list_export.
-    # Beside them, "save as segment" turns the filters into a rule (kequn.segments.builder).
-    list_before_template = "segments/admin/customer_list_before.html"
+    list_before_template = "dashboard/list_export_buttons.html"
     search_fields = ("name",)
     search_help_text = _("Name (beginning), customer id, email, phone, WeChat openid or system:id")
     show_full_result_count = False
@@ -633,6 +636,11 @@ class CustomerAdmin(CustomerScopedAdminMixin, ModelAdmin):
         """Allow the RFM digit filters, whose parameters look like field lookups."""
         if lookup in {RScoreFilter.parameter_name, FScoreFilter.parameter_name}:
             return True
+        # The birth year is part of the birthday: filtering by it would unmask the year.
+        if lookup.split("__")[0] in ("birth_year", BIRTHDAY) and (
+            request is None or BIRTHDAY not in get_unmasked_groups(request.user)
+        ):
+            return False
         return super().lookup_allowed(lookup, value, request)
 
     def get_search_results(
@@ -840,9 +848,6 @@ class TagAdmin(ModelAdmin):
     search_fields = ("name", "group__name")
     fields = ("group", "name", "kind", "created_at")
     readonly_fields = ("created_at",)
-    # Deleting asks first and lists the segment and tag rules that name it.
-    delete_confirmation_template = "segments/admin/delete_confirmation_rules.html"
-    delete_selected_confirmation_template = "segments/admin/delete_selected_confirmation_rules.html"
 
     @display(description=_("customers"))
     def customers_link(self, obj: Tag) -> str:

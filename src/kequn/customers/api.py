@@ -220,7 +220,9 @@ def update_customer(request: HttpRequest, customer_id: ObjectId, payload: Custom
 def add_identity(request: HttpRequest, customer_id: ObjectId, payload: IdentityIn):
     check_perm(request, "customers.change_customer")
     customer = _get(request, customer_id)
-    identity = services.add_identity(customer, services.IdentityInput(**payload.dict()))
+    identity = services.add_identity(
+        customer, services.IdentityInput(**payload.dict()), by=_viewer(request)
+    )
     value = mask_identity_for(get_unmasked_groups(_viewer(request)), identity.kind, identity.value)
     return Status(201, {**IdentityOut.from_orm(identity).dict(), "value": value})
 

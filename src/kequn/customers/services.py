@@ -96,7 +96,19 @@ def find_customer_by_identity(kind: str, value: str, system: str = "") -> Custom
     return identity.customer if identity else None
 
 
-def add_identity(customer: Customer, identity: IdentityInput) -> Identity:
+def describe_identity_conflict(kind: str, value: str, owner_id: int, by: Any = None) -> str:
+    """Say which customer holds an identity only to a user who may see that customer."""
+    from kequn.security.permissions import is_customer_visible
+
+    if by is None or is_customer_visible(by, owner_id):
+        return f"{kind} {value} already belongs to customer #{owner_id}"
+    # Naming (or even hinting at) another rep's customer would let ids and owners be probed.
+    return f"{kind} {value} cannot be used for this customer"
+
+
+def add_identity(
+    customer: Customer, identity: IdentityInput, *, by: AbstractBaseUser | None = None
+) -> Identity:
     """Attach a normalised identity; refuse one that belongs to another customer."""
     _check_processing_allowed(customer)
     try:
@@ -110,7 +122,7 @@ def add_identity(customer: Customer, identity: IdentityInput) -> Identity:
     if existing is not None:
         if existing.customer_id != customer.pk:
             raise ValidationError(
-                f"{identity.kind} {value} already belongs to customer #{existing.customer_id}"
+                describe_identity_conflict(identity.kind, value, existing.customer_id, by)
             )
         return existing
     try:
@@ -139,7 +151,7 @@ def create_customer(
     _validate(customer)
     customer.save()
     for identity in identities:
-        add_identity(customer, identity)
+        add_identity(customer, identity, by=by)
     return customer
 
 

@@ -318,7 +318,42 @@ def record_personal_view(
         )
 
 
-class CustomerScopedAdminMixin:
+class CustomerChoicesMixin:
+    """Admin (or inline) mixin: customer fields offer, accept and show only visible customers.
+
+    Foreign keys to a customer (merged_into, contact links, raw-id and autocomplete widgets)
+    would otherwise accept another rep's customer by id and then display its name.
+    """
+
+    def formfield_for_foreignkey(self, db_field: Any, request: Any, **kwargs: Any) -> Any:
+        """Limit a customer field's choices (and so its validation and labels) to the scope."""
+        from kequn.customers.models import Customer
+
+        if db_field.related_model is Customer and not can_view_all_customers(request.user):
+            kwargs["queryset"] = scope_customers(request.user, Customer.objects.all())
+            if db_field.name in getattr(self, "raw_id_fields", ()):
+                kwargs["widget"] = make_scoped_raw_id_widget(
+                    db_field, self.admin_site, request.user, kwargs.get("using")
+                )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+def make_scoped_raw_id_widget(db_field: Any, admin_site: Any, user: Any, using: Any) -> Any:
+    """Return a raw-id widget that names a customer only when the user may see it."""
+    from django.contrib.admin.widgets import ForeignKeyRawIdWidget
+
+    class ScopedRawIdWidget(ForeignKeyRawIdWidget):
+        def label_and_url_for_value(self, value: Any) -> tuple[str, str]:
+            try:
+                visible = value not in (None, "") and is_customer_visible(user, int(value))
+            except (TypeError, ValueError):
+                visible = False
+            return super().label_and_url_for_value(value) if visible else ("", "")
+
+    return ScopedRawIdWidget(db_field.remote_field, admin_site, using=using)
+
+
+class CustomerScopedAdminMixin(CustomerChoicesMixin):
     """Admin mixin: list and open only rows of customers the user may see (others are absent).
 
     Set customer_path to the lookup from the model to its customer ("" for Customer itself).

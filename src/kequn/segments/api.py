@@ -11,8 +11,9 @@ from ninja import Field, Router, Schema, Status
 
 from kequn.apiutils import ObjectId, Page, check_perm, paginate
 from kequn.customers.models import Customer
-from kequn.security.permissions import scope_customers
+from kequn.security.permissions import can_view_all_customers, scope_customers
 from kequn.segments import services
+from kequn.segments.access import check_rule_access, count_visible_matches, count_visible_members
 from kequn.segments.export import make_export_response
 from kequn.segments.models import MembershipChange, Segment, SegmentSize
 from kequn.segments.rules import describe_fields
@@ -44,6 +45,12 @@ class SegmentOut(Schema):
     member_count: int
     refreshed_at: datetime | None
     created_at: datetime
+
+    @staticmethod
+    def resolve_member_count(obj: Segment, context) -> int:
+        # A rep limited to own accounts learns how many of *their* customers are members.
+        request = (context or {}).get("request")
+        return count_visible_members(_user(request) if request else None, obj)
 
 
 class RuleIn(Schema):
@@ -103,6 +110,7 @@ def list_segments(request: HttpRequest, cursor: str | None = None, limit: int = 
 @router.post("", response={201: SegmentOut}, summary="Create a segment (evaluated at once)")
 def create_segment(request: HttpRequest, payload: SegmentIn):
     check_perm(request, "segments.add_segment")
+    check_rule_access(_user(request), payload.rules)
     segment = services.create_segment(
         payload.name, payload.rules, payload.kind, payload.description, by=request.auth
     )
@@ -118,7 +126,7 @@ def list_fields(request: HttpRequest):
 @router.post("/count", response=CountOut, summary="Count the customers matching a rule")
 def count_rule(request: HttpRequest, payload: RuleIn):
     check_perm(request, "segments.view_segment")
-    return {"count": services.count_rule(payload.rules)}
+    return {"count": count_visible_matches(_user(request), payload.rules)}
 
 
 @router.get("/{int:segment_id}", response=SegmentOut, summary="Read a segment")
@@ -130,6 +138,8 @@ def get_segment(request: HttpRequest, segment_id: ObjectId):
 @router.patch("/{int:segment_id}", response=SegmentOut, summary="Change a segment")
 def update_segment(request: HttpRequest, segment_id: ObjectId, payload: SegmentPatch):
     check_perm(request, "segments.change_segment")
+    if payload.rules is not None:
+        check_rule_access(_user(request), payload.rules)
     segment = services.update_segment(
         _get(segment_id), payload.dict(exclude_unset=True), by=request.auth
     )
@@ -185,8 +195,10 @@ def get_member(request: HttpRequest, segment_id: ObjectId, customer_id: ObjectId
 def get_history(request: HttpRequest, segment_id: ObjectId, limit: int = 100):
     check_perm(request, "segments.view_segment")
     segment = _get(segment_id)
+    # Sizes count every member; a rep limited to own accounts gets only their members' changes.
+    sizes = SegmentSize.objects.filter(segment=segment).order_by("measured_at")
     return {
-        "sizes": list(SegmentSize.objects.filter(segment=segment).order_by("measured_at")),
+        "sizes": list(sizes) if can_view_all_customers(_user(request)) else [],
         "changes": list(
             scope_customers(
                 _user(request), MembershipChange.objects.filter(segment=segment), "customer"
