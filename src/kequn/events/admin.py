@@ -18,6 +18,7 @@ from unfold.paginator import InfinitePaginator
 from kequn.customers.admin import DayRangeFilter, ExactTextFilter, make_distinct_filter
 from kequn.events.models import Event, Source
 from kequn.events.services import revoke_source
+from kequn.labels import get_code_label
 from kequn.security.masking import get_unmasked_groups
 from kequn.security.permissions import CustomerScopedAdminMixin
 
@@ -59,7 +60,14 @@ def _properties_display(request: HttpRequest):
 
 @admin.register(Event)
 class EventAdmin(CustomerScopedAdminMixin, ModelAdmin):
-    list_display = ("occurred_at", "type", "name", "customer_link", "anonymous_id", "channel")
+    list_display = (
+        "occurred_at",
+        "type",
+        "name_label",
+        "customer_link",
+        "anonymous_id",
+        "channel_label",
+    )
     list_select_related = ("customer",)
     list_filter = (
         ("type", ChoicesDropdownFilter),
@@ -95,6 +103,16 @@ class EventAdmin(CustomerScopedAdminMixin, ModelAdmin):
         if term.isdigit() and len(term) < 19:
             condition |= Q(customer_id=int(term))
         return queryset.filter(condition), False
+
+    @display(description=_("event"), ordering="name")
+    def name_label(self, obj: Event) -> str:
+        """Show a known event name by its label (浏览商品 for Product Viewed)."""
+        return get_code_label(obj.name) or "—"
+
+    @display(description=_("channel"), ordering="channel")
+    def channel_label(self, obj: Event) -> str:
+        """Show the channel code by its label (App, 小程序 ...)."""
+        return get_code_label(obj.channel) or "—"
 
     @display(description=_("customer"), ordering="customer")
     def customer_link(self, obj: Event) -> str:

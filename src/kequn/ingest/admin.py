@@ -48,7 +48,10 @@ from kequn.security.permissions import has_permission, require_permission
 
 
 class UploadForm(forms.Form):
-    kind = forms.ChoiceField(label=_("What the file holds"), choices=[(k, k) for k in KINDS])
+    kind = forms.ChoiceField(
+        label=_("What the file holds"),
+        choices=[(k, label) for k, label in ImportRun.Kind.choices if k in KINDS],
+    )
     file = forms.FileField(label=_("File (CSV, Excel .xlsx, JSON lines, Parquet)"))
     source = forms.CharField(label=_("Source system"), required=False, max_length=50)
     preset = forms.ChoiceField(

@@ -13,6 +13,7 @@ from django.utils.translation import ngettext
 from unfold.admin import ModelAdmin
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
+from kequn.labels import get_permission_label
 from kequn.security.models import ApiToken
 from kequn.security.services import revoke_api_token
 
@@ -28,10 +29,22 @@ class UserAdmin(BaseUserAdmin, ModelAdmin):
     list_display = ("username", "email", "first_name", "last_name", "is_staff", "is_active")
     list_filter = ("is_staff", "is_superuser", "is_active", "groups")
 
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        """Name each permission in the user's language."""
+        field = super().formfield_for_manytomany(db_field, request, **kwargs)
+        if db_field.name == "user_permissions" and field is not None:
+            field.label_from_instance = get_permission_label
+        return field
+
 
 @admin.register(Group)
 class GroupAdmin(BaseGroupAdmin, ModelAdmin):
-    pass
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        """Name each permission in the user's language."""
+        field = super().formfield_for_manytomany(db_field, request, **kwargs)
+        if db_field.name == "permissions" and field is not None:
+            field.label_from_instance = get_permission_label
+        return field
 
 
 @admin.register(ApiToken)

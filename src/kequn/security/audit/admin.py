@@ -13,6 +13,7 @@ from unfold.contrib.filters.admin import DropdownFilter
 from unfold.decorators import action, display
 
 from kequn.customers.admin import DayRangeFilter, ExactTextFilter, make_distinct_filter
+from kequn.labels import get_code_label
 from kequn.security.audit import services
 from kequn.security.audit.models import AuditEntry
 
@@ -55,7 +56,7 @@ class AuditEntryAdmin(ModelAdmin):
         "created_at",
         "actor_username",
         "action_label",
-        "target_type",
+        "target_label",
         "target_id",
         "ip_address",
     )
@@ -109,6 +110,11 @@ class AuditEntryAdmin(ModelAdmin):
         if not term:
             return queryset, False
         return queryset.filter(Q(target_id=term) | Q(actor_username=term)), False
+
+    @display(description=_("target type"), ordering="target_type")
+    def target_label(self, obj: AuditEntry) -> str:
+        """Show the target's model by its translated name (客户, not customers.customer)."""
+        return get_code_label(obj.target_type)
 
     @display(description=_("action"), ordering="action")
     def action_label(self, obj: AuditEntry) -> str:
