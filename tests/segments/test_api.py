@@ -111,7 +111,8 @@ def test_admin_live_count(admin_client):
     response = admin_client.post(
         "/admin/segments/segment/count/", {"rules": SHANGHAI}, content_type="application/json"
     )
-    assert response.json() == {"count": 1}
+    answer = response.json()
+    assert answer["count"] == 1 and [m["place"] for m in answer["sample"]] == ["上海 上海"]
     bad = {"match": "all", "conditions": [{"field": "city", "operator": "gt", "value": 1}]}
     response = admin_client.post(
         "/admin/segments/segment/count/", {"rules": bad}, content_type="application/json"

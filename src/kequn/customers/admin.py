@@ -49,7 +49,6 @@ from kequn.customers.models import (
 )
 from kequn.customers.places import normalize_place
 from kequn.datefilters import DateSearchForm, MonthSearchForm
-from kequn.labels import get_code_label
 from kequn.security.keyring.services import blind_index
 from kequn.security.masking import (
     ADDRESS,
@@ -152,7 +151,7 @@ class DistinctValuesFilter(DropdownFilter):
                 set(queryset.order_by().values_list(self.field_name, flat=True).distinct())
             )
             cache.set(key, values, CHOICES_CACHE_SECONDS)
-        return [(value, get_code_label(value)) for value in values]
+        return [(value, value) for value in values]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         """Keep rows whose column equals the chosen value."""
@@ -555,7 +554,7 @@ class CustomerAdmin(CustomerScopedAdminMixin, ModelAdmin):
         "kind",
         "province",
         "city",
-        "source_channel_label",
+        "source_channel",
         "rfm_segment",
         "lifecycle_stage",
         "clv",
@@ -590,7 +589,8 @@ class CustomerAdmin(CustomerScopedAdminMixin, ModelAdmin):
     )
     list_filter_submit = True
     # Export buttons (CSV, Excel) for the rows as filtered; see kequn.dashboard.list_export.
-    list_before_template = "dashboard/list_export_buttons.html"
+    # Beside them, "save as segment" turns the filters into a rule (kequn.segments.builder).
+    list_before_template = "segments/admin/customer_list_before.html"
     search_fields = ("name",)
     search_help_text = _("Name (beginning), customer id, email, phone, WeChat openid or system:id")
     show_full_result_count = False
@@ -718,11 +718,6 @@ class CustomerAdmin(CustomerScopedAdminMixin, ModelAdmin):
         for instance in formset.deleted_objects:
             instance.delete()
         formset.save_m2m()
-
-    @display(description=_("source channel"), ordering="source_channel")
-    def source_channel_label(self, obj: Customer) -> str:
-        """Show the source channel code by its label (门店, 天猫 ...)."""
-        return get_code_label(obj.source_channel) or "—"
 
     @display(description=_("name"), ordering="name")
     def name_link(self, obj: Customer) -> str:
@@ -854,6 +849,9 @@ class TagAdmin(ModelAdmin):
     search_fields = ("name", "group__name")
     fields = ("group", "name", "kind", "created_at")
     readonly_fields = ("created_at",)
+    # Deleting asks first and lists the segment and tag rules that name it.
+    delete_confirmation_template = "segments/admin/delete_confirmation_rules.html"
+    delete_selected_confirmation_template = "segments/admin/delete_selected_confirmation_rules.html"
 
     @display(description=_("customers"))
     def customers_link(self, obj: Tag) -> str:

@@ -3,37 +3,55 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 from unfold.decorators import action, display
 
-from kequn.customers.models import TagGroup
+from kequn.customers.admin import search_customers
+from kequn.customers.models import Customer, TagGroup
+from kequn.scoring.models import LifecycleStage
+from kequn.security.masking import EMAIL, PHONE, get_unmasked_groups, mask_row
 from kequn.security.permissions import (
     CustomerScopedAdminMixin,
     can_view_all_customers,
     has_permission,
+    record_personal_view,
     require_permission,
     scope_customers,
 )
 from kequn.segments import services
-from kequn.segments.access import (
-    check_rule_access,
-    count_visible_matches,
-    count_visible_members,
+from kequn.segments.access import check_rule_access, count_visible_members
+from kequn.segments.builder import (
+    LOOKUPS,
+    SAMPLE_SIZE,
+    convert_filters_to_rule,
+    describe_sample,
 )
+from kequn.segments.catalogue import describe_catalogue
 from kequn.segments.charts import render_size_chart
-from kequn.segments.export import make_export_response
-from kequn.segments.models import MembershipChange, Persona, Segment, SegmentSize, TagRule
+from kequn.segments.export import iter_customer_rows, make_export_response
+from kequn.segments.models import (
+    MembershipChange,
+    Persona,
+    Segment,
+    SegmentMember,
+    SegmentSize,
+    TagRule,
+    default_rule,
+)
 from kequn.segments.rules import describe_fields
 
 TAG_PERMISSION = "customers.add_customertag"
@@ -44,7 +62,8 @@ class RuleField(forms.JSONField):
 
 
 class SegmentForm(forms.ModelForm):
-    rules = RuleField(label=_("rules"))
+    # A new segment starts from an empty group, never from "null".
+    rules = RuleField(label=_("rules"), initial=default_rule)
     user = None  # set per request by SegmentAdmin.get_form: whose rights the rule is checked by
 
     class Meta:
@@ -55,6 +74,9 @@ class SegmentForm(forms.ModelForm):
         data = super().clean()
         rules = data.get("rules")
         dynamic = data.get("kind") == Segment.Kind.DYNAMIC
+        if dynamic and isinstance(rules, dict) and rules.get("conditions") == []:
+            self.add_error("rules", gettext("Add at least one condition."))
+            return data
         if rules is not None and (dynamic or (isinstance(rules, dict) and rules.get("conditions"))):
             try:
                 services.check_rule(rules, self.instance.pk)
@@ -80,7 +102,7 @@ def _make_visible_members(user):
 class SegmentAdmin(ModelAdmin):
     form = SegmentForm
     change_form_template = "segments/admin/segment_change_form.html"
-    list_display = ["name", "kind", "member_count", "refreshed_at"]
+    list_display = ["name", "kind", "member_count", "refreshed_at", "status"]
     list_filter = ["kind"]
     search_fields = ["name"]
     readonly_fields = ["member_count", "refreshed_at"]
@@ -119,6 +141,21 @@ class SegmentAdmin(ModelAdmin):
                 name="segments_segment_export",
             ),
             path(
+                "lookup/",
+                self.admin_site.admin_view(self.lookup_view),
+                name="segments_segment_lookup",
+            ),
+            path(
+                "from-customers/",
+                self.admin_site.admin_view(self.from_customers_view),
+                name="segments_segment_from_customers",
+            ),
+            path(
+                "<int:segment_id>/members/",
+                self.admin_site.admin_view(self.members_view),
+                name="segments_segment_members",
+            ),
+            path(
                 "tag-customers/",
                 self.admin_site.admin_view(self.tag_view),
                 name="segments_tag_customers",
@@ -134,18 +171,105 @@ class SegmentAdmin(ModelAdmin):
             raise PermissionDenied
         try:
             body = json.loads(request.body or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError(gettext("send a JSON object with 'rules'"))
             segment_id = body.get("segment_id")
-            # A rep limited to own accounts counts only those; birthday rules need the birthday.
-            count = count_visible_matches(
-                request.user, body.get("rules"), int(segment_id) if segment_id else None
-            )
-        except (ValueError, TypeError) as exc:
+            rules = body.get("rules")
+            services.check_rule(rules, int(segment_id) if segment_id else None)
+            check_rule_access(request.user, rules)
+            members = scope_customers(request.user, services.select_rule_members(rules))
+            if can_view_all_customers(request.user):
+                count = services.count_members(rules)
+            else:  # a sales rep counts only the accounts they may see
+                count = members.count()
+            sample = list(members.order_by("-id").values_list("pk", flat=True)[:SAMPLE_SIZE])
+        except (ValueError, TypeError, RecursionError) as exc:
             return JsonResponse({"errors": [str(exc)]}, status=400)
         except ValidationError as exc:
             return JsonResponse({"errors": exc.messages}, status=200)
         except PermissionDenied as exc:
             return JsonResponse({"errors": [str(exc)]}, status=403)
-        return JsonResponse({"count": count})
+        return JsonResponse({"count": count, "sample": describe_sample(sample)})
+
+    def lookup_view(self, request: HttpRequest) -> JsonResponse:
+        """Answer the picker of the rule builder: tags, categories, products, events, segments."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        kind = request.GET.get("kind", "")
+        if kind not in LOOKUPS:
+            return JsonResponse(
+                {"errors": [gettext("kind must be one of %s") % ", ".join(LOOKUPS)]}, status=400
+            )
+        query = request.GET.get("q", "").strip()[:100]
+        values = [v for v in request.GET.get("values", "").split(",") if v][:50]
+        return JsonResponse({"results": LOOKUPS[kind](query, values)})
+
+    def from_customers_view(self, request: HttpRequest):
+        """Open the add page with a rule made from the customer list's filters and search."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        changelist = reverse("admin:customers_customer_changelist")
+        query = request.GET.urlencode()
+        try:
+            rule = convert_filters_to_rule(request.GET)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+            return HttpResponseRedirect(f"{changelist}?{query}" if query else changelist)
+        params = urlencode({"rules": json.dumps(rule, ensure_ascii=False)})
+        return HttpResponseRedirect(f"{reverse('admin:segments_segment_add')}?{params}")
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict:
+        """Read a prefilled rule (from "save as segment") as JSON, not as text."""
+        initial = super().get_changeform_initial_data(request)
+        if "rules" in request.GET:
+            try:
+                rules = json.loads(request.GET["rules"])
+            except ValueError:
+                rules = None
+            initial["rules"] = rules if isinstance(rules, dict) else default_rule()
+        return initial
+
+    def members_view(self, request: HttpRequest, segment_id: int):
+        """List every member the user may see, paged and searchable, masked by role."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        segment = get_object_or_404(Segment, pk=segment_id)
+        term = request.GET.get("q", "").strip()[:200]
+        members = scope_customers(
+            request.user, Customer.objects.filter(segment_memberships__segment=segment)
+        )
+        if term:
+            members = search_customers(members, term)
+        paginator = Paginator(members.order_by("-id").values_list("pk", flat=True), 50)
+        page = paginator.get_page(request.GET.get("p"))
+        groups = get_unmasked_groups(request.user)
+        ids = list(page.object_list)
+        rows = [
+            mask_row(request.user, r, groups)
+            for r in iter_customer_rows(Customer.objects.filter(pk__in=ids))
+        ]
+        rows.sort(key=lambda r: -r["id"])
+        shown = {PHONE, EMAIL} & groups
+        record_personal_view(request.user, ids, via="segment-members", groups=frozenset(shown))
+        since = dict(
+            SegmentMember.objects.filter(segment=segment, customer_id__in=ids).values_list(
+                "customer_id", "added_at"
+            )
+        )
+        stages = dict(LifecycleStage.choices)
+        for row in rows:
+            row["added_at"] = since.get(row["id"])
+            row["stage"] = stages.get(row.get("lifecycle_stage") or "", "")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "segment": segment,
+            "rows": rows,
+            "page": page,
+            "term": term,
+            "title": gettext("Members of %(name)s") % {"name": segment.name},
+        }
+        return TemplateResponse(request, "segments/admin/segment_members.html", context)
 
     def export_view(self, request: HttpRequest, segment_id: int, fmt: str):
         if not self.has_view_permission(request) or fmt not in ("csv", "xlsx"):
@@ -186,6 +310,17 @@ class SegmentAdmin(ModelAdmin):
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         context["rule_fields"] = describe_fields()
+        context["rule_catalogue"] = {
+            **describe_catalogue(),
+            "segments": [
+                {"value": pk, "label": name}
+                for pk, name in Segment.objects.exclude(pk=getattr(obj, "pk", None))
+                .order_by("name")
+                .values_list("pk", "name")[:500]
+            ],
+        }
+        if obj is not None and obj.disabled_at is not None:
+            context["disabled_reason"] = services.describe_problems(obj.disabled_reason)
         if obj is not None:
             sizes = SegmentSize.objects.filter(segment=obj).order_by("-measured_at")[:200]
             if can_view_all_customers(request.user):  # sizes count other reps' customers too
@@ -217,10 +352,48 @@ class SegmentAdmin(ModelAdmin):
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
 
+    @display(description=_("status"))
+    def status(self, obj: Segment) -> str:
+        """Say whether the segment refreshes, or why it was disabled."""
+        if obj.disabled_at is None:
+            return gettext("Enabled")
+        return format_html(
+            '<span class="text-red-600 dark:text-red-400">{}: {}</span>',
+            gettext("Disabled"),
+            services.describe_problems(obj.disabled_reason),
+        )
+
+    def changelist_view(self, request, extra_context=None):
+        """Tell the owner of a disabled segment, on the list, why it no longer refreshes."""
+        if request.method == "GET":
+            for segment in Segment.objects.filter(
+                created_by_id=request.user.pk, disabled_at__isnull=False
+            )[:10]:
+                messages.warning(
+                    request,
+                    gettext("Your segment %(name)s is disabled: %(reason)s. Change its rule.")
+                    % {
+                        "name": segment.name,
+                        "reason": services.describe_problems(segment.disabled_reason),
+                    },
+                )
+        return super().changelist_view(request, extra_context)
+
+    def get_deleted_objects(self, objs, request):
+        """Refuse (as protected) to delete a segment another segment or tag rule names."""
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        users = services.find_rules_using(segments=list(objs))
+        protected = [*protected, *(f"{u._meta.verbose_name}: {u}" for u in users)]
+        return deleted, model_count, perms_needed, protected
+
     @action(description=_("Refresh now"), permissions=["change"])
     def refresh_selected(self, request, queryset):
         for segment in queryset:
-            result = services.refresh_segment(segment)
+            try:
+                result = services.refresh_segment(segment)
+            except ValidationError as exc:
+                messages.error(request, f"{segment.name}: {' '.join(exc.messages)}")
+                continue
             messages.info(
                 request,
                 gettext("%(name)s: %(size)s members (+%(entered)s / −%(left)s)")
@@ -311,9 +484,10 @@ class TagRuleForm(forms.ModelForm):
 @admin.register(TagRule)
 class TagRuleAdmin(ModelAdmin):
     form = TagRuleForm
-    list_display = ["tag", "enabled", "member_count", "refreshed_at"]
+    list_display = ["tag", "enabled", "member_count", "refreshed_at", "status"]
     readonly_fields = ["member_count", "refreshed_at"]
     actions = ["refresh_selected"]
+    status = SegmentAdmin.status
 
     def save_model(self, request, obj, form, change):
         tag = form.cleaned_data["tag"]
@@ -328,7 +502,10 @@ class TagRuleAdmin(ModelAdmin):
     @action(description=_("Refresh now"), permissions=["change"])
     def refresh_selected(self, request, queryset):
         for tag_rule in queryset.select_related("tag"):
-            services.refresh_tag_rule(tag_rule)
+            try:
+                services.refresh_tag_rule(tag_rule)
+            except ValidationError as exc:
+                messages.error(request, f"{tag_rule}: {' '.join(exc.messages)}")
         messages.info(request, gettext("Refreshed."))
 
 
