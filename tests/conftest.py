@@ -93,6 +93,14 @@ def private_cache():
 
 
 @pytest.fixture(autouse=True)
+def audit_head_file(tmp_path, monkeypatch):
+    """Give every test its own pinned audit head (a verify pins the head it checked)."""
+    path = tmp_path / "audit-head"
+    monkeypatch.setenv("KEQUN_AUDIT_HEAD_FILE", str(path))
+    return path
+
+
+@pytest.fixture(autouse=True)
 def erasure_journal(tmp_path, monkeypatch):
     """Give every test its own erasure journal (a restore replays the whole journal)."""
     path = tmp_path / "erasures.jsonl"

@@ -397,3 +397,14 @@ def test_times_are_shown_in_the_business_time_zone(settings):
     # The size chart's points read as the entries and exits listed beside them.
     assert "<title>2024-01-02 04:30: 3</title>" in html
     assert "2024-01-01 20:30" not in html
+
+
+def test_demo_sample_segments_are_valid_and_created_once(data, admin_user):
+    from kequn.demo.services import SAMPLE_SEGMENTS, create_sample_segments
+    from kequn.segments.models import Segment
+
+    created = create_sample_segments(by=admin_user)
+    assert [s.name for s in created] == [name for name, _, _ in SAMPLE_SEGMENTS]
+    assert all(s.created_by == admin_user and s.disabled_at is None for s in created)
+    assert create_sample_segments(by=admin_user) == []
+    assert Segment.objects.count() == len(SAMPLE_SEGMENTS)

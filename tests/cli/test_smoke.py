@@ -73,6 +73,8 @@ def test_demo_then_serve_360_page_and_api(kequn_env):
     assert time.monotonic() - started < 60
     password = re.search(r"password: (\S+)", setup.stdout).group(1)
     assert (Path(kequn_env["KEQUN_DATA_DIR"]) / "secret_key").exists()
+    # The demo keeps its master key beside the database, and says how to move it.
+    assert "master.key" in setup.stderr and "KEQUN_MASTER_KEY_FILE=" in setup.stderr
 
     again = run_kequn(["demo", "--customers", "200", "--no-serve", "--quiet"], kequn_env)
     assert again.returncode == 0, again.stderr

@@ -21,3 +21,63 @@ def ensure_admin(username: str = "admin") -> str | None:
     password = secrets.token_urlsafe(12)
     user_model.objects.create_superuser(username=username, email="", password=password)
     return password
+
+
+# Segments a marketer builds first, so the segment pages have members after `kequn demo`.
+SAMPLE_SEGMENTS = [
+    (
+        "深圳流失风险客户",
+        "深圳的客户中，生命周期为“有流失风险”的人。",
+        {
+            "match": "all",
+            "conditions": [
+                {"field": "city", "operator": "eq", "value": "深圳"},
+                {"field": "lifecycle_stage", "operator": "eq", "value": "at_risk"},
+            ],
+        },
+    ),
+    (
+        "重要价值客户",
+        "RFM 分群为“重要价值”的客户。",
+        {
+            "match": "all",
+            "conditions": [{"field": "rfm_segment", "operator": "eq", "value": "champions"}],
+        },
+    ),
+    (
+        "近 90 天复购客户",
+        "最近 90 天内购买 2 次及以上的客户。",
+        {
+            "match": "all",
+            "conditions": [{"field": "order_count", "operator": "gte", "value": 2, "days": 90}],
+        },
+    ),
+    (
+        "短信营销可触达",
+        "当前同意接收短信营销的客户。",
+        {
+            "match": "all",
+            "conditions": [
+                {
+                    "field": "consent",
+                    "channel": "sms",
+                    "purpose": "marketing",
+                    "operator": "is",
+                    "value": True,
+                }
+            ],
+        },
+    ),
+]
+
+
+def create_sample_segments(*, by) -> list:
+    """Create the sample segments not there yet (members fill in at the analytics refresh)."""
+    from kequn.segments.models import Segment
+    from kequn.segments.services import create_segment
+
+    created = []
+    for name, description, rules in SAMPLE_SEGMENTS:
+        if not Segment.objects.filter(name=name).exists():
+            created.append(create_segment(name, rules, description=description, by=by))
+    return created

@@ -1,9 +1,11 @@
 """The master key (key-encryption key) kept outside the database, and keys derived from it.
 
 KEQUN_MASTER_KEY holds the key as 32 bytes in URL-safe base64; otherwise it is read from
-KEQUN_KEY_FILE (default: master.key in the data directory, created on first run with mode 0600).
-Move the key file off the machine that holds the database backups: whoever has both can read
-the personal data.
+KEQUN_MASTER_KEY_FILE (KEQUN_KEY_FILE is the older name; default: master.key in the data
+directory, created on first run with mode 0600). The recommended setup keeps the key out of
+the data directory: whoever copies a data directory that holds its key can read the personal
+data and recompute the audit chain. `kequn demo` and `kequn keys status` say so when it lies
+there (see describe_key_custody).
 """
 
 from __future__ import annotations
@@ -23,10 +25,53 @@ from kequn.conf import ConfigError, ensure_data_dir, get_data_dir
 KEY_BYTES = 32
 
 
+KEY_FILE_SETTINGS = ("KEQUN_MASTER_KEY_FILE", "KEQUN_KEY_FILE")
+
+
 def get_key_file() -> Path:
-    """Return KEQUN_KEY_FILE, or master.key in the data directory."""
-    value = os.environ.get("KEQUN_KEY_FILE")
-    return Path(value).expanduser().resolve() if value else get_data_dir() / "master.key"
+    """Return KEQUN_MASTER_KEY_FILE (or the older KEQUN_KEY_FILE), or master.key in the data dir."""
+    for name in KEY_FILE_SETTINGS:
+        if value := os.environ.get(name):
+            return Path(value).expanduser().resolve()
+    return get_data_dir() / "master.key"
+
+
+def is_inside(path: Path, folder: Path) -> bool:
+    """Return whether path lies in folder (or below it)."""
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def get_key_source() -> str:
+    """Return where the master key comes from: "environment" or the key file's path."""
+    return "environment" if os.environ.get("KEQUN_MASTER_KEY") else str(get_key_file())
+
+
+def is_key_beside_data() -> bool:
+    """Return whether the master key file lies in the data directory (copied with it)."""
+    return not os.environ.get("KEQUN_MASTER_KEY") and is_inside(get_key_file(), get_data_dir())
+
+
+def describe_key_custody() -> str:
+    """Return one paragraph on where the master key is, with the way to move it if it should."""
+    from django.utils.translation import gettext as _
+
+    if os.environ.get("KEQUN_MASTER_KEY"):
+        return _("Master key: from KEQUN_MASTER_KEY (not stored in the data directory).")
+    path = get_key_file()
+    if not is_key_beside_data():
+        return _("Master key: %(path)s (outside the data directory).") % {"path": path}
+    folder = "/etc/kequn"
+    return _(
+        "WARNING: the master key %(path)s lies in the data directory, beside the database: "
+        "whoever copies that directory can read the personal data and rewrite the audit trail. "
+        "Move it out, e.g. `mkdir -p %(folder)s && mv %(path)s %(folder)s/master.key` and set "
+        "KEQUN_MASTER_KEY_FILE=%(folder)s/master.key (or put its contents in KEQUN_MASTER_KEY); "
+        "keep a copy of it apart from the backups."
+    ) % {"path": path, "folder": folder}
 
 
 def decode_master_key(text: str, origin: str) -> bytes:

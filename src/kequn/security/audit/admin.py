@@ -12,9 +12,11 @@ from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import DropdownFilter
 from unfold.decorators import action, display
 
+from kequn.conf import ConfigError
 from kequn.customers.admin import DayRangeFilter, ExactTextFilter, make_distinct_filter
 from kequn.labels import get_code_label
 from kequn.security.audit import services
+from kequn.security.audit.head import pin_head, read_pinned_head
 from kequn.security.audit.models import AuditEntry
 
 
@@ -129,8 +131,18 @@ class AuditEntryAdmin(ModelAdmin):
         icon="verified",
     )
     def verify_chain(self, request: HttpRequest) -> HttpResponseRedirect:
-        """Walk the whole chain and report the result as a message."""
-        result = services.verify_chain()
+        """Walk the whole chain (and check the pinned head) and report the result as a message."""
+        try:
+            pinned = read_pinned_head()
+        except ConfigError as exc:
+            messages.error(request, str(exc))
+            return HttpResponseRedirect(reverse("admin:audit_auditentry_changelist"))
+        result = services.verify_chain(expect_head=pinned)
+        if result.ok and result.count:
+            try:
+                pin_head(result.head_sequence, result.head_mac)
+            except ConfigError as exc:
+                messages.warning(request, str(exc))
         services.record_event(
             services.AUDIT_VERIFY,
             request=request,

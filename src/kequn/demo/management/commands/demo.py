@@ -1,9 +1,11 @@
 import argparse
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from kequn.conf import get_data_dir
-from kequn.demo.services import ensure_admin, migrate_database
+from kequn.dashboard.services import list_reports, write_weekly_report
+from kequn.demo.services import create_sample_segments, ensure_admin, migrate_database
 
 
 def positive_int(text: str) -> int:
@@ -51,7 +53,14 @@ class Command(BaseCommand):
                 f"Generated {summary.customers:,} customers, {summary.orders:,} orders, "
                 f"{summary.events:,} events in {summary.seconds:.1f} s."
             )
+        admin_user = get_user_model().objects.filter(is_superuser=True).order_by("pk").first()
+        segments = create_sample_segments(by=admin_user)
+        if segments:
+            self.stderr.write(f"Created {len(segments)} sample segments.")
         self.refresh_analytics(opts["quiet"])
+        # The reports page lists the weekly report; the worker writes one a week.
+        if not list_reports():
+            write_weekly_report()
         if password:
             self.stdout.write(
                 "Administrator account created — user: admin  password: "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from datetime import datetime, time
 
@@ -12,21 +11,17 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from tqdm import tqdm
 
-from kequn.security.audit import services
+from kequn.conf import ConfigError
+from kequn.security.audit import head, services
 from kequn.security.audit.models import AuditEntry
-
-HEAD_PATTERN = re.compile(r"^(\d+):([0-9a-f]{64})$")
 
 
 def parse_head(text: str) -> tuple[int, str]:
     """Parse --head SEQUENCE:MAC."""
-    match = HEAD_PATTERN.match(text.strip().lower())
-    if not match:
-        raise CommandError(
-            f"--head {text!r} is not SEQUENCE:MAC (e.g. 1520:9ba7…, as printed by an earlier "
-            "`kequn audit verify`)"
-        )
-    return int(match.group(1)), match.group(2)
+    try:
+        return head.parse_head(text)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def parse_since(text: str) -> datetime:
@@ -66,10 +61,14 @@ class Command(BaseCommand):
         else:
             self.list_entries(options)
 
-    def verify(self, batch_size: int, head: str | None) -> None:
+    def verify(self, batch_size: int, given_head: str | None) -> None:
         if batch_size <= 0:
             raise CommandError("--batch-size must be a positive number")
-        expect_head = parse_head(head) if head else None
+        try:
+            # Without --head, the head an earlier verify pinned outside the database is checked.
+            expect_head = parse_head(given_head) if given_head else head.read_pinned_head()
+        except ConfigError as exc:
+            raise CommandError(str(exc)) from None
         total = AuditEntry.objects.count()
         with tqdm(total=total, unit=" entries", file=sys.stderr, disable=total < 10_000) as bar:
             result = services.verify_chain(batch_size, progress=bar.update, expect_head=expect_head)
@@ -82,14 +81,30 @@ class Command(BaseCommand):
             },
         )
         if not result.ok:
+            hint = ""
+            if expect_head is not None and not given_head:
+                hint = (
+                    f" (the head was pinned in {head.get_head_file()}; if an older backup was "
+                    "restored on purpose, delete that file and verify again)"
+                )
             raise CommandError(
                 f"audit chain broken at #{result.problem.sequence} "
-                f"({result.problem.kind}): {result.problem.message}"
+                f"({result.problem.kind}): {result.problem.message}{hint}"
             )
-        self.stdout.write(
-            f"OK: {result.count} entries, chain intact; "
-            f"head {result.head_sequence}:{result.head_mac} (note it to check later with --head)"
-        )
+        line = f"OK: {result.count} entries, chain intact; head {result.head_sequence}:{result.head_mac}"
+        try:
+            pinned = head.pin_head(result.head_sequence, result.head_mac) if result.count else None
+        except ConfigError as exc:
+            raise CommandError(str(exc)) from None
+        if pinned is not None:
+            self.stdout.write(f"{line} (pinned in {pinned}: later verifies check it)")
+        elif result.count:
+            self.stdout.write(
+                f"{line} (note it in an external log and check it later with --head, or set "
+                "KEQUN_AUDIT_HEAD_FILE to pin it automatically)"
+            )
+        else:
+            self.stdout.write(line)
 
     def list_entries(self, options: dict) -> None:
         if options["limit"] <= 0:

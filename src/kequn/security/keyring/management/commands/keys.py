@@ -7,7 +7,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from tqdm import tqdm
 
+from kequn.security.audit.head import describe_head_file
 from kequn.security.keyring import services
+from kequn.security.keys import describe_key_custody
 
 
 class Command(BaseCommand):
@@ -37,6 +39,8 @@ class Command(BaseCommand):
                 raise CommandError(str(exc)) from None
             purposes = [options["field"]]
         if subcommand == "status":
+            self.stdout.write(describe_key_custody())
+            self.stdout.write(describe_head_file())
             self.show_status(purposes)
         elif subcommand == "rotate":
             if options["batch_size"] < 1:
