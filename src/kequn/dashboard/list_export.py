@@ -19,7 +19,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from kequn.security.formulas import escape_formula, escape_row
+from kequn.security.formulas import escape_formula, escape_row, make_sheet_title
 from kequn.segments.export import COLUMNS as CUSTOMER_COLUMNS
 from kequn.segments.export import iter_customer_rows, mask_personal_fields
 
@@ -131,7 +131,7 @@ def write_xlsx(title: str, columns: list[str], rows: Iterator[list[Any]]) -> Any
     from openpyxl import Workbook
 
     book = Workbook(write_only=True)
-    sheet = book.create_sheet("".join(ch for ch in title if ch not in "[]:*?/\\")[:31] or "rows")
+    sheet = book.create_sheet(make_sheet_title(title, default="rows"))
     sheet.append(columns)
     for row in rows:
         sheet.append(escape_row(row))

@@ -11,7 +11,7 @@ from typing import Any
 from django.db.models import Prefetch, QuerySet
 
 from kequn.customers.models import Address, Customer, Identity
-from kequn.security.formulas import escape_formula, escape_row
+from kequn.security.formulas import escape_formula, escape_row, make_sheet_title
 from kequn.security.masking import mask_row
 from kequn.security.permissions import scope_customers
 from kequn.segments.models import Segment
@@ -156,7 +156,7 @@ def write_xlsx(
     from openpyxl import Workbook
 
     workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(segment.name[:31] or "segment")
+    sheet = workbook.create_sheet(make_sheet_title(segment.name, default="segment"))
     sheet.append(COLUMNS)
     for row in iter_member_rows(segment, purpose, channel, user):
         masked = mask_personal_fields(user, row)
