@@ -49,6 +49,7 @@ from kequn.customers.models import (
 )
 from kequn.customers.places import normalize_place
 from kequn.datefilters import DateSearchForm, MonthSearchForm
+from kequn.labels import get_code_label
 from kequn.security.keyring.services import blind_index
 from kequn.security.masking import (
     ADDRESS,
@@ -151,7 +152,7 @@ class DistinctValuesFilter(DropdownFilter):
                 set(queryset.order_by().values_list(self.field_name, flat=True).distinct())
             )
             cache.set(key, values, CHOICES_CACHE_SECONDS)
-        return [(value, value) for value in values]
+        return [(value, get_code_label(value)) for value in values]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         """Keep rows whose column equals the chosen value."""
@@ -554,7 +555,7 @@ class CustomerAdmin(CustomerScopedAdminMixin, ModelAdmin):
         "kind",
         "province",
         "city",
-        "source_channel",
+        "source_channel_label",
         "rfm_segment",
         "lifecycle_stage",
         "clv",
@@ -718,6 +719,11 @@ class CustomerAdmin(CustomerScopedAdminMixin, ModelAdmin):
         for instance in formset.deleted_objects:
             instance.delete()
         formset.save_m2m()
+
+    @display(description=_("source channel"), ordering="source_channel")
+    def source_channel_label(self, obj: Customer) -> str:
+        """Show the source channel code by its label (门店, 天猫 ...)."""
+        return get_code_label(obj.source_channel) or "—"
 
     @display(description=_("name"), ordering="name")
     def name_link(self, obj: Customer) -> str:
