@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import base64
+from datetime import datetime
 from typing import Annotated, Generic, TypeVar
 
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Schema
 from ninja.errors import HttpError
-from pydantic import Field
+from pydantic import AfterValidator, Field, WithJsonSchema
 
+from kequn.security.inputs import DATETIME_YEARS, describe_year_range, is_in_years
 from kequn.security.services import require_perm
 
 T = TypeVar("T")
@@ -20,26 +21,67 @@ MAX_LIMIT = 500
 ObjectId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 
+def _check_datetime(value: datetime) -> datetime:
+    if not is_in_years(value, DATETIME_YEARS):
+        raise ValueError(f"the date must be {describe_year_range(DATETIME_YEARS)}")
+    return value
+
+
+# A date-time in a filter or body: year 1 or 9999 overflows the conversion to UTC, and no
+# order, event or request is that old or that far ahead. The pattern tells API clients.
+BoundedDateTime = Annotated[
+    datetime,
+    AfterValidator(_check_datetime),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "pattern": r"^(19[7-9][0-9]|20[0-9][0-9]|2100)-",
+            "description": f"ISO 8601 date-time {describe_year_range(DATETIME_YEARS)}",
+        }
+    ),
+]
+
+
 class Page(Schema, Generic[T]):
     items: list[T]
     next_cursor: str | None = None
 
 
 def encode_cursor(last_id: int) -> str:
-    """Return the opaque cursor that continues after the given id."""
-    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
+    """Return the cursor that continues after the given id (the id itself, as text)."""
+    return str(last_id)
+
+
+# The cursor is the last id of the previous page, published with this pattern.
+CURSOR_PATTERN = r"^[0-9]{1,19}$"
 
 
 def decode_cursor(cursor: str) -> int:
     """Return the id a cursor points after; a malformed cursor is a 400."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, _, value = raw.partition(":")
-        if kind != "id":
-            raise ValueError
-        return int(value)
-    except (ValueError, UnicodeDecodeError):
-        raise HttpError(400, "invalid cursor: pass the next_cursor of a previous page") from None
+    if cursor.isascii() and cursor.isdigit() and len(cursor) <= 19:
+        return int(cursor)
+    raise HttpError(400, "invalid cursor: pass the next_cursor of a previous page")
+
+
+def describe_paging(schema: dict) -> None:
+    """Publish the bounds of every list's limit and cursor in the OpenAPI schema."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            names = {parameter.get("name") for parameter in operation.get("parameters", [])}
+            if "cursor" not in names:
+                continue  # only the paged lists go through paginate()
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") != "query":
+                    continue
+                if parameter.get("name") == "limit":
+                    parameter["schema"].update({"minimum": 1, "maximum": MAX_LIMIT})
+                elif parameter.get("name") == "cursor":
+                    parameter["schema"] = {
+                        "type": "string",
+                        "pattern": CURSOR_PATTERN,
+                        "description": "next_cursor of the previous page",
+                    }
 
 
 def paginate(queryset: QuerySet, cursor: str | None, limit: int) -> dict:
