@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.views.defaults import page_not_found
+from django.http import Http404, HttpRequest
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.parser import Parser
@@ -171,12 +170,3 @@ api.add_router("/v1/events", events_router)
 api.add_router("/v1/segments", segments_router)
 api.add_router("/v1/recommendations", recommend_router)
 api.add_router("/v1/privacy-requests", privacy_router)
-
-
-def handle_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """Answer unknown URLs under /api/ (e.g. a non-numeric id) in JSON, others with the page."""
-    if request.path.startswith("/api/"):
-        return JsonResponse(
-            {"detail": f"not found: no API operation at {request.path}"}, status=404
-        )
-    return page_not_found(request, exception)
