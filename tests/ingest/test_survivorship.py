@@ -93,7 +93,7 @@ def test_a_back_office_edit_outranks_any_import(write):
     assert ann.city == "深圳" and ann.field_sources["city"] == "backoffice"
     summary = run(write("b.csv", "email,name,city\na@x.cn,Ann,上海\n"))
     assert summary["unchanged"] == 1
-    assert "city" in summary["rows"][0]["note"]
+    assert "城市" in summary["rows"][0]["note"]  # the field by its label, in the default language
     ann.refresh_from_db()
     assert ann.city == "深圳"
 

@@ -15,15 +15,23 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 from unfold.decorators import display
 
+from kequn.customers.models import Customer, Identity
 from kequn.ingest.models import ImportRun, MatchCandidate, Merge, QuarantinedRow
-from kequn.ingest.presets import FIELDS, KINDS, PRESETS, Mapping
+from kequn.ingest.presets import (
+    FIELDS,
+    KINDS,
+    OUTCOME_LABELS,
+    PRESETS,
+    Mapping,
+    get_field_label,
+)
 from kequn.ingest.readers import ImportFileError, iter_rows, open_file
 from kequn.ingest.services import (
     accept_match,
@@ -40,9 +48,11 @@ from kequn.security.masking import (
     BIRTHDAY,
     FIELD_GROUPS,
     get_unmasked_groups,
+    is_target_masked,
     mask_birthday,
     mask_identity_for,
     mask_mapped_values,
+    mask_raw_value,
 )
 from kequn.security.permissions import has_permission, require_permission
 
@@ -115,10 +125,19 @@ class ImportRunAdmin(ModelAdmin):
                 messages.error(request, str(exc))
                 return redirect("admin:ingest_upload")
             if step == "import":
-                messages.success(request, gettext("Imported: %(s)s") % {"s": summary.to_dict()})
+                messages.success(request, describe_counts(summary))
                 return redirect("admin:ingest_importrun_change", summary.run_id)
-            context.update(self._preview(stored, kind, mapping, request.POST))
+            context.update(
+                self._preview(
+                    stored, kind, mapping, request.POST, get_unmasked_groups(request.user)
+                )
+            )
             context["summary"] = summary
+            context["counts"] = get_counts(summary)
+            context["rows"] = describe_rows(
+                summary.rows[:PAGE_ROWS], get_unmasked_groups(request.user)
+            )
+            context["more_rows"] = max(0, summary.rows_read - PAGE_ROWS)
             return TemplateResponse(request, "admin/ingest/upload.html", context)
         if request.method == "POST" and form.is_valid():
             upload = form.cleaned_data["file"]
@@ -138,16 +157,27 @@ class ImportRunAdmin(ModelAdmin):
             except ImportFileError as exc:
                 form.add_error("file", str(exc).replace(stored.name, name))
             else:
-                context.update(self._preview(stored, kind, mapping, {"display_name": name}))
+                context.update(
+                    self._preview(
+                        stored, kind, mapping, {"display_name": name},
+                        get_unmasked_groups(request.user),
+                    )
+                )  # fmt: skip
                 return TemplateResponse(request, "admin/ingest/upload.html", context)
         context["form"] = form
         return TemplateResponse(request, "admin/ingest/upload.html", context)
 
-    def _preview(self, stored: Path, kind: str, mapping: Mapping, post) -> dict:
+    def _preview(self, stored: Path, kind: str, mapping: Mapping, post, groups) -> dict:
         info = open_file(stored)
         sample = []
         for _n, row in iter_rows(info):
-            sample.append([row.get(h, "")[:60] for h in info.headers])
+            # First values of columns the viewer may not see (phone, birthday...) are masked.
+            sample.append([
+                mask_raw_value(target, row.get(h, "")[:60])
+                if is_target_masked(groups, target := mapping.columns.get(h, ""))
+                else row.get(h, "")[:60]
+                for h in info.headers
+            ])  # fmt: skip
             if len(sample) >= 5:
                 break
         return {
@@ -156,10 +186,140 @@ class ImportRunAdmin(ModelAdmin):
             "system": mapping.system,
             "display_name": post.get("display_name", stored.name),
             "headers": [(i, h, mapping.columns.get(h, "")) for i, h in enumerate(info.headers)],
-            "fields": FIELDS[kind],
+            "fields": [(f, get_field_label(f)) for f in FIELDS[kind]],
             "sample": sample,
             "info": info,
         }
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None
+    ) -> HttpResponse:
+        """Show what a run did: counts with links to the rows, reasons and the column mapping."""
+        run = self.get_object(request, object_id)
+        # Anything but a plain read goes to the admin's own view, which refuses a change (403).
+        if run is None or request.method != "GET" or not self.has_view_permission(request, run):
+            return super().change_view(request, object_id, form_url, extra_context)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("Import %(file)s") % {"file": run.file_name},
+            "opts": self.model._meta,
+            "original": run,
+            "run": run,
+            "counts": get_counts(run, links=True),
+            "reasons": sorted(run.reasons.items(), key=lambda kv: -kv[1]),
+            "mapping": describe_mapping(run.mapping),
+            "is_dry_run": run.status == ImportRun.Status.DRY_RUN,
+        }
+        return TemplateResponse(request, "admin/ingest/importrun_result.html", context)
+
+
+PAGE_ROWS = 200
+
+
+def describe_counts(summary) -> str:
+    """Return an import's counts as one readable sentence in the user's language."""
+    parts = [f"{label} {count}" for _name, label, count, _url in get_counts(summary) if count]
+    return gettext("Imported %(file)s: %(counts)s") % {
+        "file": summary.file if hasattr(summary, "file") else summary.file_name,
+        "counts": ", ".join(parts) or gettext("no rows"),
+    }
+
+
+def get_counts(result, links: bool = False) -> list[tuple[str, str, int, str]]:
+    """Return (outcome, label, count, link to the rows) for a summary or a stored run."""
+    records = getattr(result, "records", {}) if links else {}
+    rows = [("rows_read", gettext("rows read"), result.rows_read, "")]
+    for name in ("inserted", "updated", "unchanged", "merged", "review", "quarantined"):
+        url = ""
+        if name == "quarantined" and links and result.quarantined:
+            url = _link_to_run_rows("admin:ingest_quarantinedrow_changelist", result)
+        elif name == "review" and records.get(name):
+            url = _link_to_run_rows("admin:ingest_matchcandidate_changelist", result, name)
+        elif records.get(name):
+            url = _link_to_run_rows("admin:customers_customer_changelist", result, name)
+        rows.append((name, str(OUTCOME_LABELS[name]), getattr(result, name), url))
+    return rows
+
+
+def describe_mapping(mapping: dict) -> list[tuple[str, str]]:
+    """Return (column in the file, field label) pairs of a stored column mapping."""
+    columns = (mapping or {}).get("columns", {})
+    return [(header, get_field_label(name)) for header, name in columns.items() if name]
+
+
+def describe_rows(rows: list[dict], groups: frozenset[str]) -> list[dict]:
+    """Return preview rows for display: labels, masked values the viewer may not see."""
+    described = []
+    for row in rows:
+        changes = []
+        for name, old, new in row.get("changes", []):
+            old, new = "" if old is None else str(old), "" if new is None else str(new)
+            if is_target_masked(groups, name):
+                old, new = mask_raw_value(name, old), mask_raw_value(name, new)
+            changes.append((get_field_label(name), old, new))
+        note = row.get("note", "")
+        if row["outcome"] == "quarantined" and is_target_masked(groups, row.get("field", "")):
+            note = gettext("%(field)s rejected (the value is hidden from your role)") % {
+                "field": get_field_label(row["field"])
+            }
+        described.append({
+            **row, "label": str(OUTCOME_LABELS.get(row["outcome"], row["outcome"])),
+            "changes": changes, "note": note,
+            "field_label": get_field_label(row["field"]) if row.get("field") else "",
+        })  # fmt: skip
+    return described
+
+
+@display(description=_("column mapping"))
+def column_mapping(obj) -> str:
+    """Show a stored mapping as 'column → field' in the user's language."""
+    return format_html_join(", ", "{} → {}", describe_mapping(obj.mapping)) or "-"
+
+
+class ImportRunFilter(admin.SimpleListFilter):
+    """Rows of one import run (`?import_run=ID` or `ID-outcome`), as the result page links them.
+
+    Offered only while in use: the back office lists refuse lookups no filter declares.
+    """
+
+    title = _("import run")
+    parameter_name = "import_run"
+
+    def lookups(self, request: HttpRequest, model_admin) -> list[tuple[str, str]]:
+        """Offer the run in the address, so the list shows which run it is filtered by."""
+        value = request.GET.get(self.parameter_name, "")
+        run_id, _sep, outcome = value.partition("-")
+        if not run_id.isdigit():
+            return []
+        label = f"#{run_id}"
+        if outcome in OUTCOME_LABELS:
+            label += f" {OUTCOME_LABELS[outcome]}"
+        return [(value, label)]
+
+    def get_run(self) -> tuple[ImportRun | None, str]:
+        """Return the run and outcome named by the parameter."""
+        run_id, _sep, outcome = (self.value() or "").partition("-")
+        run = ImportRun.objects.filter(pk=int(run_id)).first() if run_id.isdigit() else None
+        return run, outcome
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        """Keep the rows the run touched with that outcome."""
+        if self.value() is None:
+            return queryset
+        run, outcome = self.get_run()
+        if run is None:
+            return queryset.none()
+        if queryset.model is QuarantinedRow:
+            return queryset.filter(run=run)
+        ids = (run.records or {}).get(outcome or "inserted", [])
+        if queryset.model is MatchCandidate:
+            return queryset.filter(right_id__in=ids)
+        return queryset.filter(pk__in=ids)
+
+
+def _link_to_run_rows(changelist: str, run: ImportRun, outcome: str = "") -> str:
+    value = f"{run.pk}-{outcome}" if outcome else str(run.pk)
+    return reverse(changelist) + f"?import_run={value}"
 
 
 def _is_fully_unmasked(request: HttpRequest) -> bool:
@@ -193,10 +353,10 @@ class QuarantinedRowAdmin(ModelAdmin):
     """Rejected rows; personal values are masked (and read-only) for roles that may not see them."""
 
     list_display = ("file_name", "row_number", "field", "reason", "message", "status", "created_at")
-    list_filter = ("status", "reason", "kind")
+    list_filter = ("status", "reason", "kind", ImportRunFilter)
     search_fields = ("file_name",)  # the message is encrypted
     readonly_fields = ("run", "kind", "file_name", "checksum", "row_number", "field", "reason",
-                       "message", "mapping", "status", "created_at", "resolved_at")  # fmt: skip
+                       "message", column_mapping, "status", "created_at", "resolved_at")  # fmt: skip
     fields = ("values", *readonly_fields)
     actions = ("export_csv", "retry_rows", "discard_rows")
 
@@ -341,8 +501,9 @@ def _comparison_display(groups: frozenset[str]):
 
 @admin.register(MatchCandidate)
 class MatchCandidateAdmin(ModelAdmin):
-    list_display = ("score", "record_a", "record_b", "status", "created_at", "decided_by")
-    list_filter = ("status",)
+    list_display = ("score", "record_a", "record_b", "reason", "status", "created_at",
+                    "decided_by")  # fmt: skip
+    list_filter = ("status", ImportRunFilter)
     readonly_fields = ("left", "right", "score", "status", "created_at", "decided_at",
                        "decided_by", "merge")  # fmt: skip
     actions = ("accept", "reject")
@@ -350,6 +511,19 @@ class MatchCandidateAdmin(ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         """Candidates come from the matcher."""
         return False
+
+    @display(description=_("reason"))
+    def reason(self, obj: MatchCandidate) -> str:
+        """Say why the pair is here: a shared identity from an import, or the matcher's score."""
+        details = obj.details or {}
+        if details.get("reason") != "shared_identity":
+            return gettext("similar records (probability %(p).2f)") % {"p": obj.score}
+        kinds = [k for k in str(details.get("identity", "")).split("/") if k]
+        return gettext("shared or reassigned %(id)s: %(old)s vs %(new)s") % {
+            "id": "/".join(str(Identity.Kind(k).label).lower() for k in kinds),
+            "old": obj.left.name or f"#{obj.left_id}",
+            "new": obj.right.name or f"#{obj.right_id}",
+        }
 
     @display(description=_("record A"))
     def record_a(self, obj: MatchCandidate) -> str:
@@ -385,3 +559,14 @@ class MatchCandidateAdmin(ModelAdmin):
             reject_match(candidate, by=request.user)
             count += 1
         self.message_user(request, gettext("%(n)d pairs kept apart") % {"n": count})
+
+
+def _add_run_filter_to_customers() -> None:
+    # The result page links to the customers a run created or changed; the customer list
+    # only takes filters it declares, so the run filter joins its filters from here.
+    customer_admin = admin.site._registry.get(Customer)
+    if customer_admin is not None and ImportRunFilter not in customer_admin.list_filter:
+        customer_admin.list_filter = (*customer_admin.list_filter, ImportRunFilter)
+
+
+_add_run_filter_to_customers()

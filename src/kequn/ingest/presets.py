@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 from kequn.ingest.readers import ImportFileError
 
@@ -31,6 +32,43 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "phone", "anonymous_id", "channel",
     ),
 }  # fmt: skip
+
+# What each field is called on screen (the column mapping, dry run and result pages).
+FIELD_LABELS: dict[str, object] = {
+    "external_id": _lazy("customer id"), "customer_external_id": _lazy("customer id"),
+    "email": _lazy("email"), "phone": _lazy("phone"), "wechat": _lazy("WeChat"),
+    "name": _lazy("name"), "first_name": _lazy("first name"), "last_name": _lazy("last name"),
+    "gender": _lazy("gender"), "birthday": _lazy("birthday"), "country": _lazy("country"),
+    "province": _lazy("province"), "city": _lazy("city"), "district": _lazy("district"),
+    "address": _lazy("street address"), "postcode": _lazy("postcode"),
+    "occupation": _lazy("occupation"), "industry": _lazy("industry"),
+    "company": _lazy("company"), "number": _lazy("order number"),
+    "ordered_at": _lazy("ordered at"), "total": _lazy("total"), "discount": _lazy("discount"),
+    "currency": _lazy("currency"), "status": _lazy("status"), "channel": _lazy("channel"),
+    "sku": _lazy("SKU"), "product_name": _lazy("product name"), "quantity": _lazy("quantity"),
+    "unit_price": _lazy("unit price"), "price": _lazy("price"), "brand": _lazy("brand"),
+    "category": _lazy("category"), "is_active": _lazy("on sale"),
+    "message_id": _lazy("message id"), "event": _lazy("event"), "type": _lazy("event type"),
+    "occurred_at": _lazy("occurred at"), "anonymous_id": _lazy("anonymous id"),
+    "external_ref": _lazy("external reference"), "source_channel": _lazy("source channel"),
+}  # fmt: skip
+
+
+# What an import did with a row, as the dry run, result page and command line say it.
+OUTCOME_LABELS: dict[str, object] = {
+    "inserted": _lazy("created"),
+    "updated": _lazy("updated"),
+    "unchanged": _lazy("unchanged"),
+    "merged": _lazy("merged"),
+    "review": _lazy("sent to review"),
+    "quarantined": _lazy("quarantined"),
+}
+
+
+def get_field_label(name: str) -> str:
+    """Return a field's label in the current language (the code itself if it has none)."""
+    return str(FIELD_LABELS.get(name, name))
+
 
 # Each needed column, or a group of which at least one must be present.
 REQUIRED: dict[str, tuple[tuple[str, ...], ...]] = {

@@ -843,7 +843,9 @@ class CustomerImporter(Importer):
         else:
             self._apply_profile(target, profile, existing, fresh, fresh_sources, source, order)
 
-    def _queue_review(self, stored: Customer, new: Customer, conflicts: list[str], kinds) -> None:
+    def _queue_review(
+        self, stored: Customer, new: Customer, conflicts: list[str], kinds: str
+    ) -> None:
         left, right = sorted((stored, new), key=lambda c: c.pk)
         MatchCandidate.objects.get_or_create(
             left=left,
@@ -852,7 +854,7 @@ class CustomerImporter(Importer):
                 "score": 0.5,
                 "details": {
                     "reason": "shared_identity",
-                    "identity": "/".join(kinds),
+                    "identity": kinds,
                     "conflicts": conflicts,
                     "name": [left.name, right.name],
                     "source": self.actor,
