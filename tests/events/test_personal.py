@@ -69,6 +69,11 @@ def test_split_keeps_analytics_and_takes_out_contact_data():
     taken = json.dumps(found, ensure_ascii=False)
     assert ID_NUMBER not in taken and "1101" not in taken  # id numbers are dropped, not kept
     assert split_personal(cleaned) == (cleaned, [])  # splitting again changes nothing
+    # Numbers too: an id number sent as a JSON number, a phone under any key.
+    assert split_personal({"n": 110105199003071239, "m": 8613800138000, "q": 3}) == (
+        {"n": "[id number]", "m": "[phone]", "q": 3},
+        [[["m"], ["phone"], 8613800138000]],
+    )
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import copy
 import re
 from collections.abc import Iterable
 from contextlib import suppress
+from functools import lru_cache
 from typing import Any
 
 from kequn.security.masking import mask_email, mask_phone
@@ -63,11 +64,13 @@ PHONE_PATTERN = re.compile(
     r"(?<![0-9A-Za-z+])(?:(?:\+|00)?86[\s\-]?)?1[3-9]\d[\s\-]?\d{4}[\s\-]?\d{4}(?!\d)"
     r"|(?<![\w+])\+[1-9][\d\s\-]{6,16}\d(?!\d)"
 )
+_SEVENTEEN_DIGITS = re.compile(r"\d{17}")
 ID_NUMBER_PATTERN = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 
 
+@lru_cache(maxsize=4096)
 def classify_key(key: object) -> str | None:
     """Return the kind of personal data a property key names, or None."""
     text = _KEY_SEPARATORS.sub("", str(key)).lower()
@@ -105,7 +108,7 @@ def _drop_id_numbers(text: str) -> tuple[str, bool]:
             return MARKERS[ID_NUMBER]
         return match.group()
 
-    if sum(c.isdigit() for c in text) < 17:
+    if not _SEVENTEEN_DIGITS.search(text):
         return text, False
     return ID_NUMBER_PATTERN.sub(replace, text), found
 
@@ -115,7 +118,7 @@ def classify_text(text: str) -> set[str]:
     kinds = set()
     if "@" in text and EMAIL_PATTERN.search(text):
         kinds.add(EMAIL)
-    if sum(c.isdigit() for c in text) >= 7 and PHONE_PATTERN.search(text):
+    if PHONE_PATTERN.search(text):
         kinds.add(PHONE)
     return kinds
 
@@ -130,46 +133,69 @@ def split_personal(properties: Any) -> tuple[Any, list[list]]:
     are dropped). Values that are already markers are left alone, so splitting twice is safe.
     """
     found: list[list] = []
-    cleaned = _walk(properties, [], None, found, 0)
+    cleaned = _walk(properties, None, None, found, 0)
     return cleaned, found
 
 
-def _walk(value: Any, path: Path, key_kind: str | None, found: list[list], depth: int) -> Any:
+# Anything shorter holds no email (a@b.cn), phone or id number.
+_MIN_PERSONAL_LENGTH = 6
+# Seven digits, single spaces or dashes between them allowed: every phone and id number has
+# them, so text without them needs no closer look (a C-speed check on every value).
+_SEVEN_DIGITS = re.compile(r"\d(?:[\s\-]?\d){6}")
+
+
+def _path(node: tuple | None) -> Path:
+    # Paths are kept as (parent, key) links while walking: built only for values taken out.
+    steps = []
+    while node is not None:
+        node, step = node
+        steps.append(step)
+    return steps[::-1]
+
+
+def _walk(value: Any, node: tuple | None, key_kind: str | None, found: list, depth: int) -> Any:
+    if isinstance(value, str):
+        if key_kind is None and (
+            len(value) < _MIN_PERSONAL_LENGTH
+            or ("@" not in value and not _SEVEN_DIGITS.search(value))
+        ):
+            return value
+        return _walk_text(value, node, key_kind, found)
     if depth > MAX_DEPTH:
-        found.append([path, ["mixed"], value])
+        found.append([_path(node), ["mixed"], value])
         return MARKERS["mixed"]
     if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            out[key] = _walk(item, [*path, key], classify_key(key), found, depth + 1)
-        return out
+        return {
+            key: _walk(item, (node, key), classify_key(key), found, depth + 1)
+            for key, item in value.items()
+        }
     if isinstance(value, list):
-        return [_walk(item, [*path, i], key_kind, found, depth + 1) for i, item in enumerate(value)]
-    if isinstance(value, bool) or value is None:
+        return [_walk(item, (node, i), key_kind, found, depth + 1) for i, item in enumerate(value)]
+    if isinstance(value, bool) or not isinstance(value, int):
+        return value  # floats, null, true/false
+    if key_kind == ID_NUMBER:
+        return MARKERS[ID_NUMBER]
+    if key_kind is None and not 1_000_000 <= abs(value) < 10**18:
         return value
-    if isinstance(value, int):
-        if key_kind == ID_NUMBER:
-            return MARKERS[ID_NUMBER]
-        text = str(value)
-        if key_kind in (EMAIL, PHONE, ADDRESS) or (
-            len(text) >= 7 and PHONE_PATTERN.fullmatch(text)
-        ):
-            found.append([path, [key_kind or PHONE], value])
-            return MARKERS[key_kind or PHONE]
-        if len(text) == 18 and is_id_number(text):
-            return MARKERS[ID_NUMBER]
-        return value
-    if not isinstance(value, str) or value in _MARKER_VALUES:
+    text = str(value)
+    if key_kind in (EMAIL, PHONE, ADDRESS) or PHONE_PATTERN.fullmatch(text):
+        found.append([_path(node), [key_kind or PHONE], value])
+        return MARKERS[key_kind or PHONE]
+    return MARKERS[ID_NUMBER] if is_id_number(text) else value
+
+
+def _walk_text(value: str, node: tuple | None, key_kind: str | None, found: list) -> Any:
+    if value in _MARKER_VALUES:
         return value
     if key_kind == ID_NUMBER:
         return MARKERS[ID_NUMBER]
-    text, had_id = _drop_id_numbers(value)
+    text, _had_id = _drop_id_numbers(value)
     kinds = classify_text(text)
     if key_kind is not None:
         kinds.add(key_kind)
     if not kinds:
         return text
-    found.append([path, sorted(kinds), text])
+    found.append([_path(node), sorted(kinds), text])
     return MARKERS[kinds.pop()] if len(kinds) == 1 else MARKERS["mixed"]
 
 
