@@ -195,6 +195,8 @@ else:
 LANGUAGE_CODE = os.environ.get("KEQUN_LANGUAGE", "zh-hans")
 LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# Thousands separators in Chinese too (kequn/formats/zh_Hans): one number format per language.
+FORMAT_MODULE_PATH = ["kequn.formats"]
 TIME_ZONE = os.environ.get("KEQUN_TIME_ZONE", "Asia/Shanghai")
 USE_I18N = True
 USE_TZ = True

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import translation
 
 import kequn
+from tests.backoffice.test_zh_pages import VisibleText
 
 LOCALE_DIR = Path(kequn.__file__).resolve().parent / "locale" / "zh_Hans" / "LC_MESSAGES"
 PO_PATH = LOCALE_DIR / "django.po"
@@ -86,3 +87,48 @@ def test_django_loads_the_translations():
         assert translation.ngettext("%(count)d token revoked.", "%(count)d tokens revoked.", 2)
     with translation.override("en"):
         assert translation.gettext("Stores and channels") == "Stores and channels"
+
+
+@pytest.mark.django_db
+def test_codes_are_shown_by_their_labels(admin_client, data):
+    from django.contrib.auth.models import Group, Permission
+
+    from kequn.labels import get_code_label, get_permission_label
+    from kequn.security.audit.models import AuditEntry
+
+    with translation.override("zh-hans"):
+        assert get_code_label("customers.customer") == "客户"
+        assert [get_code_label(c) for c in ("store", "tmall", "jd", "wechat")] == [
+            "门店",
+            "天猫",
+            "京东",
+            "微信",
+        ]
+        assert get_code_label("Product Viewed") == "浏览商品"
+        assert get_code_label("城东店") == "城东店"  # an unknown code is shown as it is
+        add_customer = Permission.objects.get(codename="add_customer")
+        assert get_permission_label(add_customer) == "客户 | 客户 | 可以添加客户"
+        totp = Permission.objects.get(codename="add_totpdevice")
+        assert (
+            get_permission_label(totp) == "双因素认证：验证器应用 | 验证器应用 | 可以添加验证器应用"
+        )
+
+    customers = get_page(admin_client, reverse("admin:customers_customer_changelist"))
+    assert "微信" in customers and ">wechat<" not in customers  # Alice's source channel
+    assert AuditEntry.objects.filter(target_type="customers.customer").exists()
+    audit = get_page(admin_client, reverse("admin:audit_auditentry_changelist"))
+    parser = VisibleText()
+    parser.feed(audit)
+    assert not [t for t in parser.texts if "customers.customer" in t]
+    assert "客户" in parser.texts
+    group = Group.objects.create(name="testers")
+    group.permissions.add(Permission.objects.get(codename="view_customer"))
+    page = get_page(admin_client, reverse("admin:auth_group_change", args=[group.pk]))
+    assert "可以查看客户" in page and "Can view customer" not in page
+
+
+@pytest.mark.django_db
+def test_the_dashboard_is_not_called_site_administration(admin_client, data):
+    html = get_page(admin_client, reverse("admin:index"))
+    assert "站点管理" not in html and "Site administration" not in html
+    assert "<title>" in html and "仪表盘" in html.split("</title>")[0]

@@ -149,3 +149,13 @@ def test_a_store_with_no_history_before_the_period_has_no_comparison_line(db):
     assert trend["revenue"] == [10.0, 10.0, 10.0] and trend["labels"][0] == "06-12"
     assert trend["previous_revenue"] == []
     assert NOW - dt.timedelta(days=7) < days_ago(3)
+
+
+def test_counts_have_thousands_separators_in_chinese_everywhere():
+    from django.contrib.humanize.templatetags.humanize import intcomma
+
+    # Django's zh_Hans formats have no separator: lists printed 28986 beside 16,556,413.00.
+    with translation.override("zh-hans"):
+        assert intcomma(28986) == "28,986"
+    with translation.override("en"):
+        assert intcomma(28986) == "28,986"
