@@ -108,22 +108,49 @@ def test_client_identify_only_fills_empty_fields(client, db):
     assert "ada@example.cn" not in entries and "Eve" not in entries
 
 
-def test_server_key_links_by_email_and_updates(client, victim):
+def test_server_key_links_by_email_under_the_survivorship_rules(client, victim, monkeypatch):
+    Customer.objects.filter(pk=victim.pk).update(
+        source_channel="crm", field_sources={"name": "crm", "city": "crm", "birthday": "crm"}
+    )
     _source, key = create_source(name="crm-sync", key_type=Source.KeyType.SERVER)
     assert key.startswith("wks_")
-    traits = {"email": "wang.fang@example.cn", "name": "王芳芳", "city": "上海"}
+    traits = {"email": "wang.fang@example.cn", "name": "王芳", "city": "上海", "gender": "女"}
     assert (
         post(client, "/v1/identify", {"userId": "crm-9", "traits": traits}, key).status_code == 200
     )
     assert owner_of("crm-9") == victim.pk
     victim.refresh_from_db()
-    assert victim.name == "王芳芳" and victim.city != "北京"
+    # An unlisted source ranks with the files: it fills gaps but keeps the CRM's city.
+    assert (victim.city, victim.gender) == ("北京", "f")
+    assert victim.field_sources["gender"] == "events:crm-sync"
     (detail,) = event_audit(victim.pk)
-    assert detail["key_type"] == "server"
-    # The province follows the city where the two differ in stored form.
-    assert {"city", "name"} <= set(detail["fields"]) <= {"city", "name", "province"}
+    assert detail["key_type"] == "server" and detail["fields"] == ["gender"]
     assert detail["identities"] == ["external"]
+    # Trusted more than the CRM, it corrects the city.
+    monkeypatch.setenv("KEQUN_SOURCE_TRUST", "backoffice,events:crm-sync,*,events")
+    post(client, "/v1/identify", {"userId": "crm-9", "traits": {"city": "上海"}}, key)
+    victim.refresh_from_db()
+    assert victim.city != "北京" and "city" in event_audit(victim.pk)[-1]["fields"]
     assert not MatchCandidate.objects.exists()
+
+
+def test_server_key_does_not_link_a_contradicted_claim(client, victim):
+    _source, key = create_source(name="erp", key_type=Source.KeyType.SERVER)
+    traits = {"email": "wang.fang@example.cn", "name": "李雷"}
+    post(client, "/v1/identify", {"userId": "erp-1", "traits": traits}, key)
+    other = owner_of("erp-1")
+    assert other != victim.pk and Customer.objects.get(pk=victim.pk).name == "王芳"
+    pair = MatchCandidate.objects.get()
+    assert {pair.left_id, pair.right_id} == {other, victim.pk}
+
+
+def test_server_key_corrects_what_a_client_key_claimed(client, db):
+    _web, client_key = create_source(name="web")
+    _backend, server_key = create_source(name="backend", key_type=Source.KeyType.SERVER)
+    post(client, "/v1/identify", {"userId": "u-7", "traits": {"name": "Eve"}}, client_key)
+    post(client, "/v1/identify", {"userId": "u-7", "traits": {"name": "Eva"}}, server_key)
+    customer = Customer.objects.get(pk=owner_of("u-7"))
+    assert customer.name == "Eva" and customer.field_sources == {"name": "events:backend"}
 
 
 def test_server_key_is_refused_from_a_browser(client, db):

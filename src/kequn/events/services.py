@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from kequn.customers.models import Customer, Identity
+from kequn.customers.services import mark_field_sources
 from kequn.events.models import AnonymousLink, Event, Source
 from kequn.ingest.cleaning import (
     CleaningError,
@@ -32,6 +33,13 @@ from kequn.ingest.cleaning import (
 )
 from kequn.ingest.models import MatchCandidate
 from kequn.ingest.places import get_province_of_city
+from kequn.ingest.survivorship import (
+    EVENTS,
+    IDENTIFYING_FIELDS,
+    find_conflicts,
+    get_trust_order,
+    may_overwrite,
+)
 from kequn.security.audit import services as audit
 
 logger = logging.getLogger(__name__)
@@ -233,23 +241,80 @@ def _find_owners(keys: set[tuple[str, str, str]]) -> dict[tuple[str, str, str], 
     return owners
 
 
-def _apply_profile(customer: Customer, profile: dict[str, object], *, overwrite: bool) -> set[str]:
-    """Set profile fields from traits; without overwrite only empty fields are filled."""
-    changed = set()
-    for name, value in profile.items():
+def get_source_label(source: Source) -> str:
+    """Return the name under which a source's values rank in import survivorship.
+
+    Client keys are "events" (below every file by default); a server key is "events:NAME",
+    which ranks as an unlisted source ("*") unless KEQUN_SOURCE_TRUST names it.
+    """
+    if source.key_type == Source.KeyType.SERVER:
+        return f"{EVENTS}:{source.name}".lower()
+    return EVENTS
+
+
+def _apply_profile(
+    customer: Customer, profile: dict[str, object], *, label: str, order: tuple[str, ...] | None
+) -> set[str]:
+    """Set profile fields from traits and return their names.
+
+    Without a trust order (client keys) only empty fields are filled; with one (server keys)
+    a stored value is replaced when the import survivorship rules let this source replace it.
+    """
+    changed: set[str] = set()
+    kept: set[str] = set()
+    sources = customer.field_sources or {}
+    # The city goes first: a province is not changed under a city that is kept.
+    for name, value in sorted(profile.items(), key=lambda item: item[0] != "city"):
         current = getattr(customer, name)
-        if current == value or (current not in (None, "") and not overwrite):
+        if current == value:
             continue
-        if (
+        if name == "province" and "city" in kept:
+            continue
+        if current not in (None, ""):
+            if order is None or not may_overwrite(
+                current_source=sources.get(name) or customer.source_channel,
+                incoming_source=label,
+                order=order,
+            ):
+                kept.add(name)
+                continue
+        elif (
             name == "city"
-            and not overwrite
+            and order is None
             and customer.province
             and profile.get("province") != customer.province
         ):
-            continue  # a city outside the stored province is not a gap to fill
+            kept.add(name)  # a city outside the stored province is not a gap to fill
+            continue
         setattr(customer, name, value)
         changed.add(name)
+    if changed:
+        mark_field_sources(customer, changed, label)
     return changed
+
+
+def _find_claimed_customer(
+    claims: list[tuple[str, str, str]],
+    owners: dict[tuple[str, str, str], int],
+    profile: dict[str, object],
+    customers: dict[int, Customer],
+) -> int | None:
+    """Return the customer a server key's email or phone names, unless the traits contradict it.
+
+    As in imports: a name, birthday or gender that disagrees with the stored person means a
+    shared or reassigned email or phone, not the same person (kequn.ingest.survivorship).
+    """
+    for key in claims:
+        customer_id = owners.get(key)
+        if customer_id is None:
+            continue
+        if customer_id not in customers:
+            customers[customer_id] = Customer.objects.get(pk=customer_id)
+        customer = customers[customer_id]
+        current = {name: getattr(customer, name) for name in IDENTIFYING_FIELDS}
+        if not find_conflicts(current, profile):
+            return customer_id
+    return None
 
 
 @dataclass
@@ -270,12 +335,15 @@ def collect_events(*, source: Source, messages: list[dict]) -> int:
     Known message ids are dropped and anonymous ids are stitched. A client key's identify only
     fills empty profile fields and adds unclaimed identities to the customer its own userId
     names; an email or phone that belongs to someone else is kept on the event as an unverified
-    trait and offered in the review queue. A server key may correct fields and may find the
-    customer of a new userId by email or phone. Each changed customer gets one audit entry.
+    trait and offered in the review queue. A server key may correct fields as far as the
+    import survivorship rules let its source, and may find the customer of a new userId by
+    an email or phone whose owner the traits do not contradict. Each changed customer gets
+    one audit entry.
     """
     now = timezone.now()
     messages = _without_suppressed(messages)
     trusted = source.key_type == Source.KeyType.SERVER
+    label, order = get_source_label(source), get_trust_order() if trusted else None
     claims_of = [_claims(_identify_traits(m)) for m in messages]
     user_keys = {("external", "segment", _user_id(m)) for m in messages if _user_id(m)}
     owners = _find_owners(user_keys | {k for claims in claims_of for k in claims})
@@ -292,11 +360,12 @@ def collect_events(*, source: Source, messages: list[dict]) -> int:
             traits, claims = _identify_traits(message), claims_of[index]
             user_key = ("external", "segment", user_id)
             customer_id = owners.get(user_key)
-            if customer_id is None and trusted:
-                customer_id = next((owners[k] for k in claims if k in owners), None)
             profile = _traits_profile(traits)
+            if customer_id is None and trusted:
+                customer_id = _find_claimed_customer(claims, owners, profile, customers)
             if customer_id is None:
                 customer = Customer(source_channel="segment", **profile)
+                mark_field_sources(customer, profile, label)
                 customer.save()
                 customer_id = customer.pk
                 customers[customer_id] = customer
@@ -304,7 +373,7 @@ def collect_events(*, source: Source, messages: list[dict]) -> int:
             elif profile:
                 if customer_id not in customers:
                     customers[customer_id] = Customer.objects.get(pk=customer_id)
-                changed = _apply_profile(customers[customer_id], profile, overwrite=trusted)
+                changed = _apply_profile(customers[customer_id], profile, label=label, order=order)
                 if changed:
                     changes.setdefault(customer_id, ProfileChange()).fields |= changed
             change = changes.setdefault(customer_id, ProfileChange())
@@ -326,7 +395,7 @@ def collect_events(*, source: Source, messages: list[dict]) -> int:
         Identity.objects.bulk_create(identities, ignore_conflicts=True)
         for customer_id, change in changes.items():
             if change.fields and not change.created:
-                names = {*change.fields, "updated_at"}
+                names = {*change.fields, "updated_at", "field_sources"}
                 if "birthday" in names:
                     names.add("birth_year")  # derived from the birthday in pre_save
                 customers[customer_id].save(update_fields=sorted(names))
