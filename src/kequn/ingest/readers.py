@@ -8,19 +8,37 @@ import hashlib
 import io
 import json
 import os
+import re
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
+from django.conf import settings
 from django.utils.translation import gettext as _
+
+from kequn.security.inputs import BadInputError, clean_json, strip_control
 
 CHUNK = 1 << 20
 # A field can be big (a note, an HTML body), but not unbounded: a 32 MB cell is a broken file.
 csv.field_size_limit(32 * 1024 * 1024)
 
 FORMATS = ("csv", "xlsx", "jsonl", "parquet")
+
+# Limits on an Excel file, checked from the zip directory and the sheet's declared size
+# before anything is parsed (a 438 KB file can hold 200 MB of shared strings, a 141 KB one
+# a million empty rows), and again while rows stream. Settings override the defaults.
+XLSX_LIMITS = {
+    "KEQUN_XLSX_MAX_MB": 100,  # uncompressed size of everything in the file
+    "KEQUN_XLSX_MAX_ROWS": 1_000_000,
+    "KEQUN_XLSX_MAX_COLUMNS": 500,
+    "KEQUN_XLSX_MAX_STRINGS": 2_000_000,  # distinct texts (shared strings)
+}
+_DIMENSION = re.compile(rb'<(?:\w+:)?dimension\s+ref="([A-Z]+)?(\d+)?(?::([A-Z]+)(\d+))?"')
+_UNIQUE_COUNT = re.compile(rb'<(?:\w+:)?sst\b[^>]*?\buniqueCount="(\d+)"')
+_SHEET_REF = re.compile(rb'<(?:\w+:)?sheet\b[^>]*?\br:id="([^"]+)"')
 
 
 class ImportFileError(Exception):
@@ -45,6 +63,109 @@ class FileInfo:
 
 def _fail(path: Path, message: str) -> ImportFileError:
     return ImportFileError(f"{path.name}: {message}")
+
+
+def get_xlsx_limit(name: str) -> int:
+    """Return an Excel limit from the settings, or its default."""
+    return int(getattr(settings, name, XLSX_LIMITS[name]))
+
+
+def _column_number(letters: bytes) -> int:
+    number = 0
+    for letter in letters:
+        number = number * 26 + letter - 64
+    return number
+
+
+def _too_big(path: Path, what: str, found: int, setting: str) -> ImportFileError:
+    return _fail(
+        path,
+        _(
+            "%(what)s is %(found)s, over the limit of %(limit)s (%(setting)s): "
+            "split the file or save it as CSV"
+        )
+        % {
+            "what": what,
+            "found": f"{found:,}",
+            "limit": f"{get_xlsx_limit(setting):,}",
+            "setting": setting,
+        },
+    )
+
+
+def _first_sheet_member(book: zipfile.ZipFile) -> str | None:
+    """Return the zip member of the first worksheet, from the workbook and its relations."""
+    try:
+        workbook = book.open("xl/workbook.xml").read(1 << 20)
+        rels = book.open("xl/_rels/workbook.xml.rels").read(1 << 20)
+    except KeyError:
+        return None
+    first = _SHEET_REF.search(workbook)
+    if not first:
+        return None
+    rel_id = re.escape(first.group(1))
+    for match in re.finditer(rb"<(?:\w+:)?Relationship\b[^>]*>", rels):
+        tag = match.group(0)
+        if re.search(rb'\bId="' + rel_id + rb'"', tag):
+            target = re.search(rb'\bTarget="([^"]+)"', tag)
+            if target:
+                name = target.group(1).decode()
+                return name.lstrip("/") if name.startswith("/") else f"xl/{name}"
+    return None
+
+
+def check_xlsx_limits(path: Path) -> None:
+    """Refuse an Excel file over the size, row, column or shared-string limits, unparsed."""
+    try:
+        book = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise _fail(
+            path, _("cannot open as Excel (%(err)s): save it again as .xlsx") % {"err": exc}
+        ) from None
+    with book:
+        total = sum(member.file_size for member in book.infolist())
+        megabytes = get_xlsx_limit("KEQUN_XLSX_MAX_MB")
+        if total > megabytes * 1024 * 1024:
+            raise _too_big(
+                path,
+                _("the uncompressed content (MB)"),
+                total // (1024 * 1024),
+                "KEQUN_XLSX_MAX_MB",
+            )
+        names = set(book.namelist())
+        if "xl/sharedStrings.xml" in names:
+            head = book.open("xl/sharedStrings.xml").read(4096)
+            found = _UNIQUE_COUNT.search(head)
+            if found and int(found.group(1)) > get_xlsx_limit("KEQUN_XLSX_MAX_STRINGS"):
+                raise _too_big(
+                    path,
+                    _("the number of distinct texts (shared strings)"),
+                    int(found.group(1)),
+                    "KEQUN_XLSX_MAX_STRINGS",
+                )
+        sheet = _first_sheet_member(book)
+        if sheet not in names:
+            return
+        head = book.open(sheet).read(64 * 1024)
+        dimension = _DIMENSION.search(head)
+        if not dimension:
+            return
+        last_column, last_row = dimension.group(3) or dimension.group(1), dimension.group(4)
+        last_row = last_row or dimension.group(2)
+        if last_row and int(last_row) > get_xlsx_limit("KEQUN_XLSX_MAX_ROWS"):
+            raise _too_big(
+                path,
+                _("the number of rows the sheet declares"),
+                int(last_row),
+                "KEQUN_XLSX_MAX_ROWS",
+            )
+        if last_column and _column_number(last_column) > get_xlsx_limit("KEQUN_XLSX_MAX_COLUMNS"):
+            raise _too_big(
+                path,
+                _("the number of columns the sheet declares"),
+                _column_number(last_column),
+                "KEQUN_XLSX_MAX_COLUMNS",
+            )
 
 
 def _detect_format(path: Path, head: bytes) -> str:
@@ -125,7 +246,7 @@ def to_text(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        return value
+        return strip_control(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
@@ -225,6 +346,7 @@ def _read_headers(info: FileInfo) -> list[str]:
     if info.format == "xlsx":
         from openpyxl import load_workbook
 
+        check_xlsx_limits(path)
         try:
             workbook = load_workbook(path, read_only=True, data_only=True)
         except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds for a bad zip
@@ -239,6 +361,11 @@ def _read_headers(info: FileInfo) -> list[str]:
             workbook.close()
         if first is None:
             raise _fail(path, _("the first sheet is empty: put a header row and data on it"))
+        first = list(first)
+        while first and first[-1] in (None, ""):
+            first.pop()  # read-only rows are padded to the sheet's declared width
+        if len(first) > get_xlsx_limit("KEQUN_XLSX_MAX_COLUMNS"):
+            raise _too_big(path, _("the number of columns"), len(first), "KEQUN_XLSX_MAX_COLUMNS")
         return [clean_header(h) for h in first]
     if info.format == "parquet":
         import pyarrow.parquet as pq
@@ -265,7 +392,7 @@ def _read_headers(info: FileInfo) -> list[str]:
                 )
             try:
                 obj = json.loads(line)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 continue
             if isinstance(obj, dict):
                 headers.update(dict.fromkeys(clean_header(k) for k in obj))
@@ -299,6 +426,7 @@ def iter_rows(info: FileInfo) -> Iterator[tuple[int, dict[str, str]]]:
                 row_number += 1
                 if not values or (len(values) == 1 and not values[0].strip()):
                     continue
+                values = [strip_control(value) for value in values]
                 row = dict(zip(headers, values, strict=False))
                 if len(values) > len(headers):
                     row[EXTRA] = json.dumps(values[len(headers) :], ensure_ascii=False)
@@ -306,12 +434,20 @@ def iter_rows(info: FileInfo) -> Iterator[tuple[int, dict[str, str]]]:
     elif info.format == "xlsx":
         from openpyxl import load_workbook
 
+        check_xlsx_limits(info.path)
+        max_rows = get_xlsx_limit("KEQUN_XLSX_MAX_ROWS")
         workbook = load_workbook(info.path, read_only=True, data_only=True)
         try:
             sheet = workbook.worksheets[0]
+            # Cells right of the header row are never read; a sheet that declared fewer
+            # rows than it holds is stopped at the row limit.
             for row_number, values in enumerate(
-                sheet.iter_rows(min_row=2, values_only=True), start=2
+                sheet.iter_rows(min_row=2, max_col=len(headers), values_only=True), start=2
             ):
+                if row_number > max_rows + 1:
+                    raise _too_big(
+                        info.path, _("the number of rows"), row_number - 1, "KEQUN_XLSX_MAX_ROWS"
+                    )
                 if all(v is None or v == "" for v in values):
                     continue
                 yield (
@@ -340,12 +476,22 @@ def iter_rows(info: FileInfo) -> Iterator[tuple[int, dict[str, str]]]:
                 line = line.strip()
                 if not line:
                     continue
+                raw = strip_control(line[:2000])
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    yield row_number, {EXTRA: line[:2000], "__error__": f"invalid JSON: {exc.msg}"}
+                    yield row_number, {EXTRA: raw, "__error__": f"invalid JSON: {exc.msg}"}
+                    continue
+                except RecursionError:
+                    yield row_number, {EXTRA: raw, "__error__": "JSON nests too deep: flatten it"}
                     continue
                 if not isinstance(obj, dict):
-                    yield row_number, {EXTRA: line[:2000], "__error__": "not a JSON object"}
+                    yield row_number, {EXTRA: raw, "__error__": "not a JSON object"}
+                    continue
+                try:
+                    # A NUL or lone surrogate cannot be stored; nesting is bounded.
+                    obj = clean_json(obj, "row")
+                except BadInputError as exc:
+                    yield row_number, {EXTRA: raw, "__error__": str(exc)}
                     continue
                 yield row_number, {clean_header(k): to_text(v) for k, v in obj.items()}
