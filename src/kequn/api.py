@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest
@@ -9,11 +11,13 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.parser import Parser
 
+from kequn.apiutils import describe_paging
 from kequn.commerce.api import orders_router, products_router
 from kequn.customers.api import router as customers_router
 from kequn.events.api import router as events_router
 from kequn.recommend.api import router as recommend_router
 from kequn.security.auth import api_auth
+from kequn.security.inputs import MAX_JSON_DEPTH, BadInputError, clean_json
 from kequn.security.privacy.api import router as privacy_router
 from kequn.segments.api import router as segments_router
 
@@ -39,39 +43,50 @@ ERROR_SCHEMA = {
 
 
 class NulCharacterError(ValueError):
-    """A text value holds a NUL character, which PostgreSQL cannot store (SQLite would)."""
+    """A text value holds a NUL character or a lone surrogate, or JSON nests too deep.
+
+    The message names the place and the fix; PostgreSQL cannot store a NUL (SQLite would).
+    """
 
 
-def find_nul(value: object, where: str = "body") -> str | None:
-    """Return where in parsed JSON or query data a NUL character hides, or None."""
-    if isinstance(value, str):
-        return where if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found = find_nul(str(key), where) or find_nul(item, f"{where}.{key}")
-            if found:
-                return found
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            if found := find_nul(item, f"{where}[{index}]"):
-                return found
-    return None
+def _refuse_constant(name: str):
+    raise NulCharacterError(f"body holds {name}, which JSON does not allow: send a number")
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise NulCharacterError(f"body holds the number {text[:40]}, too large: send a smaller one")
+    return value
 
 
 class KequnParser(Parser):
-    """JSON bodies and query strings, refusing NUL characters the same way on every database."""
+    """JSON bodies and query strings, cleaned and checked the same way on every database.
+
+    NUL characters, lone surrogates, NaN/Infinity and JSON nested deeper than
+    MAX_JSON_DEPTH are refused (422); control characters are removed when models are saved.
+    """
 
     def parse_body(self, request: HttpRequest):
-        data = super().parse_body(request)
-        if where := find_nul(data):
-            raise NulCharacterError(where)
-        return data
+        try:
+            data = json.loads(
+                request.body, parse_constant=_refuse_constant, parse_float=_parse_float
+            )
+        except RecursionError:
+            raise NulCharacterError(
+                f"body nests deeper than {MAX_JSON_DEPTH} levels: flatten the JSON"
+            ) from None
+        try:
+            return clean_json(data, strip=False)
+        except BadInputError as exc:
+            raise NulCharacterError(str(exc)) from None
 
     def parse_querydict(self, data, list_fields, request: HttpRequest):
         result = super().parse_querydict(data, list_fields, request)
-        if where := find_nul(result, "query"):
-            raise NulCharacterError(where)
-        return result
+        try:
+            return clean_json(result, "query", strip=False)
+        except BadInputError as exc:
+            raise NulCharacterError(str(exc)) from None
 
 
 def merge_status_keys(responses: dict) -> dict:
@@ -101,6 +116,7 @@ class KequnAPI(NinjaAPI):
                 )
                 for code, description in ERROR_RESPONSES.items():
                     responses.setdefault(code, {"description": description, "content": content})
+        describe_paging(schema)
         return schema
 
 
@@ -133,7 +149,7 @@ def on_not_found(request: HttpRequest, exc: Http404):
 
 
 def _nul_response(request: HttpRequest, exc: NulCharacterError):
-    detail = f"{exc} contains a NUL character (\\u0000): remove it and send again"
+    detail = str(exc)
     return api.create_response(request, {"detail": detail}, status=422)
 
 

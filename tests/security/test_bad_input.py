@@ -7,6 +7,7 @@ PostgreSQL alike (they differ on NUL characters and string lengths).
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -383,3 +384,228 @@ def test_dashboard_and_quarantine_exports_neutralise_formulas(tmp_path):
     assert write_quarantine_csv(QuarantinedRow.objects.order_by("row_number"), out) == 2
     for row in list(csv.reader(io.StringIO(out.getvalue())))[1:]:
         assert not any(cell.startswith(("=", "+", "@")) for cell in row), row
+
+
+# --- control characters (issue 14, item 6) -------------------------------------------------
+
+CONTROLS = "\x01\x07\x1b\x7f\x85\x9f"
+
+
+def test_control_characters_are_cleaned_on_the_way_in(make_api_client, tmp_path):
+    from kequn.customers.services import update_customer
+    from kequn.events.models import Event
+    from kequn.events.services import create_source
+
+    client = make_api_client(superuser=True)
+    response = client.send_json(
+        "post", "/api/v1/customers", {"name": f"Zhang{CONTROLS} Wei", "city": "Shang\x00hai"[:5]}
+    )
+    assert response.status_code == 201, response.content[:200]
+    customer = Customer.objects.get(pk=response.json()["id"])
+    assert customer.name == "Zhang Wei"
+    # Services (the back office, jobs) store clean text too; tab and newline are text.
+    update_customer(customer, {"occupation": f"a{CONTROLS}b", "industry": "x\ty\nz\r"})
+    customer.refresh_from_db()
+    assert (customer.occupation, customer.industry) == ("ab", "x\ty\nz")
+    # Event names and properties from /v1/track.
+    _source, key = create_source(name="controls")
+    response = Client().post(
+        "/v1/track",
+        json.dumps({"userId": "u1", "event": f"Viewed{CONTROLS}", "properties": {"k": "v\x02"}}),
+        content_type="application/json",
+        HTTP_AUTHORIZATION="Basic " + base64.b64encode(f"{key}:".encode()).decode(),
+    )
+    assert response.status_code == 200, response.content
+    event = Event.objects.get()
+    assert event.name == "Viewed"
+    # An import: every cell of a CSV.
+    path = tmp_path / "controls.csv"
+    # One control byte among many (a file full of them is refused as binary).
+    path.write_text("email,name\nc@example.com,Li\x07Lei\x85\n", encoding="utf-8")
+    call_command("import", "customers", str(path), "--json", stdout=io.StringIO())
+    assert Customer.objects.filter(name="LiLei").exists()
+
+
+def test_exports_strip_control_characters_already_stored(make_api_client):
+    from kequn.dashboard.exports import build_list_xlsx
+    from kequn.segments.services import set_static_members
+
+    customer = make_customer(name="placeholder")
+    # Stored before cleaning existed (an update bypasses save and its cleaning).
+    Customer.objects.filter(pk=customer.pk).update(name=f"Old{CONTROLS}Name", city="a\x0bb")
+    segment = Segment.objects.create(name="Q1/Q2 [x]: *?", kind=Segment.Kind.STATIC, rules={})
+    set_static_members(segment, [customer.pk])
+    client = make_api_client(superuser=True)
+    response = client.get(f"/api/v1/segments/{segment.pk}/export?format=xlsx")
+    assert response.status_code == 200
+    book = load_workbook(io.BytesIO(b"".join(response.streaming_content)))
+    assert book.sheetnames == ["Q1Q2 x"]
+    values = [cell.value for row in book.active.iter_rows(min_row=2) for cell in row]
+    assert "OldName" in values and "ab" in values
+    book = load_workbook(io.BytesIO(build_list_xlsx("a/b:c", ["name"], [[f"x{CONTROLS}y"]])))
+    assert book.sheetnames == ["abc"]
+    assert book.active["A2"].value == "xy"
+
+
+def test_sheet_names_are_valid_short_and_unique():
+    from kequn.security.formulas import make_sheet_title
+
+    taken: list[str] = []
+    for title in ["Q1/Q2 [x]: *?", "Q1/Q2 [x]: *?", "q1q2 X", "", "'quoted'", "长" * 40, "History"]:
+        name = make_sheet_title(title, taken)
+        assert name and len(name) <= 31, name
+        assert not set(name) & set("[]:*?/\\"), name
+        assert name.lower() not in {t.lower() for t in taken} | {"history"}, name
+        taken.append(name)
+    assert taken[:3] == ["Q1Q2 x", "Q1Q2 x (2)", "q1q2 X (3)"]
+
+
+# --- inputs that once answered 500 (issue 14, item 8) ---------------------------------------
+
+
+def _nest(depth: int) -> list:
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def _rule(condition: dict) -> dict:
+    return {"rules": {"match": "all", "conditions": [condition]}}
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ('{"rules": {"match": "all", "conditions": [{"field": "clv", "operator": "gt", '
+         '"value": NaN}]}}', "NaN"),
+        ('{"rules": {"match": "all", "conditions": [{"field": "spend", "operator": "gt", '
+         '"value": Infinity}]}}', "Infinity"),
+        ('{"rules": {"match": "all", "conditions": [{"field": "clv", "operator": "lt", '
+         '"value": 1e400}]}}', "1e400"),
+        (json.dumps(_rule({"field": "order_count", "operator": "gte", "value": 1, "days": 10**8})),
+         "'days' must be at most 36500"),
+        (json.dumps(_rule({"field": "last_order", "operator": "within_days", "value": 10**8})),
+         "at most 36500"),
+        (json.dumps(_rule({"field": "created_at", "operator": "before", "value": "0001-01-01"})),
+         "between 1900-01-01 and 2100-12-31"),
+        (json.dumps(_rule({"field": "last_order", "operator": "after", "value": "9999-12-31"})),
+         "between 1900-01-01 and 2100-12-31"),
+        (json.dumps(_rule({"field": "clv", "operator": "gt", "value": 1e300})), "up to"),
+        (json.dumps(_rule({"field": "in_segment", "operator": "in", "value": 2**63})), "2^63"),
+        ('{"rules": {"match": "all", "conditions": [{"field": "city", "operator": "eq", '
+         '"value": "\\ud800"}]}}', "lone UTF-16 surrogate"),
+        (json.dumps({"rules": {"match": "all", "conditions": _nest(40)}}), "deeper than 32"),
+        ('{"rules": ' + '{"match": "all", "conditions": [' * 3000 + "]}" * 3000 + "}",
+         "nests deeper"),
+    ],
+)  # fmt: skip
+def test_rule_values_that_broke_sql_are_422(make_api_client, body, needle):
+    client = make_api_client(superuser=True)
+    for path in ("/api/v1/segments/count", "/api/v1/segments"):
+        payload = (
+            body if path.endswith("count") else body.replace('{"rules"', '{"name": "n", "rules"', 1)
+        )
+        response = client.generic("POST", path, payload, content_type="application/json")
+        assert needle in assert_one_line_error(response, 422), path
+    assert not Segment.objects.exists()
+
+
+@pytest.mark.parametrize("day", ["0001-01-01T00:00:00", "9999-12-31T23:59:59-14:00"])
+def test_extreme_dates_in_api_filters_and_privacy_requests_are_422(make_api_client, day):
+    client = make_api_client(superuser=True)
+    for url in ("/api/v1/events", "/api/v1/orders"):
+        for name in ("since", "until"):
+            response = client.get(url, {name: day})
+            assert "between 1970-01-01 and 2100-12-31" in assert_one_line_error(response, 422)
+    customer = make_customer()
+    response = client.send_json(
+        "post",
+        "/api/v1/privacy-requests",
+        {"type": "export", "customer_id": customer.pk, "received_at": day},
+    )
+    assert "received_at" in assert_one_line_error(response, 422)
+
+
+def test_the_schema_describes_the_date_bounds(admin_client):
+    schema = admin_client.get("/api/openapi.json").json()
+    since = next(
+        p for p in schema["paths"]["/api/v1/events"]["get"]["parameters"] if p["name"] == "since"
+    )
+    text = json.dumps(since)
+    assert "2100" in text and '"pattern"' in text
+
+
+@pytest.mark.parametrize(
+    ("parameters", "needle"),
+    [
+        ({"fields": {"name": ["a"]}}, "name"),
+        ({"fields": {"name": {"x": 1}, "city": 3}}, "city, name"),
+        ({"fields": {"birthday": "0001-01-01"}}, "1900-01-01"),
+        ({"fields": {"birthday": "9999-12-31"}}, "2100-12-31"),
+    ],
+)
+def test_correction_requests_take_text_values_only(make_api_client, parameters, needle):
+    client = make_api_client(superuser=True)
+    customer = make_customer(name="Before")
+    response = client.send_json(
+        "post",
+        "/api/v1/privacy-requests",
+        {"type": "correction", "customer_id": customer.pk, "parameters": parameters},
+    )
+    assert needle in assert_one_line_error(response, 422)
+    customer.refresh_from_db()
+    assert customer.name == "Before"
+
+
+@pytest.mark.parametrize(
+    ("message", "needle"),
+    [
+        ({"timestamp": "0001-01-01T00:00:00+14:00"}, "between 1970-01-01 and 2100-12-31"),
+        ({"timestamp": "9999-12-31T23:59:59-14:00"}, "between 1970-01-01 and 2100-12-31"),
+        ({"event": "a\x00b"}, "NUL"),
+        ({"event": "\ud800"}, "surrogate"),
+        ({"properties": {"a": "x\udfff"}}, "body.properties.a"),
+        ({"properties": {"deep": _nest(40)}}, "nests deeper"),
+    ],
+)  # fmt: skip
+def test_bad_event_values_are_400(db, message, needle):
+    from kequn.events.models import Event
+    from kequn.events.services import create_source
+
+    _source, key = create_source(name="bad events")
+    response = Client().post(
+        "/v1/track",
+        json.dumps({"userId": "u1", "event": "Viewed", **message}),
+        content_type="application/json",
+        HTTP_AUTHORIZATION="Basic " + base64.b64encode(f"{key}:".encode()).decode(),
+    )
+    assert response.status_code == 400, response.content
+    assert needle in response.json()["message"]
+    assert not Event.objects.exists()
+    deep = '{"userId": "u1", "event": "x", "properties": ' + "[" * 5000 + "]" * 5000 + "}"
+    response = Client().post(
+        "/v1/track",
+        deep,
+        content_type="application/json",
+        HTTP_AUTHORIZATION="Basic " + base64.b64encode(f"{key}:".encode()).decode(),
+    )
+    assert response.status_code == 400
+
+
+def test_bad_json_lines_rows_are_quarantined_with_the_reason(tmp_path):
+    lines = [
+        '{"email": "ok@example.com", "name": "Fine"}',
+        '{"email": "nul@example.com", "name": "a\\u0000b"}',
+        '{"email": "sur@example.com", "name": "\\ud800"}',
+        '{"email": "deep@example.com", "x": ' + "[" * 3000 + "]" * 3000 + "}",
+        '{"email": "deep2@example.com", "x": ' + "[" * 40 + "]" * 40 + "}",
+    ]
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = io.StringIO()
+    call_command("import", "customers", str(path), "--json", stdout=out)
+    summary = json.loads(out.getvalue())
+    assert summary["inserted"] == 1 and summary["quarantined"] == 4, summary
+    messages = " ".join(QuarantinedRow.objects.values_list("message", flat=True))
+    assert "NUL" in messages and "surrogate" in messages and "nests" in messages

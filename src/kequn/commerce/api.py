@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Field, Query, Router, Schema
 
-from kequn.apiutils import ObjectId, Page, check_perm, paginate
+from kequn.apiutils import BoundedDateTime, ObjectId, Page, check_perm, paginate
 from kequn.commerce.models import Order, Product
 from kequn.security.permissions import scope_customers
 
@@ -76,8 +76,8 @@ class OrderFilters(Schema):
     customer_id: ObjectId | None = None
     status: Order.Status | None = None
     channel: str | None = Field(None, max_length=50)
-    since: datetime | None = None
-    until: datetime | None = None
+    since: BoundedDateTime | None = None
+    until: BoundedDateTime | None = None
 
 
 class ProductFilters(Schema):

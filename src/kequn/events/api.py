@@ -9,7 +9,7 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Field, Query, Router, Schema
 
-from kequn.apiutils import ObjectId, Page, check_perm, paginate
+from kequn.apiutils import BoundedDateTime, ObjectId, Page, check_perm, paginate
 from kequn.events.models import Event
 from kequn.security.masking import get_unmasked_groups
 from kequn.security.permissions import scope_customers
@@ -40,8 +40,8 @@ class EventFilters(Schema):
     customer_id: ObjectId | None = None
     name: str | None = Field(None, max_length=100)
     type: Event.Type | None = None
-    since: datetime | None = None
-    until: datetime | None = None
+    since: BoundedDateTime | None = None
+    until: BoundedDateTime | None = None
 
 
 def _events(request: HttpRequest):

@@ -11,6 +11,7 @@ import gzip
 import json
 import time
 import zlib
+from datetime import datetime
 from typing import NamedTuple
 
 from django.http import HttpRequest, JsonResponse
@@ -23,6 +24,13 @@ from kequn.events.services import (
     collect_events,
     get_sources_generation,
     hash_write_key,
+)
+from kequn.security.inputs import (
+    DATETIME_YEARS,
+    BadInputError,
+    clean_json,
+    describe_year_range,
+    is_in_years,
 )
 
 MAX_EVENT_BYTES = 32 * 1024
@@ -113,6 +121,22 @@ def _read_body(request: HttpRequest) -> bytes:
     return raw
 
 
+def _check_timestamp(value: object) -> str | None:
+    # An unreadable timestamp falls back to the time of receipt; a readable one far out of
+    # range overflowed the conversion to UTC (year 1 at +14:00, year 9999 at -14:00).
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if is_in_years(parsed, DATETIME_YEARS):
+        return None
+    return (
+        f"has timestamp {value[:40]!r}: send an ISO 8601 time {describe_year_range(DATETIME_YEARS)}"
+    )
+
+
 @csrf_exempt
 def collect(request: HttpRequest, kind: str) -> JsonResponse:
     """Accept one Segment call (identify, track, page, screen, group, alias) or a batch."""
@@ -133,8 +157,16 @@ def collect(request: HttpRequest, kind: str) -> JsonResponse:
         return _error(400, str(exc))
     except (json.JSONDecodeError, UnicodeDecodeError):
         return _error(400, "body is not valid JSON")
+    except RecursionError:
+        return _error(400, "body nests too deep: flatten the properties")
     if not isinstance(body, dict):
         return _error(400, "body must be a JSON object")
+    try:
+        # Control characters go (event names, traits); NULs, lone surrogates and deep
+        # nesting cannot be stored and are refused.
+        body = clean_json(body)
+    except BadInputError as exc:
+        return _error(400, str(exc))
     source = _find_source(_write_key(request, body))
     if source is None:
         return _error(401, "unknown or revoked write key: send it as the basic-auth user name")
@@ -163,6 +195,8 @@ def collect(request: HttpRequest, kind: str) -> JsonResponse:
             return _error(400, f"message {index} has unknown type {message.get('type')!r}")
         if not (message.get("userId") or message.get("anonymousId")):
             return _error(400, f"message {index} needs a userId or an anonymousId")
+        if problem := _check_timestamp(message.get("timestamp")):
+            return _error(400, f"message {index} {problem}")
     try:
         collect_events(
             source=Source(pk=source.id, name=source.name, key_type=source.key_type),

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Field, Router, Schema, Status
+from pydantic import ConfigDict
 
 from kequn.apiutils import ObjectId, Page, check_perm, paginate
 from kequn.customers.models import Customer
@@ -16,6 +17,7 @@ from kequn.segments import services
 from kequn.segments.access import check_rule_access, count_visible_matches, count_visible_members
 from kequn.segments.export import make_export_response
 from kequn.segments.models import MembershipChange, Segment, SegmentSize
+from kequn.segments.rule_schema import RuleBody
 from kequn.segments.rules import describe_fields
 
 router = Router(tags=["segments"])
@@ -25,7 +27,10 @@ class SegmentIn(Schema):
     name: str = Field(..., min_length=1, max_length=200)
     description: str = ""
     kind: Literal["dynamic", "static"] = "dynamic"
-    rules: dict[str, Any] = Field(default_factory=lambda: {"match": "all", "conditions": []})
+    rules: RuleBody = Field(default_factory=lambda: {"match": "all", "conditions": []})
+
+    # Every segment needs rules (an empty group is refused), static ones too.
+    model_config = ConfigDict(json_schema_extra={"required": ["name", "rules"]})
 
 
 class SegmentPatch(Schema):
@@ -33,7 +38,7 @@ class SegmentPatch(Schema):
     name: str = Field(None, min_length=1, max_length=200)
     description: str = Field(None)
     kind: Literal["dynamic", "static"] = Field(None)
-    rules: dict[str, Any] = Field(None)
+    rules: RuleBody = Field(None)
 
 
 class SegmentOut(Schema):
@@ -54,7 +59,7 @@ class SegmentOut(Schema):
 
 
 class RuleIn(Schema):
-    rules: dict[str, Any]
+    rules: RuleBody
 
 
 class CountOut(Schema):

@@ -23,6 +23,7 @@ from typing import Any
 
 from kequn.customers.places import normalize_place
 from kequn.scoring.models import LifecycleStage, RFMSegment
+from kequn.segments import limits
 
 ROOT = "rules"
 
@@ -149,17 +150,28 @@ def _check_value(path: str, name: str, spec: FieldSpec, op: str, cond: dict) -> 
         items = value
     else:
         items = [value]
+    if too_many := limits.check_items(path, items):
+        return [too_many]
     for item in items:
         if spec.kind == "number" and not _is_number(item):
             errors.append(f"{path}: field '{name}' compares numbers, got {item!r}")
+        elif spec.kind == "number" and (bad := limits.check_number(path, name, item)):
+            errors.append(bad)
         elif spec.kind == "date":
             if op in ("within_days", "not_within_days"):
                 if not isinstance(item, int) or isinstance(item, bool) or item < 0:
                     errors.append(f"{path}: operator '{op}' needs a whole number of days")
+                elif bad := limits.check_days(path, f"operator '{op}'", item):
+                    errors.append(bad)
             elif not (isinstance(item, str) and _looks_like_date(item)):
                 errors.append(f"{path}: field '{name}' needs a date YYYY-MM-DD, got {item!r}")
+            elif bad := limits.check_date(path, name, item):
+                errors.append(bad)
         elif spec.kind in ("text", "set") and not isinstance(item, str):
             errors.append(f"{path}: field '{name}' needs text values, got {item!r}")
+        elif spec.kind in ("text", "set", "tags") and isinstance(item, str):
+            if bad := limits.check_text(path, name, item):
+                errors.append(bad)
         elif spec.kind == "choice" and item not in spec.choices:
             allowed = ", ".join(repr(c) for c in spec.choices)
             errors.append(f"{path}: {item!r} is not a value of '{name}' (one of {allowed})")
@@ -169,6 +181,9 @@ def _check_value(path: str, name: str, spec: FieldSpec, op: str, cond: dict) -> 
             errors.append(f"{path}: field '{name}' needs true or false, got {item!r}")
         elif spec.kind == "segment" and (not isinstance(item, int) or isinstance(item, bool)):
             errors.append(f"{path}: field 'in_segment' needs a segment id, got {item!r}")
+        is_id = spec.kind in ("tags", "segment") and _is_number(item) and isinstance(item, int)
+        if is_id and (bad := limits.check_id(path, name, item)):
+            errors.append(bad)
     return errors
 
 
@@ -200,6 +215,11 @@ def _check_condition(path: str, cond: dict) -> list[str]:
     if op not in spec.operators:
         allowed = ", ".join(spec.operators)
         return [f"{path}: operator {op!r} does not apply to {spec.kind} field {name!r} ({allowed})"]
+    # JSON does not tell 3 from 3.0: a whole float is a whole number of days.
+    if spec.kind == "date" and isinstance(cond.get("value"), float) and cond["value"].is_integer():
+        cond["value"] = int(cond["value"])
+    if isinstance(cond.get("days"), float) and cond["days"].is_integer():
+        cond["days"] = int(cond["days"])
     errors = _check_value(path, name, spec, op, cond)
     if not errors and name in ("city", "province") and op in ("eq", "ne", "in", "not_in"):
         # Places are stored in one form: 深圳, 深圳市 and Shenzhen all mean 深圳.
@@ -215,6 +235,8 @@ def _check_condition(path: str, cond: dict) -> list[str]:
             errors.append(f"{path}: field {name!r} takes no 'days' window")
         elif not isinstance(days, int) or isinstance(days, bool) or days < 1:
             errors.append(f"{path}: 'days' must be a whole number of days, at least 1")
+        elif bad := limits.check_days(path, "'days'", days):
+            errors.append(bad)
     elif name == "browsed_not_bought":
         errors.append(f"{path}: field 'browsed_not_bought' needs 'days'")
     if name == "consent":
@@ -289,6 +311,8 @@ def validate_rule(
     errors: list[str] = []
     if not isinstance(rule, dict) or "conditions" not in rule:
         raise RuleError([f"{ROOT}: a rule is a group {{'match': 'all', 'conditions': [...]}}"])
+    if problem := limits.check_json(rule, ROOT):
+        raise RuleError([problem])
     _walk(rule, ROOT, 0, lookup, (segment_id,) if segment_id is not None else (), errors)
     if errors:
         raise RuleError(errors)

@@ -39,6 +39,7 @@ from django.utils.translation import gettext as _
 
 from kequn.customers.identities import IdentityError, normalize_identity
 from kequn.customers.models import Consent, Customer
+from kequn.security.inputs import DATE_YEARS, is_in_years
 from kequn.security.keys import derive_key
 from kequn.security.privacy import journal as erasure_journal
 from kequn.security.privacy.models import PrivacyRequest, Suppression
@@ -96,6 +97,28 @@ def get_overdue_requests() -> QuerySet[PrivacyRequest]:
     )
 
 
+def _check_correction_values(fields: dict) -> None:
+    # A list or number became its Python repr (['a']) as the new name; a birthday in year 1
+    # overflowed later. New values are text, as typed on a correction form.
+    not_text = sorted(name for name, value in fields.items() if not isinstance(value, str))
+    if not_text:
+        raise PrivacyError(
+            _('correction values must be text: %(f)s (e.g. {"name": "new value"})')
+            % {"f": ", ".join(not_text)}
+        )
+    birthday = fields.get("birthday")
+    if birthday:
+        try:
+            valid = is_in_years(date.fromisoformat(birthday), DATE_YEARS)
+        except ValueError:
+            valid = False
+        if not valid:
+            raise PrivacyError(
+                _("the corrected birthday must be a date YYYY-MM-DD between %(low)s and %(high)s")
+                % {"low": f"{DATE_YEARS[0]}-01-01", "high": f"{DATE_YEARS[1]}-12-31"}
+            )
+
+
 def _check_parameters(kind: str, parameters: dict) -> dict:
     if not isinstance(parameters, dict):
         raise PrivacyError(_("parameters must be a JSON object"))
@@ -113,6 +136,7 @@ def _check_parameters(kind: str, parameters: dict) -> dict:
                 _("cannot correct %(f)s: use one of %(ok)s")
                 % {"f": ", ".join(unknown), "ok": ", ".join(PROFILE_FIELDS)}
             )
+        _check_correction_values(fields)
     if kind == PrivacyRequest.Type.WITHDRAW_CONSENT:
         channels = parameters.get("channels") or list(Consent.Channel.values)
         purposes = parameters.get("purposes") or [MARKETING]
