@@ -13,15 +13,15 @@
     var count = new Intl.NumberFormat(lang, { maximumFractionDigits: 0 });
     var datasets = [
       { label: t.labels_text.revenue, data: t.revenue, yAxisID: "revenue", borderColor: "#6366f1",
-        backgroundColor: "#6366f1", tension: 0.25, pointRadius: 2 },
+        backgroundColor: "#6366f1", pointRadius: 2 },
       { label: t.labels_text.orders, data: t.orders, yAxisID: "orders", borderColor: "#10b981",
-        backgroundColor: "#10b981", tension: 0.25, pointRadius: 2 }
+        backgroundColor: "#10b981", pointRadius: 2 }
     ];
     if (t.previous_revenue.length) {
       datasets.push({ label: t.labels_text.previous_revenue, data: t.previous_revenue, yAxisID: "revenue",
-        borderColor: "#a5b4fc", backgroundColor: "#a5b4fc", borderDash: [6, 4], tension: 0.25, pointRadius: 0 });
+        borderColor: "#a5b4fc", backgroundColor: "#a5b4fc", borderDash: [6, 4], pointRadius: 0 });
       datasets.push({ label: t.labels_text.previous_orders, data: t.previous_orders, yAxisID: "orders",
-        borderColor: "#6ee7b7", backgroundColor: "#6ee7b7", borderDash: [6, 4], tension: 0.25, pointRadius: 0 });
+        borderColor: "#6ee7b7", backgroundColor: "#6ee7b7", borderDash: [6, 4], pointRadius: 0 });
     }
     new window.Chart(canvas, {
       type: "line",
