@@ -382,9 +382,10 @@ def test_import_writes_one_entry_per_job_not_per_row(tmp_path):
     importer = make_staff("ivan")
     summary = import_file(path, "customers", batch_size=10, by=importer)
     assert Customer.objects.count() == 30
-    entries = list(AuditEntry.objects.exclude(target_type="auth.user"))
-    assert len(entries) == 1
-    entry = entries[0]
+    entries = list(AuditEntry.objects.exclude(target_type="auth.user").order_by("sequence"))
+    # One entry when the job starts (a killed import is on the trail too), one when it ends.
+    assert [e.detail["status"] for e in entries] == ["running", "finished"]
+    entry = entries[1]
     assert (entry.action, entry.actor_username, entry.target_type) == (
         audit.IMPORT,
         "ivan",

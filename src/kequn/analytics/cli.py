@@ -267,7 +267,7 @@ def run_analysis(
     sections.append(("Cohorts 同期群", _cohorts_html(co)))
 
     step("writing files")
-    scores.to_csv(out / "customers.csv", index=False)
+    escape_formulas(scores).to_csv(out / "customers.csv", index=False)
     (out / "models.json").write_text(
         json.dumps(_jsonable(models), indent=2, ensure_ascii=False), encoding="utf-8"
     )
@@ -280,6 +280,31 @@ def run_analysis(
     step("done")
     bar.close()
     return {"out": str(out), "customers": len(scores), "seconds": time.perf_counter() - started}
+
+
+# Text a spreadsheet may run as a formula (OWASP's list, plus the full-width forms); the same
+# rule as the back office's exports (kequn.security.formulas), which this layer cannot import.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
+PLAIN_NUMBER = r"[+-]?[0-9][0-9 .,]*"
+
+
+def escape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return the table with text cells that could start a formula prefixed with a quote.
+
+    Customer ids come from the input file: `=HYPERLINK(...)` must open in Excel as text.
+    A plain number such as -12.5 or +8613800138000 stays readable.
+    """
+    out = frame.copy()
+    for name in out.columns:
+        column = out[name]
+        if not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)):
+            continue
+        text = column.astype("string")
+        risky = text.str.startswith(FORMULA_STARTS) & ~text.str.fullmatch(PLAIN_NUMBER)
+        risky = risky.fillna(False).astype(bool)
+        if risky.any():
+            out[name] = column.where(~risky, "'" + text)
+    return out
 
 
 def _fits_html(fits: dict[str, clv.FittedModel]) -> str:

@@ -81,6 +81,25 @@ EXPORTABLE = {
 }
 
 
+def restrict_rows(user: Any, model: Any, queryset: QuerySet, params: Any) -> QuerySet:
+    """Return the rows a list export may write for this user.
+
+    A customer list filtered to a segment (`?segment=ID`) is that segment's member list: a user
+    who may export segments only for marketing (the marketing role) gets only the members whose
+    marketing consent is in force now, as from the segment export itself.
+    """
+    from kequn.customers.models import Customer
+    from kequn.security.permissions import EXPORT_WITHOUT_CONSENT, has_permission
+
+    if model is not Customer or not str(params.get("segment") or "").strip():
+        return queryset
+    if has_permission(user, EXPORT_WITHOUT_CONSENT):
+        return queryset
+    from kequn.security.privacy.services import filter_marketable
+
+    return filter_marketable(queryset)
+
+
 def get_exportable(label: str) -> ExportableList | None:
     """Return how to export the list of a model ("app_label.model_name"), if it can be."""
     return EXPORTABLE.get(label)

@@ -125,7 +125,8 @@ def export_list(request: HttpRequest, app_label: str, model_name: str, fmt: str)
     count = list_export.ExportCount()
 
     def rows():
-        for obj in changelist.queryset.iterator(chunk_size=2_000):
+        shown = list_export.restrict_rows(request.user, model, changelist.queryset, request.GET)
+        for obj in shown.iterator(chunk_size=2_000):
             count.rows += 1
             row = []
             for name in names:
@@ -201,6 +202,7 @@ def export_rows(
     list_url = reverse(f"admin:{app_label}_{model_name}_changelist")
     try:
         queryset = model_admin.get_changelist_instance(request).queryset
+        queryset = list_export.restrict_rows(request.user, model_admin.model, queryset, request.GET)
     except IncorrectLookupParameters:
         messages.error(request, _("The list's filters could not be used; nothing was exported."))
         return HttpResponseRedirect(f"{list_url}?{request.GET.urlencode()}")

@@ -44,6 +44,7 @@ from kequn.ingest.services import (
     undo_merge,
     write_quarantine_csv,
 )
+from kequn.ingest.stale import fail_stale_runs
 from kequn.security.masking import (
     BIRTHDAY,
     FIELD_GROUPS,
@@ -92,6 +93,11 @@ class ImportRunAdmin(ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         """Runs are a record; nobody edits them."""
         return False
+
+    def changelist_view(self, request: HttpRequest, extra_context=None) -> HttpResponse:
+        """List the runs, after marking imports that died (no heartbeat) as failed."""
+        fail_stale_runs()
+        return super().changelist_view(request, extra_context)
 
     def get_urls(self):
         return [

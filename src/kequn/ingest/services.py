@@ -27,6 +27,7 @@ from kequn.customers.identities import get_default_region
 from kequn.customers.models import Address, CompanyContact, Consent, Customer, CustomerTag, Identity
 from kequn.customers.services import PROFILE_FIELDS
 from kequn.events.models import AnonymousLink, Event
+from kequn.ingest import stale
 from kequn.ingest.cleaning import (
     CleaningError,
     clean_amount,
@@ -1368,6 +1369,7 @@ def import_file(
     else:
         info, resolved = inspect_file(path, kind, source=source, mapping=mapping)
     file_name = display_name or info.name
+    stale.fail_stale_runs()  # imports killed earlier stop showing as running
     run = ImportRun.objects.create(
         kind=kind, file_name=file_name[:255], checksum=info.checksum, source=resolved.system[:50],
         mapping=resolved.to_json(), started_by=by,
@@ -1398,6 +1400,10 @@ def import_file(
             },
         )
 
+    if not dry_run:
+        # Written before any row: an import killed midway has committed batches on the trail.
+        record_on_trail(ImportRun.Status.RUNNING)
+        stale.beat(run.pk)
     try:
         with audit.suppress_model_events(), transaction.atomic() if dry_run else nullcontext():
             for number, batch in enumerate(_chunks(iter_rows(info), batch_size), start=1):
@@ -1409,6 +1415,7 @@ def import_file(
                     _quarantine(run, file_name, info.checksum, resolved, rejections)
                     if not dry_run:
                         _add_to_run(run.pk, delta)
+                        stale.beat(run.pk)
                 _merge_into(summary, delta)
                 bar.update(len(batch))
             if dry_run:
@@ -1424,6 +1431,7 @@ def import_file(
         raise
     finally:
         bar.close()
+        stale.forget(run.pk)
     summary.rows = sorted(importer.report.rows, key=lambda r: r["row"])
     ImportRun.objects.filter(pk=run.pk).update(
         status=ImportRun.Status.DRY_RUN if dry_run else ImportRun.Status.FINISHED,

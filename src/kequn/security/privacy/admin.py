@@ -16,7 +16,10 @@ from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 from unfold.decorators import action, display
 
+from kequn.security.audit.services import get_current_request
+from kequn.security.masking import BIRTHDAY, get_unmasked_groups
 from kequn.security.privacy import services
+from kequn.security.privacy.masking import mask_request_parameters
 from kequn.security.privacy.models import PrivacyRequest, Suppression
 
 BADGE_CACHE_KEY = "privacy:overdue-badge"
@@ -97,6 +100,18 @@ class PrivacyRequestAdmin(ModelAdmin):
     )
 
     def get_fieldsets(self, request: HttpRequest, obj: PrivacyRequest | None = None):
+        fieldsets = self._get_fieldsets(obj)
+        if obj is None or BIRTHDAY in get_unmasked_groups(request.user):
+            return fieldsets
+        # A correction's new birthday is shown masked, like the birthday itself.
+        return [
+            (name, {**opts, "fields": [
+                "shown_parameters" if f == "parameters" else f for f in opts["fields"]
+            ]})
+            for name, opts in fieldsets
+        ]  # fmt: skip
+
+    def _get_fieldsets(self, obj: PrivacyRequest | None):
         if obj is None:
             return [
                 (None, {"fields": ["type", "customer", "channel", "received_at", "parameters", "notes"]})
@@ -116,6 +131,7 @@ class PrivacyRequestAdmin(ModelAdmin):
         fields = list(self.readonly_fields)
         if obj is not None:
             fields += ["type", "customer", "channel", "received_at", "parameters"]
+            fields += ["shown_parameters"]
             if obj.is_identity_verified or not obj.is_open:
                 fields.append("identity_method")
             if not obj.is_open:
@@ -154,6 +170,15 @@ class PrivacyRequestAdmin(ModelAdmin):
         except ValidationError as exc:
             messages.error(request, "; ".join(exc.messages))
             return HttpResponseRedirect(request.get_full_path())
+
+    @display(description=_("what was asked"))
+    def shown_parameters(self, obj: PrivacyRequest) -> str:
+        """Show the parameters with a correction's new birthday masked (see get_fieldsets)."""
+        import json
+
+        request = get_current_request()
+        masked = mask_request_parameters(getattr(request, "user", None), obj.parameters)
+        return json.dumps(masked, ensure_ascii=False)
 
     @display(description=_("customer"))
     def customer_link(self, obj: PrivacyRequest) -> str:

@@ -12,10 +12,11 @@ from django.shortcuts import get_object_or_404
 from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
 
-from kequn.apiutils import BoundedDateTime, ObjectId, Page, check_perm, paginate
+from kequn.apiutils import ObjectId, Page, check_perm, paginate
 from kequn.customers.models import Customer
 from kequn.security.permissions import scope_customers
 from kequn.security.privacy import services
+from kequn.security.privacy.masking import mask_request_parameters
 from kequn.security.privacy.models import PrivacyRequest
 
 router = Router(tags=["privacy"])
@@ -37,7 +38,7 @@ class RequestIn(Schema):
     channel: RequestChannel = "api"
     parameters: dict[str, Any] = Field(default_factory=dict)
     notes: str = Field("", max_length=2000)
-    received_at: BoundedDateTime | None = None
+    received_at: datetime | None = None
 
 
 class RequestOut(Schema):
@@ -62,6 +63,12 @@ class RequestOut(Schema):
     @staticmethod
     def resolve_has_result_file(obj: PrivacyRequest) -> bool:
         return bool(obj.result_file)
+
+    @staticmethod
+    def resolve_parameters(obj: PrivacyRequest, context) -> dict[str, Any]:
+        request = (context or {}).get("request")
+        user = _user(request) if request is not None else None
+        return mask_request_parameters(user, obj.parameters)
 
 
 class RequestFilters(Schema):

@@ -7,6 +7,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from kequn.security.keyring.fields import EncryptedJSONField
+
 
 class PrivacyRequest(models.Model):
     """One request of a person about their data: who asked, how they were checked, what was done."""
@@ -91,7 +93,8 @@ class PrivacyRequest(models.Model):
         verbose_name=_("handled by"),
     )
     notes = models.TextField(_("notes"), blank=True)
-    parameters = models.JSONField(
+    # Encrypted: a correction holds the new personal values (e.g. a birthday) until it is done.
+    parameters = EncryptedJSONField(
         _("what was asked"),
         default=dict,
         blank=True,
