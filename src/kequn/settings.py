@@ -23,6 +23,10 @@ Environment variables (defaults in brackets):
   KEQUN_BACKUP_KEEP    nightly backups kept [7]
   KEQUN_PRIVACY_DEADLINE_DAYS days to answer a data-subject request [15, PIPL practice;
                        GDPR allows one month: set 30 if only GDPR applies]
+  KEQUN_XLSX_MAX_MB    Excel imports: uncompressed size of a file, in MB [100]
+  KEQUN_XLSX_MAX_ROWS  Excel imports: rows of the first sheet [1000000]
+  KEQUN_XLSX_MAX_COLUMNS  Excel imports: columns of the first sheet [500]
+  KEQUN_XLSX_MAX_STRINGS  Excel imports: distinct texts (shared strings) [2000000]
   KEQUN_PDF_FONT       TrueType font (.ttf/.ttc) embedded in PDF reports for Chinese text
                        [/usr/share/fonts/truetype/wqy/wqy-microhei.ttc, Debian fonts-wqy-microhei]
 """
@@ -211,6 +215,11 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
 KEQUN_PRIVACY_DEADLINE_DAYS = int(os.environ.get("KEQUN_PRIVACY_DEADLINE_DAYS", "15"))
+# Limits on an Excel file, checked before it is parsed (kequn.ingest.readers).
+KEQUN_XLSX_MAX_MB = int(os.environ.get("KEQUN_XLSX_MAX_MB", "100"))
+KEQUN_XLSX_MAX_ROWS = int(os.environ.get("KEQUN_XLSX_MAX_ROWS", "1000000"))
+KEQUN_XLSX_MAX_COLUMNS = int(os.environ.get("KEQUN_XLSX_MAX_COLUMNS", "500"))
+KEQUN_XLSX_MAX_STRINGS = int(os.environ.get("KEQUN_XLSX_MAX_STRINGS", "2000000"))
 KEQUN_SESSION_IDLE_MINUTES = int(os.environ.get("KEQUN_SESSION_IDLE_MINUTES", "30"))
 KEQUN_SESSION_MAX_HOURS = int(os.environ.get("KEQUN_SESSION_MAX_HOURS", "12"))
 # The browser drops an idle cookie too; kequn.security.middleware enforces both limits.

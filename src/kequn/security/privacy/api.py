@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404
 from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
 
-from kequn.apiutils import ObjectId, Page, check_perm, paginate
+from kequn.apiutils import BoundedDateTime, ObjectId, Page, check_perm, paginate
 from kequn.customers.models import Customer
 from kequn.security.permissions import scope_customers
 from kequn.security.privacy import services
@@ -38,7 +38,7 @@ class RequestIn(Schema):
     channel: RequestChannel = "api"
     parameters: dict[str, Any] = Field(default_factory=dict)
     notes: str = Field("", max_length=2000)
-    received_at: datetime | None = None
+    received_at: BoundedDateTime | None = None
 
 
 class RequestOut(Schema):
