@@ -68,6 +68,10 @@ class Command(BaseCommand):
             )
         else:
             self.stderr.write("An administrator account already exists.")
+        from kequn.security.keys import describe_key_custody
+
+        # The demo keeps its key beside the database; a real installation should not.
+        self.stderr.write(describe_key_custody())
         if opts["no_serve"]:
             return
         self.stderr.write(f"Open http://{opts['host']}:{opts['port']}/ and sign in.")
