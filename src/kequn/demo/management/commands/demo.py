@@ -4,7 +4,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from kequn.conf import get_data_dir
-from kequn.dashboard.services import list_reports, write_weekly_report
+from kequn.dashboard.services import list_reports
+from kequn.dashboard.tasks import write_weekly_report_task
 from kequn.demo.services import create_sample_segments, ensure_admin, migrate_database
 
 
@@ -58,9 +59,10 @@ class Command(BaseCommand):
         if segments:
             self.stderr.write(f"Created {len(segments)} sample segments.")
         self.refresh_analytics(opts["quiet"])
-        # The reports page lists the weekly report; the worker writes one a week.
+        # The reports page lists the weekly report: queue a first one for `kequn worker`
+        # (writing it here would add ~10 s to the demo).
         if not list_reports():
-            write_weekly_report()
+            write_weekly_report_task.enqueue()
         if password:
             self.stdout.write(
                 "Administrator account created — user: admin  password: "
@@ -68,10 +70,6 @@ class Command(BaseCommand):
             )
         else:
             self.stderr.write("An administrator account already exists.")
-        from kequn.security.keys import describe_key_custody
-
-        # The demo keeps its key beside the database; a real installation should not.
-        self.stderr.write(describe_key_custody())
         if opts["no_serve"]:
             return
         self.stderr.write(f"Open http://{opts['host']}:{opts['port']}/ and sign in.")
