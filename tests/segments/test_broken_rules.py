@@ -92,6 +92,9 @@ def test_cli_finishes_the_rest_then_exits_1_naming_each_broken_segment(broken, c
     assert names(last) == {"王", "赵", "李"}
 
 
+# The score refresh truncates and bulk-loads tables, which PostgreSQL refuses inside the
+# wrapping transaction of an ordinary test.
+@pytest.mark.django_db(transaction=True)
 def test_the_nightly_chain_runs_past_a_broken_segment(broken):
     from kequn.dashboard.models import DashboardRefresh
     from kequn.jobs.pipelines import refresh_analytics

@@ -52,7 +52,6 @@ from kequn.segments.models import (
     TagRule,
     default_rule,
 )
-from kequn.segments.rules import describe_fields
 
 TAG_PERMISSION = "customers.add_customertag"
 
@@ -309,7 +308,6 @@ class SegmentAdmin(ModelAdmin):
         return TemplateResponse(request, "segments/admin/tag_customers.html", context)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        context["rule_fields"] = describe_fields()
         context["rule_catalogue"] = {
             **describe_catalogue(),
             "segments": [
