@@ -176,12 +176,12 @@ class SegmentAdmin(ModelAdmin):
             rules = body.get("rules")
             services.check_rule(rules, int(segment_id) if segment_id else None)
             check_rule_access(request.user, rules)
-            members = scope_customers(request.user, services.select_rule_members(rules))
             if can_view_all_customers(request.user):
-                count = services.count_members(rules)
+                count, sample = services.count_and_sample_members(rules, SAMPLE_SIZE)
             else:  # a sales rep counts only the accounts they may see
+                members = scope_customers(request.user, services.select_rule_members(rules))
                 count = members.count()
-            sample = list(members.order_by("-id").values_list("pk", flat=True)[:SAMPLE_SIZE])
+                sample = list(members.order_by("-id").values_list("pk", flat=True)[:SAMPLE_SIZE])
         except (ValueError, TypeError, RecursionError) as exc:
             return JsonResponse({"errors": [str(exc)]}, status=400)
         except ValidationError as exc:

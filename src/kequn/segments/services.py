@@ -206,6 +206,21 @@ def count_members(rule: dict, now: datetime | None = None) -> int:
         return cursor.fetchone()[0]
 
 
+def count_and_sample_members(
+    rule: dict, limit: int, now: datetime | None = None
+) -> tuple[int, list[int]]:
+    """Return how many customers match a validated rule and the ids of the newest few."""
+    # Both from the generated SQL: an ORM "newest ten" walks the id index backwards and runs
+    # the per-customer lookups row by row until ten match (a full scan for a rare rule).
+    sql = _member_ids_sql(rule, now)
+    with transaction.atomic(), connection.cursor() as cursor:
+        plan_without_jit()
+        cursor.execute(f"SELECT count(*) FROM ({sql}) q")
+        count = cursor.fetchone()[0]
+        cursor.execute(f"SELECT q.id FROM ({sql}) q ORDER BY q.id DESC LIMIT {int(limit)}")
+        return count, [row[0] for row in cursor.fetchall()]
+
+
 def count_rule(rule: Any, segment_id: int | None = None) -> int:
     """Return how many customers match a rule (validated first)."""
     check_rule(rule, segment_id)
