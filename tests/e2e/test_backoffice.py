@@ -142,5 +142,10 @@ def test_import_through_the_upload_page(page, base, log_in, tmp_path, settings):
     page.wait_for_load_state()
     shoot(page, "import-done")
     from kequn.customers.models import Customer
+    from kequn.customers.services import find_customer_by_identity
 
-    assert Customer.objects.filter(name="Zhao Lei").exists()
+    # What was imported, not only the name: the email identity and the (canonical) city.
+    customer = Customer.objects.get(name="Zhao Lei")
+    assert customer.city == "杭州"
+    assert find_customer_by_identity("email", "zhao@example.com") == customer
+    assert [i.value for i in customer.identities.filter(kind="email")] == ["zhao@example.com"]
