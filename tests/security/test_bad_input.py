@@ -397,9 +397,7 @@ def test_control_characters_are_cleaned_on_the_way_in(make_api_client, tmp_path)
     from kequn.events.services import create_source
 
     client = make_api_client(superuser=True)
-    response = client.send_json(
-        "post", "/api/v1/customers", {"name": f"Zhang{CONTROLS} Wei", "city": "Shang\x00hai"[:5]}
-    )
+    response = client.send_json("post", "/api/v1/customers", {"name": f"Zhang{CONTROLS} Wei"})
     assert response.status_code == 201, response.content[:200]
     customer = Customer.objects.get(pk=response.json()["id"])
     assert customer.name == "Zhang Wei"
