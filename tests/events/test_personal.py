@@ -12,6 +12,7 @@ from django.db import connection
 from kequn.events.models import Event
 from kequn.events.personal import classify_key, is_id_number, split_personal
 from kequn.events.services import create_source
+from kequn.security.audit.models import AuditEntry
 from kequn.security.roles import ADMINISTRATOR, ANALYST, MARKETING
 from kequn.security.services import create_api_token
 from tests.conftest import TokenClient
@@ -131,6 +132,10 @@ def test_api_shows_them_to_the_administrator(stored):
     assert shown["Email"] == "A.Li@Example.cn" and shown["phone_number"] == 13900139000
     assert shown["buyers"][0]["profile"]["deep"]["mail"] == "x@example.org"
     assert shown["idCard"] == "[id number]"  # dropped for everyone
+    (view,) = AuditEntry.objects.filter(action="view_personal")
+    assert view.target_id == str(stored.customer_id) and view.detail["via"] == "api:events"
+    role_client(MARKETING).get("/api/v1/events")  # all masked: nothing to record
+    assert AuditEntry.objects.filter(action="view_personal").count() == 1
 
 
 def test_back_office_masks_them_by_role(stored, client):
@@ -140,9 +145,12 @@ def test_back_office_masks_them_by_role(stored, client):
     page = client.get(f"/admin/events/event/{stored.pk}/change/").content.decode()
     assert "l***@example.cn" in page and "138****8000" in page
     assert not [text for text in CLEAR if text in page]
+    assert not AuditEntry.objects.filter(action="view_personal").exists()
     client.force_login(User.objects.create_superuser("root", password="x"))
     page = client.get(f"/admin/events/event/{stored.pk}/change/").content.decode()
     assert "li.na@example.cn" in page and "138 0013 8000" in page
+    (view,) = AuditEntry.objects.filter(action="view_personal")
+    assert view.detail["via"] == "admin:event"
 
 
 def test_imported_event_files_are_protected_too(tmp_path, db):

@@ -16,11 +16,11 @@ from unfold.decorators import display
 from unfold.paginator import InfinitePaginator
 
 from kequn.customers.admin import DayRangeFilter, ExactTextFilter, make_distinct_filter
-from kequn.events.models import Event, Source
+from kequn.events.models import Event, Source, get_visible_kinds
 from kequn.events.services import revoke_source
 from kequn.labels import get_code_label
 from kequn.security.masking import get_unmasked_groups
-from kequn.security.permissions import CustomerScopedAdminMixin
+from kequn.security.permissions import CustomerScopedAdminMixin, record_personal_view
 
 # Event names and channels are offered from the most recent rows only: a full DISTINCT
 # over ten million events would take seconds.
@@ -91,6 +91,14 @@ class EventAdmin(CustomerScopedAdminMixin, ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Event | None = None) -> tuple:
         return (*self.readonly_fields, _properties_display(request))
+
+    def render_change_form(self, request: HttpRequest, context, *args, obj=None, **kwargs):
+        """Record an unmasked view of the personal data in the properties."""
+        groups = get_unmasked_groups(request.user)
+        visible = obj is not None and obj.personal_properties and get_visible_kinds(groups)
+        if visible and obj.customer_id:
+            record_personal_view(request.user, [obj.customer_id], via="admin:event")
+        return super().render_change_form(request, context, *args, obj=obj, **kwargs)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet, search_term: str

@@ -10,9 +10,9 @@ from django.shortcuts import get_object_or_404
 from ninja import Field, Query, Router, Schema
 
 from kequn.apiutils import BoundedDateTime, ObjectId, Page, check_perm, paginate
-from kequn.events.models import Event
+from kequn.events.models import Event, get_visible_kinds
 from kequn.security.masking import get_unmasked_groups
-from kequn.security.permissions import scope_customers
+from kequn.security.permissions import record_personal_view, scope_customers
 
 router = Router(tags=["events"])
 
@@ -44,6 +44,16 @@ class EventFilters(Schema):
     until: BoundedDateTime | None = None
 
 
+def _record_shown(request: HttpRequest, events: list[Event]) -> None:
+    """Record who was shown personal data from these events' properties in clear."""
+    viewer = getattr(request, "auth", None) or request.user
+    groups = get_unmasked_groups(viewer)
+    if not get_visible_kinds(groups):
+        return
+    ids = [e.customer_id for e in events if e.personal_properties and e.customer_id]
+    record_personal_view(viewer, ids, via="api:events", groups=groups)
+
+
 def _events(request: HttpRequest):
     """Events of the customers the user may see (another rep's event is a 404)."""
     user = getattr(request, "auth", None) or request.user
@@ -66,10 +76,14 @@ def list_events(
         qs = qs.filter(occurred_at__gte=filters.since)
     if filters.until:
         qs = qs.filter(occurred_at__lt=filters.until)
-    return paginate(qs, cursor, limit)
+    page = paginate(qs, cursor, limit)
+    _record_shown(request, page["items"])
+    return page
 
 
 @router.get("/{int:event_id}", response=EventOut, summary="Read an event")
 def get_event(request: HttpRequest, event_id: ObjectId):
     check_perm(request, "events.view_event")
-    return get_object_or_404(_events(request), pk=event_id)
+    event = get_object_or_404(_events(request), pk=event_id)
+    _record_shown(request, [event])
+    return event
