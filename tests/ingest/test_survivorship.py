@@ -60,13 +60,14 @@ def test_accepting_the_review_item_merges_and_keeps_the_stored_name(write):
 
 
 def test_two_names_sharing_one_phone_in_a_file_stay_two_people(write):
-    text = "手机,姓名\n13900001111,张小明\n13900001111,李雷\n13900001111,张小明\n"
+    text = "手机,姓名\n13900001111,张小明\n13900001111,李雷\n13900001111,张小明\n13900001111,李雷\n"
     summary = run(write("c.csv", text))
-    assert (summary["inserted"], summary["review"], summary["merged"]) == (1, 1, 1)
+    assert (summary["inserted"], summary["review"], summary["merged"]) == (1, 1, 2)
+    assert Customer.objects.count() == 2
     zhang, li = Customer.objects.get(name="张小明"), Customer.objects.get(name="李雷")
     assert Identity.objects.get(kind="phone").customer_id == zhang.pk
     assert MatchCandidate.objects.filter(left=zhang, right=li).exists()
-    assert [r["outcome"] for r in summary["rows"]] == ["inserted", "review", "merged"]
+    assert [r["outcome"] for r in summary["rows"]] == ["inserted", "review", "merged", "merged"]
 
 
 def test_two_agreeing_identities_are_a_strong_match(write):

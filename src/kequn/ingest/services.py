@@ -655,6 +655,8 @@ class CustomerImporter(Importer):
                     agreeing.append(partner)  # split off by an earlier import: the same person
                 else:
                     target = new_entity(record.profile)
+                    # A later row with the same name and number joins this person, not a third.
+                    split_offs[(entity, fold_name(record.profile.get("name", "")))] = target
                     kinds = sorted({k[0] for k in keys})
                     review_pairs.append((entity, target, conflicts, "/".join(kinds)))
                     flags["review"] = (entity, conflicts, kinds)
