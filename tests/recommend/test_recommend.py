@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 from django.core.management import CommandError, call_command
@@ -175,7 +176,22 @@ def test_evaluate_command(tmp_path, capsys):
         "ts",
     )
     out = capsys.readouterr().out
-    assert "popularity" in out and "chosen" in out and "NDCG@10" in out
+    # The numbers, not only the labels: the command reads the file into the same interactions
+    # (ids numbered in order of appearance, times as given) and prints their evaluation.
+    expected = algo.evaluate_interactions(
+        users.astype(np.int64), pd.factorize(items)[0].astype(np.int64), times.astype(float)
+    )
+    assert expected["interactions"] == 400 * 12 and expected["items"] == 80
+    assert algo.format_report(expected) in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[2:]}
+    for name in ("popularity", "item_knn", "als"):
+        metrics = expected["models"][name]
+        assert rows[name][1:4] == [
+            f"{metrics['precision@10']:.4f}",
+            f"{metrics['recall@10']:.4f}",
+            f"{metrics['ndcg@10']:.4f}",
+        ]
+    assert 0 < expected["models"]["popularity"]["ndcg@10"] < expected["models"]["chosen"]["ndcg@10"]
     with pytest.raises(
         CommandError, match="missing column\\(s\\) 'user_id', 'item_id', 'timestamp'"
     ):

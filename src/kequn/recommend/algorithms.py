@@ -18,6 +18,11 @@ import scipy.sparse as sp
 
 BATCH_USERS = 4096
 MAX_FACTORS = 64
+# The choice between candidates is made on the histories of at most this many randomly drawn
+# users, so its cost stops growing with the data (at 10M interactions only the refit on every
+# interaction does); benchmarks/recommend_train.py --compare-before checks that the model
+# chosen on the sample scores as well on held-out time as the one chosen on every user.
+CHOOSE_USERS = 50_000
 DENSE_ITEMS = 8000  # item-item similarity as a dense array up to 8000² float32 (256 MB)
 
 
@@ -198,8 +203,9 @@ class Hybrid:
 
     def fit(self, matrix: sp.csr_matrix) -> Hybrid:
         if not self.fitted:
-            for part in self.parts:
-                part.fit(matrix)
+            for part, weight in zip(self.parts, self.weights, strict=True):
+                if weight:  # a part with no weight never scores: do not pay for its fit
+                    part.fit(matrix)
         self.fitted = True
         return self
 
@@ -347,6 +353,56 @@ def evaluate(
     return Metrics(p_sum / n, r_sum / n, n_sum / n, len(users))
 
 
+def evaluate_blends(
+    parts: list,
+    blends: dict[str, tuple[float, ...]],
+    train: sp.csr_matrix,
+    test: sp.csr_matrix,
+    k: int = 10,
+    max_users: int | None = None,
+) -> dict[str, Metrics]:
+    """Return evaluate()'s metrics for weighted blends of fitted parts, scoring each part once.
+
+    Each batch of users is scored by every part once; every blend is then a weighted sum of
+    those row-normalised scores. A blend with one non-zero weight ranks exactly as its part
+    alone (normalising a row keeps its order), so single models are blends too.
+    """
+    train_bin = (train > 0).astype(np.int8).tocsr()
+    target = ((test > 0).astype(np.int8) - train_bin.multiply(test > 0)).tocsr()
+    target.eliminate_zeros()
+    users = np.flatnonzero((np.diff(target.indptr) > 0) & (np.diff(train_bin.indptr) > 0))
+    if max_users and len(users) > max_users:
+        users = np.random.default_rng(0).choice(users, max_users, replace=False)
+        users.sort()
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    sums = {name: np.zeros(3) for name in blends}
+    for start in range(0, len(users), BATCH_USERS):
+        rows = users[start : start + BATCH_USERS]
+        scored = [normalise_rows(part.score(train, rows)) for part in parts]
+        seen_r, seen_c = train_bin[rows].nonzero()
+        truth = target[rows]
+        n_true = np.diff(truth.indptr)
+        ideal = np.array([discounts[: min(t, k)].sum() for t in n_true])
+        for name, weights in blends.items():
+            total = np.zeros((len(rows), train.shape[1]), dtype=np.float32)
+            for part_scores, weight in zip(scored, weights, strict=True):
+                if weight:
+                    total += np.float32(weight) * part_scores
+            # top_n(total, k, exclude=seen) without its copies: total is ours to overwrite.
+            total[seen_r, seen_c] = -np.inf
+            best = np.argpartition(total, total.shape[1] - k, axis=1)[:, -k:]
+            order = np.argsort(-np.take_along_axis(total, best, axis=1), axis=1, kind="stable")
+            ranked = np.take_along_axis(best, order, axis=1)
+            hits = np.asarray(truth[np.arange(len(rows))[:, None], ranked].todense()) > 0
+            sums[name] += [
+                hits.sum() / k,
+                (hits.sum(axis=1) / n_true).sum(),
+                ((hits * discounts).sum(axis=1) / ideal).sum(),
+            ]
+    n = max(len(users), 1)
+    return {name: Metrics(*(total / n), len(users)) for name, total in sums.items()}
+
+
 def make_candidates() -> dict[str, Callable[[], object]]:
     """Return the model factories the chooser compares."""
     return {
@@ -388,20 +444,47 @@ def choose_model(
     fit = build_matrix(users[~val_mask], items[~val_mask], None, full.user_ids, full.item_ids)
     val = build_matrix(users[val_mask], items[val_mask], None, full.user_ids, full.item_ids)
     pop, knn, als = Popularity().fit(fit.matrix), ItemKNN().fit(fit.matrix), ALS().fit(fit.matrix)
-    results: dict[str, dict] = {}
     builders: dict[str, Callable[[], object]] = {
         "item_knn": ItemKNN,
         "als": ALS,
     }
-    for name, model in (("item_knn", knn), ("als", als)):
-        results[name] = evaluate(model, fit.matrix, val.matrix, max_users=max_users).as_dict()
+    blends: dict[str, tuple[float, ...]] = {"item_knn": (1.0, 0.0, 0.0), "als": (0.0, 1.0, 0.0)}
     for w_knn, w_als, w_pop in HYBRID_WEIGHTS:
         name = f"hybrid_{w_knn:g}_{w_als:g}_{w_pop:g}"
-        model = Hybrid([knn, als, pop], [w_knn, w_als, w_pop], fitted=True)
-        results[name] = evaluate(model, fit.matrix, val.matrix, max_users=max_users).as_dict()
+        blends[name] = (w_knn, w_als, w_pop)
         builders[name] = _hybrid_builder(w_knn, w_als, w_pop)
+    # Every candidate is a blend of the same three fits: score each part once per user batch.
+    metrics = evaluate_blends([knn, als, pop], blends, fit.matrix, val.matrix, max_users=max_users)
+    results = {name: m.as_dict() for name, m in metrics.items()}
     best = max(results, key=lambda n: (results[n]["ndcg@10"], n.startswith("hybrid")))
     return Choice(best, builders[best], results)
+
+
+def sample_users(users: np.ndarray, max_users: int | None, seed: int = 0) -> np.ndarray:
+    """Return a mask of the interactions of at most max_users randomly drawn users."""
+    ids = np.unique(users)
+    if not max_users or len(ids) <= max_users:
+        return np.ones(len(users), dtype=bool)
+    chosen = np.random.default_rng(seed).choice(ids, max_users, replace=False)
+    return np.isin(users, chosen)
+
+
+def train_model(
+    users: np.ndarray,
+    items: np.ndarray,
+    times: np.ndarray,
+    choose_users: int | None = CHOOSE_USERS,
+    max_users: int | None = 20000,
+) -> tuple[Choice, Dataset, object]:
+    """Choose a model on a user sample's held-out time, then fit it on every interaction.
+
+    This is the nightly job's training (kequn.recommend.services.train_recommendations) and
+    what benchmarks/recommend_train.py times.
+    """
+    sample = sample_users(users, choose_users)
+    choice = choose_model(users[sample], items[sample], times[sample], max_users)
+    data = build_matrix(users, items)
+    return choice, data, choice.build().fit(data.matrix)
 
 
 def _hybrid_builder(w_knn: float, w_als: float, w_pop: float) -> Callable[[], Hybrid]:
