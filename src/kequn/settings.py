@@ -416,6 +416,12 @@ UNFOLD = {
                         "link": reverse_lazy("admin:events_event_changelist"),
                         "permission": can_open_list("events.event"),
                     },
+                    {
+                        "title": _("Event sources"),
+                        "icon": "key",
+                        "link": reverse_lazy("admin:events_source_changelist"),
+                        "permission": can_open_list("events.source"),
+                    },
                 ],
             },
             {
