@@ -67,10 +67,9 @@ def wait_for(url: str, seconds: float = 30) -> None:
 
 
 def test_demo_then_serve_360_page_and_api(kequn_env):
-    started = time.monotonic()
+    # How fast the demo loads is measured by benchmarks/demo_generate.py, not here.
     setup = run_kequn(["demo", "--customers", "200", "--no-serve", "--quiet"], kequn_env)
     assert setup.returncode == 0, setup.stderr
-    assert time.monotonic() - started < 60
     password = re.search(r"password: (\S+)", setup.stdout).group(1)
     assert (Path(kequn_env["KEQUN_DATA_DIR"]) / "secret_key").exists()
     # The demo keeps its master key beside the database, and says how to move it.
