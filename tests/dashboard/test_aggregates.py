@@ -99,8 +99,9 @@ def test_charts(refreshed):
     ]
     assert [b["label"] for b in d["churn"]] == ["10–20%", "40–50%", "90–100%"]
     assert [(p["label"], p["revenue"]) for p in d["provinces"]] == [
-        ("Guangdong", 200),
-        ("Beijing", 50),
+        # Places are stored in their canonical short Chinese form (Guangdong -> 广东).
+        ("广东", 200),
+        ("北京", 50),
     ]
     assert {c["label"]: c["revenue"] for c in d["channel_breakdown"]} == {
         "Web shop": 200,
@@ -117,7 +118,7 @@ def test_links_use_only_filters_the_customer_list_has(refreshed):
     d = build_dashboard(Filters(period=7))
     at_risk = next(k for k in d["kpis"] if k["key"] == "at_risk")
     assert at_risk["link"] == "/admin/customers/customer/?score__lifecycle_stage__exact=at_risk"
-    assert d["provinces"][0]["link"] == "/admin/customers/customer/?province=Guangdong"
+    assert d["provinces"][0]["link"] == "/admin/customers/customer/?province=%E5%B9%BF%E4%B8%9C"
     churn_top = d["churn"][-1]["link"]
     assert "score__churn_percentile_from=" in churn_top
 
