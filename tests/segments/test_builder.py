@@ -232,3 +232,17 @@ def test_member_list_pages_through_every_member(admin_client, shop):
     names = {r["name"] for r in first.context["rows"]} | {r["name"] for r in second.context["rows"]}
     assert len(names) == 62 and {"王", "赵"} <= names
     assert 'data-export="csv"' in first.content.decode()
+
+
+@pytest.mark.parametrize("scan_limit", [10_000, 1])
+def test_count_and_sample_agree_with_the_orm_whichever_way_they_are_read(
+    shop, monkeypatch, scan_limit
+):
+    monkeypatch.setattr(services, "SAMPLE_SCAN_LIMIT", scan_limit)
+    for rule in (
+        {"match": "all", "conditions": [{"field": "kind", "operator": "eq", "value": "person"}]},
+        {"match": "all", "conditions": [{"field": "city", "operator": "eq", "value": "火星"}]},
+    ):
+        members = services.select_rule_members(rule)
+        expected = (members.count(), list(members.order_by("-id").values_list("pk", flat=True)[:2]))
+        assert services.count_and_sample_members(rule, 2) == expected

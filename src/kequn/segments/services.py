@@ -206,19 +206,29 @@ def count_members(rule: dict, now: datetime | None = None) -> int:
         return cursor.fetchone()[0]
 
 
+# Up to this many matches, the live count reads the matching ids once and samples them.
+SAMPLE_SCAN_LIMIT = 10_000
+
+
 def count_and_sample_members(
     rule: dict, limit: int, now: datetime | None = None
 ) -> tuple[int, list[int]]:
     """Return how many customers match a validated rule and the ids of the newest few."""
-    # Both from the generated SQL: an ORM "newest ten" walks the id index backwards and runs
-    # the per-customer lookups row by row until ten match (a full scan for a rare rule).
+    # A rare rule: one evaluation yields both (the ORM's "newest ten" would walk the id index
+    # backwards, running the per-customer lookups row by row, through every customer). A
+    # common rule: the count, then the newest ten, which are near the top of the index.
+    # (ORDER BY ... LIMIT on the generated SQL makes PostgreSQL pick a slower plan.)
     sql = _member_ids_sql(rule, now)
     with transaction.atomic(), connection.cursor() as cursor:
         plan_without_jit()
+        cursor.execute(f"SELECT q.id FROM ({sql}) q LIMIT {SAMPLE_SCAN_LIMIT + 1}")
+        ids = [row[0] for row in cursor.fetchall()]
+        if len(ids) <= SAMPLE_SCAN_LIMIT:
+            return len(ids), sorted(ids, reverse=True)[:limit]
         cursor.execute(f"SELECT count(*) FROM ({sql}) q")
         count = cursor.fetchone()[0]
-        cursor.execute(f"SELECT q.id FROM ({sql}) q ORDER BY q.id DESC LIMIT {int(limit)}")
-        return count, [row[0] for row in cursor.fetchall()]
+        newest = select_rule_members(rule, now).order_by("-id").values_list("pk", flat=True)
+        return count, list(newest[:limit])
 
 
 def count_rule(rule: Any, segment_id: int | None = None) -> int:
