@@ -174,3 +174,23 @@ def test_imported_event_files_are_protected_too(tmp_path, db):
         "13800138000",
         "write to li.na@example.cn",
     )
+
+
+def test_migration_protects_events_stored_before(db):
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("kequn.events.migrations.0005_protect_personal_properties")
+    old = Event.objects.create(name="Old", anonymous_id="a", properties={"sku": "S"})
+    plain = Event.objects.create(name="Plain", anonymous_id="b", properties={"sku": "T"})
+    # As stored before the rule: in clear (an update does not run the field's pre_save).
+    Event.objects.filter(pk=old.pk).update(
+        properties={"sku": "S", "buyer": {"Email": "old@example.cn"}, "id": ID_NUMBER}
+    )
+    migration.protect_properties(apps, type("Editor", (), {"connection": connection})())
+    old.refresh_from_db()
+    assert old.properties == {"sku": "S", "buyer": {"Email": "[email]"}, "id": "[id number]"}
+    assert old.personal_properties == [[["buyer", "Email"], ["email"], "old@example.cn"]]
+    plain.refresh_from_db()
+    assert plain.properties == {"sku": "T"} and plain.personal_properties is None
