@@ -1,9 +1,10 @@
 """The JSON Schema of a segment rule, published in the OpenAPI document.
 
 Built from the field catalogue and the limits, so API clients (and schemathesis) see the
-operators, value types, windows and bounds that validate_rule enforces. Two fields are left
-out because their values must name existing rows (`tag`, `in_segment`): a schema cannot
-say which exist. Groups nest up to two levels in the schema; the server allows MAX_DEPTH.
+operators, value types, windows and bounds that validate_rule enforces. Four fields are left
+out because their values must name existing rows (`tag`, `in_segment`, `bought_product`,
+`bought_category`): a schema cannot say which exist. Groups nest up to two levels in the
+schema; the server allows MAX_DEPTH.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ DATE_PATTERN = (
     f"^({DATE_YEARS[0] // 100}[0-9]{{2}}|20[0-9]{{2}}|{DATE_YEARS[1]})"
     "-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$"
 )
-SKIPPED = {"tag", "in_segment"}
+SKIPPED = {"tag", "in_segment", "bought_product", "bought_category"}
 
 
 def _item_schema(spec: FieldSpec, op: str) -> dict[str, Any]:
@@ -104,7 +105,8 @@ def get_rule_schema() -> dict[str, Any]:
     schema = _group([*conditions, _group(conditions)])
     schema["description"] = (
         "A segment rule: {'match': 'all'|'any', 'conditions': [...]}; see the README for "
-        "the fields. Rules on tags and other segments ('tag', 'in_segment') are accepted too."
+        "the fields. Rules naming tags, segments, products or categories ('tag', 'in_segment', "
+        "'bought_product', 'bought_category') are accepted too."
     )
     return schema
 
