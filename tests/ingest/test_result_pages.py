@@ -108,6 +108,7 @@ def test_result_page_is_a_readable_summary_with_links(admin_client, chen):
     assert mapping == {"手机": "phone", "姓名": "name", "城市": "city", "生日": "birthday"}
     zh = admin_client.get(done.url, HTTP_ACCEPT_LANGUAGE="zh-hans")
     assert dict(zh.context["mapping"])["城市"] == "城市" and "送审" in zh.content.decode()
+    assert "电话号码无效: 1" in zh.content.decode()  # the reason by its label, not invalid_phone
     messages = [str(m) for m in done.wsgi_request._messages]
     assert messages and "{" not in messages[0] and "c.csv" in messages[0]
     assert run.records["inserted"] == [new.pk]

@@ -31,6 +31,7 @@ from kequn.ingest.presets import (
     PRESETS,
     Mapping,
     get_field_label,
+    get_reason_label,
 )
 from kequn.ingest.readers import ImportFileError, iter_rows, open_file
 from kequn.ingest.services import (
@@ -140,6 +141,7 @@ class ImportRunAdmin(ModelAdmin):
             )
             context["summary"] = summary
             context["counts"] = get_counts(summary)
+            context["reasons"] = [(get_reason_label(c), n) for c, n in summary.reasons.items()]
             context["rows"] = describe_rows(
                 summary.rows[:PAGE_ROWS], get_unmasked_groups(request.user)
             )
@@ -212,7 +214,10 @@ class ImportRunAdmin(ModelAdmin):
             "original": run,
             "run": run,
             "counts": get_counts(run, links=True),
-            "reasons": sorted(run.reasons.items(), key=lambda kv: -kv[1]),
+            "reasons": [
+                (get_reason_label(code), n)
+                for code, n in sorted(run.reasons.items(), key=lambda kv: -kv[1])
+            ],
             "mapping": describe_mapping(run.mapping),
             "is_dry_run": run.status == ImportRun.Status.DRY_RUN,
         }

@@ -65,6 +65,31 @@ OUTCOME_LABELS: dict[str, object] = {
 }
 
 
+# Why a row was quarantined, as people read it (the code stays in exports and filters).
+REASON_LABELS: dict[str, object] = {
+    "column_count": _lazy("more values than columns"),
+    "invalid_amount": _lazy("invalid amount"),
+    "invalid_date": _lazy("invalid date"),
+    "invalid_email": _lazy("invalid email"),
+    "invalid_json": _lazy("invalid JSON"),
+    "invalid_phone": _lazy("invalid phone number"),
+    "invalid_quantity": _lazy("invalid quantity"),
+    "invalid_status": _lazy("unknown order status"),
+    "missing_identifier": _lazy("no email, phone or customer id"),
+    "missing_value": _lazy("missing value"),
+    "negative_amount": _lazy("amount below zero"),
+    "negative_quantity": _lazy("quantity below zero"),
+    "suppressed": _lazy("erased on request"),
+    "too_long": _lazy("value too long"),
+    "unknown_product": _lazy("unknown product"),
+}
+
+
+def get_reason_label(code: str) -> str:
+    """Return a quarantine reason's label in the current language (the code if it has none)."""
+    return str(REASON_LABELS.get(code, code))
+
+
 def get_field_label(name: str) -> str:
     """Return a field's label in the current language (the code itself if it has none)."""
     return str(FIELD_LABELS.get(name, name))
