@@ -607,3 +607,11 @@ def test_bad_json_lines_rows_are_quarantined_with_the_reason(tmp_path):
     assert summary["inserted"] == 1 and summary["quarantined"] == 4, summary
     messages = " ".join(QuarantinedRow.objects.values_list("message", flat=True))
     assert "NUL" in messages and "surrogate" in messages and "nests" in messages
+
+
+def test_a_rule_field_that_is_not_text_is_422_for_a_user_without_birthdays(make_api_client):
+    # The birthday-permission check hashed the field name: a list there answered 500.
+    client = make_api_client("segments.view_segment")
+    rule = {"match": "all", "conditions": [{"field": ["age"], "operator": "eq", "value": 1}]}
+    response = client.send_json("post", "/api/v1/segments/count", {"rules": rule})
+    assert "needs a 'field'" in assert_one_line_error(response, 422)

@@ -33,7 +33,7 @@ def find_birthday_conditions(rule: Any, depth: int = 0, seen: frozenset[int] = f
         if "conditions" in child:
             if find_birthday_conditions(child, depth + 1, seen):
                 return True
-        elif child.get("field") in BIRTHDAY_FIELDS:
+        elif isinstance(child.get("field"), str) and child["field"] in BIRTHDAY_FIELDS:
             return True
         elif child.get("field") == "in_segment" and isinstance(child.get("value"), int):
             ref = child["value"]
