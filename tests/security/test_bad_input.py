@@ -615,3 +615,14 @@ def test_a_rule_field_that_is_not_text_is_422_for_a_user_without_birthdays(make_
     rule = {"match": "all", "conditions": [{"field": ["age"], "operator": "eq", "value": 1}]}
     response = client.send_json("post", "/api/v1/segments/count", {"rules": rule})
     assert "needs a 'field'" in assert_one_line_error(response, 422)
+
+
+def test_a_blank_identity_value_is_refused_as_the_schema_says(make_api_client, admin_client):
+    client = make_api_client(superuser=True)
+    for value in ("", "   ", "\u3000"):
+        response = client.send_json(
+            "post", "/api/v1/customers", {"identities": [{"kind": "wechat", "value": value}]}
+        )
+        assert_one_line_error(response, 422)
+    schema = admin_client.get("/api/openapi.json").json()["components"]["schemas"]["IdentityIn"]
+    assert schema["properties"]["value"]["pattern"] == "\\S"

@@ -25,7 +25,8 @@ IdentityKind = Literal["email", "phone", "wechat", "external"]
 
 class IdentityIn(Schema):
     kind: IdentityKind
-    value: str = Field(..., max_length=255)
+    # At least one visible character: a blank value is refused by the identity service.
+    value: str = Field(..., max_length=255, pattern=r"\S")
     system: str = Field("", max_length=50)
     verified: bool = False
 
