@@ -157,7 +157,9 @@ class DistinctValuesFilter(DropdownFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         """Keep rows whose column equals the chosen value."""
         if self.value():
-            return queryset.filter(**{self.field_name: self.value()})
+            # Links and saved URLs may spell a place another way (Guangdong for 广东).
+            value = normalize_place(self.field_name, self.value())
+            return queryset.filter(**{self.field_name: value})
         return queryset
 
 
