@@ -7,6 +7,7 @@ from kequn.conf import get_data_dir
 from kequn.dashboard.services import list_reports
 from kequn.dashboard.tasks import write_weekly_report_task
 from kequn.demo.services import create_sample_segments, ensure_admin, migrate_database
+from kequn.security.keys import describe_key_custody
 
 
 def positive_int(text: str) -> int:
@@ -70,6 +71,8 @@ class Command(BaseCommand):
             )
         else:
             self.stderr.write("An administrator account already exists.")
+        # The demo keeps its key beside the database; a real installation should not.
+        self.stderr.write(describe_key_custody())
         if opts["no_serve"]:
             return
         self.stderr.write(f"Open http://{opts['host']}:{opts['port']}/ and sign in.")
