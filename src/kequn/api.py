@@ -11,7 +11,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.parser import Parser
 
-from kequn.apiutils import describe_paging
+from kequn.apiutils import describe_object_keys, describe_paging
 from kequn.commerce.api import orders_router, products_router
 from kequn.customers.api import router as customers_router
 from kequn.events.api import router as events_router
@@ -117,6 +117,7 @@ class KequnAPI(NinjaAPI):
                 for code, description in ERROR_RESPONSES.items():
                     responses.setdefault(code, {"description": description, "content": content})
         describe_paging(schema)
+        describe_object_keys(schema.get("components", {}))
         return schema
 
 

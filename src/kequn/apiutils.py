@@ -99,3 +99,19 @@ def paginate(queryset: QuerySet, cursor: str | None, limit: int) -> dict:
 def check_perm(request: HttpRequest, perm: str) -> None:
     """Raise a 403 unless the authenticated user holds the permission."""
     require_perm(getattr(request, "auth", None) or request.user, perm)
+
+
+# No key of a JSON object may hold a NUL (the parser refuses it, as PostgreSQL cannot store it).
+NO_NUL_KEYS = {"pattern": "^[^\\u0000]*$"}
+
+
+def describe_object_keys(node: object) -> None:
+    """Say in every object schema of the OpenAPI document that keys hold no NUL character."""
+    if isinstance(node, dict):
+        if node.get("type") == "object" or "properties" in node:
+            node.setdefault("propertyNames", NO_NUL_KEYS)
+        for value in node.values():
+            describe_object_keys(value)
+    elif isinstance(node, list):
+        for value in node:
+            describe_object_keys(value)
