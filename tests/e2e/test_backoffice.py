@@ -71,8 +71,9 @@ def test_dashboard_filters_keyboard_and_links(page, base, log_in):
 
     # A chart element opens the customer list filtered to the customers behind it.
     page.goto("/admin/?period=7")
-    page.locator('[data-chart="provinces"] a', has_text="Guangdong").click()
-    page.wait_for_url(re.compile(r"/admin/customers/customer/\?province=Guangdong"))
+    # Places are stored in their canonical short Chinese form (Guangdong is 广东).
+    page.locator('[data-chart="provinces"] a', has_text="广东").click()
+    page.wait_for_url(re.compile(r"/admin/customers/customer/\?province=(%E5%B9%BF%E4%B8%9C|广东)"))
     rows = page.locator("#result_list tbody tr")
     assert rows.count() == 1 and "Alice" in rows.first.inner_text()
     shoot(page, "customers-filtered-from-chart")

@@ -106,6 +106,20 @@ def test_count_endpoint_counts_and_validates(make_api_client):
     )
 
 
+def test_a_name_equal_to_another_once_control_characters_go_is_a_422(make_api_client):
+    client = make_api_client(superuser=True)
+    rules = {"match": "all", "conditions": [{"field": "city", "operator": "eq", "value": "上海"}]}
+    created = client.send_json("post", "/api/v1/segments", {"name": "k\u00dd", "rules": rules})
+    assert created.status_code == 201
+    again = client.send_json("post", "/api/v1/segments", {"name": "k\u009d\u00dd", "rules": rules})
+    assert again.status_code == 422 and "kÝ" in again.json()["detail"][0]
+    other = client.send_json("post", "/api/v1/segments", {"name": "other", "rules": rules})
+    renamed = client.send_json(
+        "patch", f"/api/v1/segments/{other.json()['id']}", {"name": "\u0085k\u00dd"}
+    )
+    assert renamed.status_code == 422
+
+
 def test_admin_live_count(admin_client):
     make_customer(city="上海")
     response = admin_client.post(

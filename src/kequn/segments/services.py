@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from kequn.customers.models import Customer, CustomerTag, Identity, Tag, TagGroup
+from kequn.security.inputs import strip_control
 from kequn.security.permissions import scope_customers
 from kequn.segments.compiler import compile_rule_sql, make_context, select_customers
 from kequn.segments.models import (
@@ -323,6 +324,8 @@ def create_segment(
         raise ValidationError(_("kind must be 'dynamic' or 'static'"))
     if kind == Segment.Kind.DYNAMIC or _has_conditions(rules):
         check_rule(rules)
+    # Saving strips control characters: compare the name that will be stored.
+    name = strip_control(name)
     if Segment.objects.filter(name=name).exists():
         raise ValidationError(_("a segment named %(name)s already exists") % {"name": name})
     segment = Segment(name=name, rules=rules, kind=kind, description=description)
@@ -352,6 +355,7 @@ def update_segment(
         setattr(segment, key, value)
     if segment.is_dynamic or _has_conditions(segment.rules):
         check_rule(segment.rules, segment.pk)
+    segment.name = strip_control(segment.name)
     if Segment.objects.filter(name=segment.name).exclude(pk=segment.pk).exists():
         raise ValidationError(_("a segment named %(name)s already exists") % {"name": segment.name})
     segment.full_clean(exclude=["created_by", "rules"])
