@@ -23,7 +23,9 @@ ObjectId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 def _check_datetime(value: datetime) -> datetime:
     if not is_in_years(value, DATETIME_YEARS):
-        raise ValueError(f"the date must be {describe_year_range(DATETIME_YEARS)}")
+        raise ValueError(
+            f"the date must be {describe_year_range(DATETIME_YEARS)}, its UTC offset within ±14:00"
+        )
     return value
 
 

@@ -626,3 +626,14 @@ def test_a_blank_identity_value_is_refused_as_the_schema_says(make_api_client, a
         assert_one_line_error(response, 422)
     schema = admin_client.get("/api/openapi.json").json()["components"]["schemas"]["IdentityIn"]
     assert schema["properties"]["value"]["pattern"] == "\\S"
+
+
+def test_a_date_time_offset_no_zone_has_is_a_422(make_api_client):
+    # PostgreSQL refuses offsets past ±15:59 with an error (it answered 500); real zones
+    # lie within ±14:00.
+    client = make_api_client(superuser=True)
+    for offset in ("-19:19", "+14:30"):
+        response = client.get("/api/v1/orders", {"until": f"1999-02-12T20:30:10{offset}"})
+        assert response.status_code == 422, (offset, response.content)
+        assert "±14:00" in str(response.json()["detail"])
+    assert client.get("/api/v1/orders", {"until": "1999-02-12T20:30:10+14:00"}).status_code == 200

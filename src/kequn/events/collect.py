@@ -134,6 +134,7 @@ def _check_timestamp(value: object) -> str | None:
         return None
     return (
         f"has timestamp {value[:40]!r}: send an ISO 8601 time {describe_year_range(DATETIME_YEARS)}"
+        ", its UTC offset within ±14:00"
     )
 
 

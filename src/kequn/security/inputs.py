@@ -16,7 +16,7 @@ one door refuses is not stored through another:
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -26,6 +26,7 @@ MAX_JSON_DEPTH = 32
 # mean time before 1901 gives Asia/Shanghai an offset of +08:05:43, which is not RFC 3339.
 DATE_YEARS = (1900, 2100)
 DATETIME_YEARS = (1970, 2100)
+MAX_UTC_OFFSET = timedelta(hours=14)
 
 
 class BadInputError(ValueError):
@@ -96,6 +97,11 @@ def describe_year_range(years: tuple[int, int]) -> str:
 
 def is_in_years(value: date, years: tuple[int, int]) -> bool:
     """Return whether a date or date-time falls within the given years (inclusive)."""
+    if isinstance(value, datetime):
+        # Real zones lie within ±14:00; PostgreSQL refuses offsets past ±15:59 with an error.
+        offset = value.utcoffset()
+        if offset is not None and abs(offset) > MAX_UTC_OFFSET:
+            return False
     return years[0] <= value.year <= years[1]
 
 
