@@ -41,7 +41,9 @@ class Server:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if k != "KEQUN_DATA_DIR"}
+        # Each server on the embedded database of its own data directory: what is tested is
+        # the process (log, signals, control socket), the same on either database.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KEQUN_")}
         env["KEQUN_DATA_DIR"] = str(data_dir)
         self.process = subprocess.Popen(
             KEQUN + ["serve", "--port", str(self.port), "--workers", "2"],
