@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from kequn.customers.models import Customer, Identity
+from kequn.customers.selectors import find_identity_owners
 from kequn.customers.services import mark_field_sources
 from kequn.events.models import AnonymousLink, Event, Source
 from kequn.ingest.cleaning import (
@@ -227,20 +228,6 @@ def _without_suppressed(messages: list[dict]) -> list[dict]:
     ]
 
 
-def _find_owners(keys: set[tuple[str, str, str]]) -> dict[tuple[str, str, str], int]:
-    """Return the surviving customer id owning each known identity key."""
-    owners: dict[tuple[str, str, str], int] = {}
-    values = list({v for _k, _s, v in keys})
-    for start in range(0, len(values), 5000):
-        rows = Identity.objects.with_values(values[start : start + 5000]).values_list(
-            "kind", "system", "value", "customer_id", "customer__merged_into_id"
-        )
-        for kind, system, value, customer_id, merged_into in rows:
-            if (kind, system, value) in keys:
-                owners[(kind, system, value)] = merged_into or customer_id
-    return owners
-
-
 def get_source_label(source: Source) -> str:
     """Return the name under which a source's values rank in import survivorship.
 
@@ -346,7 +333,7 @@ def collect_events(*, source: Source, messages: list[dict]) -> int:
     label, order = get_source_label(source), get_trust_order() if trusted else None
     claims_of = [_claims(_identify_traits(m)) for m in messages]
     user_keys = {("external", "segment", _user_id(m)) for m in messages if _user_id(m)}
-    owners = _find_owners(user_keys | {k for claims in claims_of for k in claims})
+    owners = find_identity_owners(user_keys | {k for claims in claims_of for k in claims})
     customers: dict[int, Customer] = {}
     changes: dict[int, ProfileChange] = {}
     held: dict[int, dict[str, str]] = {}  # message index → claims kept as unverified traits

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from kequn.commerce.models import Category, Channel, Order, OrderLine, Product
 from kequn.customers.identities import get_default_region
 from kequn.customers.models import Address, CompanyContact, Consent, Customer, CustomerTag, Identity
+from kequn.customers.selectors import find_identity_owners
 from kequn.customers.services import PROFILE_FIELDS
 from kequn.events.models import AnonymousLink, Event
 from kequn.ingest import stale
@@ -411,20 +412,6 @@ class Importer:
         return keys
 
 
-def _lookup_owners(keys: set[tuple[str, str, str]]) -> dict[tuple[str, str, str], int]:
-    """Return the surviving customer id owning each known identity key."""
-    owners: dict[tuple[str, str, str], int] = {}
-    values = list({v for _k, _s, v in keys})
-    for start in range(0, len(values), 5000):
-        rows = Identity.objects.with_values(values[start : start + 5000]).values_list(
-            "kind", "system", "value", "customer_id", "customer__merged_into_id"
-        )
-        for kind, system, value, customer_id, merged_into in rows:
-            if (kind, system, value) in keys:
-                owners[(kind, system, value)] = merged_into or customer_id
-    return owners
-
-
 def _insert_rows(
     model: type[models.Model], objs: list[models.Model], *, set_ids: bool = False
 ) -> None:
@@ -609,7 +596,7 @@ class CustomerImporter(Importer):
         person (or the one split off from the same person by an earlier import) and the pair
         goes to the review queue. Identities nobody owns yet go to the row's person.
         """
-        owners = _lookup_owners({k for r in records for k in r.keys})
+        owners = find_identity_owners({k for r in records for k in r.keys})
         existing = Customer.objects.in_bulk(set(owners.values()))
         self._dirty: dict[int, set[str]] = {}
         order = get_trust_order()
@@ -1010,11 +997,11 @@ class OrderImporter(Importer):
             for r in records
             if r.keys
         ]
-        owners = _lookup_owners({k for r in records for k in r.keys})
+        owners = find_identity_owners({k for r in records for k in r.keys})
         missing = [b for b in buyers if not any(k in owners for k in b.keys)]
         if missing:
             CustomerImporter(self.mapping, self.checksum, self.actor).apply(missing)
-            owners = _lookup_owners({k for r in records for k in r.keys})
+            owners = find_identity_owners({k for r in records for k in r.keys})
         channel_codes = {r.order["channel"] for r in records if "channel" in r.order}
         channels = {c.code: c.pk for c in Channel.objects.filter(code__in=channel_codes)}
         for code in channel_codes - set(channels):
@@ -1191,7 +1178,7 @@ class EventImporter(Importer):
         return EventRecord(row_number, values, self.identity_keys(row, "customer_"))
 
     def apply(self, records: list[EventRecord]) -> tuple[dict[int, str], list[Rejection]]:
-        owners = _lookup_owners({k for r in records for k in r.keys})
+        owners = find_identity_owners({k for r in records for k in r.keys})
         anonymous = dict(
             AnonymousLink.objects.filter(
                 anonymous_id__in={
