@@ -503,6 +503,21 @@ def _enable(obj: Segment | TagRule) -> None:
     obj.save(update_fields=["disabled_at", "disabled_reason"])
 
 
+def _disable(obj: Segment | TagRule, *, problems: list[dict], by: AbstractBaseUser | None) -> None:
+    from kequn.security.audit.services import CHANGE as AUDIT_CHANGE
+    from kequn.security.audit.services import record_event
+
+    obj.disabled_at = timezone.now()
+    obj.disabled_reason = problems
+    obj.save(update_fields=["disabled_at", "disabled_reason"])
+    record_event(
+        AUDIT_CHANGE,
+        actor=by,
+        target=obj,
+        detail={"disabled": True, "problems": [p["kind"] for p in problems]},
+    )
+
+
 @transaction.atomic
 def disable_segment(
     segment: Segment, *, problems: list[dict], by: AbstractBaseUser | None
@@ -512,18 +527,7 @@ def disable_segment(
     from django.contrib.admin.models import CHANGE, LogEntry
     from django.utils import translation
 
-    from kequn.security.audit.services import CHANGE as AUDIT_CHANGE
-    from kequn.security.audit.services import record_event
-
-    segment.disabled_at = timezone.now()
-    segment.disabled_reason = problems
-    segment.save(update_fields=["disabled_at", "disabled_reason"])
-    record_event(
-        AUDIT_CHANGE,
-        actor=by,
-        target=segment,
-        detail={"disabled": True, "problems": [p["kind"] for p in problems]},
-    )
+    _disable(segment, problems=problems, by=by)
     if segment.created_by_id:
         # The owner finds it under their recent actions and in the segment's history.
         with translation.override(settings.LANGUAGE_CODE):
@@ -545,18 +549,7 @@ def disable_tag_rule(
     tag_rule: TagRule, *, problems: list[dict], by: AbstractBaseUser | None
 ) -> TagRule:
     """Stop refreshing a tag rule whose rule cannot run, keeping why (and audit it)."""
-    from kequn.security.audit.services import CHANGE as AUDIT_CHANGE
-    from kequn.security.audit.services import record_event
-
-    tag_rule.disabled_at = timezone.now()
-    tag_rule.disabled_reason = problems
-    tag_rule.save(update_fields=["disabled_at", "disabled_reason"])
-    record_event(
-        AUDIT_CHANGE,
-        actor=by,
-        target=tag_rule,
-        detail={"disabled": True, "problems": [p["kind"] for p in problems]},
-    )
+    _disable(tag_rule, problems=problems, by=by)
     return tag_rule
 
 
