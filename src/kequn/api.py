@@ -15,10 +15,10 @@ from kequn.apiutils import describe_object_keys, describe_paging
 from kequn.commerce.api import orders_router, products_router
 from kequn.customers.api import router as customers_router
 from kequn.events.api import router as events_router
+from kequn.privacy.api import router as privacy_router
 from kequn.recommend.api import router as recommend_router
 from kequn.security.auth import api_auth
 from kequn.security.inputs import MAX_JSON_DEPTH, BadInputError, clean_json
-from kequn.security.privacy.api import router as privacy_router
 from kequn.segments.api import router as segments_router
 
 # Every operation may answer with these; the body is always {"detail": ...}.

@@ -80,7 +80,7 @@ INSTALLED_APPS = [
     "kequn.security",
     "kequn.security.keyring",
     "kequn.security.audit",
-    "kequn.security.privacy",
+    "kequn.privacy",
     "kequn.customers",
     "kequn.commerce",
     "kequn.events",
@@ -481,7 +481,7 @@ UNFOLD = {
                         "icon": "privacy_tip",
                         "link": reverse_lazy("admin:privacy_privacyrequest_changelist"),
                         "permission": can_open_list("privacy.privacyrequest"),
-                        "badge": "kequn.security.privacy.admin.overdue_badge",
+                        "badge": "kequn.privacy.admin.overdue_badge",
                     },
                     {
                         "title": _("Suppression list"),

@@ -241,7 +241,7 @@ def test_logical_dump_restores_without_pg_dump(shop, tmp_path, fresh_database):
 def test_restoring_an_older_backup_erases_again_whoever_was_erased_since(
     shop, tmp_path, fresh_database, erasure_journal
 ):
-    from kequn.security.privacy.services import erase_customer
+    from kequn.privacy.services import erase_customer
 
     url, fresh = fresh_database
     call_command("backup", "create", "--out", str(tmp_path / "out"))

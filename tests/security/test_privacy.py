@@ -30,11 +30,11 @@ from kequn.events.models import AnonymousLink, Event
 from kequn.events.services import create_source
 from kequn.ingest.models import Merge, QuarantinedRow
 from kequn.ingest.services import import_file, merge_customers
+from kequn.privacy import services
+from kequn.privacy.models import PrivacyRequest, Suppression
 from kequn.recommend.models import Recommendation
 from kequn.scoring.models import CustomerScore
 from kequn.security.audit.models import AuditEntry
-from kequn.security.privacy import services
-from kequn.security.privacy.models import PrivacyRequest, Suppression
 from kequn.segments.export import iter_member_rows, stream_csv
 from kequn.segments.models import SegmentMember
 from kequn.segments.services import create_segment, evaluate_segment
@@ -603,7 +603,7 @@ def test_admin_list_filters_overdue_and_shows_the_badge(person, admin_user, clie
     assert "overdue" in page.content.decode()
     both = client.get("/admin/privacy/privacyrequest/")
     assert {obj.pk for obj in both.context["cl"].result_list} == {late.pk, fresh.pk}
-    from kequn.security.privacy.admin import overdue_badge
+    from kequn.privacy.admin import overdue_badge
 
     class Request:
         user = admin_user

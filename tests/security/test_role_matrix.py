@@ -26,10 +26,10 @@ from kequn.customers.models import Customer, CustomerTag, Identity, Tag, TagGrou
 from kequn.customers.services import IdentityInput, create_customer
 from kequn.events.models import Event
 from kequn.ingest.models import ImportRun, MatchCandidate, Merge, QuarantinedRow
+from kequn.privacy import services as privacy
+from kequn.privacy.models import Suppression
 from kequn.recommend.models import Recommendation, TrainingRun
 from kequn.security.permissions import select_role_permissions
-from kequn.security.privacy import services as privacy
-from kequn.security.privacy.models import Suppression
 from kequn.security.roles import ROLES, SALES
 from kequn.security.services import create_api_token
 from kequn.segments import services as segments

@@ -20,9 +20,9 @@ from kequn.customers.services import create_customer, record_consent
 from kequn.ingest.models import ImportRun
 from kequn.ingest.services import import_file
 from kequn.ingest.stale import beat, fail_stale_runs, forget
+from kequn.privacy.services import open_request
 from kequn.security.audit import services as audit
 from kequn.security.audit.models import AuditEntry
-from kequn.security.privacy.services import open_request
 from kequn.security.roles import ADMINISTRATOR, MARKETING, SERVICE
 from kequn.security.services import create_api_token
 from kequn.segments.services import create_segment

@@ -18,12 +18,12 @@ from unfold.decorators import display
 from unfold.paginator import InfinitePaginator
 
 from kequn.commerce.models import Category, Channel, Order, OrderLine, Product
+from kequn.customers.access import CustomerScopedAdminMixin
 from kequn.customers.admin import (
     DayRangeFilter,
     ExactTextFilter,
     make_distinct_filter,
 )
-from kequn.security.permissions import CustomerScopedAdminMixin
 
 # Categories are walked up to their root for display; this depth is loaded in one join.
 CATEGORY_PATH_JOIN = "parent__parent__parent__parent"

@@ -30,6 +30,11 @@ from unfold.contrib.filters.admin import (
 from unfold.decorators import action, display
 
 from kequn.customers import services as customer_services
+from kequn.customers.access import (
+    CustomerChoicesMixin,
+    CustomerScopedAdminMixin,
+    claim_customer,
+)
 from kequn.customers.identities import (
     IdentityError,
     fold_text,
@@ -61,11 +66,7 @@ from kequn.security.masking import (
     mask_birthday,
     mask_identity_for,
 )
-from kequn.security.permissions import (
-    CustomerChoicesMixin,
-    CustomerScopedAdminMixin,
-    record_personal_view,
-)
+from kequn.security.permissions import record_personal_view
 
 # Distinct values of a column are cached: computing them scans an index of up to a million rows.
 CHOICES_CACHE_SECONDS = 600
@@ -707,8 +708,6 @@ class CustomerAdmin(CustomerScopedAdminMixin, ModelAdmin):
         customer_services.mark_field_sources(obj, form.changed_data, customer_services.BACKOFFICE)
         super().save_model(request, obj, form, change)
         if not change:
-            from kequn.security.services import claim_customer
-
             claim_customer(request.user, obj.pk)
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:

@@ -12,11 +12,11 @@ from ninja import Field, Query, Router, Schema, Status
 
 from kequn.apiutils import ObjectId, Page, check_perm, paginate
 from kequn.customers import services
+from kequn.customers.access import claim_customer
 from kequn.customers.models import Customer
 from kequn.customers.places import normalize_place
 from kequn.security.masking import BIRTHDAY, get_unmasked_groups, mask_birthday, mask_identity_for
 from kequn.security.permissions import record_personal_view, scope_customers
-from kequn.security.services import claim_customer
 
 router = Router(tags=["customers"])
 

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Min, Sum
 
+from kequn.customers.access import is_customer_visible
 from kequn.customers.identities import IdentityError, normalize_identity
 from kequn.customers.models import Consent, Customer, CustomerTag, Identity, Tag
 
@@ -72,7 +73,7 @@ def _clean_profile(data: dict[str, Any]) -> dict[str, Any]:
 def _check_processing_allowed(customer: Customer) -> None:
     """Refuse changes to a customer whose processing is restricted on a data-subject request."""
     if customer.pk:
-        from kequn.security.privacy.services import check_not_restricted
+        from kequn.privacy.services import check_not_restricted
 
         check_not_restricted(customer)
 
@@ -98,8 +99,6 @@ def find_customer_by_identity(kind: str, value: str, system: str = "") -> Custom
 
 def describe_identity_conflict(kind: str, value: str, owner_id: int, by: Any = None) -> str:
     """Say which customer holds an identity only to a user who may see that customer."""
-    from kequn.security.permissions import is_customer_visible
-
     if by is None or is_customer_visible(by, owner_id):
         return f"{kind} {value} already belongs to customer #{owner_id}"
     # Naming (or even hinting at) another rep's customer would let ids and owners be probed.

@@ -95,7 +95,7 @@ def restrict_rows(user: Any, model: Any, queryset: QuerySet, params: Any) -> Que
         return queryset
     if has_permission(user, EXPORT_WITHOUT_CONSENT):
         return queryset
-    from kequn.security.privacy.services import filter_marketable
+    from kequn.privacy.services import filter_marketable
 
     return filter_marketable(queryset)
 

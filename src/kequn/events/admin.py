@@ -15,12 +15,13 @@ from unfold.contrib.filters.admin import ChoicesDropdownFilter
 from unfold.decorators import display
 from unfold.paginator import InfinitePaginator
 
+from kequn.customers.access import CustomerScopedAdminMixin
 from kequn.customers.admin import DayRangeFilter, ExactTextFilter, make_distinct_filter
 from kequn.events.models import Event, Source, get_visible_kinds
 from kequn.events.services import revoke_source
 from kequn.labels import get_code_label
 from kequn.security.masking import get_unmasked_groups
-from kequn.security.permissions import CustomerScopedAdminMixin, record_personal_view
+from kequn.security.permissions import record_personal_view
 
 # Event names and channels are offered from the most recent rows only: a full DISTINCT
 # over ten million events would take seconds.

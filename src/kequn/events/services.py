@@ -210,7 +210,7 @@ def _claims(traits: dict) -> list[tuple[str, str, str]]:
 
 def _without_suppressed(messages: list[dict]) -> list[dict]:
     """Drop messages of people erased on request: no profile, identity or event comes back."""
-    from kequn.security.privacy.services import find_suppressed
+    from kequn.privacy.services import find_suppressed
 
     keys_of = []
     for message in messages:

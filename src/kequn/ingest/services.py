@@ -1247,7 +1247,7 @@ def _process(
 
 def _drop_suppressed(records: list, rejections: list[Rejection], raw_of: dict) -> list:
     """Quarantine rows naming a person erased on request, so an import cannot bring them back."""
-    from kequn.security.privacy.services import describe_suppression, find_suppressed
+    from kequn.privacy.services import describe_suppression, find_suppressed
 
     suppressed = find_suppressed(k for r in records for k in getattr(r, "keys", ()))
     if not suppressed:

@@ -6,9 +6,9 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 
+from kequn.customers.access import CustomerScopedAdminMixin
 from kequn.recommend.models import Recommendation, TrainingRun
 from kequn.recommend.reasons import get_reason_label
-from kequn.security.permissions import CustomerScopedAdminMixin
 
 
 class ReadOnlyAdmin(ModelAdmin):

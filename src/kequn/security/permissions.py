@@ -274,15 +274,6 @@ def scope_customers(user: Any, queryset: QuerySet, path: str = "") -> QuerySet:
     return queryset if condition is None else queryset.filter(condition)
 
 
-def is_customer_visible(user: Any, customer_id: int | None) -> bool:
-    """Return whether one customer is in the user's scope."""
-    from kequn.customers.models import Customer
-
-    if customer_id is None:
-        return can_view_all_customers(user)
-    return scope_customers(user, Customer.objects.filter(pk=customer_id)).exists()
-
-
 # --- audit of unmasked personal data -----------------------------------------------------
 
 
@@ -316,51 +307,3 @@ def record_personal_view(
             target_type="customers.customer",
             detail={**detail, "customers": ids, "count": len(ids)},
         )
-
-
-class CustomerChoicesMixin:
-    """Admin (or inline) mixin: customer fields offer, accept and show only visible customers.
-
-    Foreign keys to a customer (merged_into, contact links, raw-id and autocomplete widgets)
-    would otherwise accept another rep's customer by id and then display its name.
-    """
-
-    def formfield_for_foreignkey(self, db_field: Any, request: Any, **kwargs: Any) -> Any:
-        """Limit a customer field's choices (and so its validation and labels) to the scope."""
-        from kequn.customers.models import Customer
-
-        if db_field.related_model is Customer and not can_view_all_customers(request.user):
-            kwargs["queryset"] = scope_customers(request.user, Customer.objects.all())
-            if db_field.name in getattr(self, "raw_id_fields", ()):
-                kwargs["widget"] = make_scoped_raw_id_widget(
-                    db_field, self.admin_site, request.user, kwargs.get("using")
-                )
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
-
-
-def make_scoped_raw_id_widget(db_field: Any, admin_site: Any, user: Any, using: Any) -> Any:
-    """Return a raw-id widget that names a customer only when the user may see it."""
-    from django.contrib.admin.widgets import ForeignKeyRawIdWidget
-
-    class ScopedRawIdWidget(ForeignKeyRawIdWidget):
-        def label_and_url_for_value(self, value: Any) -> tuple[str, str]:
-            try:
-                visible = value not in (None, "") and is_customer_visible(user, int(value))
-            except (TypeError, ValueError):
-                visible = False
-            return super().label_and_url_for_value(value) if visible else ("", "")
-
-    return ScopedRawIdWidget(db_field.remote_field, admin_site, using=using)
-
-
-class CustomerScopedAdminMixin(CustomerChoicesMixin):
-    """Admin mixin: list and open only rows of customers the user may see (others are absent).
-
-    Set customer_path to the lookup from the model to its customer ("" for Customer itself).
-    """
-
-    customer_path = "customer"
-
-    def get_queryset(self, request: Any) -> QuerySet:
-        """Return the rows of the user's customers only."""
-        return scope_customers(request.user, super().get_queryset(request), self.customer_path)

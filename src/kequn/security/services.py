@@ -128,15 +128,3 @@ def get_user_roles(user: AbstractBaseUser) -> list[str]:
 
     names = set(user.groups.values_list("name", flat=True))
     return [role for role in ROLES if role in names]
-
-
-def claim_customer(user: AbstractBaseUser | None, customer_id: int) -> None:
-    """Make a user who sees only own accounts the owner of a customer they just created.
-
-    Without this a sales rep's new customer would vanish from their own lists at once.
-    """
-    from kequn.customers.models import Customer
-    from kequn.security.permissions import can_view_all_customers
-
-    if user is not None and user.pk and not can_view_all_customers(user):
-        Customer.objects.filter(pk=customer_id, owner__isnull=True).update(owner=user)

@@ -20,12 +20,12 @@ from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 from unfold.decorators import action, display
 
+from kequn.customers.access import CustomerScopedAdminMixin
 from kequn.customers.admin import search_customers
 from kequn.customers.models import Customer, TagGroup
 from kequn.scoring.models import LifecycleStage
 from kequn.security.masking import EMAIL, PHONE, get_unmasked_groups, mask_row
 from kequn.security.permissions import (
-    CustomerScopedAdminMixin,
     can_view_all_customers,
     has_permission,
     record_personal_view,

@@ -65,7 +65,7 @@ def select_export_members(
     if user is not None:  # a sales rep exports only the members they own
         members = scope_customers(user, members)
     if purpose == "marketing":
-        from kequn.security.privacy.services import filter_marketable
+        from kequn.privacy.services import filter_marketable
 
         members = filter_marketable(members, channel or None)
     return members

@@ -3,9 +3,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from kequn.privacy.journal import JournalError
+from kequn.privacy.services import describe_replay, replay_erasures
 from kequn.security import backups
-from kequn.security.privacy.journal import JournalError
-from kequn.security.privacy.services import describe_replay, replay_erasures
 
 
 class Command(BaseCommand):

@@ -16,11 +16,11 @@ from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 from unfold.decorators import action, display
 
+from kequn.privacy import services
+from kequn.privacy.masking import mask_request_parameters
+from kequn.privacy.models import PrivacyRequest, Suppression
 from kequn.security.audit.services import get_current_request
 from kequn.security.masking import BIRTHDAY, get_unmasked_groups
-from kequn.security.privacy import services
-from kequn.security.privacy.masking import mask_request_parameters
-from kequn.security.privacy.models import PrivacyRequest, Suppression
 
 BADGE_CACHE_KEY = "privacy:overdue-badge"
 BADGE_SECONDS = 60

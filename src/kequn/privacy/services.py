@@ -39,10 +39,10 @@ from django.utils.translation import gettext as _
 
 from kequn.customers.identities import IdentityError, normalize_identity
 from kequn.customers.models import Consent, Customer
+from kequn.privacy import journal as erasure_journal
+from kequn.privacy.models import PrivacyRequest, Suppression
 from kequn.security.inputs import DATE_YEARS, is_in_years
 from kequn.security.keys import derive_key
-from kequn.security.privacy import journal as erasure_journal
-from kequn.security.privacy.models import PrivacyRequest, Suppression
 
 MARKETING = Consent.Purpose.MARKETING
 

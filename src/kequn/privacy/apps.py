@@ -3,6 +3,6 @@ from django.utils.translation import gettext_lazy as _
 
 
 class PrivacyConfig(AppConfig):
-    name = "kequn.security.privacy"
+    name = "kequn.privacy"
     label = "privacy"
     verbose_name = _("Data-subject requests")

@@ -10,9 +10,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from kequn.customers.models import Customer
-from kequn.security.privacy import services
-from kequn.security.privacy.journal import JournalError
-from kequn.security.privacy.models import PrivacyRequest
+from kequn.privacy import services
+from kequn.privacy.journal import JournalError
+from kequn.privacy.models import PrivacyRequest
 
 
 def get_customer(value: str) -> Customer:

@@ -14,10 +14,10 @@ from ninja.errors import HttpError
 
 from kequn.apiutils import BoundedDateTime, ObjectId, Page, check_perm, paginate
 from kequn.customers.models import Customer
+from kequn.privacy import services
+from kequn.privacy.masking import mask_request_parameters
+from kequn.privacy.models import PrivacyRequest
 from kequn.security.permissions import scope_customers
-from kequn.security.privacy import services
-from kequn.security.privacy.masking import mask_request_parameters
-from kequn.security.privacy.models import PrivacyRequest
 
 router = Router(tags=["privacy"])
 
