@@ -167,6 +167,19 @@ _current_request: ContextVar = ContextVar("kequn_audit_request", default=None)
 _suppressed: ContextVar[bool] = ContextVar("kequn_audit_suppressed", default=False)
 
 
+_acting: ContextVar = ContextVar("kequn_audit_actor", default=None)
+
+
+@contextmanager
+def acting_as(actor) -> Iterator[None]:
+    """Name who makes the model-level events of a write service (CLI and jobs have no request)."""
+    token = _acting.set(actor)
+    try:
+        yield
+    finally:
+        _acting.reset(token)
+
+
 def get_current_request():
     """Return the request being served in this thread/task, if any (set by the middleware)."""
     return _current_request.get()
@@ -224,6 +237,8 @@ def record_event(
     """
     if request is None:
         request = get_current_request()
+    if actor is None:
+        actor = _acting.get()
     if actor is None and request is not None:
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
