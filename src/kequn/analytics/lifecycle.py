@@ -30,9 +30,9 @@ class LifecycleThresholds:
     (or ``default_gap_days`` when nobody has bought twice).
     """
 
-    at_risk_gap_multiple: float = 2.0
+    at_risk_gap_multiple: float = 3.0
     churned_gap_multiple: float = 4.0
-    at_risk_p_alive: float = 0.5
+    at_risk_p_alive: float = 0.4
     churned_p_alive: float = 0.15
     reactivated_gap_multiple: float = 3.0
     new_days: float | None = None  # None: one population usual gap (at least 30 days)
