@@ -15,6 +15,7 @@ from kequn.customers import services
 from kequn.customers.access import claim_customer
 from kequn.customers.models import Customer
 from kequn.customers.places import normalize_place
+from kequn.customers.profile import get_customer_totals as get_purchase_totals
 from kequn.security.masking import BIRTHDAY, get_unmasked_groups, mask_birthday, mask_identity_for
 from kequn.security.permissions import record_personal_view, scope_customers
 
@@ -178,7 +179,7 @@ def create_customer(request: HttpRequest, payload: CustomerIn):
     check_perm(request, "customers.add_customer")
     data = payload.dict()
     identities = [services.IdentityInput(**i) for i in data.pop("identities")]
-    customer = services.create_customer(data, identities, by=request.auth, source="api")
+    customer = services.create_customer(data, identities, by=_viewer(request), source="api")
     claim_customer(_viewer(request), customer.pk)
     customer = _get(request, customer.pk)
     _shown(request, [customer])
@@ -198,7 +199,7 @@ def get_customer(request: HttpRequest, customer_id: ObjectId):
 )
 def get_customer_totals(request: HttpRequest, customer_id: ObjectId):
     check_perm(request, "customers.view_customer")
-    return services.get_customer_totals(_get(request, customer_id)).__dict__
+    return get_purchase_totals(_get(request, customer_id)).__dict__
 
 
 @router.patch("/{int:customer_id}", response=CustomerOut, summary="Change a customer")
@@ -206,7 +207,7 @@ def update_customer(request: HttpRequest, customer_id: ObjectId, payload: Custom
     check_perm(request, "customers.change_customer")
     customer = _get(request, customer_id)
     services.update_customer(
-        customer, payload.dict(exclude_unset=True), by=request.auth, source="api"
+        customer, payload.dict(exclude_unset=True), by=_viewer(request), source="api"
     )
     customer = _get(request, customer_id)
     _shown(request, [customer])
@@ -231,5 +232,5 @@ def add_identity(request: HttpRequest, customer_id: ObjectId, payload: IdentityI
 @router.delete("/{int:customer_id}", response={204: None}, summary="Delete a customer")
 def delete_customer(request: HttpRequest, customer_id: ObjectId):
     check_perm(request, "customers.delete_customer")
-    services.delete_customer(_get(request, customer_id), by=request.auth)
+    services.delete_customer(_get(request, customer_id), by=_viewer(request))
     return Status(204, None)

@@ -15,6 +15,9 @@ class EventsConfig(AppConfig):
         # every worker's key cache at once.
         post_save.connect(_source_changed, sender=Source, dispatch_uid="events_source_saved")
         post_delete.connect(_source_changed, sender=Source, dispatch_uid="events_source_deleted")
+        from kequn.events.profile import register_profile_panels
+
+        register_profile_panels()  # the events timeline of the customer 360 page
 
 
 def _source_changed(sender, **kwargs) -> None:
