@@ -10,6 +10,7 @@ from kequn.commerce.models import Category, Channel, Order, OrderLine, Product
 from kequn.customers.models import Customer
 from kequn.customers.services import IdentityInput, create_customer
 from kequn.events.models import Event
+from kequn.security.actors import system_actor
 
 _seq = itertools.count(1)
 
@@ -20,6 +21,7 @@ def make_customer(name: str = "", city: str = "上海", **identities: str) -> Cu
     return create_customer(
         {"name": name or f"客户{n}", "city": city, "province": "上海"},
         [IdentityInput(kind, value) for kind, value in identities.items()],
+        by=system_actor("tests"),
     )
 
 

@@ -19,6 +19,7 @@ from django.db.models import Model
 
 from kequn.customers.models import Customer
 from kequn.customers.services import IdentityInput, create_customer
+from kequn.security.actors import system_actor
 from kequn.security.audit.models import AuditEntry
 from kequn.security.audit.services import VIEW_PERSONAL
 from kequn.security.roles import ADMINISTRATOR, ANALYST, AUDITOR, MARKETING, ROLES, SALES, SERVICE
@@ -61,6 +62,7 @@ def make_personal_customer(owner: User | None = None, email: str = "") -> Custom
             IdentityInput("phone", f"1380013{n % 10_000:04d}"),
             IdentityInput("email", email or f"zhang.wei{n}@example.com"),
         ],
+        by=system_actor("tests"),
     )
     Customer.objects.filter(pk=customer.pk).update(owner=owner)
     return customer

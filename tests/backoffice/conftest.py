@@ -18,6 +18,7 @@ from kequn.customers.services import (
     tag_customers,
 )
 from kequn.events.models import Event
+from kequn.security.actors import system_actor
 
 
 @dataclass
@@ -76,6 +77,7 @@ def data(db, admin_user) -> BackofficeData:
             IdentityInput("phone", "+86 138 0013 8000"),
             IdentityInput("email", "Alice@Example.com"),
         ],
+        by=system_actor("tests"),
     )
     bob = create_customer(
         {
@@ -88,17 +90,21 @@ def data(db, admin_user) -> BackofficeData:
             "income_band": "medium",
         },
         [IdentityInput("phone", "13900139000")],
+        by=system_actor("tests"),
     )
     acme = create_customer(
-        {"kind": "company", "name": "Acme Trading", "province": "Shanghai", "city": "Shanghai"}
+        {"kind": "company", "name": "Acme Trading", "province": "Shanghai", "city": "Shanghai"},
+        by=system_actor("tests"),
     )
     Customer.objects.filter(pk=bob.pk).update(created_at=dt.datetime(2023, 5, 1, 12, tzinfo=zone))
     CompanyContact.objects.create(company=acme, contact=alice, title="Buyer", is_primary=True)
     Address.objects.create(customer=alice, city="Shenzhen", line="1 Keyuan Road", is_default=True)
 
-    record_consent(alice, "sms", "marketing", True, source="signup")
-    record_consent(alice, "sms", "marketing", False, source="unsubscribe link")
-    record_consent(alice, "email", "service", True)
+    record_consent(alice, "sms", "marketing", True, source="signup", by=system_actor("tests"))
+    record_consent(
+        alice, "sms", "marketing", False, source="unsubscribe link", by=system_actor("tests")
+    )
+    record_consent(alice, "email", "service", True, by=system_actor("tests"))
 
     group = TagGroup.objects.create(name="Value")
     vip = Tag.objects.create(group=group, name="VIP")

@@ -20,6 +20,7 @@ from kequn.customers.places import (
     normalize_province,
 )
 from kequn.customers.services import create_customer, update_customer
+from kequn.security.actors import system_actor
 
 
 @pytest.mark.parametrize(
@@ -63,9 +64,11 @@ def test_unknown_places_are_kept_as_typed():
 
 @pytest.mark.django_db
 def test_api_service_and_back_office_form_store_the_canonical_form():
-    made = create_customer({"name": "A", "city": "Shenzhen", "province": "广东省"})
+    made = create_customer(
+        {"name": "A", "city": "Shenzhen", "province": "广东省"}, by=system_actor("tests")
+    )
     assert (made.city, made.province) == ("深圳", "广东")
-    update_customer(made, {"city": "杭州市"})
+    update_customer(made, {"city": "杭州市"}, by=system_actor("tests"))
     made.refresh_from_db()
     assert (made.city, made.province) == ("杭州", "浙江")  # a known city settles its province
     from django.contrib.admin import site

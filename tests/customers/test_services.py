@@ -18,6 +18,7 @@ from kequn.customers.services import (
     tag_customers,
     update_customer,
 )
+from kequn.security.actors import system_actor
 from tests.factories import make_customer
 
 
@@ -54,6 +55,7 @@ def test_create_is_all_or_nothing():
         create_customer(
             {"name": "B"},
             [IdentityInput("phone", "13900001111"), IdentityInput("email", "A@example.com")],
+            by=system_actor("tests"),
         )
     assert Customer.objects.count() == 1
     assert not Identity.objects.filter(value="+8613900001111").exists()
@@ -62,13 +64,19 @@ def test_create_is_all_or_nothing():
 @pytest.mark.django_db
 def test_identity_is_idempotent_for_its_owner_and_external_needs_system():
     customer = make_customer(phone="13800138000")
-    again = add_identity(customer, IdentityInput("phone", "+86 138 0013 8000"))
+    again = add_identity(
+        customer, IdentityInput("phone", "+86 138 0013 8000"), by=system_actor("tests")
+    )
     assert again.customer_id == customer.pk
     assert customer.identities.count() == 1
     with pytest.raises(ValidationError, match="system"):
-        add_identity(customer, IdentityInput("external", "X1"))
-    add_identity(customer, IdentityInput("external", "X1", system="shopify"))
-    add_identity(customer, IdentityInput("external", "X1", system="zoho"))  # other system: ok
+        add_identity(customer, IdentityInput("external", "X1"), by=system_actor("tests"))
+    add_identity(
+        customer, IdentityInput("external", "X1", system="shopify"), by=system_actor("tests")
+    )
+    add_identity(
+        customer, IdentityInput("external", "X1", system="zoho"), by=system_actor("tests")
+    )  # other system: ok
     assert find_customer_by_identity("external", "X1", "zoho") == customer
     assert find_customer_by_identity("external", "X1") is None
 
@@ -76,15 +84,19 @@ def test_identity_is_idempotent_for_its_owner_and_external_needs_system():
 @pytest.mark.django_db
 def test_consent_history_is_kept_and_latest_wins():
     customer = make_customer()
-    record_consent(customer, "sms", "marketing", True, source="store signup")
-    record_consent(customer, "email", "marketing", True)
-    record_consent(customer, "sms", "marketing", False, source="unsubscribe link")
+    record_consent(
+        customer, "sms", "marketing", True, source="store signup", by=system_actor("tests")
+    )
+    record_consent(customer, "email", "marketing", True, by=system_actor("tests"))
+    record_consent(
+        customer, "sms", "marketing", False, source="unsubscribe link", by=system_actor("tests")
+    )
     current = get_current_consents(customer)
     assert current[("sms", "marketing")].granted is False
     assert current[("email", "marketing")].granted is True
     assert Consent.objects.filter(customer=customer, channel="sms").count() == 2
     with pytest.raises(ValidationError):
-        record_consent(customer, "pigeon", "marketing", True)
+        record_consent(customer, "pigeon", "marketing", True, by=system_actor("tests"))
 
 
 @pytest.mark.django_db
@@ -100,10 +112,10 @@ def test_tagging_is_idempotent_and_records_who():
 @pytest.mark.django_db
 def test_update_validates_fields():
     customer = make_customer()
-    update_customer(customer, {"city": "成都", "gender": "f"})
+    update_customer(customer, {"city": "成都", "gender": "f"}, by=system_actor("tests"))
     customer.refresh_from_db()
     assert (customer.city, customer.gender) == ("成都", "f")
     with pytest.raises(ValidationError):
-        update_customer(customer, {"gender": "x"})
+        update_customer(customer, {"gender": "x"}, by=system_actor("tests"))
     with pytest.raises(ValidationError, match="unknown customer field"):
-        update_customer(customer, {"password": "x"})
+        update_customer(customer, {"password": "x"}, by=system_actor("tests"))

@@ -13,6 +13,7 @@ from kequn.commerce.models import Channel, Order
 from kequn.customers.models import Customer
 from kequn.customers.services import create_customer
 from kequn.scoring.models import CustomerScore, StageChange
+from kequn.security.actors import system_actor
 
 ZONE = timezone.get_fixed_timezone(8 * 60)
 NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=ZONE)
@@ -48,7 +49,9 @@ def order(
 
 
 def person(name: str, province: str, city: str, created: dt.datetime) -> Customer:
-    customer = create_customer({"name": name, "province": province, "city": city})
+    customer = create_customer(
+        {"name": name, "province": province, "city": city}, by=system_actor("tests")
+    )
     Customer.objects.filter(pk=customer.pk).update(created_at=created)
     return Customer.objects.get(pk=customer.pk)
 

@@ -15,6 +15,7 @@ from django.test import Client
 from kequn.customers.models import Address, Customer, Identity
 from kequn.customers.services import create_customer
 from kequn.dashboard import list_export
+from kequn.security.actors import system_actor
 from kequn.security.audit.models import AuditEntry
 from kequn.security.roles import MARKETING
 from tests.conftest import grant
@@ -26,14 +27,19 @@ EMAIL = "zhang.wei@example.com"
 @pytest.fixture
 def people(base):
     """Add two Guangdong customers with a phone, an email, an address and a birthday."""
-    zhang = create_customer({"name": "张伟", "province": "Guangdong", "city": "Guangzhou"})
+    zhang = create_customer(
+        {"name": "张伟", "province": "Guangdong", "city": "Guangzhou"}, by=system_actor("tests")
+    )
     Identity.objects.create(customer=zhang, kind="phone", value=PHONE)
     Identity.objects.create(customer=zhang, kind="email", value=EMAIL)
     Address.objects.create(
         customer=zhang, province="Guangdong", city="Guangzhou", line="天河路 1 号", is_default=True
     )
     Customer.objects.filter(pk=zhang.pk).update(birthday="1990-05-17")
-    tricky = create_customer({"name": "=HYPERLINK(1)", "province": "Guangdong", "city": "Foshan"})
+    tricky = create_customer(
+        {"name": "=HYPERLINK(1)", "province": "Guangdong", "city": "Foshan"},
+        by=system_actor("tests"),
+    )
     return base, zhang, tricky
 
 

@@ -13,6 +13,7 @@ from pypdf import PdfReader
 
 from kequn.customers.services import create_customer
 from kequn.dashboard import exports, services
+from kequn.security.actors import system_actor
 
 FONT = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
 
@@ -76,7 +77,7 @@ def test_dashboard_pdf_embeds_the_font_and_chinese_reads_back(refreshed, zh_clie
 
 def test_list_pdf_keeps_chinese_names(db, zh_client):
     for name, city in [("张伟", "深圳"), ("李娜", "广州"), ("王芳", "东莞")]:
-        create_customer({"name": name, "province": "广东", "city": city})
+        create_customer({"name": name, "province": "广东", "city": city}, by=system_actor("tests"))
     response = zh_client.get("/admin/dashboard/export/customers/customer.pdf?province=广东")
     assert response.status_code == 200
     assert_chinese_font_embedded(response.content)

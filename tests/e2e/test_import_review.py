@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 from kequn.customers.models import Customer
 from kequn.customers.services import IdentityInput, create_customer
 from kequn.ingest.models import ImportRun
+from kequn.security.actors import system_actor
 from tests.e2e.conftest import add_authenticator, log_in, shoot
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -22,7 +23,9 @@ def test_dry_run_then_import_sends_a_shared_phone_to_review(page, tmp_path, sett
     boss = User.objects.create_superuser("boss", password=PASSWORD)
     device = add_authenticator(boss)
     chen = create_customer(
-        {"name": "陈建", "city": "深圳"}, [IdentityInput("phone", "13800004767")]
+        {"name": "陈建", "city": "深圳"},
+        [IdentityInput("phone", "13800004767")],
+        by=system_actor("tests"),
     )
     sample = tmp_path / "customers.csv"
     sample.write_text("手机,姓名,城市\n13800004767,王芳,广州市\n13700000000,新人,Shanghai\n",

@@ -25,6 +25,7 @@ from kequn.customers.services import IdentityInput, create_customer
 from kequn.dashboard import services
 from kequn.recommend.models import Recommendation
 from kequn.scoring.models import CustomerScore
+from kequn.security.actors import system_actor
 from kequn.security.permissions import sync_roles
 from kequn.security.roles import MARKETING
 from kequn.segments.models import Segment, SegmentMember
@@ -44,6 +45,7 @@ def shop(transactional_db):
         customer = create_customer(
             {"name": name, "province": "广东省", "city": "深圳市"},
             [IdentityInput("phone", f"1380013{9200 + n:04d}")],
+            by=system_actor("tests"),
         )
         score(customer, lifecycle_stage=stage, churn_risk=0.8 if stage == "at_risk" else 0.1)
         shenzhen[name] = customer

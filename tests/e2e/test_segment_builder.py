@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 from kequn.customers.models import Identity
 from kequn.customers.services import record_consent
 from kequn.dashboard import list_export, services
+from kequn.security.actors import system_actor
 from kequn.security.roles import MARKETING
 from kequn.segments.models import Segment
 from tests.conftest import grant
@@ -39,7 +40,7 @@ def marketer(transactional_db):
     and a marketing user (no unmasking)."""
     data = build_base()
     Identity.objects.create(customer=data.d, kind="phone", value=PHONE)
-    record_consent(data.d, "sms", "marketing", True)
+    record_consent(data.d, "sms", "marketing", True, by=system_actor("tests"))
     services.refresh_dashboard(now=data.now)
     user = User.objects.create_user("mia", password=PASSWORD, is_staff=True)
     user.groups.add(Group.objects.get_or_create(name=MARKETING)[0])
@@ -164,6 +165,7 @@ def shenzhen(marketer):
         customer = create_customer(
             {"name": name, "city": city, "province": "广东"},
             [IdentityInput("phone", f"1380013{9100 + n:04d}")],
+            by=system_actor("tests"),
         )
         CustomerScore.objects.create(
             customer=customer, computed_at=timezone.now(), lifecycle_stage=stage

@@ -12,6 +12,7 @@ from kequn.customers.models import Customer
 from kequn.customers.services import IdentityInput, create_customer
 from kequn.ingest.models import ImportRun, MatchCandidate
 from kequn.ingest.services import import_file
+from kequn.security.actors import system_actor
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +31,9 @@ def admin_client(client):
 @pytest.fixture
 def chen():
     return create_customer(
-        {"name": "陈建", "city": "深圳"}, [IdentityInput("phone", "13800004767")]
+        {"name": "陈建", "city": "深圳"},
+        [IdentityInput("phone", "13800004767")],
+        by=system_actor("tests"),
     )
 
 

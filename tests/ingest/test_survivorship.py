@@ -11,6 +11,7 @@ from kequn.customers.services import IdentityInput, create_customer, update_cust
 from kequn.ingest.models import ImportRun, MatchCandidate
 from kequn.ingest.services import accept_match, import_file
 from kequn.ingest.survivorship import find_conflicts, may_overwrite, rank_source
+from kequn.security.actors import system_actor
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +51,9 @@ def test_phone_of_another_person_does_not_rename_them(write):
 
 
 def test_accepting_the_review_item_merges_and_keeps_the_stored_name(write):
-    chen = create_customer({"name": "陈建"}, [IdentityInput("phone", "13800004767")])
+    chen = create_customer(
+        {"name": "陈建"}, [IdentityInput("phone", "13800004767")], by=system_actor("tests")
+    )
     run(write("c.csv", "手机,姓名,邮箱\n13800004767,王芳,wf@x.cn\n"))
     wang = Customer.objects.get(name="王芳")
     assert Identity.objects.get(kind="email").customer_id == wang.pk  # its own email goes along
@@ -157,7 +160,9 @@ def test_dry_run_previews_every_row_and_stores_nothing(write):
 
 
 def test_real_run_keeps_the_ids_it_touched(write):
-    chen = create_customer({"name": "陈建"}, [IdentityInput("phone", "13800004767")])
+    chen = create_customer(
+        {"name": "陈建"}, [IdentityInput("phone", "13800004767")], by=system_actor("tests")
+    )
     summary = import_file(
         write("r.csv", "手机,姓名\n13800004767,王芳\n13700000000,新人\n"), "customers"
     )

@@ -24,6 +24,7 @@ from openpyxl import load_workbook
 from kequn.customers.models import Customer, Identity
 from kequn.ingest.models import QuarantinedRow
 from kequn.ingest.services import write_quarantine_csv
+from kequn.security.actors import system_actor
 from kequn.security.formulas import escape_formula
 from kequn.security.models import ApiToken
 from kequn.security.services import create_api_token
@@ -402,7 +403,9 @@ def test_control_characters_are_cleaned_on_the_way_in(make_api_client, tmp_path)
     customer = Customer.objects.get(pk=response.json()["id"])
     assert customer.name == "Zhang Wei"
     # Services (the back office, jobs) store clean text too; tab and newline are text.
-    update_customer(customer, {"occupation": f"a{CONTROLS}b", "industry": "x\ty\nz\r"})
+    update_customer(
+        customer, {"occupation": f"a{CONTROLS}b", "industry": "x\ty\nz\r"}, by=system_actor("tests")
+    )
     customer.refresh_from_db()
     assert (customer.occupation, customer.industry) == ("ab", "x\ty\nz")
     # Event names and properties from /v1/track.

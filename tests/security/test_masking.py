@@ -14,6 +14,7 @@ from kequn.customers.models import Address, Customer, Identity
 from kequn.customers.services import IdentityInput, create_customer
 from kequn.ingest.models import QuarantinedRow
 from kequn.security import masking
+from kequn.security.actors import system_actor
 from kequn.security.roles import ADMINISTRATOR, ANALYST, MARKETING, SALES, SERVICE
 from kequn.segments import services as segment_services
 from kequn.segments.export import iter_member_rows, mask_personal_fields
@@ -62,6 +63,7 @@ def person(db) -> Customer:
     customer = create_customer(
         {"name": "张伟", "city": "深圳", "province": "广东", "birthday": dt.date(1990, 5, 4)},
         [IdentityInput("phone", "13800138000"), IdentityInput("email", "zhang.wei@example.com")],
+        by=system_actor("tests"),
     )
     Address.objects.create(
         customer=customer,
@@ -120,7 +122,9 @@ def test_a_single_permission_unmasks_a_single_group(person):
 
 def test_segment_csv_export_as_sales_rep_has_own_members_unmasked(person, client: Client):
     rep = role_user(SALES, "rep")
-    theirs = create_customer({"name": "李娜"}, [IdentityInput("phone", "13900139000")])
+    theirs = create_customer(
+        {"name": "李娜"}, [IdentityInput("phone", "13900139000")], by=system_actor("tests")
+    )
     Customer.objects.filter(pk=person.pk).update(owner=rep)
     segment = segment_services.create_segment(
         "Both", kind="static", customer_ids=[person.pk, theirs.pk]
@@ -189,7 +193,9 @@ def test_review_queue_masks_birthdays_and_identities_but_still_marks_differences
     from kequn.ingest.models import MatchCandidate
 
     other = create_customer(
-        {"name": "张伟", "birthday": dt.date(1990, 4, 5)}, [IdentityInput("phone", "13900139000")]
+        {"name": "张伟", "birthday": dt.date(1990, 4, 5)},
+        [IdentityInput("phone", "13900139000")],
+        by=system_actor("tests"),
     )
     pair = MatchCandidate.objects.create(left=person, right=other, score=0.8)
     url = f"/admin/ingest/matchcandidate/{pair.pk}/change/"

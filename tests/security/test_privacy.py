@@ -34,6 +34,7 @@ from kequn.privacy import services
 from kequn.privacy.models import PrivacyRequest, Suppression
 from kequn.recommend.models import Recommendation
 from kequn.scoring.models import CustomerScore
+from kequn.security.actors import system_actor
 from kequn.security.audit.models import AuditEntry
 from kequn.segments.export import iter_member_rows, stream_csv
 from kequn.segments.models import SegmentMember
@@ -66,7 +67,7 @@ def admin_user(django_user_model):
 def person():
     customer = make_customer("张伟", email=EMAIL, phone=PHONE)
     Address.objects.create(customer=customer, city="上海", line="南京西路 1 号", postcode="200040")
-    record_consent(customer, "email", "marketing", True, source="signup")
+    record_consent(customer, "email", "marketing", True, source="signup", by=system_actor("tests"))
     make_order(customer, amount="1999.00", days_ago=40)
     make_order(customer, amount="59.00", days_ago=3)
     make_event(customer, "Product Viewed")
@@ -76,7 +77,7 @@ def person():
 @pytest.fixture
 def other():
     customer = make_customer("李娜", email=OTHER_EMAIL, phone="13900139000")
-    record_consent(customer, "email", "marketing", True)
+    record_consent(customer, "email", "marketing", True, by=system_actor("tests"))
     make_order(customer, amount="4999.00", days_ago=10)
     make_event(customer, "Cart Viewed")
     return customer
@@ -325,7 +326,9 @@ def test_erasure_removes_the_person_keeps_orders_anonymised_and_suppresses(
 
 
 def test_erased_user_id_is_suppressed_for_events(person, admin_user):
-    add_identity(person, IdentityInput("external", "u-77", system="segment"))
+    add_identity(
+        person, IdentityInput("external", "u-77", system="segment"), by=system_actor("tests")
+    )
     services.erase_customer(person)
     from kequn.events.services import collect_events
 
@@ -370,12 +373,14 @@ def test_consent_withdrawal_drops_the_customer_from_a_marketing_export_at_once(
         .values_list("granted", flat=True)
     ) == [True, False]  # fmt: skip
     # A later grant wins again.
-    record_consent(person, "email", "marketing", True, source="re-subscribed")
+    record_consent(
+        person, "email", "marketing", True, source="re-subscribed", by=system_actor("tests")
+    )
     assert {r["id"] for r in iter_member_rows(segment, "marketing")} == {person.pk, other.pk}
 
 
 def test_marketing_export_over_the_api_honours_consent(person, other, make_api_client):
-    record_consent(person, "sms", "marketing", True)
+    record_consent(person, "sms", "marketing", True, by=system_actor("tests"))
     services.withdraw_consent(person, ["email"])
     segment = create_segment("all", SHANGHAI)
     evaluate_segment(segment)
@@ -450,15 +455,20 @@ def test_restricted_customer_is_not_scored_segmented_recommended_exported_or_cha
     assert [r["id"] for r in iter_customer_rows(Customer.objects.all())] == [other.pk]
     # Changes through the customer services are refused with a clear error.
     with pytest.raises(ValidationError, match="restricted from processing.*lift the restriction"):
-        update_customer(person, {"city": "北京"})
+        update_customer(person, {"city": "北京"}, by=system_actor("tests"))
     with pytest.raises(ValidationError, match="restricted"):
-        add_identity(person, IdentityInput("email", "second@example.com"))
+        add_identity(person, IdentityInput("email", "second@example.com"), by=system_actor("tests"))
     with pytest.raises(ValidationError, match="restricted"):
-        record_consent(person, "sms", "marketing", True)
-    record_consent(person, "sms", "marketing", False)  # a withdrawal is always taken
+        record_consent(person, "sms", "marketing", True, by=system_actor("tests"))
+    record_consent(
+        person, "sms", "marketing", False, by=system_actor("tests")
+    )  # a withdrawal is always taken
     from kequn.customers.models import Tag
 
-    assert tag_customers([person, other], Tag.objects.create(name="VIP")) == 1
+    assert (
+        tag_customers([person, other], Tag.objects.create(name="VIP"), by=system_actor("tests"))
+        == 1
+    )
     # A correction waits for the restriction to be lifted; lifting allows changes again.
     correction = verified("correction", person, admin_user, parameters={"fields": {"city": "北京"}})
     with pytest.raises(ValidationError, match="restricted"):
@@ -466,7 +476,7 @@ def test_restricted_customer_is_not_scored_segmented_recommended_exported_or_cha
     services.execute_request(verified("lift_restriction", person, admin_user), by=admin_user)
     person.refresh_from_db()
     assert not person.processing_restricted
-    update_customer(person, {"occupation": "工程师"})
+    update_customer(person, {"occupation": "工程师"}, by=system_actor("tests"))
     evaluate_segment(segment)
     assert SegmentMember.objects.filter(segment=segment, customer=person).exists()
 

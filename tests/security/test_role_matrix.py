@@ -29,6 +29,7 @@ from kequn.ingest.models import ImportRun, MatchCandidate, Merge, QuarantinedRow
 from kequn.privacy import services as privacy
 from kequn.privacy.models import Suppression
 from kequn.recommend.models import Recommendation, TrainingRun
+from kequn.security.actors import system_actor
 from kequn.security.permissions import select_role_permissions
 from kequn.security.roles import ROLES, SALES
 from kequn.security.services import create_api_token
@@ -158,9 +159,13 @@ def make_user(role: str) -> User:
 
 def build_world(sales: User) -> dict[type, object]:
     """Create one row of every model the back office shows (customers owned by the sales rep)."""
-    mine = create_customer({"name": "张伟"}, [IdentityInput("phone", "13800138000")])
-    other = create_customer({"name": "李娜"}, [IdentityInput("phone", "13900139000")])
-    third = create_customer({"name": "王芳"})
+    mine = create_customer(
+        {"name": "张伟"}, [IdentityInput("phone", "13800138000")], by=system_actor("tests")
+    )
+    other = create_customer(
+        {"name": "李娜"}, [IdentityInput("phone", "13900139000")], by=system_actor("tests")
+    )
+    third = create_customer({"name": "王芳"}, by=system_actor("tests"))
     Customer.objects.filter(pk__in=[mine.pk, other.pk, third.pk]).update(owner=sales)
     mine.refresh_from_db()
     group = TagGroup.objects.create(name="兴趣")
@@ -429,7 +434,7 @@ def iter_api_writes():
 
 def fresh_targets(sales: User, n: int) -> dict[str, int]:
     """Create new objects for one request, so a delete by one role leaves others theirs."""
-    customer = create_customer({"name": "目标"})
+    customer = create_customer({"name": "目标"}, by=system_actor("tests"))
     Customer.objects.filter(pk=customer.pk).update(owner=sales)
     segment = segments.create_segment(f"target {n}", RULE, "dynamic", "")
     request = privacy.open_request("export", customer, channel="email", by=None)

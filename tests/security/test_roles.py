@@ -14,6 +14,7 @@ from django.urls import reverse
 
 from kequn.customers.models import Address, Customer
 from kequn.customers.services import IdentityInput, create_customer
+from kequn.security.actors import system_actor
 from kequn.security.audit.models import AuditEntry
 from kequn.security.audit.services import VIEW_PERSONAL
 from kequn.security.permissions import sync_roles
@@ -124,6 +125,7 @@ def person(name: str, phone: str, owner: User | None = None) -> Customer:
     customer = create_customer(
         {"name": name, "city": "深圳", "province": "广东", "birthday": dt.date(1990, 5, 4)},
         [IdentityInput("phone", phone), IdentityInput("email", f"{phone}@example.com")],
+        by=system_actor("tests"),
     )
     Address.objects.create(
         customer=customer, province="广东", city="深圳", district="南山区", line="科技园路 1 号"

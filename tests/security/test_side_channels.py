@@ -17,6 +17,7 @@ from django.urls import reverse
 from kequn.customers.models import Customer, Tag
 from kequn.customers.services import IdentityInput, create_customer
 from kequn.ingest.models import ImportRun
+from kequn.security.actors import system_actor
 from kequn.security.roles import ADMINISTRATOR, ANALYST, MARKETING, SALES
 from kequn.security.services import create_api_token
 from kequn.segments.models import SegmentSize
@@ -50,11 +51,14 @@ def browser(user: User) -> Client:
 def reps(db):
     rep, rival = role_user(SALES, "rep"), role_user(SALES, "rival")
     mine = create_customer(
-        {"name": "张伟", "city": "上海"}, [IdentityInput("phone", "13800138000")]
+        {"name": "张伟", "city": "上海"},
+        [IdentityInput("phone", "13800138000")],
+        by=system_actor("tests"),
     )
     theirs = create_customer(
         {"name": "李娜", "city": "上海", "birthday": "1990-05-04"},
         [IdentityInput("phone", "13900139000")],
+        by=system_actor("tests"),
     )
     Customer.objects.filter(pk=mine.pk).update(owner=rep)
     Customer.objects.filter(pk=theirs.pk).update(owner=rival)

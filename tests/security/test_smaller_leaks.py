@@ -21,6 +21,7 @@ from kequn.ingest.models import ImportRun
 from kequn.ingest.services import import_file
 from kequn.ingest.stale import beat, fail_stale_runs, forget
 from kequn.privacy.services import open_request
+from kequn.security.actors import system_actor
 from kequn.security.audit import services as audit
 from kequn.security.audit.models import AuditEntry
 from kequn.security.roles import ADMINISTRATOR, MARKETING, SERVICE
@@ -46,7 +47,7 @@ def browser(user: User) -> Client:
 def test_api_answers_are_never_stored_by_caches(db):
     user = role_user(ADMINISTRATOR, "boss")
     client = TokenClient(create_api_token(user.username)[1])
-    create_customer({"name": "张伟"})
+    create_customer({"name": "张伟"}, by=system_actor("tests"))
     for response in (
         client.get("/api/v1/customers"),
         client.get("/api/v1/customers/987654"),  # 404
@@ -74,9 +75,9 @@ def test_analyze_writes_customer_ids_that_look_like_formulas_as_text(tmp_path):
 
 @pytest.fixture
 def segment_with_consent(db):
-    willing = create_customer({"name": "愿意", "city": "上海"})
-    unwilling = create_customer({"name": "不愿意", "city": "上海"})
-    record_consent(willing, "email", "marketing", True)
+    willing = create_customer({"name": "愿意", "city": "上海"}, by=system_actor("tests"))
+    unwilling = create_customer({"name": "不愿意", "city": "上海"}, by=system_actor("tests"))
+    record_consent(willing, "email", "marketing", True, by=system_actor("tests"))
     segment = create_segment("上海", SHANGHAI, "dynamic", "")
     return segment, willing, unwilling
 
@@ -105,7 +106,7 @@ def test_marketings_list_export_of_a_segment_keeps_only_consenting_members(segme
 
 
 def test_a_corrections_new_birthday_is_encrypted_and_masked_for_service(db):
-    person = create_customer({"name": "张伟", "birthday": "1985-01-02"})
+    person = create_customer({"name": "张伟", "birthday": "1985-01-02"}, by=system_actor("tests"))
     request = open_request(
         "correction", person, parameters={"fields": {"birthday": "1990-05-04"}}, by=None
     )

@@ -14,6 +14,7 @@ from kequn.customers.models import Consent, Customer, Tag, TagGroup
 from kequn.customers.services import IdentityInput, create_customer
 from kequn.events.models import Event
 from kequn.scoring.models import CustomerScore
+from kequn.security.actors import system_actor
 
 
 def buy(customer, product, days_ago: int, status: str = "completed", amount: str | None = None):
@@ -57,12 +58,16 @@ def shop(db):
         return create_customer(
             {"name": name, "city": city, "province": province, **extra},
             [IdentityInput("phone", f"1380013{8000 + Customer.objects.count():04d}")],
+            by=system_actor("tests"),
         )
 
     wang = person("王", "上海", birthday=date(today.year - 30, 1, 1), gender="f")
     li = person("李", "杭州", "浙江", birthday=date(today.year - 50, 1, 1), gender="m")
     zhao = person("赵", "上海", birthday=date(today.year - 22, 1, 1), gender="f")
-    acme = create_customer({"name": "Acme", "kind": "company", "city": "北京", "industry": "IT"})
+    acme = create_customer(
+        {"name": "Acme", "kind": "company", "city": "北京", "industry": "IT"},
+        by=system_actor("tests"),
+    )
     chen = person("陈", "北京")
 
     buy(wang, phone, 10)

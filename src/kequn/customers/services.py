@@ -1,21 +1,25 @@
-"""Every change to customers goes through here: API, back office, importers and jobs."""
+"""Every change to customers goes through here: API, back office, importers and jobs.
+
+Each write service takes the actor who makes the change (``by``), names it to the audit trail
+for the rows it saves (the audit signals record them in the same transaction) and refuses
+changes to a customer whose processing is restricted.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import Count, Max, Min, Sum
+from django.db import IntegrityError, models, transaction
 
 from kequn.customers.access import is_customer_visible
+from kequn.customers.guards import check_processing_allowed
 from kequn.customers.identities import IdentityError, normalize_identity
 from kequn.customers.models import Consent, Customer, CustomerTag, Identity, Tag
+from kequn.security.actors import Actor, get_user_or_none
+from kequn.security.audit import services as audit
 
 PROFILE_FIELDS = (
     "kind",
@@ -43,14 +47,6 @@ class IdentityInput:
     verified: bool = False
 
 
-@dataclass(frozen=True)
-class CustomerTotals:
-    orders: int
-    revenue: Decimal
-    first_purchase: datetime | None
-    last_purchase: datetime | None
-
-
 # Who set a profile field, for import survivorship (kequn.ingest.survivorship): a person's
 # own edits in the back office rank above every import.
 BACKOFFICE = "backoffice"
@@ -68,14 +64,6 @@ def _clean_profile(data: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ValidationError(f"unknown customer field(s): {', '.join(sorted(unknown))}")
     return {k: ("" if v is None and k != "birthday" else v) for k, v in data.items()}
-
-
-def _check_processing_allowed(customer: Customer) -> None:
-    """Refuse changes to a customer whose processing is restricted on a data-subject request."""
-    if customer.pk:
-        from kequn.privacy.services import check_not_restricted
-
-        check_not_restricted(customer)
 
 
 def _validate(customer: Customer) -> None:
@@ -97,7 +85,9 @@ def find_customer_by_identity(kind: str, value: str, system: str = "") -> Custom
     return identity.customer if identity else None
 
 
-def describe_identity_conflict(kind: str, value: str, owner_id: int, by: Any = None) -> str:
+def describe_identity_conflict(
+    kind: str, value: str, owner_id: int, *, by: Actor | None = None
+) -> str:
     """Say which customer holds an identity only to a user who may see that customer."""
     if by is None or is_customer_visible(by, owner_id):
         return f"{kind} {value} already belongs to customer #{owner_id}"
@@ -105,11 +95,9 @@ def describe_identity_conflict(kind: str, value: str, owner_id: int, by: Any = N
     return f"{kind} {value} cannot be used for this customer"
 
 
-def add_identity(
-    customer: Customer, identity: IdentityInput, *, by: AbstractBaseUser | None = None
-) -> Identity:
+def add_identity(customer: Customer, identity: IdentityInput, *, by: Actor) -> Identity:
     """Attach a normalised identity; refuse one that belongs to another customer."""
-    _check_processing_allowed(customer)
+    check_processing_allowed(customer)
     try:
         value = normalize_identity(identity.kind, identity.value)
     except IdentityError as exc:
@@ -121,11 +109,11 @@ def add_identity(
     if existing is not None:
         if existing.customer_id != customer.pk:
             raise ValidationError(
-                describe_identity_conflict(identity.kind, value, existing.customer_id, by)
+                describe_identity_conflict(identity.kind, value, existing.customer_id, by=by)
             )
         return existing
     try:
-        with transaction.atomic():
+        with transaction.atomic(), audit.acting_as(by):
             return Identity.objects.create(
                 customer=customer,
                 kind=identity.kind,
@@ -137,58 +125,76 @@ def add_identity(
         raise ValidationError(f"{identity.kind} {value} is already taken") from None
 
 
-@transaction.atomic
 def create_customer(
     data: dict[str, Any],
     identities: Iterable[IdentityInput] = (),
-    by: AbstractBaseUser | None = None,
+    *,
+    by: Actor,
     source: str = BACKOFFICE,
 ) -> Customer:
     """Create a customer with its identities; all or nothing."""
     customer = Customer(**_clean_profile(data))
     mark_field_sources(customer, [k for k, v in data.items() if v not in ("", None)], source)
     _validate(customer)
-    customer.save()
-    for identity in identities:
-        add_identity(customer, identity, by=by)
+    with transaction.atomic(), audit.acting_as(by):
+        customer.save()
+        for identity in identities:
+            add_identity(customer, identity, by=by)
     return customer
 
 
-@transaction.atomic
 def update_customer(
-    customer: Customer,
-    data: dict[str, Any],
-    by: AbstractBaseUser | None = None,
-    source: str = BACKOFFICE,
+    customer: Customer, data: dict[str, Any], *, by: Actor, source: str = BACKOFFICE
 ) -> Customer:
     """Change profile fields of a customer."""
-    _check_processing_allowed(customer)
+    check_processing_allowed(customer)
     for field, value in _clean_profile(data).items():
         setattr(customer, field, value)
     mark_field_sources(customer, data, source)
     _validate(customer)
-    customer.save()
+    with transaction.atomic(), audit.acting_as(by):
+        customer.save()
     return customer
 
 
-@transaction.atomic
-def delete_customer(customer: Customer, by: AbstractBaseUser | None = None) -> None:
+def save_customer(
+    customer: Customer, *, changed: Iterable[str], by: Actor, source: str = BACKOFFICE
+) -> Customer:
+    """Save a customer whose fields a validated form has set; `changed` names the fields set."""
+    check_processing_allowed(customer)
+    # Edits made in the back office outrank every import (import survivorship keeps them).
+    mark_field_sources(customer, changed, source)
+    with transaction.atomic(), audit.acting_as(by):
+        customer.save()
+    return customer
+
+
+def delete_customer(customer: Customer, *, by: Actor) -> None:
     """Delete a customer with identities, consents and tags; orders keep no customer."""
-    customer.orders.update(customer=None)
-    customer.delete()
+    with transaction.atomic(), audit.acting_as(by):
+        # Through the relation's name: the order rows belong to commerce, a layer beside this.
+        customer.orders.update(customer=None)
+        customer.delete()
 
 
 def record_consent(
-    customer: Customer, channel: str, purpose: str, granted: bool, source: str = ""
+    customer: Customer,
+    channel: str,
+    purpose: str,
+    granted: bool,
+    source: str = "",
+    *,
+    by: Actor,
 ) -> Consent:
     """Append a consent decision (history is kept; the latest one is in force)."""
     if granted:  # a withdrawal only lessens processing, so it is taken even while restricted
-        _check_processing_allowed(customer)
+        check_processing_allowed(customer)
     consent = Consent(
         customer=customer, channel=channel, purpose=purpose, granted=granted, source=source
     )
     consent.full_clean(exclude=["recorded_at"])
-    consent.save()
+    with transaction.atomic(), audit.acting_as(by):
+        consent.save()
     return consent
 
 
@@ -200,38 +206,53 @@ def get_current_consents(customer: Customer) -> dict[tuple[str, str], Consent]:
     return current
 
 
-def tag_customers(
-    customers: Iterable[Customer], tag: Tag, by: AbstractBaseUser | None = None
-) -> int:
+def tag_customers(customers: Iterable[Customer], tag: Tag, *, by: Actor) -> int:
     """Tag customers (idempotent); return how many links were added (restricted ones are skipped)."""
+    added_by = get_user_or_none(by)
     links = [
-        CustomerTag(customer=c, tag=tag, added_by=by)
+        CustomerTag(customer=c, tag=tag, added_by=added_by)
         for c in customers
         if not c.processing_restricted
     ]
-    before = CustomerTag.objects.filter(tag=tag).count()
-    CustomerTag.objects.bulk_create(links, ignore_conflicts=True)
-    return CustomerTag.objects.filter(tag=tag).count() - before
+    with transaction.atomic():
+        before = CustomerTag.objects.filter(tag=tag).count()
+        CustomerTag.objects.bulk_create(links, ignore_conflicts=True)
+        added = CustomerTag.objects.filter(tag=tag).count() - before
+        if added:
+            # A bulk insert sends no model signals: one entry names the tag and the count.
+            audit.record_event(
+                audit.CREATE,
+                actor=by,
+                target=tag,
+                detail={"relation": "customers", "added": added},
+            )
+    return added
 
 
-def untag_customer(customer: Customer, tag: Tag) -> None:
-    """Remove a tag from a customer."""
-    CustomerTag.objects.filter(customer=customer, tag=tag).delete()
+def _customer_of(record: models.Model) -> Customer | None:
+    """Return the customer a back-office row belongs to (a company for its contact links)."""
+    for name in ("customer", "company"):
+        if getattr(record, f"{name}_id", None) is not None:
+            return getattr(record, name)
+    return None
 
 
-def get_customer_totals(customer: Customer) -> CustomerTotals:
-    """Return orders, revenue, first and last purchase over purchase orders."""
-    from kequn.commerce.models import Order
+def save_record(record: models.Model, *, by: Actor) -> models.Model:
+    """Save a row of this app set by a validated back-office form (identity, address, tag...)."""
+    customer = _customer_of(record)
+    if customer is not None and not (isinstance(record, Consent) and not record.granted):
+        check_processing_allowed(customer)
+    if isinstance(record, CustomerTag) and record.added_by_id is None:
+        record.added_by = get_user_or_none(by)
+    with transaction.atomic(), audit.acting_as(by):
+        record.save()
+    return record
 
-    agg = Order.objects.filter(customer=customer, status__in=Order.PURCHASE_STATUSES).aggregate(
-        orders=Count("id"),
-        revenue=Sum("total_amount"),
-        first=Min("ordered_at"),
-        last=Max("ordered_at"),
-    )
-    return CustomerTotals(
-        orders=agg["orders"] or 0,
-        revenue=agg["revenue"] or Decimal("0"),
-        first_purchase=agg["first"],
-        last_purchase=agg["last"],
-    )
+
+def delete_record(record: models.Model, *, by: Actor) -> None:
+    """Delete a row of this app from the back office (an identity, an address, a tag...)."""
+    customer = _customer_of(record)
+    if customer is not None:
+        check_processing_allowed(customer)
+    with transaction.atomic(), audit.acting_as(by):
+        record.delete()
