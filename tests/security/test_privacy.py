@@ -28,10 +28,12 @@ from kequn.customers.services import (
 )
 from kequn.events.models import AnonymousLink, Event
 from kequn.events.services import create_source
+from kequn.ingest.merging import merge_customers
 from kequn.ingest.models import Merge, QuarantinedRow
-from kequn.ingest.services import import_file, merge_customers
+from kequn.ingest.runs import import_file
 from kequn.privacy import services
 from kequn.privacy.models import PrivacyRequest, Suppression
+from kequn.privacy.services import export
 from kequn.recommend.models import Recommendation
 from kequn.scoring.models import CustomerScore
 from kequn.security.actors import system_actor
@@ -41,11 +43,13 @@ from kequn.segments.models import SegmentMember
 from kequn.segments.services import create_segment, evaluate_segment
 from tests.factories import make_customer, make_event, make_order
 
+TEST_ACTOR = system_actor("test")
 pytestmark = pytest.mark.django_db
 
 EMAIL = "zhang.wei@example.com"
 PHONE = "13800138000"
 OTHER_EMAIL = "li.na@example.org"
+ACTOR = system_actor("privacy-test")
 SHANGHAI = {"match": "all", "conditions": [{"field": "city", "operator": "eq", "value": "上海"}]}
 
 
@@ -98,21 +102,23 @@ def verified(kind, customer, user, **kwargs):
 
 def test_deadline_is_end_of_the_fifteenth_day_and_configurable(person):
     received = datetime(2026, 3, 1, 9, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
-    request = services.open_request("export", person, received_at=received)
+    request = services.open_request("export", person, received_at=received, by=ACTOR)
     local = timezone.localtime(request.deadline, ZoneInfo("Asia/Shanghai"))
     assert (local.date(), local.hour, local.minute) == (datetime(2026, 3, 16).date(), 23, 59)
     with override_settings(KEQUN_PRIVACY_DEADLINE_DAYS=30):
-        gdpr = services.open_request("export", person, received_at=received)
+        gdpr = services.open_request("export", person, received_at=received, by=ACTOR)
     assert timezone.localtime(gdpr.deadline).date() == datetime(2026, 3, 31).date()
 
 
 def test_overdue_requests_are_found_and_closed_ones_are_not(person):
-    old = services.open_request("export", person, received_at=timezone.now() - timedelta(days=20))
-    fresh = services.open_request("export", person)
-    closed = services.open_request(
-        "erasure", person, received_at=timezone.now() - timedelta(days=40)
+    old = services.open_request(
+        "export", person, received_at=timezone.now() - timedelta(days=20), by=ACTOR
     )
-    services.reject_request(closed, "identity could not be confirmed")
+    fresh = services.open_request("export", person, by=ACTOR)
+    closed = services.open_request(
+        "erasure", person, received_at=timezone.now() - timedelta(days=40), by=ACTOR
+    )
+    services.reject_request(closed, "identity could not be confirmed", by=ACTOR)
     assert old.is_overdue and not fresh.is_overdue and not closed.is_overdue
     assert list(services.get_overdue_requests()) == [old]
 
@@ -134,16 +140,20 @@ def test_identity_must_be_verified_before_execution(person, admin_user):
 
 def test_bad_request_input_gets_one_line_errors(person):
     with pytest.raises(ValidationError, match="unknown request type 'forget'"):
-        services.open_request("forget", person)
+        services.open_request("forget", person, by=ACTOR)
     with pytest.raises(ValidationError, match="cannot correct password"):
-        services.open_request("correction", person, parameters={"fields": {"password": "x"}})
+        services.open_request(
+            "correction", person, parameters={"fields": {"password": "x"}}, by=ACTOR
+        )
     with pytest.raises(ValidationError, match="unknown consent channel or purpose fax"):
-        services.open_request("withdraw_consent", person, parameters={"channels": ["fax"]})
-    request = services.open_request("export", person)
+        services.open_request(
+            "withdraw_consent", person, parameters={"channels": ["fax"]}, by=ACTOR
+        )
+    request = services.open_request("export", person, by=ACTOR)
     with pytest.raises(ValidationError, match="unknown identity check"):
-        services.verify_identity(request, "trust me")
+        services.verify_identity(request, "trust me", by=ACTOR)
     with pytest.raises(ValidationError, match="give the reason"):
-        services.reject_request(request, "  ")
+        services.reject_request(request, "  ", by=ACTOR)
 
 
 def test_request_steps_are_on_the_audit_trail_without_personal_values(person, admin_user):
@@ -176,8 +186,8 @@ def test_export_holds_everything_of_the_person_and_nothing_of_another(person, ot
     # A record merged into the person belongs to the export too.
     twin = make_customer("张伟 (旧)", wechat="wx-zhang")
     make_order(twin, amount="10.00", days_ago=100)
-    merge_customers(person, twin, rule="test")
-    payload = services.export_customer_data(person)
+    merge_customers(person, twin, rule="test", by=TEST_ACTOR)
+    payload = services.export_customer_data(person, by=ACTOR)
     document, tables = _read_zip(payload)
     expected_tables = {
         "profile", "identities", "addresses", "consents", "tags", "company_links", "orders",
@@ -210,7 +220,7 @@ def test_export_holds_everything_of_the_person_and_nothing_of_another(person, ot
 def test_export_request_writes_a_private_file_and_completes(
     person, admin_user, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(services, "get_export_dir", lambda: tmp_path / "privacy-exports")
+    monkeypatch.setattr(export, "get_export_dir", lambda: tmp_path / "privacy-exports")
     request = verified("export", person, admin_user)
     services.execute_request(request, by=admin_user)
     request.refresh_from_db()
@@ -220,7 +230,7 @@ def test_export_request_writes_a_private_file_and_completes(
     _document, tables = _read_zip(path.read_bytes())
     assert len(tables["orders"]) == 2
     # Erasing the person later deletes the export file too.
-    counts = services.erase_customer(person)
+    counts = services.erase_customer(person, by=ACTOR)
     assert counts["export_files"] == 1 and not path.exists()
     request.refresh_from_db()
     assert request.result_file == ""
@@ -255,7 +265,7 @@ def test_erasure_removes_the_person_keeps_orders_anonymised_and_suppresses(
     person, other, admin_user, tmp_path
 ):
     twin = make_customer("张伟 (旧)", wechat="wx-zhang")
-    merge_customers(person, twin, rule="test")
+    merge_customers(person, twin, rule="test", by=TEST_ACTOR)
     source, key = create_source(name="web")
     AnonymousLink.objects.create(anonymous_id="anon-zw", customer=person, source=source)
     Event.objects.create(name="Page Viewed", anonymous_id="anon-zw")
@@ -329,7 +339,7 @@ def test_erased_user_id_is_suppressed_for_events(person, admin_user):
     add_identity(
         person, IdentityInput("external", "u-77", system="segment"), by=system_actor("tests")
     )
-    services.erase_customer(person)
+    services.erase_customer(person, by=ACTOR)
     from kequn.events.services import collect_events
 
     source, _key = create_source(name="app")
@@ -342,7 +352,7 @@ def test_erasure_removes_quarantined_rows_naming_the_person(person, tmp_path):
     path = _customers_csv(tmp_path, ["张伟,zhang.wei@example.com,not-a-phone,上海"])
     import_file(path, "customers")
     assert QuarantinedRow.objects.count() == 1
-    counts = services.erase_customer(person)
+    counts = services.erase_customer(person, by=ACTOR)
     assert counts["quarantined_rows"] == 1
     assert not QuarantinedRow.objects.exists()
 
@@ -381,7 +391,7 @@ def test_consent_withdrawal_drops_the_customer_from_a_marketing_export_at_once(
 
 def test_marketing_export_over_the_api_honours_consent(person, other, make_api_client):
     record_consent(person, "sms", "marketing", True, by=system_actor("tests"))
-    services.withdraw_consent(person, ["email"])
+    services.withdraw_consent(person, ["email"], by=ACTOR)
     segment = create_segment("all", SHANGHAI)
     evaluate_segment(segment)
     client = make_api_client(superuser=True)
@@ -399,7 +409,7 @@ def test_the_marketing_role_can_only_export_members_who_consent(person, other, c
 
     from kequn.security.roles import ANALYST, MARKETING
 
-    services.withdraw_consent(person, ["email", "sms", "phone", "wechat"])
+    services.withdraw_consent(person, ["email", "sms", "phone", "wechat"], by=ACTOR)
     segment = create_segment("all", SHANGHAI)
     evaluate_segment(segment)
     url = f"/admin/segments/segment/{segment.pk}/export/csv/"
@@ -444,7 +454,7 @@ def test_restricted_customer_is_not_scored_segmented_recommended_exported_or_cha
     assert set(
         SegmentMember.objects.filter(segment=segment).values_list("customer", flat=True)
     ) == {other.pk}
-    refresh_scores(progress=False)
+    refresh_scores(progress=False, by=admin_user)
     assert not CustomerScore.objects.filter(customer=person).exists()
     assert CustomerScore.objects.filter(customer=other).exists()
     train_recommendations()
@@ -483,10 +493,9 @@ def test_restricted_customer_is_not_scored_segmented_recommended_exported_or_cha
 
 def test_segment_sql_excludes_restricted_customers(person, other):
     from django.db import connection
-
     from kequn.segments.compiler import compile_rule_sql, make_context
 
-    services.restrict_processing(person)
+    services.restrict_processing(person, by=ACTOR)
     sql = compile_rule_sql(SHANGHAI, make_context())
     with connection.cursor() as cursor:
         cursor.execute(sql)
@@ -503,10 +512,10 @@ def test_cli_export_and_erase(person, admin_user, tmp_path):
     assert len(tables["orders"]) == 2
     with pytest.raises(CommandError, match="no data-subject request #999"):
         call_command("privacy", "erase", str(person.pk), "--request", "999")
-    request = services.open_request("erasure", person)
+    request = services.open_request("erasure", person, by=ACTOR)
     with pytest.raises(CommandError, match="verify the requester's identity"):
         call_command("privacy", "erase", str(person.pk), "--request", str(request.pk))
-    services.verify_identity(request, "in_person")
+    services.verify_identity(request, "in_person", by=ACTOR)
     stdout = io.StringIO()
     call_command("privacy", "erase", str(person.pk), "--request", str(request.pk), stdout=stdout)
     assert "erased customer" in stdout.getvalue()
@@ -521,7 +530,7 @@ def test_cli_export_and_erase(person, admin_user, tmp_path):
 def test_api_records_verifies_executes_and_downloads(
     person, other, make_api_client, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(services, "get_export_dir", lambda: tmp_path / "privacy-exports")
+    monkeypatch.setattr(export, "get_export_dir", lambda: tmp_path / "privacy-exports")
     officer = make_api_client(
         "privacy.add_privacyrequest",
         "privacy.view_privacyrequest",
@@ -569,7 +578,7 @@ def test_api_needs_privacy_permissions(person, make_api_client):
     reader = make_api_client("privacy.view_privacyrequest", "customers.view_all_customers")
     nobody = make_api_client("customers.view_customer")
     own_only = make_api_client("privacy.view_privacyrequest", "privacy.add_privacyrequest")
-    request = services.open_request("erasure", person)
+    request = services.open_request("erasure", person, by=ACTOR)
     assert nobody.get("/api/v1/privacy-requests").status_code == 403
     assert nobody.get(f"/api/v1/privacy-requests/{request.pk}").status_code == 403
     assert reader.get(f"/api/v1/privacy-requests/{request.pk}").status_code == 200
@@ -603,8 +612,12 @@ def test_api_needs_privacy_permissions(person, make_api_client):
 
 
 def test_admin_list_filters_overdue_and_shows_the_badge(person, admin_user, client):
-    late = services.open_request("export", person, received_at=timezone.now() - timedelta(days=30))
-    fresh = services.open_request("correction", person, parameters={"fields": {"city": "北京"}})
+    late = services.open_request(
+        "export", person, received_at=timezone.now() - timedelta(days=30), by=ACTOR
+    )
+    fresh = services.open_request(
+        "correction", person, parameters={"fields": {"city": "北京"}}, by=ACTOR
+    )
     client.force_login(admin_user)
     page = client.get("/admin/privacy/privacyrequest/?overdue=yes")
     assert page.status_code == 200
@@ -649,7 +662,7 @@ def test_admin_verifies_executes_and_rejects(person, other, admin_user, client):
     client.post(f"/admin/privacy/privacyrequest/{request.pk}/execute/")
     person.refresh_from_db()
     assert person.processing_restricted
-    other_request = services.open_request("erasure", other)
+    other_request = services.open_request("erasure", other, by=ACTOR)
     client.post(
         f"/admin/privacy/privacyrequest/{other_request.pk}/reject/", {"reason": "not the holder"}
     )
@@ -662,7 +675,7 @@ def test_admin_verifies_executes_and_rejects(person, other, admin_user, client):
 def test_restricted_customer_is_read_only_in_the_back_office(person, admin_user, client):
     client.force_login(admin_user)
     url = f"/admin/customers/customer/{person.pk}/change/"
-    services.restrict_processing(person)
+    services.restrict_processing(person, by=ACTOR)
     page = client.get(url)
     assert page.status_code == 200 and page.context["has_change_permission"] is False
     assert "processing_restricted" in page.context["adminform"].readonly_fields

@@ -257,7 +257,7 @@ class PrivacyRequestAdmin(ModelAdmin):
         except ValidationError as exc:
             messages.error(request, "; ".join(exc.messages))
             return HttpResponseRedirect(self._detail_url(object_id))
-        services.record_download(obj, request.user)
+        services.record_download(obj, by=request.user)
         return FileResponse(
             path.open("rb"), as_attachment=True, filename=f"privacy-request-{obj.pk}.zip",
             content_type="application/zip",

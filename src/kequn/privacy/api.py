@@ -186,7 +186,7 @@ def download_export(request: HttpRequest, request_id: ObjectId):
     check_perm(request, "privacy.change_privacyrequest")
     privacy_request = _get(request, request_id)
     path = services.get_export_path(privacy_request)
-    services.record_download(privacy_request, _user(request))
+    services.record_download(privacy_request, by=_user(request))
     return FileResponse(
         Path(path).open("rb"),
         as_attachment=True,

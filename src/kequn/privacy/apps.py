@@ -10,8 +10,11 @@ class PrivacyConfig(AppConfig):
     verbose_name = _("Data-subject requests")
 
     def ready(self) -> None:
-        """Block identities of people erased on request from coming back through imports."""
+        """Keep people erased on request from coming back through imports, events or restores."""
         from kequn.customers.guards import register_identity_block
-        from kequn.privacy.services import describe_suppression, find_suppressed
+        from kequn.privacy.services.erasure import replay_after_restore
+        from kequn.privacy.services.suppression import describe_suppression, find_suppressed
+        from kequn.security.backups.services import register_after_restore
 
         register_identity_block(find_suppressed, describe_suppression)
+        register_after_restore(replay_after_restore)

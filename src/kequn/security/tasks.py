@@ -1,9 +1,9 @@
 from django_tasks import task
 
+from kequn.security.backups.schedule import run_scheduled_backup
+
 
 @task()
 def nightly_backup_task() -> dict:
     """Back up the database and prune old backups (scheduled daily by `kequn worker`)."""
-    from kequn.security.backups import run_scheduled_backup
-
     return run_scheduled_backup()

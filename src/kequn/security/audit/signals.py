@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
 
+from kequn.security import personal_data
 from kequn.security.audit import services as audit
 
 # Timestamps that change on every save say nothing about what was changed.
@@ -20,10 +21,8 @@ USER_ACCESS_FIELDS = ("is_superuser", "is_staff", "is_active")
 
 
 def get_personal_models() -> list[type]:
-    """Return the models holding a customer's personal data."""
-    from kequn.customers.models import Address, Consent, Customer, CustomerTag, Identity
-
-    return [Customer, Identity, Address, Consent, CustomerTag]
+    """Return the models whose personal data is audited field by field (as their apps declare)."""
+    return personal_data.get_audited_models()
 
 
 def tracked_fields(model: type) -> list[str]:
@@ -37,11 +36,8 @@ def tracked_fields(model: type) -> list[str]:
 
 def customer_id_of(instance) -> int | None:
     """Return the id of the customer a personal-data row belongs to."""
-    from kequn.customers.models import Customer
-
-    if isinstance(instance, Customer):
-        return instance.pk
-    return getattr(instance, "customer_id", None)
+    entry = personal_data.get_entry(type(instance))
+    return entry.customer_id_of(instance) if entry is not None else None
 
 
 def remember_changed_fields(sender, instance, raw=False, update_fields=None, **kwargs) -> None:

@@ -13,6 +13,7 @@ from kequn.customers.models import Customer
 from kequn.privacy import services
 from kequn.privacy.journal import JournalError
 from kequn.privacy.models import PrivacyRequest
+from kequn.security.actors import UnknownOperatorError, add_operator_argument, get_operator
 
 
 def get_customer(value: str) -> Customer:
@@ -57,21 +58,25 @@ class Command(BaseCommand):
         )
         listing = sub.add_parser("list", help="list open requests, nearest deadline first")
         listing.add_argument("--overdue", action="store_true", help="only those past deadline")
-        sub.add_parser(
+        replay = sub.add_parser(
             "replay-erasures",
             help="erase again whoever the erasure journal lists (after restoring a backup)",
         )
+        for operator_parser in (export, erase, replay):
+            add_operator_argument(operator_parser)
 
     def handle(self, *args, **options):
         try:
             getattr(self, f"do_{options['subcommand'].replace('-', '_')}")(options)
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None
-        except JournalError as exc:
+        except (JournalError, UnknownOperatorError) as exc:
             raise CommandError(str(exc)) from None
 
     def do_replay_erasures(self, options) -> None:
-        self.stdout.write(services.describe_replay(services.replay_erasures()))
+        self.stdout.write(
+            services.describe_replay(services.replay_erasures(by=get_operator(options["by"])))
+        )
 
     def do_export(self, options) -> None:
         customer = get_customer(options["customer_id"])
@@ -81,10 +86,10 @@ class Command(BaseCommand):
         request = None
         if options["request"] is not None:
             request = get_request(options["request"], customer, PrivacyRequest.Type.EXPORT)
-            path = services.write_export_file(request)
+            path = services.write_export_file(request, by=get_operator(options["by"]))
             payload = path.read_bytes()
         else:
-            payload = services.export_customer_data(customer)
+            payload = services.export_customer_data(customer, by=get_operator(options["by"]))
         # Personal data: readable by the operator only.
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
@@ -99,7 +104,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"verify the requester's identity before carrying out request #{request.pk}"
             )
-        counts = services.erase_customer(customer, request)
+        counts = services.erase_customer(customer, request=request, by=get_operator(options["by"]))
         self.stdout.write(
             f"erased customer #{customer.pk} on request #{request.pk}: "
             f"{counts['records']} record(s), {counts['rows_deleted']} row(s) deleted, "

@@ -3,9 +3,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from kequn.privacy.journal import JournalError
-from kequn.privacy.services import describe_replay, replay_erasures
 from kequn.security import backups
+from kequn.security.actors import UnknownOperatorError, add_operator_argument, get_operator
 
 
 class Command(BaseCommand):
@@ -33,17 +32,23 @@ class Command(BaseCommand):
         restore.add_argument(
             "--force", action="store_true", help="replace the contents of a non-empty database"
         )
+        for operator_parser in (create, restore):
+            add_operator_argument(operator_parser)
         listing = sub.add_parser("list", help="list backups")
         listing.add_argument("--dir", default=None, help="directory [KEQUN_BACKUP_DIR]")
 
     def handle(self, *args, action: str, **options):
         progress = sys.stderr.isatty()
         try:
+            by = get_operator(options.get("by"))
+        except UnknownOperatorError as exc:
+            raise CommandError(str(exc)) from None
+        try:
             if action == "create":
                 path = backups.create_backup(
                     options["out"], progress=progress, method=options["method"]
                 )
-                backups.record_backup_event("create", path)
+                backups.record_backup_event("create", path, by=by)
                 self.stdout.write(f"backup written to {path} ({path.stat().st_size} bytes)")
             elif action == "verify":
                 contents = backups.verify_backup(Path(options["file"]), progress=progress)
@@ -57,23 +62,21 @@ class Command(BaseCommand):
                 contents = backups.restore_backup(
                     Path(options["file"]), force=options["force"], progress=progress
                 )
-                backups.record_backup_event("restore", contents.path)
+                backups.record_backup_event("restore", contents.path, by=by)
                 tables = contents.manifest["tables"]
                 self.stdout.write(
                     f"restored {contents.path}: {len(tables)} tables, "
                     f"{sum(t['rows'] for t in tables.values())} rows; counts and checksums "
                     "match the manifest"
                 )
-                # Erasures made after this backup was taken must not come back with it.
+                # What other apps keep outside the database (the erasure journal) is applied
+                # again, so people erased after this backup was taken do not come back.
                 try:
-                    replayed = replay_erasures()
-                except JournalError as exc:
-                    raise CommandError(
-                        f"restored, but the erasures were not re-applied: {exc}; then run "
-                        "`kequn privacy replay-erasures`"
-                    ) from None
-                if replayed["erasures"]:
-                    self.stdout.write(describe_replay(replayed))
+                    lines = backups.run_after_restore(by=by)
+                except backups.AfterRestoreError as exc:
+                    raise CommandError(f"restored, but {exc}") from None
+                for line in lines:
+                    self.stdout.write(line)
             else:
                 found = backups.list_backups(Path(options["dir"]) if options["dir"] else None)
                 if not found:
