@@ -126,11 +126,6 @@ def get_unmasked_groups(user: Any) -> frozenset[str]:
     return frozenset(g for g, perm in UNMASK_PERMISSIONS.items() if user.has_perm(perm))
 
 
-def is_unmasked(user: Any, group: str) -> bool:
-    """Return whether the user sees one field group (phone, email, address, birthday) unmasked."""
-    return group in get_unmasked_groups(user)
-
-
 def mask_identity_for(user_groups: Iterable[str], kind: str, value: str) -> str:
     """Return an identity value as a user with these unmasked groups may see it."""
     group = IDENTITY_GROUPS.get(kind)

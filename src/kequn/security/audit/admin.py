@@ -13,8 +13,8 @@ from unfold.contrib.filters.admin import DropdownFilter
 from unfold.decorators import action, display
 
 from kequn.conf import ConfigError
-from kequn.customers.admin import DayRangeFilter, ExactTextFilter, make_distinct_filter
 from kequn.labels import get_code_label
+from kequn.security.admin_filters import DayRangeFilter, ExactTextFilter, make_distinct_filter
 from kequn.security.audit import services
 from kequn.security.audit.head import pin_head, read_pinned_head
 from kequn.security.audit.models import AuditEntry

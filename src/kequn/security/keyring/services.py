@@ -27,6 +27,7 @@ from django.db.models import F, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from kequn.security.keyring.models import DataKey
 from kequn.security.keys import derive_key, load_master_key
 
 PREFIX = "kq1:"
@@ -85,8 +86,6 @@ def _remember(using: str, purpose: str, version: int, cipher: AESGCM) -> None:
 
 def get_cipher(purpose: str, version: int, using: str = DEFAULT_DB_ALIAS) -> AESGCM:
     """Return the AES-GCM cipher of one data key version, unwrapping it on first use."""
-    from kequn.security.keyring.models import DataKey
-
     if cipher := _ciphers.get((using, purpose, version)):
         return cipher
     wrapped = (
@@ -107,8 +106,6 @@ def get_cipher(purpose: str, version: int, using: str = DEFAULT_DB_ALIAS) -> AES
 
 def create_data_key(purpose: str, using: str = DEFAULT_DB_ALIAS) -> int:
     """Create the next data key version of a field and make it the active one; return it."""
-    from kequn.security.keyring.models import DataKey
-
     with transaction.atomic(using=using):
         keys = DataKey.objects.using(using).select_for_update().filter(purpose=purpose)
         version = max(keys.values_list("version", flat=True), default=0) + 1
@@ -129,8 +126,6 @@ def create_data_key(purpose: str, using: str = DEFAULT_DB_ALIAS) -> int:
 
 def get_active_version(purpose: str, using: str = DEFAULT_DB_ALIAS, *, fresh: bool = False) -> int:
     """Return the version new values of a field are encrypted with, creating version 1."""
-    from kequn.security.keyring.models import DataKey
-
     cached = _active.get((using, purpose))
     if cached and not fresh and cached[1] > time.monotonic():
         return cached[0]
@@ -214,11 +209,6 @@ def decrypt(purpose: str, token: str, using: str = DEFAULT_DB_ALIAS) -> str:
     return plain.decode()
 
 
-def decrypt_many(purpose: str, tokens: Iterable[str], using: str = DEFAULT_DB_ALIAS) -> list[str]:
-    """Return the plaintexts of many stored values of one field."""
-    return [decrypt(purpose, t, using) if t else t for t in tokens]
-
-
 def blind_index(value: str) -> str:
     """Return the keyed hash used to look up an exact (normalised) value without decrypting."""
     return hmac.digest(derive_key("blind-index"), value.encode(), "sha256").hex()[:40]
@@ -235,12 +225,11 @@ def blind_indexes(values: Iterable[str]) -> list[str]:
 
 def get_encrypted_fields() -> dict[str, tuple[type[models.Model], models.Field]]:
     """Return every encrypted model field by purpose (app.model.field)."""
-    from kequn.security.keyring.fields import EncryptedMixin
-
     found = {}
     for model in apps.get_models():
         for f in model._meta.concrete_fields:
-            if isinstance(f, EncryptedMixin):
+            # The field classes (fields.py) use this module; they carry a mark instead.
+            if getattr(f, "is_encrypted", False):
                 found[f.purpose] = (model, f)
     return dict(sorted(found.items()))
 
@@ -290,8 +279,6 @@ class FieldStatus:
 
 def get_status(purpose: str, using: str = DEFAULT_DB_ALIAS) -> FieldStatus:
     """Count a field's rows per key version (and rows still in plaintext)."""
-    from kequn.security.keyring.models import DataKey
-
     model, f = get_field(purpose)
     keys = DataKey.objects.using(using).filter(purpose=purpose)
     status = FieldStatus(
@@ -357,8 +344,6 @@ def rotate_field(
     Other processes pick the new version up within ACTIVE_VERSION_TTL seconds; until then they
     may still write with the old one, so the rows are swept once more after that delay.
     """
-    from kequn.security.keyring.models import DataKey
-
     status = get_status(purpose, using)
     resumed = status.active is not None and status.pending > 0
     version = status.active if resumed else create_data_key(purpose, using)
@@ -373,8 +358,6 @@ def rotate_field(
 
 def retire_unused_keys(purpose: str, using: str = DEFAULT_DB_ALIAS) -> list[int]:
     """Delete a field's inactive key versions that no row uses any more; return them."""
-    from kequn.security.keyring.models import DataKey
-
     status = get_status(purpose, using)
     unused = [v for v, n in status.versions.items() if n == 0 and v != status.active]
     DataKey.objects.using(using).filter(purpose=purpose, version__in=unused).delete()
