@@ -7,11 +7,12 @@ import pytest
 from kequn.dashboard import services
 from kequn.dashboard.models import ChartCell, DashboardRefresh, KpiWindow
 from kequn.dashboard.queries import Filters, build_dashboard, parse_filters
+from kequn.security.actors import system_actor
 
 
 @pytest.fixture
 def refreshed(base):
-    services.refresh_dashboard(now=base.now)
+    services.refresh_dashboard(by=system_actor("test"), now=base.now)
     return base
 
 
@@ -125,7 +126,7 @@ def test_links_use_only_filters_the_customer_list_has(refreshed):
 
 def test_refresh_replaces_rows_and_logs_a_run(refreshed):
     first = KpiWindow.objects.count(), ChartCell.objects.count()
-    services.refresh_dashboard(now=refreshed.now)
+    services.refresh_dashboard(by=system_actor("test"), now=refreshed.now)
     assert (KpiWindow.objects.count(), ChartCell.objects.count()) == first
     runs = DashboardRefresh.objects.filter(status="done")
     assert runs.count() == 2 and runs.first().customers == 4 and runs.first().purchases == 5
@@ -142,7 +143,7 @@ def test_impossible_filters_are_explained(db):
 
 
 def test_empty_store_refreshes_to_zeroes(db):
-    run = services.refresh_dashboard()
+    run = services.refresh_dashboard(by=system_actor("test"))
     assert run.status == "done" and run.customers == 0
     assert build_dashboard(Filters())["state"] == "no_customers"
 

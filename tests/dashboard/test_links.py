@@ -15,6 +15,7 @@ from kequn.commerce.models import Order
 from kequn.dashboard import services
 from kequn.dashboard.queries import Filters, build_dashboard
 from kequn.scoring.models import CustomerScore
+from kequn.security.actors import system_actor
 from kequn.segments import services as segment_services
 from tests.dashboard.conftest import ZONE, order, person
 
@@ -36,7 +37,7 @@ def cohorts(base):
     order(f, base.web, "40.00", dt.datetime(2026, 4, 1, 0, 10, tzinfo=ZONE))
     order(g, base.web, "50.00", dt.datetime(2026, 2, 20, tzinfo=ZONE), status="cancelled")
     order(g, base.web, "60.00", dt.datetime(2026, 3, 1, 0, 0, tzinfo=ZONE))
-    services.refresh_dashboard(now=base.now)
+    services.refresh_dashboard(by=system_actor("test"), now=base.now)
     return base
 
 

@@ -14,13 +14,14 @@ from django.utils import translation
 from kequn.commerce.models import Channel
 from kequn.dashboard import exports, numbers, services
 from kequn.dashboard.queries import Filters, build_dashboard
+from kequn.security.actors import system_actor
 from tests.dashboard.conftest import NOW, days_ago, order, person
 from tests.dashboard.test_pages import pdf_text
 
 
 @pytest.fixture
 def refreshed(base):
-    services.refresh_dashboard(now=base.now)
+    services.refresh_dashboard(by=system_actor("test"), now=base.now)
     return base
 
 
@@ -118,7 +119,7 @@ def test_the_page_draws_the_trend_with_the_shipped_chart_library(refreshed, admi
 def test_a_trend_with_one_point_asks_for_more_history(refreshed, admin_user):
     newcomer = Channel.objects.create(code="app", name="App", kind="online")
     order(person("Eve", "Guangdong", "Shenzhen", days_ago(1)), newcomer, "88.00", days_ago(0.1))
-    services.refresh_dashboard(now=NOW)
+    services.refresh_dashboard(by=system_actor("test"), now=NOW)
     trend = build_dashboard(Filters(period=7, channel=newcomer))["trend"]
     assert trend["points"] == 1 and not trend["enough"]
     html = client_for(admin_user, "en").get(f"/admin/?period=7&channel={newcomer.pk}").content
@@ -142,7 +143,7 @@ def test_a_store_with_no_history_before_the_period_has_no_comparison_line(db):
     buyer = person("Fay", "Guangdong", "Shenzhen", days_ago(3))
     for days in (3, 2, 1):
         order(buyer, shop, "10.00", days_ago(days))
-    services.refresh_dashboard(now=NOW)
+    services.refresh_dashboard(by=system_actor("test"), now=NOW)
     trend = build_dashboard(Filters(period=7))["trend"]
     # From the first purchase's point on: no week of zeros before the shop opened.
     assert trend["points"] == 3 and trend["enough"]

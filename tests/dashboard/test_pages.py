@@ -13,6 +13,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from kequn.dashboard import services
+from kequn.security.actors import system_actor
 from tests.conftest import grant
 
 
@@ -40,7 +41,7 @@ def admin_client_en(admin_user) -> Client:
 
 @pytest.fixture
 def refreshed(base):
-    services.refresh_dashboard(now=base.now)
+    services.refresh_dashboard(by=system_actor("test"), now=base.now)
     return base
 
 
@@ -94,15 +95,17 @@ def test_impossible_filters_say_so(refreshed, admin_client_en):
 
 
 def test_period_without_purchases_says_so(refreshed, admin_client_en):
-    services.refresh_dashboard(now=refreshed.now.replace(year=2027))
+    services.refresh_dashboard(by=system_actor("test"), now=refreshed.now.replace(year=2027))
     html = admin_client_en.get("/admin/?period=7").content.decode()
     assert "No purchases in the last 7 days" in html
 
 
-def test_refresh_button_queues_a_task(base, admin_client_en):
+def test_refresh_button_queues_a_task(base, admin_client_en, django_capture_on_commit_callbacks):
     from django_tasks_db.models import DBTaskResult
 
-    response = admin_client_en.post("/admin/dashboard/refresh/")
+    # The task is queued once the request's transaction commits.
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client_en.post("/admin/dashboard/refresh/")
     assert response.status_code == 302
     assert DBTaskResult.objects.filter(task_path__endswith="refresh_dashboard_task").exists()
 

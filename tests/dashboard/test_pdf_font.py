@@ -12,7 +12,7 @@ from django.utils import translation
 from pypdf import PdfReader
 
 from kequn.customers.services import create_customer
-from kequn.dashboard import exports, services
+from kequn.dashboard import exports, reports, services
 from kequn.security.actors import system_actor
 
 FONT = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
@@ -28,7 +28,7 @@ def zh_client(admin_user) -> Client:
 
 @pytest.fixture
 def refreshed(base):
-    services.refresh_dashboard(now=base.now)
+    services.refresh_dashboard(by=system_actor("test"), now=base.now)
     return base
 
 
@@ -114,9 +114,9 @@ def test_weekly_report_keeps_the_excel_file_when_the_font_is_missing(refreshed, 
     settings.DATA_DIR = tmp_path
     settings.PDF_FONT = str(tmp_path / "nowhere.ttf")
     with pytest.raises(exports.PdfFontError):
-        services.write_weekly_report(now=refreshed.now)
-    assert [p.suffix for p in services.list_reports()] == [".xlsx"]
+        reports.write_weekly_report(now=refreshed.now)
+    assert [p.suffix for p in reports.list_reports()] == [".xlsx"]
     settings.PDF_FONT = str(FONT)
-    written = services.write_weekly_report(now=refreshed.now)
+    written = reports.write_weekly_report(now=refreshed.now)
     assert sorted(p.suffix for p in written) == [".pdf", ".xlsx"]
     assert_chinese_font_embedded(written[0].read_bytes())

@@ -30,7 +30,7 @@ from reportlab.platypus import (
 )
 
 from kequn.dashboard import numbers
-from kequn.dashboard.queries import CHART_TITLES
+from kequn.dashboard.constants import CHART_TITLES
 from kequn.security.formulas import escape_row, make_sheet_title
 
 # A TrueType font embedded (as a subset) in every PDF, so Chinese shows on any machine.

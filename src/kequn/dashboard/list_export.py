@@ -18,8 +18,12 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
+from openpyxl import Workbook
 
+from kequn.customers.models import Customer
+from kequn.privacy.services import filter_marketable
 from kequn.security.formulas import escape_formula, escape_row, make_sheet_title
+from kequn.security.permissions import EXPORT_WITHOUT_CONSENT, has_permission
 from kequn.segments.export import COLUMNS as CUSTOMER_COLUMNS
 from kequn.segments.export import iter_customer_rows, mask_personal_fields
 
@@ -88,15 +92,10 @@ def restrict_rows(user: Any, model: Any, queryset: QuerySet, params: Any) -> Que
     who may export segments only for marketing (the marketing role) gets only the members whose
     marketing consent is in force now, as from the segment export itself.
     """
-    from kequn.customers.models import Customer
-    from kequn.security.permissions import EXPORT_WITHOUT_CONSENT, has_permission
-
     if model is not Customer or not str(params.get("segment") or "").strip():
         return queryset
     if has_permission(user, EXPORT_WITHOUT_CONSENT):
         return queryset
-    from kequn.privacy.services import filter_marketable
-
     return filter_marketable(queryset)
 
 
@@ -147,8 +146,6 @@ def stream_csv(columns: list[str], rows: Iterator[list[Any]]) -> Iterator[str]:
 
 def write_xlsx(title: str, columns: list[str], rows: Iterator[list[Any]]) -> Any:
     """Write the rows to an Excel file on disk (constant memory); return it open and rewound."""
-    from openpyxl import Workbook
-
     book = Workbook(write_only=True)
     sheet = book.create_sheet(make_sheet_title(title, default="rows"))
     sheet.append(columns)

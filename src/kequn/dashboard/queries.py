@@ -8,18 +8,15 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from django.apps import apps
+from django.contrib import admin
 from django.db.models import Q
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from kequn.commerce.models import Channel
 from kequn.customers.models import Customer
-from kequn.dashboard.models import ChartCell, DashboardRefresh, HistoryPoint, KpiWindow
-from kequn.dashboard.numbers import format_change, format_compact, format_number
-from kequn.dashboard.services import (
+from kequn.dashboard.constants import (
     CHURN_BINS,
     CLV_EDGES,
     COHORT_MONTHS,
@@ -28,7 +25,10 @@ from kequn.dashboard.services import (
     get_history_start,
     get_trend_buckets,
 )
+from kequn.dashboard.models import ChartCell, DashboardRefresh, HistoryPoint, KpiWindow
+from kequn.dashboard.numbers import format_change, format_compact, format_number
 from kequn.scoring.models import LifecycleStage, RFMSegment
+from kequn.segments.models import Segment
 
 SERIES_COLOURS = (
     "#6366f1",
@@ -93,8 +93,6 @@ def parse_filters(params: Any) -> Filters:
 
 def get_customer_filter_params() -> set[str]:
     """Return the query parameters the customer list's filters accept."""
-    from django.contrib import admin
-
     model_admin = admin.site._registry.get(Customer)
     names: set[str] = set()
     for spec in getattr(model_admin, "list_filter", ()):
@@ -488,8 +486,9 @@ def _trend(cells: list[ChartCell], period: int, starts_at: Any) -> dict[str, Any
         target["orders"][index] = cell.customers
     first, has_previous = 0, False
     if first_purchase:
-        since = datetime.strptime(first_purchase, "%Y-%m-%d %H:%M:%S")
-        offset = (since - start.replace(tzinfo=None)).total_seconds()
+        # The refresh wrote the first purchase in local wall-clock time, as start is.
+        since = datetime.strptime(first_purchase, "%Y-%m-%d %H:%M:%S").replace(tzinfo=start.tzinfo)
+        offset = (since - start).total_seconds()
         has_previous = offset <= 0
         if offset > 0:
             first = min(int(offset // (days * 86_400)), points - 1)
@@ -514,11 +513,7 @@ def _trend(cells: list[ChartCell], period: int, starts_at: Any) -> dict[str, Any
 
 
 def _custom_segments() -> list[dict[str, Any]] | None:
-    """Return the operator's segments with their latest size, when the segments app is installed."""
-    if not apps.is_installed("kequn.segments"):
-        return None
-    from kequn.segments.models import Segment
-
+    """Return the operator's largest segments with their latest size (None when there are none)."""
     items = []
     for segment in Segment.objects.order_by("-member_count")[:15]:
         # The bar opens the segment's members; the segment's own page if the list cannot.
@@ -714,18 +709,3 @@ def build_dashboard(filters: Filters) -> dict[str, Any]:
     data["custom_segments"] = _custom_segments()
     data["period_has_purchases"] = current.purchases > 0
     return data
-
-
-CHART_TITLES = {
-    "trend": gettext_lazy("Revenue and orders over time"),
-    "rfm": gettext_lazy("RFM grid: recency × frequency"),
-    "stages": gettext_lazy("Lifecycle stages"),
-    "flows": gettext_lazy("Moves between stages"),
-    "cohorts": gettext_lazy("Cohort retention"),
-    "clv": gettext_lazy("Customer lifetime value"),
-    "churn": gettext_lazy("Churn risk"),
-    "channel_breakdown": gettext_lazy("Revenue by store or channel"),
-    "provinces": gettext_lazy("Revenue by province"),
-    "cities": gettext_lazy("Revenue by city (top 20)"),
-    "segments_over_time": gettext_lazy("RFM segment sizes over time"),
-}

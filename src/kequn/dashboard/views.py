@@ -19,14 +19,17 @@ from django.http import (
     HttpResponseRedirect,
     StreamingHttpResponse,
 )
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import strip_tags
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from kequn.dashboard import exports, list_export, services
+from kequn.dashboard import exports, list_export, tasks
+from kequn.dashboard import reports as report_files
 from kequn.dashboard.queries import build_dashboard, parse_filters
+from kequn.security.audit import services as audit
 
 PERMISSION = "dashboard.view_dashboard"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -161,8 +164,6 @@ def export_list(request: HttpRequest, app_label: str, model_name: str, fmt: str)
 
 def _record_export(request: HttpRequest, label: str, fmt: str, count: Any) -> None:
     """Audit one list export: who, which list, which filters (names only), how many rows."""
-    from kequn.security.audit import services as audit
-
     audit.record_event(
         audit.EXPORT,
         actor=request.user,
@@ -227,7 +228,7 @@ def export_rows(
 def refresh(request: HttpRequest) -> HttpResponse:
     """Queue a recomputation of the dashboard for the worker."""
     _require_dashboard(request)
-    services.enqueue_dashboard_refresh()
+    tasks.enqueue_dashboard_refresh()
     messages.success(
         request, _("The dashboard refresh is queued; `kequn worker` will run it shortly.")
     )
@@ -236,15 +237,13 @@ def refresh(request: HttpRequest) -> HttpResponse:
 
 def reports(request: HttpRequest) -> HttpResponse:
     """List the weekly summary report files."""
-    from django.template.response import TemplateResponse
-
     _require_dashboard(request)
-    files = services.list_reports()
+    files = report_files.list_reports()
     context = {
         **admin.site.each_context(request),
         "title": _("Reports"),
         "files": files,
-        "reports_dir": services.get_reports_dir(),
+        "reports_dir": report_files.get_reports_dir(),
     }
     return TemplateResponse(request, "dashboard/reports.html", context)
 
@@ -252,7 +251,7 @@ def reports(request: HttpRequest) -> HttpResponse:
 def report_file(request: HttpRequest, name: str) -> FileResponse:
     """Download one report file by name."""
     _require_dashboard(request)
-    for path in services.list_reports():
+    for path in report_files.list_reports():
         if path.name == name:
             return FileResponse(path.open("rb"), as_attachment=True, filename=path.name)
     raise Http404(_("There is no report %(name)s.") % {"name": name})
