@@ -13,6 +13,7 @@ from django.urls import reverse
 from playwright.sync_api import expect
 
 from kequn.dashboard import services
+from kequn.security.actors import system_actor
 from tests.dashboard.conftest import build_base
 from tests.e2e.conftest import add_authenticator, shoot
 from tests.e2e.conftest import log_in as log_in_as
@@ -24,7 +25,7 @@ PASSWORD = "e2e-Pass-word-42"
 @pytest.fixture
 def base(transactional_db):
     data = build_base()
-    services.refresh_dashboard(now=data.now)
+    services.refresh_dashboard(now=data.now, by=system_actor("tests"))
     boss = User.objects.create_superuser("boss", password=PASSWORD)
     data.authenticator = add_authenticator(boss)
     return data

@@ -11,6 +11,7 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from kequn.dashboard import services
+from kequn.security.actors import system_actor
 from tests.dashboard.conftest import build_base
 from tests.e2e.conftest import shoot
 
@@ -28,7 +29,7 @@ document.addEventListener('securitypolicyviolation', (e) => {
 @pytest.fixture
 def base(transactional_db):
     data = build_base()
-    services.refresh_dashboard(now=data.now)
+    services.refresh_dashboard(now=data.now, by=system_actor("tests"))
     boss = User.objects.create_superuser("boss", password=PASSWORD)
     data.device = TOTPDevice.objects.create(user=boss, name="csp", confirmed=True)
     return data

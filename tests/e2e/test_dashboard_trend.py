@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from kequn.dashboard import services
+from kequn.security.actors import system_actor
 from tests.dashboard.conftest import build_base
 from tests.e2e.conftest import add_authenticator, log_in, shoot
 
@@ -16,7 +17,7 @@ PASSWORD = "e2e-Pass-word-42"
 @pytest.mark.slow
 def test_trend_chart_draws_this_and_the_previous_period(page, transactional_db):
     data = build_base()
-    services.refresh_dashboard(now=data.now)
+    services.refresh_dashboard(now=data.now, by=system_actor("tests"))
     boss = User.objects.create_superuser("boss", password=PASSWORD)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
