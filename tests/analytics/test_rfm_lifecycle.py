@@ -161,7 +161,7 @@ def test_rhythm_decides_at_risk_and_p_alive_overrides():
 
 
 def test_stage_changes_for_history():
-    at = datetime(2025, 1, 1)
+    at = datetime(2025, 1, 1)  # noqa: DTZ001 -- analytics takes naive times
     prev = pd.DataFrame(
         {"customer_id": ["a", "b", "c"], "lifecycle_stage": ["new", "active", "loyal"]}
     )

@@ -61,7 +61,7 @@ FEATURES = [
 
 
 def build_churn_features(
-    summary: pd.DataFrame, bgnbd_params: dict | None, horizon_units: float
+    summary: pd.DataFrame, bgnbd_params: dict[str, float] | None, horizon_units: float
 ) -> pd.DataFrame:
     """Return the model features per customer from a summary (and BG/NBD params if fitted)."""
     s = summary
@@ -115,15 +115,15 @@ def build_feature_matrix(features: pd.DataFrame) -> np.ndarray:
     Missing values are fine for the model, but a column with no value at all (e.g. quantity
     when the source has none) breaks histogram binning, in training and prediction alike.
     """
-    X = features[FEATURES].to_numpy(float)  # noqa: N806 - the usual name for a design matrix
+    X = features[FEATURES].to_numpy(float)
     empty = np.isnan(X).all(axis=0)
     X[:, empty] = 0.0
-    return X
+    return np.asarray(X)
 
 
 def train_churn_model(
     features: pd.DataFrame, churned: np.ndarray, *, seed: int = 0, max_rows: int = 300_000
-):
+) -> Any:
     """Fit a HistGradientBoostingClassifier predicting churn; subsample huge bases for speed."""
     y = np.asarray(churned, dtype=int)
     if len(np.unique(y)) < 2:
@@ -145,9 +145,9 @@ def train_churn_model(
     return model
 
 
-def predict_churn(model, features: pd.DataFrame) -> np.ndarray:
+def predict_churn(model: Any, features: pd.DataFrame) -> np.ndarray:
     """Return each customer's churn probability."""
-    return model.predict_proba(build_feature_matrix(features))[:, 1]
+    return np.asarray(model.predict_proba(build_feature_matrix(features))[:, 1])
 
 
 def explain_churn_risk(features: pd.DataFrame, *, limit: int = 3) -> tuple[list[str], list[str]]:
@@ -162,7 +162,7 @@ def explain_churn_risk(features: pd.DataFrame, *, limit: int = 3) -> tuple[list[
     en = np.full((n, 4), "", dtype=object)
     zh = np.full((n, 4), "", dtype=object)
 
-    def put(col: int, hit: np.ndarray, power, text_en, text_zh) -> None:
+    def put(col: int, hit: np.ndarray, power: Any, text_en: Any, text_zh: Any) -> None:
         strength[hit, col] = power
         en[hit, col] = text_en
         zh[hit, col] = text_zh
@@ -225,7 +225,7 @@ def _format(pattern: str, values: np.ndarray) -> np.ndarray:
 def compute_lift(y: np.ndarray, score: np.ndarray, fraction: float = 0.1) -> float:
     """Return churn rate in the top ``fraction`` by score divided by the overall churn rate."""
     y = np.asarray(y, float)
-    n = max(1, int(round(len(y) * fraction)))
+    n = max(1, round(len(y) * fraction))
     # Stable sort on -score keeps equal scores in input order, so the top decile is deterministic.
     top = np.argsort(-np.asarray(score, float), kind="stable")[:n]
     base = y.mean()
@@ -260,7 +260,7 @@ class ChurnEvaluation:
     brier: dict[str, float]
     lift_top_decile: dict[str, float]
     reliability: pd.DataFrame = field(repr=False)
-    bgnbd_test: dict = field(default_factory=dict)
+    bgnbd_test: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -280,8 +280,13 @@ class ChurnEvaluation:
 
 
 def _features_at(
-    transactions, cutoff: date, label_end: date, feature_horizon_days: int, time_unit: str, backend
-):
+    transactions: Any,
+    cutoff: date,
+    label_end: date,
+    feature_horizon_days: int,
+    time_unit: str,
+    backend: Any,
+) -> tuple[pd.DataFrame, np.ndarray, dict[str, float] | None, pd.DataFrame]:
     summary = summarize_customers(
         transactions, cutoff, label_end, time_unit=time_unit, backend=backend
     )
@@ -301,7 +306,7 @@ def list_training_cutoffs(latest: date, snapshots: int = TRAINING_SNAPSHOTS) -> 
 
 
 def build_training_set(
-    transactions,
+    transactions: Any,
     latest_cutoff: date,
     horizon_days: int,
     time_unit: str,
@@ -321,7 +326,8 @@ def build_training_set(
     transactions = prepare_daily(transactions, backend)
     if max_customers is not None:
         transactions = transactions.sample_customers(max_customers, seed)
-    feats, labels = [], []
+    feats: list[pd.DataFrame] = []
+    labels: list[np.ndarray] = []
     for cutoff in list_training_cutoffs(latest_cutoff, snapshots):
         label_end = cutoff + timedelta(days=horizon_days)
         try:
@@ -429,7 +435,7 @@ def evaluate_churn(
     return evaluation, model
 
 
-def score_churn_risk(model, features: pd.DataFrame) -> pd.DataFrame:
+def score_churn_risk(model: Any, features: pd.DataFrame) -> pd.DataFrame:
     """Return churn probability and bilingual reasons per customer."""
     prob = predict_churn(model, features)
     en, zh = explain_churn_risk(features)

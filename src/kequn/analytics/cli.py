@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parse_now(value: str | None) -> datetime:
     if value is None:
-        return datetime.now()
+        return datetime.now()  # noqa: DTZ005 -- naive wall-clock time, like the transactions analytics reads
     try:
         return datetime.fromisoformat(value)
     except ValueError:
@@ -100,7 +100,8 @@ def _parse_now(value: str | None) -> datetime:
 
 
 def _end_of(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day) + timedelta(days=1) - timedelta(microseconds=1)
+    start = datetime(day.year, day.month, day.day)  # noqa: DTZ001 -- naive wall-clock time, like the transactions analytics reads
+    return start + timedelta(days=1) - timedelta(microseconds=1)
 
 
 def run_analysis(
@@ -130,7 +131,7 @@ def run_analysis(
         bar.set_postfix_str(label)
         bar.update(1)
 
-    now = now or datetime.now()
+    now = now or datetime.now()  # noqa: DTZ005 -- naive wall-clock time, like the transactions analytics reads
     tx = source if isinstance(source, pa.Table) else read_transactions(source)
     name = str(source) if not isinstance(source, pa.Table) else "transactions"
     if tx.num_rows == 0:

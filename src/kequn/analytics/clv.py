@@ -17,9 +17,13 @@ L-BFGS-B from a few starting points; the best log-likelihood wins.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from scipy import optimize, special
 from threadpoolctl import threadpool_limits
@@ -28,6 +32,11 @@ from .errors import InsufficientDataError
 
 MIN_CUSTOMERS = 30
 MIN_REPEAT_BUYERS = 10
+
+Params = dict[str, float]
+# f(log params) -> (negative log-likelihood, gradient), or just the value.
+GradientObjective = Callable[[np.ndarray], tuple[float, np.ndarray]]
+Objective = Callable[[np.ndarray], float]
 
 
 @dataclass
@@ -42,18 +51,20 @@ class FittedModel:
     converged: bool
     extra: dict[str, float] = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
         return asdict(self)
 
 
-def compress_statistics(x, t_x, T) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def compress_statistics(
+    x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Group identical (x, t_x, T) rows; return the distinct rows and their counts."""
-    *columns, counts, _ = _group_rows(x, t_x, T)
-    return (*columns, counts)
+    ux, utx, uT, counts, _ = _group_rows(x, t_x, T)
+    return ux, utx, uT, counts
 
 
-def _group_rows(*columns) -> tuple:
+def _group_rows(*columns: npt.ArrayLike) -> tuple[np.ndarray, ...]:
     """Return the distinct rows (sorted), their counts and each input row's distinct-row index."""
     cols = [np.asarray(c, float) for c in columns]
     n = len(cols[0])
@@ -74,8 +85,8 @@ def _group_rows(*columns) -> tuple:
     return (*(c[start] for c in sorted_cols), counts, inverse)
 
 
-def _check_inputs(x, t_x, T, what: str) -> None:
-    n = len(x)
+def _check_inputs(x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike, what: str) -> None:
+    n = np.size(x)
     if n < MIN_CUSTOMERS:
         raise InsufficientDataError(
             f"{what}: {n} customers is too few to fit (need at least {MIN_CUSTOMERS})"
@@ -92,15 +103,16 @@ def _check_inputs(x, t_x, T, what: str) -> None:
         )
 
 
-def _single_thread_blas():
+def _single_thread_blas() -> AbstractContextManager[Any]:
     """Return a context that keeps BLAS on one thread."""
     # np.dot over 34k rows took 24 ms with two OpenBLAS threads on two busy cores and
     # 0.007 ms on one: the likelihood sums are far too small to share out.
-    return threadpool_limits(limits=1, user_api="blas")
+    limits: AbstractContextManager[Any] = threadpool_limits(limits=1, user_api="blas")
+    return limits
 
 
-def _minimise(negll, starts: list[np.ndarray]) -> tuple[np.ndarray, float, bool]:
-    best = None
+def _minimise(negll: Objective, starts: list[np.ndarray]) -> tuple[np.ndarray, float, bool]:
+    best: Any = None
     with np.errstate(all="ignore"), _single_thread_blas():
         for x0 in starts:
             res = optimize.minimize(negll, x0, method="L-BFGS-B", bounds=[(-12, 12)] * len(x0))
@@ -119,13 +131,15 @@ def _minimise(negll, starts: list[np.ndarray]) -> tuple[np.ndarray, float, bool]
     return best.x, float(best.fun), bool(np.isfinite(best.fun))
 
 
-def _minimise_with_gradient(negll_grad, starts: list[np.ndarray]) -> tuple[np.ndarray, float, bool]:
+def _minimise_with_gradient(
+    negll_grad: GradientObjective, starts: list[np.ndarray]
+) -> tuple[np.ndarray, float, bool]:
     """Minimise a (value, gradient) objective with L-BFGS-B from several starts; keep the best.
 
     With exact gradients L-BFGS-B converges to the optimum itself, so no Nelder-Mead
     polish is needed (it would cost thousands of evaluations on a million customers).
     """
-    best = None
+    best: Any = None
     options = {"ftol": 1e-13, "gtol": 1e-9, "maxiter": 2000}
     with np.errstate(all="ignore"), _single_thread_blas():
         for x0 in starts:
@@ -145,9 +159,11 @@ def _minimise_with_gradient(negll_grad, starts: list[np.ndarray]) -> tuple[np.nd
 # ---------------------------------------------------------------------------- BG/NBD
 
 
-def bgnbd_log_likelihood_terms(params, x, t_x, T) -> np.ndarray:
+def bgnbd_log_likelihood_terms(
+    params: npt.ArrayLike, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike
+) -> np.ndarray:
     """Return each customer's BG/NBD log-likelihood (FHL 2005, eq. 6)."""
-    r, alpha, a, b = params
+    r, alpha, a, b = np.asarray(params, float)
     x = np.asarray(x, float)
     t_x = np.asarray(t_x, float)
     T = np.asarray(T, float)
@@ -160,14 +176,14 @@ def bgnbd_log_likelihood_terms(params, x, t_x, T) -> np.ndarray:
         special.betaln(a + 1, np.maximum(b + x - 1, 1e-300)) - b_ab - (r + x) * np.log(alpha + t_x),
         -np.inf,
     )
-    return common + np.logaddexp(term1, term2)
+    return np.asarray(common + np.logaddexp(term1, term2))
 
 
-def fit_bgnbd(x, t_x, T) -> FittedModel:
+def fit_bgnbd(x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike) -> FittedModel:
     """Fit BG/NBD (r, alpha, a, b) by maximum likelihood on compressed statistics."""
     _check_inputs(x, t_x, T, "BG/NBD")
     ux, utx, uT, w = compress_statistics(x, t_x, T)
-    scale = float(np.mean(T)) or 1.0
+    scale = float(np.mean(np.asarray(T, float))) or 1.0
     negll_grad = _bgnbd_objective(ux, utx, uT, w)
     starts = [
         np.log([0.5, scale / 4, 0.8, 2.5]),
@@ -175,18 +191,20 @@ def fit_bgnbd(x, t_x, T) -> FittedModel:
         np.log([0.2, scale / 10, 0.5, 5.0]),
     ]
     logp, nll, ok = _minimise_with_gradient(negll_grad, starts)
-    r, alpha, a, b = np.exp(logp)
+    r, alpha, a, b = (float(v) for v in np.exp(logp))
     return FittedModel(
         "bgnbd",
         {"r": r, "alpha": alpha, "a": a, "b": b},
         -nll,
         int(w.sum()),
         len(w),
-        ok and np.isfinite(nll),
+        ok and bool(np.isfinite(nll)),
     )
 
 
-def _bgnbd_objective(ux, utx, uT, w):
+def _bgnbd_objective(
+    ux: np.ndarray, utx: np.ndarray, uT: np.ndarray, w: np.ndarray
+) -> GradientObjective:
     """Return f(log params) -> (negative log-likelihood, gradient) on weighted distinct rows.
 
     Terms that depend on x alone (gamma and beta functions) are computed once per
@@ -200,7 +218,7 @@ def _bgnbd_objective(ux, utx, uT, w):
     w_total = float(w.sum())
     wx = np.bincount(xi, weights=w, minlength=len(xs))
 
-    def negll_grad(logp):
+    def negll_grad(logp: np.ndarray) -> tuple[float, np.ndarray]:
         r, alpha, a, b = np.exp(logp)
         rx = r + xs
         b_ab = special.betaln(a, b)
@@ -219,7 +237,7 @@ def _bgnbd_objective(ux, utx, uT, w):
         share_second = np.exp(second - top)
         norm = share_first + share_second
         lse = top + np.log(norm)
-        value = -(np.dot(wx, common) + np.dot(w, lse))
+        value = float(-(np.dot(wx, common) + np.dot(w, lse)))
         if not np.isfinite(value):
             return 1e300, np.zeros(4)
         wa = w * share_first / norm  # weight of the "still alive" branch per row
@@ -255,7 +273,9 @@ def _bgnbd_objective(ux, utx, uT, w):
     return negll_grad
 
 
-def bgnbd_probability_alive(params: dict, x, t_x, T) -> np.ndarray:
+def bgnbd_probability_alive(
+    params: Params, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike
+) -> np.ndarray:
     """Return P(alive | x, t_x, T) under BG/NBD (FHL 2005, eq. 13)."""
     r, alpha, a, b = params["r"], params["alpha"], params["a"], params["b"]
     x = np.asarray(x, float)
@@ -266,10 +286,12 @@ def bgnbd_probability_alive(params: dict, x, t_x, T) -> np.ndarray:
         - np.log(np.maximum(b + x - 1, 1e-300))
         + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
     )
-    return np.where(x > 0, special.expit(-log_ratio), 1.0)
+    return np.where(x > 0, np.asarray(special.expit(-log_ratio)), 1.0)
 
 
-def bgnbd_expected_purchases(params: dict, t, x, t_x, T) -> np.ndarray:
+def bgnbd_expected_purchases(
+    params: Params, t: npt.ArrayLike, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike
+) -> np.ndarray:
     """Return E[purchases in the next t units | x, t_x, T] under BG/NBD (FHL 2005, eq. 10)."""
     x = np.asarray(x, float)
     T = np.asarray(T, float)
@@ -279,19 +301,23 @@ def bgnbd_expected_purchases(params: dict, t, x, t_x, T) -> np.ndarray:
         factor = _bgnbd_purchase_factor(params, t, x, T)
     else:
         factor = _per_distinct_pair(x, T, lambda x, T: _bgnbd_purchase_factor(params, t, x, T))
-    return factor * bgnbd_probability_alive(params, x, t_x, T)
+    return np.asarray(factor * bgnbd_probability_alive(params, x, t_x, T))
 
 
-def _bgnbd_purchase_factor(params: dict, t, x, T) -> np.ndarray:
+def _bgnbd_purchase_factor(params: Params, t: Any, x: np.ndarray, T: np.ndarray) -> np.ndarray:
     """Return E[purchases in the next t | x, T] / P(alive): the part that needs 2F1."""
     r, alpha, a, b = params["r"], params["alpha"], params["a"], params["b"]
     z = t / (alpha + T + t)
     hyp = special.hyp2f1(r + x, b + x, a + b + x - 1, z)
     first = (a + b + x - 1) / (a - 1)
-    return first * (1 - np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + t))) * hyp)
+    return np.asarray(
+        first * (1 - np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + t))) * hyp)
+    )
 
 
-def _per_distinct_pair(x: np.ndarray, T: np.ndarray, f) -> np.ndarray:
+def _per_distinct_pair(
+    x: np.ndarray, T: np.ndarray, f: Callable[[np.ndarray, np.ndarray], np.ndarray]
+) -> np.ndarray:
     """Return f(x, T) per row, evaluated once per distinct (x, T) pair.
 
     A million customers share far fewer (repeat count, age) pairs, and the Gauss
@@ -304,7 +330,9 @@ def _per_distinct_pair(x: np.ndarray, T: np.ndarray, f) -> np.ndarray:
     return f(pairs.real, pairs.imag)[inverse.ravel()]
 
 
-def bgnbd_probability_no_purchase(params: dict, t, x, t_x, T) -> np.ndarray:
+def bgnbd_probability_no_purchase(
+    params: Params, t: npt.ArrayLike, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike
+) -> np.ndarray:
     """Return P(no purchase in the next t units | x, t_x, T) under BG/NBD.
 
     Dead customers never buy; a live one's rate has posterior Gamma(r+x, alpha+T), so
@@ -314,22 +342,22 @@ def bgnbd_probability_no_purchase(params: dict, t, x, t_x, T) -> np.ndarray:
     x = np.asarray(x, float)
     T = np.asarray(T, float)
     alive = bgnbd_probability_alive(params, x, t_x, T)
-    silent = np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + t)))
-    return 1 - alive + alive * silent
+    silent = np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + np.asarray(t, float))))
+    return np.asarray(1 - alive + alive * silent)
 
 
-def bgnbd_expected_purchases_new(params: dict, t) -> np.ndarray:
+def bgnbd_expected_purchases_new(params: Params, t: npt.ArrayLike) -> np.ndarray:
     """Return E[X(t)] for a randomly chosen new customer under BG/NBD (FHL 2005, eq. 9)."""
     r, alpha, a, b = params["r"], params["alpha"], params["a"], params["b"]
     t = np.asarray(t, float)
     hyp = special.hyp2f1(r, b, a + b - 1, t / (alpha + t))
-    return (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp)
+    return np.asarray((a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp))
 
 
 # ------------------------------------------------------------------------ Pareto/NBD
 
 
-def _log_hyp2f1(a, b, c, z) -> np.ndarray:
+def _log_hyp2f1(a: Any, b: Any, c: Any, z: npt.ArrayLike) -> np.ndarray:
     """Return log 2F1(a, b; c; z) for 0 <= z < 1, via the Euler transform when z is near 1."""
     z = np.asarray(z, float)
     direct = special.hyp2f1(a, b, c, z)
@@ -343,9 +371,11 @@ def _log_hyp2f1(a, b, c, z) -> np.ndarray:
     return out
 
 
-def paretonbd_log_likelihood_terms(params, x, t_x, T) -> np.ndarray:
+def paretonbd_log_likelihood_terms(
+    params: Any, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike
+) -> np.ndarray:
     """Return each customer's Pareto/NBD log-likelihood (Fader & Hardie 2005 note, eq. 22 with A0)."""
-    r, alpha, s, beta = params
+    r, alpha, s, beta = np.asarray(params, float)
     x = np.asarray(x, float)
     t_x = np.asarray(t_x, float)
     T = np.asarray(T, float)
@@ -363,20 +393,20 @@ def paretonbd_log_likelihood_terms(params, x, t_x, T) -> np.ndarray:
     common = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
     term1 = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
     term2 = np.log(s) - np.log(rsx) + log_a0
-    return common + np.logaddexp(term1, term2)
+    return np.asarray(common + np.logaddexp(term1, term2))
 
 
-def fit_paretonbd(x, t_x, T) -> FittedModel:
+def fit_paretonbd(x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike) -> FittedModel:
     """Fit Pareto/NBD (r, alpha, s, beta) by maximum likelihood on compressed statistics."""
     _check_inputs(x, t_x, T, "Pareto/NBD")
     ux, utx, uT, w = compress_statistics(x, t_x, T)
-    scale = float(np.mean(T)) or 1.0
+    scale = float(np.mean(np.asarray(T, float))) or 1.0
 
-    def negll(logp):
+    def negll(logp: np.ndarray) -> float:
         p = np.exp(logp)
         with np.errstate(all="ignore"):
             ll = paretonbd_log_likelihood_terms(p, ux, utx, uT)
-        val = -np.dot(w, ll)
+        val = float(-np.dot(w, ll))
         return val if np.isfinite(val) else 1e300
 
     starts = [
@@ -385,18 +415,20 @@ def fit_paretonbd(x, t_x, T) -> FittedModel:
         np.log([0.3, scale / 8, 1.5, scale]),
     ]
     logp, nll, ok = _minimise(negll, starts)
-    r, alpha, s, beta = np.exp(logp)
+    r, alpha, s, beta = (float(v) for v in np.exp(logp))
     return FittedModel(
         "paretonbd",
         {"r": r, "alpha": alpha, "s": s, "beta": beta},
         -nll,
         int(w.sum()),
         len(w),
-        ok and np.isfinite(nll),
+        ok and bool(np.isfinite(nll)),
     )
 
 
-def paretonbd_probability_alive(params: dict, x, t_x, T) -> np.ndarray:
+def paretonbd_probability_alive(
+    params: Params, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike
+) -> np.ndarray:
     """Return P(alive | x, t_x, T) under Pareto/NBD: 1 / (1 + s/(r+s+x) (α+T)^(r+x) (β+T)^s A0)."""
     r, alpha, s, beta = params["r"], params["alpha"], params["s"], params["beta"]
     x = np.asarray(x, float)
@@ -406,10 +438,12 @@ def paretonbd_probability_alive(params: dict, x, t_x, T) -> np.ndarray:
     common = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
     term1 = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
     # P(alive) = (alive branch) / (total likelihood).
-    return np.exp(common + term1 - ll)
+    return np.asarray(np.exp(common + term1 - ll))
 
 
-def paretonbd_expected_purchases(params: dict, t, x, t_x, T) -> np.ndarray:
+def paretonbd_expected_purchases(
+    params: Params, t: Any, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike
+) -> np.ndarray:
     """Return E[purchases in the next t units | x, t_x, T] under Pareto/NBD."""
     r, alpha, s, beta = params["r"], params["alpha"], params["s"], params["beta"]
     x = np.asarray(x, float)
@@ -419,19 +453,19 @@ def paretonbd_expected_purchases(params: dict, t, x, t_x, T) -> np.ndarray:
         horizon = np.log((beta + T + t) / (beta + T)) * (beta + T)
     else:
         horizon = (beta + T) / (s - 1) * (1 - ((beta + T) / (beta + T + t)) ** (s - 1))
-    return (r + x) / (alpha + T) * horizon * p_alive
+    return np.asarray((r + x) / (alpha + T) * horizon * p_alive)
 
 
 # ----------------------------------------------------------------------- Gamma-Gamma
 
 
-def gammagamma_log_likelihood_terms(params, x, m) -> np.ndarray:
+def gammagamma_log_likelihood_terms(params: Any, x: npt.ArrayLike, m: npt.ArrayLike) -> np.ndarray:
     """Return each repeat buyer's Gamma-Gamma log-density of mean spend m over x transactions."""
-    p, q, gamma = params
+    p, q, gamma = np.asarray(params, float)
     x = np.asarray(x, float)
     m = np.asarray(m, float)
     px = p * x
-    return (
+    return np.asarray(
         special.gammaln(px + q)
         - special.gammaln(px)
         - special.gammaln(q)
@@ -442,18 +476,18 @@ def gammagamma_log_likelihood_terms(params, x, m) -> np.ndarray:
     )
 
 
-def fit_gammagamma(x, m) -> FittedModel:
+def fit_gammagamma(x: npt.ArrayLike, m: npt.ArrayLike) -> FittedModel:
     """Fit Gamma-Gamma (p, q, gamma) on repeat buyers' transaction counts x and mean spends m."""
-    x = np.asarray(x, float)
-    m = np.asarray(m, float)
-    keep = (x > 0) & (m > 0) & np.isfinite(m)
-    x, m = x[keep], m[keep]
-    if len(x) < MIN_REPEAT_BUYERS:
+    xs = np.asarray(x, float)
+    ms = np.asarray(m, float)
+    keep = (xs > 0) & (ms > 0) & np.isfinite(ms)
+    xs, ms = xs[keep], ms[keep]
+    if len(xs) < MIN_REPEAT_BUYERS:
         raise InsufficientDataError(
-            f"Gamma-Gamma: only {len(x)} repeat buyers with positive spend (need {MIN_REPEAT_BUYERS})"
+            f"Gamma-Gamma: only {len(xs)} repeat buyers with positive spend (need {MIN_REPEAT_BUYERS})"
         )
-    ux, um, w, _ = _group_rows(x, np.round(m, 6))
-    mean_m = float(np.mean(m))
+    ux, um, w, _ = _group_rows(xs, np.round(ms, 6))
+    mean_m = float(np.mean(ms))
     negll_grad = _gammagamma_objective(ux, um, w)
     starts = [
         np.log([1.0, 1.0, mean_m]),
@@ -461,14 +495,14 @@ def fit_gammagamma(x, m) -> FittedModel:
         np.log([0.5, 2.0, mean_m / 2]),
     ]
     logp, nll, ok = _minimise_with_gradient(negll_grad, starts)
-    p, q, gamma = np.exp(logp)
+    p, q, gamma = (float(v) for v in np.exp(logp))
     extra = {"mean_spend": float(p * gamma / (q - 1)) if q > 1 else float("inf")}
     return FittedModel(
         "gammagamma", {"p": p, "q": q, "gamma": gamma}, -nll, int(w.sum()), len(w), ok, extra
     )
 
 
-def _gammagamma_objective(ux, um, w):
+def _gammagamma_objective(ux: np.ndarray, um: np.ndarray, w: np.ndarray) -> GradientObjective:
     """Return f(log params) -> (negative log-likelihood, gradient) on weighted distinct rows."""
     xs, xi = np.unique(ux, return_inverse=True)
     wx = np.bincount(xi, weights=w, minlength=len(xs))
@@ -479,12 +513,12 @@ def _gammagamma_objective(ux, um, w):
     sum_log_m = float(np.dot(w, log_m))
     sum_x_log_mx = float(np.dot(wux, log_m + np.log(ux)))
 
-    def negll_grad(logp):
+    def negll_grad(logp: np.ndarray) -> tuple[float, np.ndarray]:
         p, q, gamma = np.exp(logp)
         px = p * xs
         log_denominator = np.log(gamma + um * ux)
         inverse_denominator = 1 / (gamma + um * ux)
-        value = -(
+        value = -float(
             np.dot(wx, special.gammaln(px + q) - special.gammaln(px))
             - w_total * special.gammaln(q)
             + w_total * q * np.log(gamma)
@@ -513,26 +547,26 @@ def _gammagamma_objective(ux, um, w):
     return negll_grad
 
 
-def gammagamma_expected_spend(params: dict, x, m) -> np.ndarray:
+def gammagamma_expected_spend(params: Params, x: npt.ArrayLike, m: npt.ArrayLike) -> np.ndarray:
     """Return E[M | x, mean spend m]: a weighted mean of the population mean and the customer's mean."""
     p, q, gamma = params["p"], params["q"], params["gamma"]
-    x = np.asarray(x, float)
-    m = np.nan_to_num(np.asarray(m, float))
+    xs = np.asarray(x, float)
+    ms: np.ndarray = np.nan_to_num(np.asarray(m, float))
     # For q <= 1 the population mean is infinite; fall back to the customer's own mean.
     if q <= 1:
-        return np.where(x > 0, m, np.nan)
-    return (gamma + m * x) * p / (p * x + q - 1)
+        return np.where(xs > 0, ms, np.nan)
+    return np.asarray((gamma + ms * xs) * p / (p * xs + q - 1))
 
 
 # ------------------------------------------------------------------------------ CLV
 
 
 def compute_clv(
-    bgnbd_params: dict,
-    expected_spend,
-    x,
-    t_x,
-    T,
+    bgnbd_params: Params,
+    expected_spend: npt.ArrayLike,
+    x: npt.ArrayLike,
+    t_x: npt.ArrayLike,
+    T: npt.ArrayLike,
     *,
     periods: int = 12,
     days_per_period: float = 365.25 / 12,
@@ -543,7 +577,7 @@ def compute_clv(
     x = np.asarray(x, float)
     T = np.asarray(T, float)
 
-    def discounted_purchases(x, T):
+    def discounted_purchases(x: np.ndarray, T: np.ndarray) -> np.ndarray:
         # Per live customer: the sum over periods of new purchases, discounted.
         total = np.zeros_like(x)
         previous = np.zeros_like(x)
@@ -555,7 +589,7 @@ def compute_clv(
         return total
 
     alive = bgnbd_probability_alive(bgnbd_params, x, t_x, T)
-    return (
+    return np.asarray(
         _per_distinct_pair(x, T, discounted_purchases) * alive * np.asarray(expected_spend, float)
     )
 

@@ -41,7 +41,7 @@ def compute_cohorts(
     act = con.execute(build_cohort_expr(t, to_date(until), by))
     act["cohort"] = pd.to_datetime(act["cohort"]).dt.strftime("%Y-%m")
     keys = ["cohort"] + ([by] if by else [])
-    act = act.sort_values(keys + ["age"]).reset_index(drop=True)
+    act = act.sort_values([*keys, "age"]).reset_index(drop=True)
     size = act[act["age"] == 0].set_index(keys)["customers"]
     act["share"] = act["customers"] / act.set_index(keys).index.map(size).to_numpy()
     retention = act.pivot_table(index=keys, columns="age", values="share", fill_value=0.0)
@@ -62,7 +62,7 @@ def compute_cohorts(
     return CohortTables(activity=act, retention=retention, repeat_rate=rr, order_value=aov)
 
 
-def _repeat_customers(con, t, until: date, by: str | None) -> pd.DataFrame:
+def _repeat_customers(con: Any, t: ibis.Table, until: date, by: str | None) -> pd.DataFrame:
     daily = build_daily_expr(t)
     p = daily.filter((daily.day <= ibis.literal(until)) & daily.is_purchase)
     per = p.group_by("customer_id").aggregate(cohort=p.day.truncate("M").min(), days=p.count())

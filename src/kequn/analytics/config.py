@@ -109,7 +109,15 @@ def _format(source: str) -> str:
     return "JSON" if source.endswith(".json") else "TOML"
 
 
-def _number(table: dict, key: str, source: str, kind: type, low: float, high: float, where=""):
+def _number(
+    table: dict[str, Any],
+    key: str,
+    source: str,
+    kind: type,
+    low: float,
+    high: float,
+    where: str = "",
+) -> Any:
     value = table[key]
     name = f"{where}{key}"
     is_int = isinstance(value, int) and not isinstance(value, bool)
@@ -156,7 +164,9 @@ def _read_thresholds(table: Any, source: str) -> LifecycleThresholds:
     return thresholds
 
 
-def _read_segments(items: Any, source: str, known_only: bool):
+def _read_segments(
+    items: Any, source: str, known_only: bool
+) -> tuple[dict[str, dict[str, tuple[int, int]]], dict[str, tuple[str, str]]]:
     if not isinstance(items, list) or not items:
         raise AnalyticsInputError(
             "segments must be a non-empty list of [[segments]] tables", source=source

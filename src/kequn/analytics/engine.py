@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, overload
 
 import ibis
 import numpy as np
@@ -43,6 +43,12 @@ RHYTHM_COLUMNS = (
 DAYS_PER_UNIT = {"day": 1.0, "week": 7.0, "month": 365.25 / 12}
 
 
+@overload
+def to_date(value: date | datetime | str) -> date: ...
+@overload
+def to_date(value: None) -> None: ...
+@overload
+def to_date(value: date | datetime | str | None) -> date | None: ...
 def to_date(value: date | datetime | str | None) -> date | None:
     """Return a ``date`` from a date, datetime or ISO string (None stays None)."""
     if value is None:

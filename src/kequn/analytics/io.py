@@ -251,7 +251,7 @@ def _first_bad(mask: pa.ChunkedArray | pa.Array) -> int:
     return int(idx)
 
 
-def _to_string(col, source, header_rows, name, *, required):
+def _to_string(col: Any, source: str, header_rows: Any, name: str, *, required: bool) -> Any:
     if pa.types.is_dictionary(col.type):
         col = col.cast(col.type.value_type)
     if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
@@ -270,7 +270,7 @@ def _to_string(col, source, header_rows, name, *, required):
     return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
 
 
-def _to_float(col, source, header_rows, name, *, required):
+def _to_float(col: Any, source: str, header_rows: Any, name: str, *, required: bool) -> Any:
     if (
         pa.types.is_integer(col.type)
         or pa.types.is_floating(col.type)
@@ -309,7 +309,9 @@ def _to_float(col, source, header_rows, name, *, required):
     return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
 
 
-def _to_timestamp(col, source, header_rows, name, date_format):
+def _to_timestamp(
+    col: Any, source: str, header_rows: Any, name: str, date_format: str | None
+) -> Any:
     typ = col.type
     if pa.types.is_timestamp(typ):
         out = col
@@ -342,7 +344,7 @@ def _to_timestamp(col, source, header_rows, name, date_format):
     return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
 
 
-def _parse_timestamps(text, date_format: str | None):
+def _parse_timestamps(text: Any, date_format: str | None) -> Any:
     if date_format:
         return pc.strptime(text, format=date_format, unit="us", error_is_null=True)
     # DuckDB's TRY_CAST parses ISO dates and timestamps with or without time and zone.

@@ -123,7 +123,7 @@ def assign_lifecycle_stages(
 
 
 def _column(df: pd.DataFrame, name: str, n: int) -> np.ndarray:
-    return df[name].to_numpy(float) if name in df else np.full(n, np.nan)
+    return np.asarray(df[name].to_numpy(float)) if name in df else np.full(n, np.nan)
 
 
 def _customer_ids(customers: Any, like: Any = None) -> np.ndarray:
@@ -140,8 +140,8 @@ def _customer_ids(customers: Any, like: Any = None) -> np.ndarray:
         values = np.asarray(customers if hasattr(customers, "dtype") else list(customers))
     integers = values.dtype.kind in "iu" or (values.dtype == object and len(values) == 0)
     if like is not None and np.asarray(like).dtype.kind in "iu" and integers:
-        return values.astype(np.int64)
-    return values.astype(object).astype(str)
+        return np.asarray(values.astype(np.int64))
+    return np.asarray(values.astype(object).astype(str))
 
 
 def diff_lifecycle_stages(

@@ -23,7 +23,7 @@ def _as_datetime(now: date | datetime | str) -> datetime:
         return now
     d = to_date(now)
     # A bare date means "end of that day": purchases dated that day are in the past.
-    return datetime(d.year, d.month, d.day, 23, 59, 59, 999999)
+    return datetime(d.year, d.month, d.day, 23, 59, 59, 999999)  # noqa: DTZ001 -- naive wall-clock time, like the transactions analytics reads
 
 
 def score_customers(
@@ -164,7 +164,14 @@ def score_customers(
     return out
 
 
-def _score_churn(tx, features, end: date, horizon_days: int, time_unit: str, backend):
+def _score_churn(
+    tx: Any,
+    features: pd.DataFrame,
+    end: date,
+    horizon_days: int,
+    time_unit: str,
+    backend: Any,
+) -> tuple[np.ndarray | None, dict[str, Any]]:
     """Train at ``end - horizon`` with labels up to ``end``; return (risk or None, info)."""
     train_cut = end - timedelta(days=horizon_days)
     info: dict[str, Any] = {
