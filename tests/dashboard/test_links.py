@@ -143,8 +143,9 @@ def test_segment_bars_link_to_the_members(cohorts, admin_client):
             "match": "all",
             "conditions": [{"field": "province", "operator": "eq", "value": "Zhejiang"}],
         },
+        by=system_actor("test"),
     )
-    segment_services.refresh_segment(segment)
+    segment_services.refresh_segment(segment, by=system_actor("test"))
     data = build_dashboard(Filters(period=30))
     bar = next(b for b in data["custom_segments"] if b["label"] == "Zhejiang buyers")
     assert parse_qs(urlsplit(bar["link"]).query) == {"segment": [str(segment.pk)]}

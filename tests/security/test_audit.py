@@ -17,6 +17,7 @@ from django.test import Client, RequestFactory
 from django.utils import translation
 
 from kequn.customers.models import Customer
+from kequn.security.actors import system_actor
 from kequn.security.audit import guard
 from kequn.security.audit import services as audit
 from kequn.security.audit.models import AuditEntry, AuditEntryError
@@ -410,7 +411,7 @@ def test_api_tokens_and_segment_exports_are_recorded():
     ]
 
     members = [make_customer().pk for _ in range(3)]
-    segment = create_segment("vip", kind="static", customer_ids=members)
+    segment = create_segment("vip", kind="static", customer_ids=members, by=system_actor("test"))
     make_export_response(user, segment, "csv")
     export = AuditEntry.objects.get(action=audit.EXPORT)
     assert (export.actor_username, export.target_type, export.target_id) == (

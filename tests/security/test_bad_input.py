@@ -351,7 +351,7 @@ def test_segment_csv_and_xlsx_exports_neutralise_formulas(make_api_client):
 
     customers = _formula_customers()
     segment = Segment.objects.create(name="formulas", kind=Segment.Kind.STATIC, rules={})
-    set_static_members(segment, [c.pk for c in customers])
+    set_static_members(segment, [c.pk for c in customers], by=system_actor("test"))
     client = make_api_client(superuser=True)
 
     response = client.get(f"/api/v1/segments/{segment.pk}/export?format=csv")
@@ -435,7 +435,7 @@ def test_exports_strip_control_characters_already_stored(make_api_client):
     # Stored before cleaning existed (an update bypasses save and its cleaning).
     Customer.objects.filter(pk=customer.pk).update(name=f"Old{CONTROLS}Name", city="a\x0bb")
     segment = Segment.objects.create(name="Q1/Q2 [x]: *?", kind=Segment.Kind.STATIC, rules={})
-    set_static_members(segment, [customer.pk])
+    set_static_members(segment, [customer.pk], by=system_actor("test"))
     client = make_api_client(superuser=True)
     response = client.get(f"/api/v1/segments/{segment.pk}/export?format=xlsx")
     assert response.status_code == 200

@@ -26,6 +26,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from kequn.recommend.models import Recommendation
+from kequn.security.actors import system_actor
 from kequn.security.roles import ROLES
 from kequn.security.services import create_api_token
 from kequn.segments import services as segment_services
@@ -79,6 +80,7 @@ def real_ids(db) -> dict[str, list[int]]:
     segment = segment_services.create_segment(
         "fuzz city",
         {"match": "all", "conditions": [{"field": "city", "operator": "eq", "value": "上海"}]},
+        by=system_actor("test"),
     )
     products = [line.product for order in orders for line in order.lines.all()]
     recommendations = [

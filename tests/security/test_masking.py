@@ -103,7 +103,9 @@ def role_user(role: str, name: str = "") -> User:
     ],
 )
 def test_export_rows_are_masked_by_role(person, role, expected):
-    segment = segment_services.create_segment("All", kind="static", customer_ids=[person.pk])
+    segment = segment_services.create_segment(
+        "All", kind="static", customer_ids=[person.pk], by=system_actor("test")
+    )
     [row] = [mask_personal_fields(role_user(role), r) for r in iter_member_rows(segment)]
     assert (row["phone"], row["email"], row["address"], row["birthday"]) == expected
     assert "address_parts" not in row
@@ -127,7 +129,7 @@ def test_segment_csv_export_as_sales_rep_has_own_members_unmasked(person, client
     )
     Customer.objects.filter(pk=person.pk).update(owner=rep)
     segment = segment_services.create_segment(
-        "Both", kind="static", customer_ids=[person.pk, theirs.pk]
+        "Both", kind="static", customer_ids=[person.pk, theirs.pk], by=system_actor("test")
     )
     client.force_login(rep)
     response = client.get(f"/admin/segments/segment/{segment.pk}/export/csv/")

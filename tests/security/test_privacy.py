@@ -363,8 +363,8 @@ def test_erasure_removes_quarantined_rows_naming_the_person(person, tmp_path):
 def test_consent_withdrawal_drops_the_customer_from_a_marketing_export_at_once(
     person, other, admin_user
 ):
-    segment = create_segment("上海客户", SHANGHAI)
-    evaluate_segment(segment)
+    segment = create_segment("上海客户", SHANGHAI, by=system_actor("test"))
+    evaluate_segment(segment, by=system_actor("test"))
     assert SegmentMember.objects.filter(segment=segment).count() == 2
     marketing = {r["id"] for r in iter_member_rows(segment, "marketing")}
     assert marketing == {person.pk, other.pk}
@@ -392,8 +392,8 @@ def test_consent_withdrawal_drops_the_customer_from_a_marketing_export_at_once(
 def test_marketing_export_over_the_api_honours_consent(person, other, make_api_client):
     record_consent(person, "sms", "marketing", True, by=system_actor("tests"))
     services.withdraw_consent(person, ["email"], by=ACTOR)
-    segment = create_segment("all", SHANGHAI)
-    evaluate_segment(segment)
+    segment = create_segment("all", SHANGHAI, by=system_actor("test"))
+    evaluate_segment(segment, by=system_actor("test"))
     client = make_api_client(superuser=True)
     email_only = client.get(f"/api/v1/segments/{segment.pk}/export?purpose=marketing&channel=email")
     assert email_only.status_code == 200
@@ -410,8 +410,8 @@ def test_the_marketing_role_can_only_export_members_who_consent(person, other, c
     from kequn.security.roles import ANALYST, MARKETING
 
     services.withdraw_consent(person, ["email", "sms", "phone", "wechat"], by=ACTOR)
-    segment = create_segment("all", SHANGHAI)
-    evaluate_segment(segment)
+    segment = create_segment("all", SHANGHAI, by=system_actor("test"))
+    evaluate_segment(segment, by=system_actor("test"))
     url = f"/admin/segments/segment/{segment.pk}/export/csv/"
     names = {}
     for role in (MARKETING, ANALYST):
@@ -438,8 +438,8 @@ def test_restricted_customer_is_not_scored_segmented_recommended_exported_or_cha
     from kequn.recommend.services import get_recommendations_for_customer, train_recommendations
     from kequn.scoring.services import refresh_scores
 
-    segment = create_segment("all buyers", SHANGHAI)
-    evaluate_segment(segment)
+    segment = create_segment("all buyers", SHANGHAI, by=system_actor("test"))
+    evaluate_segment(segment, by=system_actor("test"))
     Recommendation.objects.create(
         customer=person, product=Order.objects.filter(customer=other).first().lines.first().product,
         rank=1, score=1.0, source="test",
@@ -450,7 +450,7 @@ def test_restricted_customer_is_not_scored_segmented_recommended_exported_or_cha
     assert person.processing_restricted
     # Dropped from audiences at once, and not brought back by a refresh.
     assert not SegmentMember.objects.filter(customer=person).exists()
-    evaluate_segment(segment)
+    evaluate_segment(segment, by=system_actor("test"))
     assert set(
         SegmentMember.objects.filter(segment=segment).values_list("customer", flat=True)
     ) == {other.pk}
@@ -487,18 +487,18 @@ def test_restricted_customer_is_not_scored_segmented_recommended_exported_or_cha
     person.refresh_from_db()
     assert not person.processing_restricted
     update_customer(person, {"occupation": "工程师"}, by=system_actor("tests"))
-    evaluate_segment(segment)
+    evaluate_segment(segment, by=system_actor("test"))
     assert SegmentMember.objects.filter(segment=segment, customer=person).exists()
 
 
 def test_segment_sql_excludes_restricted_customers(person, other):
     from django.db import connection
-    from kequn.segments.compiler import compile_rule_sql, make_context
+    from kequn.segments.services import compile_member_sql
 
     services.restrict_processing(person, by=ACTOR)
-    sql = compile_rule_sql(SHANGHAI, make_context())
+    sql, params = compile_member_sql(SHANGHAI)
     with connection.cursor() as cursor:
-        cursor.execute(sql)
+        cursor.execute(sql, params)
         assert {row[0] for row in cursor.fetchall()} == {other.pk}
 
 

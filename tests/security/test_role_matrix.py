@@ -176,7 +176,7 @@ def build_world(sales: User) -> dict[type, object]:
     Event.objects.create(
         customer=mine, type="track", name="Viewed", occurred_at=timezone.now(), properties={}
     )
-    segment = segments.create_segment("all", RULE, "dynamic", "", by=None)
+    segment = segments.create_segment("all", RULE, by=system_actor("test"))
     MembershipChange.objects.create(segment=segment, customer=mine, change="entered")
     TagRule.objects.create(tag=Tag.objects.create(name="rule-tag"), rules={"match": "all"})
     Persona.objects.create(
@@ -436,7 +436,7 @@ def fresh_targets(sales: User, n: int) -> dict[str, int]:
     """Create new objects for one request, so a delete by one role leaves others theirs."""
     customer = create_customer({"name": "目标"}, by=system_actor("tests"))
     Customer.objects.filter(pk=customer.pk).update(owner=sales)
-    segment = segments.create_segment(f"target {n}", RULE, "dynamic", "")
+    segment = segments.create_segment(f"target {n}", RULE, by=system_actor("test"))
     request = privacy.open_request("export", customer, channel="email", by=None)
     return {"customer_id": customer.pk, "segment_id": segment.pk, "request_id": request.pk}
 

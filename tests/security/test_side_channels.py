@@ -91,7 +91,7 @@ def test_identity_conflict_with_an_invisible_customer_names_no_id(reps):
 
 def test_segment_counts_member_counts_and_history_cover_only_own_accounts(reps):
     rep, _rival, mine, _theirs = reps
-    segment = create_segment("上海", SHANGHAI, "dynamic", "")
+    segment = create_segment("上海", SHANGHAI, by=system_actor("test"))
     SegmentSize.objects.create(segment=segment, size=2, entered=2)
     client = api(rep)
     assert client.send_json("post", "/api/v1/segments/count", {"rules": SHANGHAI}).json() == {
@@ -131,7 +131,7 @@ def test_bulk_tag_form_treats_invisible_ids_as_unknown_and_needs_the_tag_permiss
     rep, _rival, mine, theirs = reps
     client = browser(rep)
     url = reverse("admin:segments_tag_customers")
-    existing = get_or_create_tag("回访")
+    existing = get_or_create_tag("回访", by=system_actor("test"))
     ids = f"{mine.pk}\n{theirs.pk}\n987654\n".encode()
     response = client.post(
         url, {"tag": "回访", "file": SimpleUploadedFile("ids.csv", ids)}, follow=True

@@ -78,7 +78,7 @@ def segment_with_consent(db):
     willing = create_customer({"name": "愿意", "city": "上海"}, by=system_actor("tests"))
     unwilling = create_customer({"name": "不愿意", "city": "上海"}, by=system_actor("tests"))
     record_consent(willing, "email", "marketing", True, by=system_actor("tests"))
-    segment = create_segment("上海", SHANGHAI, "dynamic", "")
+    segment = create_segment("上海", SHANGHAI, by=system_actor("test"))
     return segment, willing, unwilling
 
 

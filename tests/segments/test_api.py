@@ -8,6 +8,7 @@ import io
 import pytest
 from openpyxl import load_workbook
 
+from kequn.security.actors import system_actor
 from kequn.security.roles import ADMINISTRATOR, ANALYST, AUDITOR, MARKETING, SALES, SERVICE
 from kequn.segments import services
 from kequn.segments.models import Segment
@@ -41,7 +42,7 @@ class TestSegmentsAPI(APIWritableResourceTests):
 
     def make_object(self):
         n = Segment.objects.count() + 1
-        return services.create_segment(f"Segment {n}-{id(self)}", SHANGHAI)
+        return services.create_segment(f"Segment {n}-{id(self)}", SHANGHAI, by=system_actor("test"))
 
     def create_payload(self):
         return {"name": "Shanghai", "kind": "dynamic", "rules": SHANGHAI}
@@ -64,7 +65,9 @@ class TestSegmentMembersAPI(APIResourceTests):
     @property
     def segment(self) -> Segment:
         if not hasattr(self, "_segment"):
-            self._segment = services.create_segment("Static", kind="static", customer_ids=[])
+            self._segment = services.create_segment(
+                "Static", kind="static", customer_ids=[], by=system_actor("test")
+            )
         return self._segment
 
     @property
@@ -82,7 +85,7 @@ class TestSegmentMembersAPI(APIResourceTests):
 
     def make_object_for(self, customer):
         current = list(self.segment.members.values_list("customer_id", flat=True))
-        services.set_static_members(self.segment, [*current, customer.pk])
+        services.set_static_members(self.segment, [*current, customer.pk], by=system_actor("test"))
         return customer
 
 
@@ -136,8 +139,8 @@ def test_admin_live_count(admin_client):
 
 def test_admin_pages_render(admin_client):
     make_customer(city="上海")
-    segment = services.create_segment("Shanghai", SHANGHAI)
-    services.refresh_segment(segment)
+    segment = services.create_segment("Shanghai", SHANGHAI, by=system_actor("test"))
+    services.refresh_segment(segment, by=system_actor("test"))
     page = admin_client.get(f"/admin/segments/segment/{segment.pk}/change/")
     assert page.status_code == 200
     assert b"<svg" in page.content and b"rule_editor.js" in page.content
@@ -158,10 +161,10 @@ def test_admin_pages_render(admin_client):
 
 def test_history_endpoint(make_api_client):
     a = make_customer(city="上海")
-    segment = services.create_segment("Shanghai", SHANGHAI)
+    segment = services.create_segment("Shanghai", SHANGHAI, by=system_actor("test"))
     a.city = "北京"
     a.save()
-    services.refresh_segment(segment)
+    services.refresh_segment(segment, by=system_actor("test"))
     history = (
         make_api_client("segments.view_segment", "customers.view_all_customers")
         .get(f"/api/v1/segments/{segment.pk}/history")
@@ -174,7 +177,7 @@ def test_history_endpoint(make_api_client):
 @pytest.fixture
 def exported_segment(db):
     make_customer(name="张伟", city="上海", phone="13800138000", email="zhang@example.com")
-    return services.create_segment("Shanghai", SHANGHAI)
+    return services.create_segment("Shanghai", SHANGHAI, by=system_actor("test"))
 
 
 def test_csv_export_masks_personal_fields_for_ordinary_users(make_api_client, exported_segment):

@@ -11,6 +11,7 @@ from django.utils import translation
 
 from kequn.commerce.models import Category
 from kequn.customers.models import Tag
+from kequn.security.actors import system_actor
 from kequn.security.audit.models import AuditEntry
 from kequn.segments import services
 from kequn.segments.models import Segment, SegmentMember
@@ -34,7 +35,7 @@ def broken(shop, owner):
     first = services.create_segment("First", SHANGHAI, by=owner)
     vip = services.create_segment("VIPs", VIP, by=owner)
     last = services.create_segment("Last", SHANGHAI, by=owner)
-    tag_rule = services.save_tag_rule("Shanghai", SHANGHAI)
+    tag_rule = services.save_tag_rule("Shanghai", SHANGHAI, by=system_actor("test"))
     Tag.objects.filter(name="VIP").delete()
     # Data changes the refresh must pick up for the segments after the broken one.
     shop.li.city = "上海"
@@ -51,7 +52,7 @@ def names(segment):
 def test_refresh_disables_the_broken_segment_and_refreshes_the_rest(broken):
     first, vip, last, tag_rule = broken
     with translation.override("en"):
-        done = services.refresh_all()
+        done = services.refresh_all(by=system_actor("test"))
     assert done["segments"] == 2 and done["tag_rules"] == 1
     assert names(first) == names(last) == {"王", "赵", "李"}
     tag_rule.refresh_from_db()
@@ -69,18 +70,18 @@ def test_refresh_disables_the_broken_segment_and_refreshes_the_rest(broken):
 
 def test_owner_is_told_and_the_audit_trail_records_it(broken, owner):
     _first, vip, _last, _tag_rule = broken
-    services.refresh_all()
+    services.refresh_all(by=system_actor("test"))
     entry = LogEntry.objects.get(user=owner, object_id=str(vip.pk))
     assert "VIP" in entry.change_message
     assert AuditEntry.objects.filter(target_id=str(vip.pk), detail__disabled=True).count() == 1
     # A second night neither refreshes it nor tells the owner twice.
-    again = services.refresh_all()
+    again = services.refresh_all(by=system_actor("test"))
     assert again["segments"] == 2 and len(again["disabled"]) == 1
     assert LogEntry.objects.filter(user=owner, object_id=str(vip.pk)).count() == 1
 
 
 def test_cli_finishes_the_rest_then_exits_1_naming_each_broken_segment(broken, capsys):
-    first, vip, last, _tag_rule = broken
+    _first, vip, last, _tag_rule = broken
     with pytest.raises(SystemExit) as exited:
         call_command("segments", "refresh")
     assert exited.value.code == 1
@@ -109,14 +110,14 @@ def test_the_nightly_chain_runs_past_a_broken_segment(broken):
 
 def test_fixing_the_rule_or_restoring_the_tag_enables_it_again(broken, owner):
     _first, vip, _last, _tag_rule = broken
-    services.refresh_all()
+    services.refresh_all(by=system_actor("test"))
     Tag.objects.create(name="VIP")  # restored, with nobody yet
-    done = services.refresh_all()
+    done = services.refresh_all(by=system_actor("test"))
     vip.refresh_from_db()
     assert vip.disabled_at is None and vip.disabled_reason == [] and done["disabled"] == []
     assert names(vip) == set()
     Tag.objects.filter(name="VIP").delete()
-    services.refresh_all()
+    services.refresh_all(by=system_actor("test"))
     vip.refresh_from_db()
     assert vip.disabled_at is not None
     services.update_segment(vip, {"rules": SHANGHAI}, by=owner)
@@ -133,10 +134,11 @@ def test_a_deleted_category_or_segment_disables_the_segments_naming_them(shop, o
             "match": "all",
             "conditions": [{"field": "in_segment", "operator": "in", "value": base.pk}],
         },
+        by=system_actor("test"),
     )
     Category.objects.filter(code="cases").update(code="phone-cases")  # renamed away
     Segment.objects.filter(pk=base.pk).delete()  # behind the service's back, as a script might
-    done = services.refresh_all()
+    done = services.refresh_all(by=system_actor("test"))
     assert done["segments"] == 0 and len(done["disabled"]) == 2
     cases.refresh_from_db()
     nested.refresh_from_db()
@@ -149,11 +151,11 @@ def test_a_deleted_category_or_segment_disables_the_segments_naming_them(shop, o
 
 
 def test_a_tag_rule_naming_a_deleted_tag_is_disabled_not_fatal(shop):
-    tag_rule = services.save_tag_rule("Fans of VIP", VIP)
-    ok = services.save_tag_rule("Shanghai", SHANGHAI)
+    tag_rule = services.save_tag_rule("Fans of VIP", VIP, by=system_actor("test"))
+    ok = services.save_tag_rule("Shanghai", SHANGHAI, by=system_actor("test"))
     Tag.objects.filter(name="VIP").delete()
     with translation.override("en"):
-        done = services.refresh_all()
+        done = services.refresh_all(by=system_actor("test"))
     assert done["tag_rules"] == 1
     tag_rule.refresh_from_db()
     ok.refresh_from_db()
@@ -171,14 +173,14 @@ def test_a_new_rule_cannot_name_a_missing_category_or_product(shop, field, value
         "conditions": [{"field": field, "operator": "any_of", "value": [value]}],
     }
     with pytest.raises(ValidationError) as caught, translation.override("en"):
-        services.create_segment("Missing", rule)
+        services.create_segment("Missing", rule, by=system_actor("test"))
     assert caught.value.messages == [f"rules.conditions[0]: unknown {word} '{value}'"]
 
 
 def test_deleting_a_used_tag_or_category_lists_the_rules_first(shop, admin_client):
-    segment = services.create_segment("VIPs", VIP)
-    tag_rule = services.save_tag_rule("VIP buyers", VIP)
-    cases = services.create_segment("Cases", CASES)
+    segment = services.create_segment("VIPs", VIP, by=system_actor("test"))
+    tag_rule = services.save_tag_rule("VIP buyers", VIP, by=system_actor("test"))
+    cases = services.create_segment("Cases", CASES, by=system_actor("test"))
     page = admin_client.get(f"/admin/customers/tag/{shop.vip.pk}/delete/").content.decode()
     assert 'id="kequn-rules-using"' in page
     assert f"/admin/segments/segment/{segment.pk}/change/" in page
@@ -197,13 +199,14 @@ def test_deleting_a_used_tag_or_category_lists_the_rules_first(shop, admin_clien
 
 
 def test_deleting_a_used_segment_is_refused_on_the_confirmation_page(shop, admin_client):
-    base = services.create_segment("Base", SHANGHAI)
+    base = services.create_segment("Base", SHANGHAI, by=system_actor("test"))
     services.create_segment(
         "Nested",
         {
             "match": "all",
             "conditions": [{"field": "in_segment", "operator": "in", "value": base.pk}],
         },
+        by=system_actor("test"),
     )
     page = admin_client.get(f"/admin/segments/segment/{base.pk}/delete/").content.decode()
     assert "Nested" in page and 'name="post"' not in page
@@ -213,7 +216,7 @@ def test_deleting_a_used_segment_is_refused_on_the_confirmation_page(shop, admin
 
 def test_list_and_page_show_why_a_segment_is_disabled_in_chinese(broken, admin_client, owner):
     _first, vip, _last, _tag_rule = broken
-    services.refresh_all()
+    services.refresh_all(by=system_actor("test"))
     admin_client.cookies["django_language"] = "zh-hans"
     listing = admin_client.get("/admin/segments/segment/").content.decode()
     assert "已停用" in listing and "不再存在" in listing

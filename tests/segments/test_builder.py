@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.utils import timezone, translation
 
+from kequn.security.actors import system_actor
 from kequn.security.audit.models import AuditEntry
 from kequn.security.roles import MARKETING
 from kequn.segments import services
@@ -198,7 +199,7 @@ def test_member_list_is_paged_searchable_masked_and_linked(client, admin_client,
         "match": "all",
         "conditions": [{"field": "kind", "operator": "eq", "value": "person"}],
     }
-    segment = services.create_segment("People", everyone)
+    segment = services.create_segment("People", everyone, by=system_actor("test"))
     url = f"/admin/segments/segment/{segment.pk}/members/"
     change = admin_client.get(f"/admin/segments/segment/{segment.pk}/change/").content.decode()
     assert f'href="{url}"' in change
@@ -224,6 +225,7 @@ def test_member_list_pages_through_every_member(admin_client, shop):
     segment = services.create_segment(
         "Shanghai",
         {"match": "all", "conditions": [{"field": "city", "operator": "eq", "value": "上海"}]},
+        by=system_actor("test"),
     )
     url = f"/admin/segments/segment/{segment.pk}/members/"
     first = admin_client.get(url)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from kequn.security.actors import system_actor
 from kequn.segments.personas import find_personas
 
 
@@ -65,9 +66,9 @@ def test_personas_saved_as_segments(db):
         for _ in range(1 + (i % 2) * 5):
             make_order(customer, "100.00" if i % 2 else "5000.00", days_ago=3 + i)
     assert Order.objects.count() > 30
-    personas = discover_personas(k=2)
+    personas = discover_personas(k=2, by=system_actor("test"))
     assert len(personas) == 2
-    segment = save_persona_as_segment(personas[0])
+    segment = save_persona_as_segment(personas[0], by=system_actor("test"))
     assert segment.kind == "static"
     assert segment.member_count == personas[0].size
-    assert save_persona_as_segment(personas[0]).pk == segment.pk
+    assert save_persona_as_segment(personas[0], by=system_actor("test")).pk == segment.pk

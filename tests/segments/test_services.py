@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.utils import translation
 
 from kequn.customers.models import CustomerTag, Identity, Tag
+from kequn.security.actors import system_actor
 from kequn.segments import services
 from kequn.segments.export import mask_personal_fields
 from kequn.segments.models import MembershipChange, SegmentMember, SegmentSize
@@ -21,27 +22,27 @@ def member_names(segment):
 
 
 def test_dynamic_follows_data_and_static_keeps_snapshot(shop):
-    dynamic = services.create_segment("Dynamic", SHANGHAI)
-    static = services.create_segment("Static", SHANGHAI, kind="static")
+    dynamic = services.create_segment("Dynamic", SHANGHAI, by=system_actor("test"))
+    static = services.create_segment("Static", SHANGHAI, kind="static", by=system_actor("test"))
     assert member_names(dynamic) == member_names(static) == {"王", "赵"}
     shop.li.city = "上海"
     shop.li.save()
     shop.zhao.city = "杭州"
     shop.zhao.save()
-    services.refresh_all()
+    services.refresh_all(by=system_actor("test"))
     assert member_names(dynamic) == {"王", "李"}
     assert member_names(static) == {"王", "赵"}
-    services.snapshot_segment(static)
+    services.snapshot_segment(static, by=system_actor("test"))
     assert member_names(static) == {"王", "李"}
 
 
 def test_membership_history_records_entries_and_exits(shop):
-    segment = services.create_segment("Dynamic", SHANGHAI)
+    segment = services.create_segment("Dynamic", SHANGHAI, by=system_actor("test"))
     shop.zhao.city = "杭州"
     shop.zhao.save()
     shop.chen.city = "上海"
     shop.chen.save()
-    result = services.refresh_segment(segment)
+    result = services.refresh_segment(segment, by=system_actor("test"))
     assert (result.size, result.entered, result.left) == (2, 1, 1)
     changes = {
         (c.customer.name, c.change) for c in MembershipChange.objects.filter(segment=segment)
@@ -56,20 +57,21 @@ def test_membership_history_records_entries_and_exits(shop):
 
 
 def test_segment_used_by_another_cannot_be_deleted(shop):
-    a = services.create_segment("A", SHANGHAI)
+    a = services.create_segment("A", SHANGHAI, by=system_actor("test"))
     services.create_segment(
         "B",
         {"match": "all", "conditions": [{"field": "in_segment", "operator": "in", "value": a.pk}]},
+        by=system_actor("test"),
     )
     with translation.override("en"), pytest.raises(ValidationError, match="refers to this segment"):
-        services.delete_segment(a)
+        services.delete_segment(a, by=system_actor("test"))
 
 
 def test_tag_segment_members_and_file_of_ids(shop):
-    segment = services.create_segment("Shanghai", SHANGHAI)
-    tag = services.get_or_create_tag("Campaign A", "Campaigns")
-    assert services.tag_segment_members(segment, tag) == 2
-    assert services.tag_segment_members(segment, tag) == 0  # idempotent
+    segment = services.create_segment("Shanghai", SHANGHAI, by=system_actor("test"))
+    tag = services.get_or_create_tag("Campaign A", "Campaigns", by=system_actor("test"))
+    assert services.tag_segment_members(segment, tag, by=system_actor("test")) == 2
+    assert services.tag_segment_members(segment, tag, by=system_actor("test")) == 0  # idempotent
     Identity.objects.create(customer=shop.acme, kind="external", system="shopify", value="S-9")
     ids, unknown = services.resolve_customer_ids(
         services.read_id_values("external_id\nS-9\nS-404\n"), "shopify"
@@ -78,19 +80,19 @@ def test_tag_segment_members_and_file_of_ids(shop):
     ids, unknown = services.resolve_customer_ids(
         services.read_id_values(f"id\n{shop.li.pk}\n999999\n")
     )
-    assert services.tag_customer_ids(tag, ids) == 1
+    assert services.tag_customer_ids(tag, ids, by=system_actor("test")) == 1
     names = set(CustomerTag.objects.filter(tag=tag).values_list("customer__name", flat=True))
     assert names == {"王", "赵", "李"}
     assert tag.group.name == "Campaigns"
 
 
 def test_tag_rule_keeps_tag_equal_to_rule(shop):
-    tag_rule = services.save_tag_rule("Shanghai people", SHANGHAI, "Geo")
+    tag_rule = services.save_tag_rule("Shanghai people", SHANGHAI, "Geo", by=system_actor("test"))
     assert tag_rule.tag.kind == Tag.Kind.RULE
     assert set(tag_rule.tag.customers.values_list("name", flat=True)) == {"王", "赵"}
     shop.zhao.city = "杭州"
     shop.zhao.save()
-    services.refresh_all()
+    services.refresh_all(by=system_actor("test"))
     assert set(tag_rule.tag.customers.values_list("name", flat=True)) == {"王"}
 
 

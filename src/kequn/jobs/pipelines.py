@@ -20,6 +20,7 @@ def refresh_analytics(*, progress: bool = False, recommendations: bool = False) 
 
     from kequn.dashboard.services import refresh_dashboard
     from kequn.scoring.services import refresh_scores
+    from kequn.security.actors import system_actor
     from kequn.segments.services import refresh_all
 
     result = PipelineResult()
@@ -38,7 +39,7 @@ def refresh_analytics(*, progress: bool = False, recommendations: bool = False) 
     result.customers = scores.customers
     if scores.message:
         result.notes.append(scores.message)
-    segments = step("segments", refresh_all)
+    segments = step("segments", lambda: refresh_all(by=system_actor("segment-refresh")))
     # A broken segment rule disables that segment only; the chain goes on and says so.
     result.notes.extend(f"disabled {line}" for line in segments["disabled"])
     step("dashboard", refresh_dashboard)

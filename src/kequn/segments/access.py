@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from kequn.customers.models import Customer
 from kequn.security.masking import BIRTHDAY, get_unmasked_groups
 from kequn.security.permissions import can_view_all_customers, scope_customers
+from kequn.segments import services
 
 BIRTHDAY_FIELDS = frozenset({"age", "birth_year"})
 MAX_DEPTH = 20  # segment references followed; validation refuses cycles already
@@ -23,8 +24,6 @@ MAX_DEPTH = 20  # segment references followed; validation refuses cycles already
 
 def find_birthday_conditions(rule: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> bool:
     """Return whether a rule (or a dynamic segment it refers to) asks about birth year or age."""
-    from kequn.segments.services import lookup_segment
-
     if not isinstance(rule, dict) or depth > MAX_DEPTH:
         return False
     for child in rule.get("conditions") or []:
@@ -37,7 +36,7 @@ def find_birthday_conditions(rule: Any, depth: int = 0, seen: frozenset[int] = f
             return True
         elif child.get("field") == "in_segment" and isinstance(child.get("value"), int):
             ref = child["value"]
-            found = None if ref in seen else lookup_segment(ref)
+            found = None if ref in seen else services.lookup_segment(ref)
             if found and found[1] and find_birthday_conditions(found[0], depth + 1, seen | {ref}):
                 return True
     return False
@@ -66,8 +65,6 @@ def count_visible_members(user: Any, segment: Any) -> int:
 
 def count_visible_matches(user: Any, rule: Any, segment_id: int | None = None) -> int:
     """Validate a rule and count the customers matching it that the user may see."""
-    from kequn.segments import services
-
     check_rule_access(user, rule)
     if user is None or can_view_all_customers(user):
         return services.count_rule(rule, segment_id)

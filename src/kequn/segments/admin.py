@@ -22,7 +22,7 @@ from unfold.decorators import action, display
 
 from kequn.customers.access import CustomerScopedAdminMixin
 from kequn.customers.admin import search_customers
-from kequn.customers.models import Customer, TagGroup
+from kequn.customers.models import Customer, Tag, TagGroup
 from kequn.scoring.models import LifecycleStage
 from kequn.security.masking import EMAIL, PHONE, get_unmasked_groups, mask_row
 from kequn.security.permissions import (
@@ -340,7 +340,11 @@ class SegmentAdmin(ModelAdmin):
             services.update_segment(Segment.objects.get(pk=obj.pk), data, by=request.user)
         else:
             created = services.create_segment(
-                data["name"], data["rules"], data["kind"], data["description"], by=request.user
+                data["name"],
+                data["rules"],
+                kind=data["kind"],
+                description=data["description"],
+                by=request.user,
             )
             obj.pk = obj.id = created.pk
 
@@ -349,6 +353,11 @@ class SegmentAdmin(ModelAdmin):
             services.delete_segment(obj, by=request.user)
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
+
+    def delete_queryset(self, request, queryset):
+        """Delete the selected segments one by one through the service, as delete_model does."""
+        for segment in queryset:
+            self.delete_model(request, segment)
 
     @display(description=_("status"))
     def status(self, obj: Segment) -> str:
@@ -388,7 +397,7 @@ class SegmentAdmin(ModelAdmin):
     def refresh_selected(self, request, queryset):
         for segment in queryset:
             try:
-                result = services.refresh_segment(segment)
+                result = services.refresh_segment(segment, by=request.user)
             except ValidationError as exc:
                 messages.error(request, f"{segment.name}: {' '.join(exc.messages)}")
                 continue
@@ -444,7 +453,8 @@ class TagCustomersForm(forms.Form):
                 _("tag: no tag %(name)s exists and you may not create tags; choose one that does")
                 % {"name": data["tag"]}
             )
-        tag = services.get_or_create_tag(data["tag"], data["group"].name if data["group"] else None)
+        group = data["group"].name if data["group"] else None
+        tag = services.get_or_create_tag(data["tag"], group, by=user)
         if data.get("segment"):
             return services.tag_segment_members(data["segment"], tag, by=user), []
         text = data["file"].read().decode("utf-8-sig", errors="replace")
@@ -457,8 +467,6 @@ class TagCustomersForm(forms.Form):
 
 def _tag_exists(name: str, group: str | None) -> bool:
     """Return whether the bulk-tag form names an existing tag (in the group, if one is given)."""
-    from kequn.customers.models import Tag
-
     tags = Tag.objects.filter(name=name.strip())
     return (tags.filter(group__name=group) if group else tags.filter(group__isnull=True)).exists()
 
@@ -493,7 +501,8 @@ class TagRuleAdmin(ModelAdmin):
             tag.name,
             form.cleaned_data["rules"],
             tag.group.name if tag.group_id else None,
-            form.cleaned_data["enabled"],
+            enabled=form.cleaned_data["enabled"],
+            by=request.user,
         )
         obj.pk = obj.id = saved.pk
 
@@ -501,7 +510,7 @@ class TagRuleAdmin(ModelAdmin):
     def refresh_selected(self, request, queryset):
         for tag_rule in queryset.select_related("tag"):
             try:
-                services.refresh_tag_rule(tag_rule)
+                services.refresh_tag_rule(tag_rule, by=request.user)
             except ValidationError as exc:
                 messages.error(request, f"{tag_rule}: {' '.join(exc.messages)}")
         messages.info(request, gettext("Refreshed."))

@@ -117,7 +117,11 @@ def create_segment(request: HttpRequest, payload: SegmentIn):
     check_perm(request, "segments.add_segment")
     check_rule_access(_user(request), payload.rules)
     segment = services.create_segment(
-        payload.name, payload.rules, payload.kind, payload.description, by=request.auth
+        payload.name,
+        payload.rules,
+        kind=payload.kind,
+        description=payload.description,
+        by=_user(request),
     )
     return Status(201, _get(segment.pk))
 
@@ -146,7 +150,7 @@ def update_segment(request: HttpRequest, segment_id: ObjectId, payload: SegmentP
     if payload.rules is not None:
         check_rule_access(_user(request), payload.rules)
     segment = services.update_segment(
-        _get(segment_id), payload.dict(exclude_unset=True), by=request.auth
+        _get(segment_id), payload.dict(exclude_unset=True), by=_user(request)
     )
     return segment
 
@@ -154,7 +158,7 @@ def update_segment(request: HttpRequest, segment_id: ObjectId, payload: SegmentP
 @router.delete("/{int:segment_id}", response={204: None}, summary="Delete a segment")
 def delete_segment(request: HttpRequest, segment_id: ObjectId):
     check_perm(request, "segments.delete_segment")
-    services.delete_segment(_get(segment_id), by=request.auth)
+    services.delete_segment(_get(segment_id), by=_user(request))
     return Status(204, None)
 
 
@@ -162,7 +166,11 @@ def delete_segment(request: HttpRequest, segment_id: ObjectId):
 def refresh_segment(request: HttpRequest, segment_id: ObjectId, snapshot: bool = False):
     check_perm(request, "segments.change_segment")
     segment = _get(segment_id)
-    result = services.snapshot_segment(segment) if snapshot else services.refresh_segment(segment)
+    user = _user(request)
+    if snapshot:
+        result = services.snapshot_segment(segment, by=user)
+    else:
+        result = services.refresh_segment(segment, by=user)
     return result.__dict__
 
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils.dateparse import parse_date
 from django.utils.translation import gettext as _
 
-from kequn.customers.models import Customer, Tag
+from kequn.commerce.models import Category, Product
+from kequn.customers.models import Customer, Identity, Tag
+from kequn.events.models import Event
 from kequn.security.masking import mask_phone
+from kequn.segments.models import Segment
 
 SAMPLE_SIZE = 10
 LOOKUP_LIMIT = 20
@@ -33,8 +37,6 @@ def lookup_tags(query: str, values: list[str]) -> list[dict]:
 
 def lookup_categories(query: str, values: list[str]) -> list[dict]:
     """Return categories whose name or code contains the query: value = code."""
-    from kequn.commerce.models import Category
-
     rows = Category.objects.order_by("name")
     if values:
         rows = rows.filter(code__in=values)
@@ -48,8 +50,6 @@ def lookup_categories(query: str, values: list[str]) -> list[dict]:
 
 def lookup_products(query: str, values: list[str]) -> list[dict]:
     """Return products whose name or SKU contains the query: value = SKU."""
-    from kequn.commerce.models import Product
-
     rows = Product.objects.order_by("name")
     if values:
         rows = rows.filter(sku__in=values)
@@ -63,8 +63,6 @@ def lookup_products(query: str, values: list[str]) -> list[dict]:
 
 def lookup_events(query: str, values: list[str]) -> list[dict]:
     """Return event names starting with the query, from the most recent events."""
-    from kequn.events.models import Event
-
     if values:
         return [{"value": v, "label": v} for v in values]
     recent = Event.objects.order_by("-id").values_list("name", flat=True)[:5000]
@@ -74,8 +72,6 @@ def lookup_events(query: str, values: list[str]) -> list[dict]:
 
 def lookup_segments(query: str, values: list[str]) -> list[dict]:
     """Return segments whose name contains the query: value = id."""
-    from kequn.segments.models import Segment
-
     rows = Segment.objects.order_by("name")
     if values:
         rows = rows.filter(pk__in=[int(v) for v in values if v.isdigit()])
@@ -99,8 +95,6 @@ def describe_sample(customer_ids: list[int]) -> list[dict]:
     A preview answers every keystroke, so it shows no unmasked personal data (which would
     have to be audited each time); the member list shows what the role may see.
     """
-    from kequn.customers.models import Identity
-
     customers = Customer.objects.filter(pk__in=customer_ids).select_related("score")
     phones: dict[int, str] = {}
     for identity in Identity.objects.filter(customer_id__in=customer_ids, kind="phone").order_by(
@@ -160,8 +154,6 @@ def convert_filters_to_rule(params: Mapping[str, str]) -> dict:
 
     Raise ValidationError naming a filter that a rule cannot express.
     """
-    from datetime import timedelta
-
     conditions: list[dict] = []
     plain = {
         "kind__exact": "kind",

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Field, Model
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from kequn.customers.models import Consent, Customer
+from kequn.scoring.models import CustomerScore
 from kequn.segments.rules import CONSENT_CHANNELS, CONSENT_PURPOSES, FIELDS
 
 GROUPS = {
@@ -100,32 +103,30 @@ TEXTS = {
 }
 
 
-def _field_label(name: str, column: str) -> Any:
-    from kequn.customers.models import Customer
-    from kequn.scoring.models import CustomerScore
+def _model_field(column: str) -> Field[Any, Any]:
+    # A rule field's column: "score__x" on the customer's score row, else on the customer.
+    model: type[Model] = CustomerScore if column.startswith("score__") else Customer
+    field = model._meta.get_field(column.removeprefix("score__"))
+    if not isinstance(field, Field):
+        raise LookupError(f"{column} is a relation, not a column")
+    return field
 
+
+def _field_label(name: str, column: str) -> Any:
     if name in LABELS:
         return LABELS[name]
-    if column.startswith("score__"):
-        return CustomerScore._meta.get_field(column.removeprefix("score__")).verbose_name
-    return Customer._meta.get_field(column).verbose_name
+    return _model_field(column).verbose_name
 
 
-def _choice_labels(name: str, column: str, values: tuple[str, ...]) -> list[dict]:
-    from kequn.customers.models import Customer
-    from kequn.scoring.models import CustomerScore
-
-    model = CustomerScore if column.startswith("score__") else Customer
-    field = model._meta.get_field(column.removeprefix("score__"))
+def _choice_labels(column: str, values: tuple[str, ...]) -> list[dict[str, str]]:
+    field = _model_field(column)
     labels = {str(k): v for k, v in field.choices or ()}
     return [{"value": v, "label": str(labels.get(v, v) or _("(empty)"))} for v in values]
 
 
-def describe_catalogue() -> dict:
+def describe_catalogue() -> dict[str, Any]:
     """Return the rule fields grouped and in words (current language), for the builder."""
-    from kequn.customers.models import Consent
-
-    groups: dict[str, dict] = {
+    groups: dict[str, dict[str, Any]] = {
         key: {"key": key, "label": str(label), "fields": []} for key, label in GROUPS.items()
     }
     for name, spec in FIELDS.items():
@@ -135,7 +136,7 @@ def describe_catalogue() -> dict:
                 "label": str(_field_label(name, spec.column)),
                 "type": spec.kind,
                 "operators": [{"value": op, "label": str(OPERATORS[op])} for op in spec.operators],
-                "choices": _choice_labels(name, spec.column, spec.choices) if spec.choices else [],
+                "choices": _choice_labels(spec.column, spec.choices) if spec.choices else [],
                 "window": spec.window,
                 "picker": PICKERS.get(name, ""),
             }

@@ -9,11 +9,15 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
+from django.http import FileResponse, StreamingHttpResponse
+from django.utils import timezone
 
 from kequn.customers.models import Address, Customer, Identity
+from kequn.privacy.services import filter_marketable
+from kequn.security.audit.services import EXPORT, record_event
 from kequn.security.formulas import escape_formula, escape_row, make_sheet_title
 from kequn.security.masking import mask_row
-from kequn.security.permissions import scope_customers
+from kequn.security.permissions import EXPORT_WITHOUT_CONSENT, scope_customers
 from kequn.segments.models import Segment
 
 BATCH = 2000
@@ -46,8 +50,6 @@ def mask_personal_fields(user: Any, row: dict) -> dict:
 
 def get_export_purpose(user: Any, purpose: str) -> str:
     """Return the purpose an export runs under: marketing, unless the user may export for others."""
-    from kequn.security.permissions import EXPORT_WITHOUT_CONSENT
-
     if user is not None and not user.has_perm(EXPORT_WITHOUT_CONSENT):
         return "marketing"
     return purpose
@@ -65,8 +67,6 @@ def select_export_members(
     if user is not None:  # a sales rep exports only the members they own
         members = scope_customers(user, members)
     if purpose == "marketing":
-        from kequn.privacy.services import filter_marketable
-
         members = filter_marketable(members, channel or None)
     return members
 
@@ -153,7 +153,7 @@ def write_xlsx(
     user: Any, segment: Segment, purpose: str = "", channel: str = ""
 ) -> tempfile.SpooledTemporaryFile:
     """Write the segment to an Excel file (write-only mode, constant memory); return it rewound."""
-    from openpyxl import Workbook
+    from openpyxl import Workbook  # noqa: PLC0415 -- openpyxl is heavy, loaded on use
 
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(make_sheet_title(segment.name, default="segment"))
@@ -176,11 +176,6 @@ def make_export_response(
     purpose="marketing" keeps only members with marketing consent in force (on ``channel``,
     or on any channel when it is empty).
     """
-    from django.http import FileResponse, StreamingHttpResponse
-    from django.utils import timezone
-
-    from kequn.security.audit.services import EXPORT, record_event
-
     purpose = get_export_purpose(user, purpose)
     stem = f"segment-{segment.pk}-{timezone.localdate():%Y%m%d}"
     # Recorded when the download starts, so an aborted download is on the trail too.

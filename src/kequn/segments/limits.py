@@ -61,7 +61,7 @@ def check_text(path: str, name: str, text: str) -> str | None:
     return None
 
 
-def check_items(path: str, items: list) -> str | None:
+def check_items(path: str, items: list[Any]) -> str | None:
     """Return why a list of values is too long, or None."""
     if len(items) > MAX_ITEMS:
         return f"{path}: at most {MAX_ITEMS} values in one list, got {len(items)}"

@@ -55,8 +55,8 @@ def choose_k(
     matrix: np.ndarray, k_range: range, sample: int, seed: int
 ) -> tuple[int, dict[int, float]]:
     """Return the k with the best silhouette on a sample, and every k's score."""
-    from sklearn.cluster import KMeans
-    from sklearn.metrics import silhouette_score
+    from sklearn.cluster import KMeans  # noqa: PLC0415 -- scikit-learn is heavy, loaded on use
+    from sklearn.metrics import silhouette_score  # noqa: PLC0415 -- as above
 
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(matrix), min(sample, len(matrix)), replace=False)
@@ -130,8 +130,8 @@ def find_personas(
     seed: int = 42,
 ) -> PersonaResult:
     """Cluster rows of `features` and describe each cluster in words."""
-    from sklearn.cluster import KMeans
-    from sklearn.metrics import silhouette_score
+    from sklearn.cluster import KMeans  # noqa: PLC0415 -- scikit-learn is heavy, loaded on use
+    from sklearn.metrics import silhouette_score  # noqa: PLC0415 -- as above
 
     numeric = [c for c in NUMERIC if c in features.columns and features[c].notna().any()]
     if len(features) < 3 or not numeric:

@@ -8,8 +8,10 @@ from django.utils import timezone
 
 from kequn.commerce.models import Order, OrderLine
 from kequn.customers.models import Customer
+from kequn.security.actors import Actor
 from kequn.segments.models import Persona
 from kequn.segments.personas import find_personas
+from kequn.segments.services import store_personas
 
 
 def load_persona_features() -> pd.DataFrame:
@@ -55,12 +57,10 @@ def load_persona_features() -> pd.DataFrame:
     return frame.drop(columns=["birth_year", "last"]).sort_values("id").reset_index(drop=True)
 
 
-def discover_personas(k: int | None = None) -> list[Persona]:
+def discover_personas(k: int | None = None, *, by: Actor) -> list[Persona]:
     """Cluster the customers with purchases and store the described personas."""
-    from kequn.segments.services import store_personas
-
     features = load_persona_features()
     if len(features) < 10:
         return []
     result = find_personas(features, k=k)
-    return store_personas(result, features["id"].astype(int).tolist())
+    return store_personas(result, features["id"].astype(int).tolist(), by=by)

@@ -17,8 +17,9 @@ Errors name the place in the rule: ``rules.conditions[1].conditions[0]: unknown 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from kequn.customers.places import normalize_place
@@ -125,14 +126,14 @@ class RuleError(ValueError):
 
 
 # Returns (rule, is_dynamic) of another segment, or None when it does not exist.
-SegmentLookup = Callable[[int], "tuple[dict, bool] | None"]
+SegmentLookup = Callable[[int], "tuple[dict[str, Any], bool] | None"]
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _check_value(path: str, name: str, spec: FieldSpec, op: str, cond: dict) -> list[str]:
+def _check_value(path: str, name: str, spec: FieldSpec, op: str, cond: dict[str, Any]) -> list[str]:
     errors: list[str] = []
     has_value = "value" in cond
     value = cond.get("value")
@@ -188,8 +189,6 @@ def _check_value(path: str, name: str, spec: FieldSpec, op: str, cond: dict) -> 
 
 
 def _looks_like_date(text: str) -> bool:
-    from datetime import date
-
     try:
         date.fromisoformat(text)
     except ValueError:
@@ -197,7 +196,7 @@ def _looks_like_date(text: str) -> bool:
     return True
 
 
-def _check_condition(path: str, cond: dict) -> list[str]:
+def _check_condition(path: str, cond: dict[str, Any]) -> list[str]:
     unknown_keys = set(cond) - CONDITION_KEYS
     if unknown_keys:
         return [f"{path}: unknown key(s) {', '.join(sorted(map(repr, unknown_keys)))}"]
@@ -306,7 +305,7 @@ def _walk(
 
 def validate_rule(
     rule: Any, lookup: SegmentLookup | None = None, segment_id: int | None = None
-) -> dict:
+) -> dict[str, Any]:
     """Return the rule (place values put in stored form) if valid; raise RuleError otherwise."""
     errors: list[str] = []
     if not isinstance(rule, dict) or "conditions" not in rule:
@@ -319,7 +318,7 @@ def validate_rule(
     return rule
 
 
-def iter_conditions(rule: dict):
+def iter_conditions(rule: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Yield every condition (leaf) of a rule."""
     for child in rule.get("conditions", []):
         if "conditions" in child:
@@ -328,7 +327,7 @@ def iter_conditions(rule: dict):
             yield child
 
 
-def describe_fields() -> list[dict]:
+def describe_fields() -> list[dict[str, Any]]:
     """Return the field catalogue for the rule editor."""
     return [
         {

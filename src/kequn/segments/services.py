@@ -9,17 +9,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.conf import settings
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import QuerySet
-from django.utils import timezone
+from django.db.models.expressions import RawSQL
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from kequn.commerce.models import Category, Product
 from kequn.customers.models import Customer, CustomerTag, Identity, Tag, TagGroup
+from kequn.security.actors import Actor, get_user_or_none
+from kequn.security.audit.services import CHANGE as AUDIT_CHANGE
+from kequn.security.audit.services import record_event
 from kequn.security.inputs import strip_control
 from kequn.security.permissions import scope_customers
-from kequn.segments.compiler import compile_rule_sql, make_context, select_customers
 from kequn.segments.models import (
     MembershipChange,
     Persona,
@@ -28,7 +33,8 @@ from kequn.segments.models import (
     SegmentSize,
     TagRule,
 )
-from kequn.segments.rules import ROOT, RuleError, validate_rule
+from kequn.segments.rules import ROOT, RuleError, iter_conditions, validate_rule
+from kequn.segments.sqlgen import compile_sql
 
 BATCH = 5000
 
@@ -108,8 +114,6 @@ def find_missing_references(rule: Any, _seen: frozenset[int] = frozenset()) -> l
 
     A dynamic segment named by the rule is compiled into it, so what that one names counts too.
     """
-    from kequn.commerce.models import Category, Product
-
     refs = list_references(rule)
     if not refs:
         return []
@@ -169,14 +173,6 @@ def describe_problems(problems: Any) -> str:
     return "; ".join(describe_problem(p) for p in problems if isinstance(p, dict))
 
 
-def select_rule_members(rule: dict, now: datetime | None = None) -> QuerySet:
-    """Return the customers matching a validated rule now."""
-    try:
-        return select_customers(rule, make_context(now, lookup_segment))
-    except RuleError as exc:
-        raise ValidationError(exc.errors) from None
-
-
 def plan_without_jit() -> None:
     """Turn off PostgreSQL's JIT compilation for the rest of the current transaction."""
     # Correlated subqueries make the planner's cost estimates huge, so PostgreSQL JIT-compiles
@@ -187,23 +183,41 @@ def plan_without_jit() -> None:
             cursor.execute("SET LOCAL jit = off")
 
 
-def _member_ids_sql(rule: dict, now: datetime | None) -> str:
-    # Compiling the ORM query first keeps its checks (unknown tags, cycles) for both paths.
-    select_rule_members(rule, now)
+def compile_member_sql(
+    rule: dict, now: datetime | None = None, *, candidates_first: bool = True
+) -> tuple[str, list[Any]]:
+    """Return (query, parameters) of the ids of the customers matching a validated rule now."""
+    # A tag the rule names by name or id must exist (a rule naming a deleted tag would
+    # silently match no one); the other references only narrow the result.
+    unknown_tags = [p for p in find_missing_references(rule) if p["kind"] == "tag"]
+    if unknown_tags:
+        raise ValidationError([f"{p['path']}: unknown tag {p['value']!r}" for p in unknown_tags])
+    now = now or timezone.now()
     try:
-        return compile_rule_sql(rule, make_context(now, lookup_segment))
+        return compile_sql(
+            rule,
+            now,
+            timezone.localtime(now).date(),
+            lookup_segment,
+            timezone.get_current_timezone(),
+            candidates_first=candidates_first,
+        )
     except RuleError as exc:
         raise ValidationError(exc.errors) from None
 
 
+def select_rule_members(rule: dict, now: datetime | None = None) -> QuerySet:
+    """Return the customers matching a validated rule now (a QuerySet to scope or page)."""
+    sql, params = compile_member_sql(rule, now)
+    return Customer.objects.filter(pk__in=RawSQL(sql, params))  # noqa: S611 -- generated, values bound
+
+
 def count_members(rule: dict, now: datetime | None = None) -> int:
     """Return how many customers match a validated rule now."""
-    # The generated SQL, not the ORM query: only SQL text can materialise the cheap conditions
-    # before the per-customer lookups (see sqlgen.compile_sql); tests keep both in agreement.
-    sql = _member_ids_sql(rule, now)
+    sql, params = compile_member_sql(rule, now)
     with transaction.atomic(), connection.cursor() as cursor:
         plan_without_jit()
-        cursor.execute(f"SELECT count(*) FROM ({sql}) q")
+        cursor.execute(f"SELECT count(*) FROM ({sql}) q", params)  # noqa: S608 -- generated, values bound
         return cursor.fetchone()[0]
 
 
@@ -219,17 +233,19 @@ def count_and_sample_members(
     # backwards, running the per-customer lookups row by row, through every customer). A
     # common rule: the count, then the newest ten, which are near the top of the index.
     # (ORDER BY ... LIMIT on the generated SQL makes PostgreSQL pick a slower plan.)
-    sql = _member_ids_sql(rule, now)
+    sql, params = compile_member_sql(rule, now)
     with transaction.atomic(), connection.cursor() as cursor:
         plan_without_jit()
-        cursor.execute(f"SELECT q.id FROM ({sql}) q LIMIT {SAMPLE_SCAN_LIMIT + 1}")
+        cursor.execute(f"SELECT q.id FROM ({sql}) q LIMIT %s", [*params, SAMPLE_SCAN_LIMIT + 1])  # noqa: S608 -- generated, values bound
         ids = [row[0] for row in cursor.fetchall()]
         if len(ids) <= SAMPLE_SCAN_LIMIT:
             return len(ids), sorted(ids, reverse=True)[:limit]
-        cursor.execute(f"SELECT count(*) FROM ({sql}) q")
+        cursor.execute(f"SELECT count(*) FROM ({sql}) q", params)  # noqa: S608 -- generated, values bound
         count = cursor.fetchone()[0]
-        newest = select_rule_members(rule, now).order_by("-id").values_list("pk", flat=True)
-        return count, list(newest[:limit])
+        # One WHERE clause over the customers, walked down the id index until enough match.
+        plain, plain_params = compile_member_sql(rule, now, candidates_first=False)
+        cursor.execute(f"{plain} ORDER BY c.id DESC LIMIT %s", [*plain_params, limit])
+        return count, [row[0] for row in cursor.fetchall()]
 
 
 def count_rule(rule: Any, segment_id: int | None = None) -> int:
@@ -271,17 +287,17 @@ def _apply_membership(segment: Segment, entered: list[int], left: list[int]) -> 
 def _diff_members(rule: dict, current, now: datetime | None) -> tuple[list[int], list[int]]:
     # The rule is evaluated once and the two id sets compared here: a diff in SQL runs the
     # rule twice (once for who entered, once for who left).
-    sql = _member_ids_sql(rule, now)
+    sql, params = compile_member_sql(rule, now)
     plan_without_jit()
     with connection.cursor() as cursor:
-        cursor.execute(sql)
+        cursor.execute(sql, params)
         matched = {row[0] for row in cursor.fetchall()}
     existing = set(current)
     return sorted(matched - existing), sorted(existing - matched)
 
 
 @transaction.atomic
-def evaluate_segment(segment: Segment, now: datetime | None = None) -> RefreshResult:
+def evaluate_segment(segment: Segment, now: datetime | None = None, *, by: Actor) -> RefreshResult:
     """Re-evaluate the rule and record who entered and left."""
     rule = check_rule(segment.rules, segment.pk)
     current = SegmentMember.objects.filter(segment=segment).values_list("customer_id", flat=True)
@@ -301,22 +317,23 @@ def _record_size(segment: Segment, entered: int, left: int) -> RefreshResult:
     return RefreshResult(size, entered, left)
 
 
-def refresh_segment(segment: Segment, now: datetime | None = None) -> RefreshResult:
+def refresh_segment(segment: Segment, now: datetime | None = None, *, by: Actor) -> RefreshResult:
     """Refresh a dynamic segment; a static one keeps its snapshot."""
     if not segment.is_dynamic:
         size = segment.member_count
         return RefreshResult(size, 0, 0)
-    return evaluate_segment(segment, now)
+    return evaluate_segment(segment, now, by=by)
 
 
 @transaction.atomic
 def create_segment(
     name: str,
     rules: dict | None = None,
+    *,
     kind: str = Segment.Kind.DYNAMIC,
     description: str = "",
-    by: AbstractBaseUser | None = None,
     customer_ids: Iterable[int] | None = None,
+    by: Actor,
 ) -> Segment:
     """Create a segment; a static one is snapshotted now from its rule or the given ids."""
     rules = rules if rules is not None else {"match": "all", "conditions": []}
@@ -328,22 +345,24 @@ def create_segment(
     name = strip_control(name)
     if Segment.objects.filter(name=name).exists():
         raise ValidationError(_("a segment named %(name)s already exists") % {"name": name})
-    segment = Segment(name=name, rules=rules, kind=kind, description=description)
-    if by is not None and getattr(by, "pk", None):
-        segment.created_by_id = by.pk
+    segment = Segment(
+        name=name,
+        rules=rules,
+        kind=kind,
+        description=description,
+        created_by=get_user_or_none(by),
+    )
     segment.full_clean(exclude=["created_by", "rules"])
     segment.save()
     if customer_ids is not None:
-        set_static_members(segment, customer_ids)
+        set_static_members(segment, customer_ids, by=by)
     else:
-        evaluate_segment(segment)
+        evaluate_segment(segment, by=by)
     return segment
 
 
 @transaction.atomic
-def update_segment(
-    segment: Segment, data: dict[str, Any], by: AbstractBaseUser | None = None
-) -> Segment:
+def update_segment(segment: Segment, data: dict[str, Any], *, by: Actor) -> Segment:
     """Change name, description, kind or rules; a changed rule is re-evaluated at once."""
     unknown = set(data) - {"name", "description", "kind", "rules"}
     if unknown:
@@ -361,16 +380,17 @@ def update_segment(
     segment.full_clean(exclude=["created_by", "rules"])
     segment.save()
     if segment.is_dynamic or rules_changed:
-        evaluate_segment(segment)
+        evaluate_segment(segment, by=by)
     return segment
 
 
-def snapshot_segment(segment: Segment) -> RefreshResult:
+def snapshot_segment(segment: Segment, *, by: Actor) -> RefreshResult:
     """Take a new snapshot of a static segment from its rule."""
-    return evaluate_segment(segment)
+    return evaluate_segment(segment, by=by)
 
 
-def delete_segment(segment: Segment, by: AbstractBaseUser | None = None) -> None:
+@transaction.atomic
+def delete_segment(segment: Segment, *, by: Actor) -> None:
     """Delete a segment unless another segment's rule refers to it."""
     for other in Segment.objects.exclude(pk=segment.pk).only("id", "name", "rules"):
         if _refers_to(other.rules, segment.pk):
@@ -388,8 +408,6 @@ def delete_segment(segment: Segment, by: AbstractBaseUser | None = None) -> None
 
 
 def _refers_to(rule: Any, segment_id: int) -> bool:
-    from kequn.segments.rules import iter_conditions
-
     if not isinstance(rule, dict):
         return False
     return any(
@@ -399,7 +417,9 @@ def _refers_to(rule: Any, segment_id: int) -> bool:
 
 
 @transaction.atomic
-def set_static_members(segment: Segment, customer_ids: Iterable[int]) -> RefreshResult:
+def set_static_members(
+    segment: Segment, customer_ids: Iterable[int], *, by: Actor
+) -> RefreshResult:
     """Make the members of a static segment exactly these customers."""
     wanted = set(
         Customer.objects.filter(
@@ -414,7 +434,7 @@ def set_static_members(segment: Segment, customer_ids: Iterable[int]) -> Refresh
     return _record_size(segment, len(entered), len(left))
 
 
-def refresh_tag_rule(tag_rule: TagRule, now: datetime | None = None) -> RefreshResult:
+def refresh_tag_rule(tag_rule: TagRule, now: datetime | None = None, *, by: Actor) -> RefreshResult:
     """Make the tag's customers exactly those matching its rule."""
     rule = check_rule(tag_rule.rules)
     links = CustomerTag.objects.filter(tag=tag_rule.tag)
@@ -436,20 +456,26 @@ def refresh_tag_rule(tag_rule: TagRule, now: datetime | None = None) -> RefreshR
     return RefreshResult(tag_rule.member_count, len(entered), len(left))
 
 
+@transaction.atomic
 def save_tag_rule(
-    tag_name: str, rules: dict, group_name: str | None = None, enabled: bool = True
+    tag_name: str,
+    rules: dict,
+    group_name: str | None = None,
+    *,
+    enabled: bool = True,
+    by: Actor,
 ) -> TagRule:
     """Create or change an automatic tag and fill it from its rule."""
     check_rule(rules)
-    tag = get_or_create_tag(tag_name, group_name, kind=Tag.Kind.RULE)
+    tag = get_or_create_tag(tag_name, group_name, kind=Tag.Kind.RULE, by=by)
     tag_rule, _created = TagRule.objects.update_or_create(
         tag=tag, defaults={"rules": rules, "enabled": enabled}
     )
-    refresh_tag_rule(tag_rule)
+    refresh_tag_rule(tag_rule, by=by)
     return tag_rule
 
 
-def refresh_all(now: datetime | None = None) -> dict[str, Any]:
+def refresh_all(now: datetime | None = None, *, by: Actor) -> dict[str, Any]:
     """Refresh every dynamic segment and enabled tag rule; a broken rule disables only its own.
 
     Return how many of each were refreshed and, under "disabled", one line per segment or tag
@@ -461,11 +487,11 @@ def refresh_all(now: datetime | None = None) -> dict[str, Any]:
             disabled.append(_disabled_line(_("segment"), segment.pk, segment.name, segment))
             continue
         try:
-            evaluate_segment(segment, now)
+            evaluate_segment(segment, now, by=by)
         except (ValidationError, RuleError) as exc:
             problems = _explain_failure(segment.rules, exc)
             if segment.disabled_at is None or segment.disabled_reason != problems:
-                disable_segment(segment, problems=problems, by=None)
+                disable_segment(segment, problems=problems, by=by)
             disabled.append(_disabled_line(_("segment"), segment.pk, segment.name, segment))
             continue
         segments += 1
@@ -474,11 +500,11 @@ def refresh_all(now: datetime | None = None) -> dict[str, Any]:
             disabled.append(_disabled_line(_("tag rule"), tag_rule.pk, str(tag_rule), tag_rule))
             continue
         try:
-            refresh_tag_rule(tag_rule, now)
+            refresh_tag_rule(tag_rule, now, by=by)
         except (ValidationError, RuleError) as exc:
             problems = _explain_failure(tag_rule.rules, exc)
             if tag_rule.disabled_at is None or tag_rule.disabled_reason != problems:
-                disable_tag_rule(tag_rule, problems=problems, by=None)
+                disable_tag_rule(tag_rule, problems=problems, by=by)
             disabled.append(_disabled_line(_("tag rule"), tag_rule.pk, str(tag_rule), tag_rule))
             continue
         tag_rules += 1
@@ -503,10 +529,7 @@ def _enable(obj: Segment | TagRule) -> None:
     obj.save(update_fields=["disabled_at", "disabled_reason"])
 
 
-def _disable(obj: Segment | TagRule, *, problems: list[dict], by: AbstractBaseUser | None) -> None:
-    from kequn.security.audit.services import CHANGE as AUDIT_CHANGE
-    from kequn.security.audit.services import record_event
-
+def _disable(obj: Segment | TagRule, *, problems: list[dict], by: Actor) -> None:
     obj.disabled_at = timezone.now()
     obj.disabled_reason = problems
     obj.save(update_fields=["disabled_at", "disabled_reason"])
@@ -519,14 +542,8 @@ def _disable(obj: Segment | TagRule, *, problems: list[dict], by: AbstractBaseUs
 
 
 @transaction.atomic
-def disable_segment(
-    segment: Segment, *, problems: list[dict], by: AbstractBaseUser | None
-) -> Segment:
+def disable_segment(segment: Segment, *, problems: list[dict], by: Actor) -> Segment:
     """Stop refreshing a segment whose rule cannot run; tell its owner why (log and audit)."""
-    from django.conf import settings
-    from django.contrib.admin.models import CHANGE, LogEntry
-    from django.utils import translation
-
     _disable(segment, problems=problems, by=by)
     if segment.created_by_id:
         # The owner finds it under their recent actions and in the segment's history.
@@ -545,9 +562,7 @@ def disable_segment(
 
 
 @transaction.atomic
-def disable_tag_rule(
-    tag_rule: TagRule, *, problems: list[dict], by: AbstractBaseUser | None
-) -> TagRule:
+def disable_tag_rule(tag_rule: TagRule, *, problems: list[dict], by: Actor) -> TagRule:
     """Stop refreshing a tag rule whose rule cannot run, keeping why (and audit it)."""
     _disable(tag_rule, problems=problems, by=by)
     return tag_rule
@@ -575,7 +590,10 @@ def find_rules_using(
 # --- tags in bulk --------------------------------------------------------------------
 
 
-def get_or_create_tag(name: str, group_name: str | None = None, kind: str = Tag.Kind.MANUAL) -> Tag:
+@transaction.atomic
+def get_or_create_tag(
+    name: str, group_name: str | None = None, *, kind: str = Tag.Kind.MANUAL, by: Actor
+) -> Tag:
     """Return the tag with this name in this group, creating tag and group if needed."""
     name = (name or "").strip()
     if not name:
@@ -587,17 +605,14 @@ def get_or_create_tag(name: str, group_name: str | None = None, kind: str = Tag.
     return tag
 
 
-def tag_customer_ids(
-    tag: Tag, customer_ids: Iterable[int], by: AbstractBaseUser | None = None
-) -> int:
+def tag_customer_ids(tag: Tag, customer_ids: Iterable[int], *, by: Actor) -> int:
     """Tag many customers by id (idempotent); return how many links were added."""
     ids = sorted(set(customer_ids))
     before = CustomerTag.objects.filter(tag=tag).count()
-    user_id = getattr(by, "pk", None)
-    taggable = Customer.objects.filter(processing_restricted=False)
-    if by is not None:
-        # A sales rep tags only accounts they may see, whatever ids a file or segment holds.
-        taggable = scope_customers(by, taggable)
+    user = get_user_or_none(by)
+    user_id = user.pk if user is not None else None
+    # A sales rep tags only accounts they may see, whatever ids a file or segment holds.
+    taggable = scope_customers(by, Customer.objects.filter(processing_restricted=False))
     with transaction.atomic():
         for chunk in _iter_chunks(ids):
             existing = set(taggable.filter(pk__in=chunk).values_list("pk", flat=True))
@@ -612,18 +627,10 @@ def tag_customer_ids(
     return CustomerTag.objects.filter(tag=tag).count() - before
 
 
-def tag_segment_members(segment: Segment, tag: Tag, by: AbstractBaseUser | None = None) -> int:
+def tag_segment_members(segment: Segment, tag: Tag, *, by: Actor) -> int:
     """Tag every current member of a segment; return how many links were added."""
     ids = SegmentMember.objects.filter(segment=segment).values_list("customer_id", flat=True)
-    return tag_customer_ids(tag, ids, by)
-
-
-def untag_customer_ids(tag: Tag, customer_ids: Iterable[int]) -> int:
-    """Remove a tag from many customers; return how many links were removed."""
-    removed = 0
-    for chunk in _iter_chunks(sorted(set(customer_ids))):
-        removed += CustomerTag.objects.filter(tag=tag, customer_id__in=chunk).delete()[0]
-    return removed
+    return tag_customer_ids(tag, ids, by=by)
 
 
 def read_id_values(data: str) -> list[str]:
@@ -650,7 +657,7 @@ def read_id_values(data: str) -> list[str]:
 
 
 def resolve_customer_ids(
-    values: list[str], system: str | None = None, *, by: AbstractBaseUser | None = None
+    values: list[str], system: str | None = None, *, by: Actor | None = None
 ) -> tuple[list[int], list[str]]:
     """Map customer ids (system None) or external ids to customer ids; return (ids, unknown).
 
@@ -682,7 +689,7 @@ def resolve_customer_ids(
 
 
 @transaction.atomic
-def store_personas(result, customer_ids: list[int]) -> list[Persona]:
+def store_personas(result: Any, customer_ids: list[int], *, by: Actor) -> list[Persona]:
     """Store the personas of one clustering run (see personas.find_personas)."""
     now = timezone.now()
     personas = []
@@ -704,7 +711,8 @@ def store_personas(result, customer_ids: list[int]) -> list[Persona]:
     return personas
 
 
-def save_persona_as_segment(persona: Persona, name: str | None = None, by=None) -> Segment:
+@transaction.atomic
+def save_persona_as_segment(persona: Persona, name: str | None = None, *, by: Actor) -> Segment:
     """Save a persona's customers as a static segment (once)."""
     if persona.segment_id:
         return persona.segment

@@ -7,17 +7,17 @@ from typing import Any
 from django import template
 from django.urls import reverse
 
+from kequn.commerce.models import Category
+from kequn.customers.models import Tag
+from kequn.segments.models import Segment
+from kequn.segments.services import find_rules_using
+
 register = template.Library()
 
 
 @register.simple_tag
 def rules_using(objects: Any) -> list[dict]:
     """Return the segments and tag rules naming these tags, categories or segments (for links)."""
-    from kequn.commerce.models import Category
-    from kequn.customers.models import Tag
-    from kequn.segments.models import Segment
-    from kequn.segments.services import find_rules_using
-
     items = list(objects) if hasattr(objects, "__iter__") else [objects]
     users = find_rules_using(
         tags=[o for o in items if isinstance(o, Tag)],

@@ -1,4 +1,9 @@
-"""Compile a validated segment rule to one Django ORM filter (Q with Exists/Subquery)."""
+"""A second compiler of segment rules, to the Django ORM (Q with Exists/Subquery): a test oracle.
+
+Kequn evaluates rules with one SQL generator (kequn.segments.sqlgen). This independent
+translation, written condition by condition against the models, checks that the generated SQL
+selects the same customers (tests/segments/test_rules.py).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db.models import (
+    BooleanField,
     Count,
     DecimalField,
     Exists,
@@ -30,6 +36,10 @@ from django.db.models.lookups import (
 )
 from django.utils import timezone
 
+from kequn.commerce.models import Category, Order, OrderLine
+from kequn.customers.models import Consent, Customer, CustomerTag, Tag
+from kequn.events.models import Event
+from kequn.segments.models import SegmentMember
 from kequn.segments.rules import FIELDS, ROOT, RuleError
 
 VIEW_EVENT = "Product Viewed"
@@ -61,8 +71,6 @@ def local_midnight_utc(day: date) -> datetime:
 
 def resolve_category_ids(codes: Iterable[str]) -> list[int]:
     """Return the ids of the categories with these codes and of all their descendants."""
-    from kequn.commerce.models import Category
-
     rows = list(Category.objects.values_list("id", "parent_id", "code"))
     children: dict[int | None, list[int]] = {}
     for cid, parent, _code in rows:
@@ -79,8 +87,6 @@ def resolve_category_ids(codes: Iterable[str]) -> list[int]:
 
 def resolve_tag_ids(path: str, values: list) -> list[int]:
     """Return tag ids for ids or names; an unknown tag is a RuleError naming the path."""
-    from kequn.customers.models import Tag
-
     ids = {v for v in values if isinstance(v, int)}
     names = {v for v in values if isinstance(v, str)}
     found_ids = set(Tag.objects.filter(pk__in=ids).values_list("pk", flat=True))
@@ -180,8 +186,6 @@ def _date(column: str, op: str, value, ctx: Context, is_datetime: bool) -> Q:
 
 
 def _purchases(ctx: Context, days: int | None) -> QuerySet:
-    from kequn.commerce.models import Order
-
     orders = Order.objects.filter(customer=OuterRef("pk"), status__in=Order.PURCHASE_STATUSES)
     if days:
         orders = orders.filter(ordered_at__gte=ctx.now - timedelta(days=days))
@@ -189,8 +193,6 @@ def _purchases(ctx: Context, days: int | None) -> QuerySet:
 
 
 def _purchase_lines(ctx: Context, days: int | None) -> QuerySet:
-    from kequn.commerce.models import Order, OrderLine
-
     lines = OrderLine.objects.filter(
         order__customer=OuterRef("pk"), order__status__in=Order.PURCHASE_STATUSES
     )
@@ -230,10 +232,6 @@ def _last_order(op: str, value, ctx: Context) -> Q:
 
 
 def _latest_consent(channel: str, purpose: str):
-    from django.db.models import BooleanField
-
-    from kequn.customers.models import Consent
-
     latest = (
         Consent.objects.filter(customer=OuterRef("pk"), channel=channel, purpose=purpose)
         .order_by("-recorded_at", "-id")
@@ -290,8 +288,6 @@ def _condition(cond: dict, path: str, ctx: Context) -> Q:
         q = Q(Exists(_events(ctx, days).filter(name=VIEW_EVENT))) & ~Exists(_purchases(ctx, days))
         return q if value else ~q
     if name == "tag":
-        from kequn.customers.models import CustomerTag
-
         ids = resolve_tag_ids(path, value)
         links = CustomerTag.objects.filter(customer=OuterRef("pk"))
         if op == "all_of":
@@ -311,8 +307,6 @@ def _condition(cond: dict, path: str, ctx: Context) -> Q:
 
 
 def _events(ctx: Context, days: int | None) -> QuerySet:
-    from kequn.events.models import Event
-
     events = Event.objects.filter(customer=OuterRef("pk"))
     if days:
         events = events.filter(occurred_at__gte=ctx.now - timedelta(days=days))
@@ -320,8 +314,6 @@ def _events(ctx: Context, days: int | None) -> QuerySet:
 
 
 def _in_segment(path: str, segment_id: int, ctx: Context) -> Q:
-    from kequn.segments.models import SegmentMember
-
     if segment_id in ctx.stack:
         raise RuleError([f"{path}: cycle: segment refers to itself"])
     target = ctx.lookup(segment_id) if ctx.lookup else None
@@ -357,15 +349,6 @@ def compile_rule(rule: dict, ctx: Context) -> Q:
 
 def select_customers(rule: dict, ctx: Context) -> QuerySet:
     """Return the live (not merged) customers matching a validated rule."""
-    from kequn.customers.models import Customer
-
     # Restricted customers (data-subject request) are never segment members.
     live = Customer.objects.filter(merged_into__isnull=True, processing_restricted=False)
     return live.filter(compile_rule(rule, ctx))
-
-
-def compile_rule_sql(rule: dict, ctx: Context) -> str:
-    """Return SQL text selecting the ids of customers matching a validated rule."""
-    from kequn.segments.sqlgen import compile_sql
-
-    return compile_sql(rule, ctx.now, ctx.today, ctx.lookup, timezone.get_current_timezone())
