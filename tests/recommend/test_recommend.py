@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import numpy as np
@@ -12,10 +12,17 @@ import scipy.sparse as sp
 from django.core.management import CommandError, call_command
 
 from kequn.commerce.models import Category, Channel, Order, OrderLine, Product
+from kequn.demo.generator import generate_demo_data
 from kequn.recommend import algorithms as algo
-from kequn.recommend.models import Recommendation
-from kequn.recommend.services import get_recommendations_for_customer, train_recommendations
+from kequn.recommend.models import AlsoBought, Recommendation, TrainingRun
+from kequn.recommend.services import (
+    get_recommendations_for_customer,
+    load_interactions,
+    train_recommendations,
+)
 from kequn.recommend.synthetic import make_interactions
+from kequn.security.actors import system_actor
+from kequn.security.audit.models import AuditEntry
 from kequn.security.roles import ADMINISTRATOR, ANALYST, AUDITOR, MARKETING, SALES, SERVICE
 from tests.api.base import ALL, NONE, OWN, APIResourceTests
 from tests.factories import make_customer
@@ -93,8 +100,13 @@ def test_train_stores_recommendations_without_bought_durables(catalogue):
         picks = rng.choice(16, 5, replace=False)
         for day, i in enumerate(picks):
             order(c, channel, [products[i]], days_ago=30 - day)
-    result = train_recommendations(n=8)
+    result = train_recommendations(n=8, by=system_actor("recommend-training"))
     assert result.customers == 40
+    run = TrainingRun.objects.get()
+    entry = AuditEntry.objects.get(action="recommend.train")
+    assert entry.actor_username == "system:recommend-training"
+    assert entry.target_id == str(run.pk) and entry.detail["customers"] == 40
+    assert AlsoBought.objects.exists()
     for c in customers:
         bought = set(
             OrderLine.objects.filter(order__customer=c).values_list("product_id", flat=True)
@@ -200,11 +212,6 @@ def test_evaluate_command(tmp_path, capsys):
 
 @pytest.mark.django_db(transaction=True)
 def test_chosen_model_beats_baselines_on_demo_data():
-    from datetime import date
-
-    from kequn.demo.generator import generate_demo_data
-    from kequn.recommend.services import load_interactions
-
     generate_demo_data(5000, seed=42, today=date(2026, 11, 20), progress=False)
     users, items, times = load_interactions()
     models = algo.evaluate_interactions(users, items, times)["models"]

@@ -457,7 +457,7 @@ def test_restricted_customer_is_not_scored_segmented_recommended_exported_or_cha
     refresh_scores(progress=False, by=admin_user)
     assert not CustomerScore.objects.filter(customer=person).exists()
     assert CustomerScore.objects.filter(customer=other).exists()
-    train_recommendations()
+    train_recommendations(by=system_actor("test"))
     assert not Recommendation.objects.filter(customer=person).exists()
     assert get_recommendations_for_customer(person.pk) == []
     from kequn.segments.export import iter_customer_rows

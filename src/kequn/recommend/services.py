@@ -7,14 +7,18 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
+import scipy.sparse as sp
 from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
+from tqdm import tqdm
 
 from kequn.commerce.models import Order, OrderLine, Product
 from kequn.customers.models import Customer
 from kequn.recommend import algorithms as algo
 from kequn.recommend.models import AlsoBought, Recommendation, TrainingRun
+from kequn.security.actors import Actor
+from kequn.security.audit.services import record_event
 
 MAX_PER_CATEGORY = 3
 STORE_N = 20
@@ -77,8 +81,6 @@ def recommend_for_rows(
     n: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return top-n item columns and scores for user rows: no bought durables, diverse."""
-    import scipy.sparse as sp
-
     bought = (matrix[rows] > 0).astype(np.int8)
     # Consumables may be bought again; durables and items off sale are never re-offered.
     durable = sp.diags((~consumable).astype(np.int8), dtype=np.int8)
@@ -98,23 +100,23 @@ def recommend_for_rows(
     )
 
 
-def train_recommendations(n: int = STORE_N, progress: bool = False) -> TrainResult:
+def train_recommendations(*, n: int = STORE_N, progress: bool = False, by: Actor) -> TrainResult:
     """Choose a model on held-out time, fit it on all purchases and store top-n per customer."""
     started = time.perf_counter()
     run = TrainingRun.objects.create()
     users, items, times = load_interactions()
     if len(users) == 0:
-        run.message = "no purchases yet: new customers get the fallback (popular products)"
-        run.finished_at = timezone.now()
-        run.save()
+        with transaction.atomic():
+            run.message = "no purchases yet: new customers get the fallback (popular products)"
+            run.finished_at = timezone.now()
+            run.save()
+            _record_training(run, by)
         return TrainResult("fallback", 0, 0, time.perf_counter() - started, {})
     choice, data, model = algo.train_model(users, items, times)
     categories, consumable, on_sale = load_catalogue(data.item_ids)
     now = timezone.now()
     batches = algo.iter_batches(len(data.user_ids), 2048)
     if progress:
-        from tqdm import tqdm
-
         batches = tqdm(list(batches), desc="recommend", unit="batch")
     with transaction.atomic():
         Recommendation.objects.all().delete()
@@ -136,11 +138,12 @@ def train_recommendations(n: int = STORE_N, progress: bool = False) -> TrainResu
                 if np.isfinite(s)
             ]
             Recommendation.objects.bulk_create(objs, batch_size=5000)
-        store_also_bought(data)
-    run.model, run.customers, run.interactions = choice.name, len(data.user_ids), len(users)
-    run.metrics = choice.validation
-    run.finished_at = timezone.now()
-    run.save()
+        _store_also_bought(data, _item_similarity(model))
+        run.model, run.customers, run.interactions = choice.name, len(data.user_ids), len(users)
+        run.metrics = choice.validation
+        run.finished_at = timezone.now()
+        run.save()
+        _record_training(run, by)
     return TrainResult(
         choice.name,
         len(data.user_ids),
@@ -150,9 +153,36 @@ def train_recommendations(n: int = STORE_N, progress: bool = False) -> TrainResu
     )
 
 
-def store_also_bought(data: algo.Dataset, n: int = ALSO_BOUGHT_N) -> int:
-    """Store "customers also bought" per product from item-neighbour similarity."""
-    sim = algo.keep_top_per_row(algo.ItemKNN(k=n).fit(data.matrix).similarity, n).tocsr()
+def _record_training(run: TrainingRun, by: Actor) -> None:
+    """Write the audit entry of a training run (inside the transaction that stores it)."""
+    record_event(
+        "recommend.train",
+        actor=by,
+        target=run,
+        detail={"model": run.model, "customers": run.customers, "interactions": run.interactions},
+    )
+
+
+def _item_similarity(model: object) -> sp.csr_matrix | None:
+    """Return the item-neighbour similarity the model already fitted, if it has one."""
+    parts = model.parts if isinstance(model, algo.Hybrid) else [model]
+    for part, weight in zip(parts, getattr(model, "weights", [1.0]), strict=True):
+        if isinstance(part, algo.ItemKNN) and weight:
+            return part.similarity
+    return None
+
+
+def _store_also_bought(
+    data: algo.Dataset, similarity: sp.csr_matrix | None = None, n: int = ALSO_BOUGHT_N
+) -> int:
+    """Store "customers also bought" per product from item-neighbour similarity.
+
+    The similarity of a fitted item-neighbour model is reused when given: its top n per
+    product are the neighbours a fit keeping n would find.
+    """
+    if similarity is None:
+        similarity = algo.ItemKNN(k=n).fit(data.matrix).similarity
+    sim = algo.keep_top_per_row(similarity, n).tocsr()
     AlsoBought.objects.all().delete()
     objs = []
     for r in range(sim.shape[0]):

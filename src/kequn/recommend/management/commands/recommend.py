@@ -1,14 +1,23 @@
+"""`kequn recommend`: evaluate models on an interactions file, or train on the store."""
+
+from __future__ import annotations
+
 import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 from django.core.management.base import BaseCommand, CommandError
 
+from kequn.recommend.algorithms import evaluate_interactions, format_report
+from kequn.recommend.services import train_recommendations
+from kequn.security.actors import UnknownOperatorError, add_operator_argument, get_operator
 
-def read_interactions(path: str, user_col: str, item_col: str, time_col: str):
+
+def read_interactions(
+    path: str, user_col: str, item_col: str, time_col: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return (users, items, times) arrays from a CSV; bad input is a one-line CommandError."""
-    import numpy as np
-    import pandas as pd
-
     file = Path(path)
     if not file.is_file():
         raise CommandError(f"interactions file {path} does not exist")
@@ -57,21 +66,24 @@ class Command(BaseCommand):
         ev.add_argument("--json", action="store_true", help="print JSON")
         tr = sub.add_parser("train", help="choose a model, store top products per customer")
         tr.add_argument("--quiet", action="store_true", help="no progress bar")
+        add_operator_argument(tr)
 
-    def handle(self, *args, action: str, **options):
+    def handle(self, *args, action: str, **options) -> None:
         if action == "evaluate":
-            return self.evaluate(options)
-        from kequn.recommend.services import train_recommendations
-
-        result = train_recommendations(progress=not options["quiet"])
+            self.evaluate(options)
+            return
+        try:
+            by = get_operator(options["by"])
+        except UnknownOperatorError as exc:
+            raise CommandError(str(exc)) from None
+        result = train_recommendations(progress=not options["quiet"], by=by)
         self.stdout.write(
             f"Chose {result.model}; stored recommendations for {result.customers:,} customers "
             f"from {result.interactions:,} purchases in {result.seconds:.1f} s"
         )
 
-    def evaluate(self, options):
-        from kequn.recommend.algorithms import evaluate_interactions, format_report
-
+    def evaluate(self, options: dict) -> None:
+        """Print the evaluation report of the interactions file."""
         users, items, times = read_interactions(
             options["interactions"], options["user_col"], options["item_col"], options["time_col"]
         )
