@@ -69,12 +69,12 @@ def plain_load(path: Path, fast: bool = False) -> None:
 def _flush(rows, customer_model, identity_model, fast: bool) -> None:
     from django.db import transaction
 
-    from kequn.ingest.services import _insert_rows
+    from kequn.db import insert_objects
 
     with transaction.atomic():
         customers = [customer_model(name=r[1], city=r[3]) for r in rows]
         if fast:
-            _insert_rows(customer_model, customers, set_ids=True)
+            insert_objects(customer_model, customers, set_ids=True)
         else:
             customers = customer_model.objects.bulk_create(customers)
         identities = (
@@ -82,7 +82,7 @@ def _flush(rows, customer_model, identity_model, fast: bool) -> None:
             + [identity_model(customer=c, kind="phone", value=f"{c.pk}:{r[0]}") for c, r in zip(customers, rows, strict=True)]
         )  # fmt: skip
         if fast:
-            _insert_rows(identity_model, identities)
+            insert_objects(identity_model, identities)
         else:
             identity_model.objects.bulk_create(identities)
 
@@ -102,7 +102,7 @@ def run_one(path: Path, mode: str) -> dict:
     if mode == "migrate":
         return {}
     from kequn.customers.models import Customer
-    from kequn.ingest.services import import_file
+    from kequn.ingest.runs import import_file
 
     start = time.perf_counter()
     if mode in ("plain", "plain-fast"):

@@ -154,7 +154,7 @@ def test_back_office_masks_them_by_role(stored, client):
 
 
 def test_imported_event_files_are_protected_too(tmp_path, db):
-    from kequn.ingest.services import import_file
+    from kequn.ingest.runs import import_file
 
     path = tmp_path / "events.csv"
     path.write_text(

@@ -3,8 +3,9 @@ from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from kequn.customers.models import Customer, Identity
+from kequn.ingest.merging import merge_customers
 from kequn.ingest.models import ImportRun, Merge, QuarantinedRow
-from kequn.ingest.services import import_file, merge_customers
+from kequn.ingest.runs import import_file
 
 pytestmark = pytest.mark.django_db
 

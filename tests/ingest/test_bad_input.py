@@ -66,7 +66,7 @@ def test_row_level_problems_are_quarantined_with_reasons(write):
 
 
 def test_missing_file_and_bad_kind(tmp_path):
-    with pytest.raises(CommandError, match="nope.csv"):
+    with pytest.raises(CommandError, match=r"nope\.csv"):
         call_command("import", "customers", str(tmp_path / "nope.csv"))
     with pytest.raises(CommandError):
         call_command("import", "shoes", str(tmp_path / "nope.csv"))

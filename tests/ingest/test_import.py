@@ -8,8 +8,9 @@ from openpyxl import Workbook
 
 from kequn.commerce.models import Order, OrderLine, Product
 from kequn.customers.models import Customer, Identity
+from kequn.ingest.merging import undo_merge
 from kequn.ingest.models import ImportRun, Merge, QuarantinedRow
-from kequn.ingest.services import ImportInterruptedError, import_file, undo_merge
+from kequn.ingest.runs import ImportInterruptedError, import_file
 from tests.ingest.conftest import dump_state
 
 pytestmark = pytest.mark.django_db
@@ -225,12 +226,12 @@ def test_changed_profile_is_updated_with_its_birth_year(write):
 def test_identity_stored_twice_is_refused_by_the_database(write):
     from django.db import IntegrityError, transaction
 
-    from kequn.ingest.services import _insert_rows
+    from kequn.db import insert_objects
 
     run("customers", str(write("a.csv", "email\na@x.cn\n")))
     ann = Customer.objects.get()
     with pytest.raises(IntegrityError), transaction.atomic():
-        _insert_rows(Identity, [Identity(customer=ann, kind="email", value="a@x.cn")])
+        insert_objects(Identity, [Identity(customer=ann, kind="email", value="a@x.cn")])
     assert Identity.objects.count() == 1
 
 

@@ -5,9 +5,10 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 
 from kequn.customers.models import Customer, Identity
-from kequn.demo import duplicates
+from kequn.ingest import duplicates
+from kequn.ingest.merging import accept_match, resolve_probabilistic, undo_merge
 from kequn.ingest.models import MatchCandidate, Merge
-from kequn.ingest.services import accept_match, import_file, resolve_probabilistic, undo_merge
+from kequn.ingest.runs import import_file
 
 pytestmark = pytest.mark.django_db
 
@@ -54,7 +55,7 @@ def test_resolve_command_report_and_undo(tmp_path):
     call_command("resolve", "report", "--json", stdout=out)
     assert '"undone": 0' in out.getvalue()
     a, b = Customer.objects.create(name="A"), Customer.objects.create(name="B")
-    from kequn.ingest.services import merge_customers
+    from kequn.ingest.merging import merge_customers
 
     first = merge_customers(a, b, rule="manual")
     c = Customer.objects.create(name="C")

@@ -11,7 +11,7 @@ from django.utils import translation
 from kequn.customers.models import Customer
 from kequn.customers.services import IdentityInput, create_customer
 from kequn.ingest.models import ImportRun, MatchCandidate
-from kequn.ingest.services import import_file
+from kequn.ingest.runs import import_file
 from kequn.security.actors import system_actor
 
 pytestmark = pytest.mark.django_db

@@ -373,7 +373,7 @@ def test_customer_changes_record_field_names_not_values():
 
 
 def test_import_writes_one_entry_per_job_not_per_row(tmp_path):
-    from kequn.ingest.services import import_file
+    from kequn.ingest.runs import import_file
 
     rows = ["email,phone,name,city"] + [
         f"u{i}@x.cn,1880000{i:04d},User {i},杭州" for i in range(30)

@@ -23,7 +23,7 @@ from openpyxl import load_workbook
 
 from kequn.customers.models import Customer, Identity
 from kequn.ingest.models import QuarantinedRow
-from kequn.ingest.services import write_quarantine_csv
+from kequn.ingest.quarantine import write_quarantine_csv
 from kequn.security.actors import system_actor
 from kequn.security.formulas import escape_formula
 from kequn.security.models import ApiToken

@@ -315,7 +315,7 @@ def _load_everything(tmp_path: Path) -> dict:
     """Demo data, an import (with a quarantined row and a merge) and an identify event."""
     from kequn.demo.generator import generate_demo_data
     from kequn.events.services import collect_events, create_source
-    from kequn.ingest.services import import_file
+    from kequn.ingest.runs import import_file
 
     generate_demo_data(200, seed=7, progress=False)
     csv = tmp_path / "people.csv"

@@ -143,7 +143,7 @@ def test_segment_csv_export_as_sales_rep_has_own_members_unmasked(person, client
 
 @pytest.fixture
 def quarantined(db, tmp_path):
-    from kequn.ingest.services import import_file
+    from kequn.ingest.runs import import_file
 
     path = tmp_path / "people.csv"
     path.write_text(

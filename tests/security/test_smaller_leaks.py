@@ -18,7 +18,7 @@ from kequn.analytics.cli import main as analyze
 from kequn.customers.models import Customer
 from kequn.customers.services import create_customer, record_consent
 from kequn.ingest.models import ImportRun
-from kequn.ingest.services import import_file
+from kequn.ingest.runs import import_file
 from kequn.ingest.stale import beat, fail_stale_runs, forget
 from kequn.privacy.services import open_request
 from kequn.security.actors import system_actor

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_delete, post_save
 from django.utils.translation import gettext_lazy as _
 
 
@@ -7,10 +8,17 @@ class EventsConfig(AppConfig):
     verbose_name = _("Behaviour")
 
     def ready(self) -> None:
-        from django.db.models.signals import post_delete, post_save
+        """Connect the key-cache signals; register the events importer and merge rows."""
+        # Models can be imported only once the app registry is ready.
+        from kequn.events.importer import EventImporter
+        from kequn.events.models import AnonymousLink, Event, Source
+        from kequn.ingest.importers.base import register_importer
+        from kequn.ingest.merging import register_movable
 
-        from kequn.events.models import Source
-
+        register_importer(EventImporter)
+        # A customer's events and anonymous ids follow them into a merge (and back on undo).
+        register_movable("events", Event, "customer")
+        register_movable("anonymous_links", AnonymousLink, "customer")
         # Any change to a source (revoked in the CLI, the back office or a shell) reaches
         # every worker's key cache at once.
         post_save.connect(_source_changed, sender=Source, dispatch_uid="events_source_saved")
@@ -21,6 +29,7 @@ class EventsConfig(AppConfig):
 
 
 def _source_changed(sender, **kwargs) -> None:
+    # The services module imports models, which apps.py may not at import time.
     from kequn.events.services import bump_sources_generation
 
     bump_sources_generation()

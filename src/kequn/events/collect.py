@@ -20,7 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from kequn.events.models import Source
 from kequn.events.services import (
-    SegmentError,
+    CollectionError,
     collect_events,
     get_sources_generation,
     hash_write_key,
@@ -117,7 +117,7 @@ def _read_body(request: HttpRequest) -> bytes:
         decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
         raw = decompressor.decompress(raw, MAX_BATCH_BYTES + 1)
     elif encoding not in ("", "identity"):
-        raise SegmentError(f"unsupported Content-Encoding {encoding!r}: send JSON or gzip")
+        raise CollectionError(f"unsupported Content-Encoding {encoding!r}: send JSON or gzip")
     return raw
 
 
@@ -147,7 +147,7 @@ def collect(request: HttpRequest, kind: str) -> JsonResponse:
         return _error(400, "request larger than 500 KB: send smaller batches")
     try:
         raw = _read_body(request)
-    except (SegmentError, OSError, zlib.error, gzip.BadGzipFile) as exc:
+    except (CollectionError, OSError, zlib.error, gzip.BadGzipFile) as exc:
         return _error(400, f"cannot read body: {exc}")
     if len(raw) > MAX_BATCH_BYTES:
         return _error(400, "batch larger than 500 KB: send at most 500 KB per request")
@@ -203,7 +203,7 @@ def collect(request: HttpRequest, kind: str) -> JsonResponse:
             source=Source(pk=source.id, name=source.name, key_type=source.key_type),
             messages=messages,
         )
-    except SegmentError as exc:
+    except CollectionError as exc:
         return _error(400, str(exc))
     return JsonResponse({"success": True})
 

@@ -11,13 +11,13 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from kequn.customers.guards import find_blocked_identities
 from kequn.customers.models import Customer, Identity
 from kequn.customers.selectors import find_identity_owners
 from kequn.customers.services import mark_field_sources
@@ -41,13 +41,14 @@ from kequn.ingest.survivorship import (
     get_trust_order,
     may_overwrite,
 )
+from kequn.security.actors import Actor
 from kequn.security.audit import services as audit
 
 logger = logging.getLogger(__name__)
 
 
-class SegmentError(ValueError):
-    """A Segment message that cannot be stored; the message says why."""
+class CollectionError(ValueError):
+    """A collected (Segment-format) message that cannot be stored; the message says why."""
 
 
 # ---------------------------------------------------------------- sources and write keys
@@ -105,7 +106,7 @@ def _check_source_name(name: str) -> str:
 
 
 def create_source(
-    *, name: str, key_type: str = Source.KeyType.CLIENT, by: AbstractBaseUser | None = None
+    *, name: str, key_type: str = Source.KeyType.CLIENT, by: Actor | None = None
 ) -> tuple[Source, str]:
     """Create an event source; return it and its write key (shown once, stored hashed)."""
     name = _check_source_name(name)
@@ -129,7 +130,7 @@ def create_source(
     return source, key
 
 
-def revoke_source(*, source: Source, by: AbstractBaseUser | None = None) -> None:
+def revoke_source(*, source: Source, by: Actor | None = None) -> None:
     """Stop accepting events sent with this source's key, on every worker at once."""
     with transaction.atomic():
         source.is_active = False
@@ -172,7 +173,7 @@ def _traits_profile(traits: dict) -> dict[str, object]:
     with suppress(CleaningError):
         if traits.get("birthday"):
             day = clean_date(str(traits["birthday"]))
-            if date(1900, 1, 1) <= day <= date.today():
+            if date(1900, 1, 1) <= day <= timezone.localdate():
                 profile["birthday"] = day
     address = traits.get("address") if isinstance(traits.get("address"), dict) else {}
     city = clean_city(str(traits.get("city") or address.get("city") or ""))
@@ -210,15 +211,13 @@ def _claims(traits: dict) -> list[tuple[str, str, str]]:
 
 def _without_suppressed(messages: list[dict]) -> list[dict]:
     """Drop messages of people erased on request: no profile, identity or event comes back."""
-    from kequn.privacy.services import find_suppressed
-
     keys_of = []
     for message in messages:
         user_id = _user_id(message)
         keys = [("external", "segment", user_id)] if user_id else []
         traits = message.get("traits") if isinstance(message.get("traits"), dict) else {}
         keys_of.append(keys + _claims(traits))
-    suppressed = find_suppressed(k for keys in keys_of for k in keys)
+    suppressed = find_blocked_identities(k for keys in keys_of for k in keys)
     if not suppressed:
         return messages
     return [

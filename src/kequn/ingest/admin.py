@@ -23,6 +23,7 @@ from unfold.admin import ModelAdmin
 from unfold.decorators import display
 
 from kequn.customers.models import Customer, Identity
+from kequn.ingest.merging import accept_match, reject_match, undo_merge
 from kequn.ingest.models import ImportRun, MatchCandidate, Merge, QuarantinedRow
 from kequn.ingest.presets import (
     FIELDS,
@@ -33,18 +34,14 @@ from kequn.ingest.presets import (
     get_field_label,
     get_reason_label,
 )
-from kequn.ingest.readers import ImportFileError, iter_rows, open_file
-from kequn.ingest.services import (
-    accept_match,
+from kequn.ingest.quarantine import (
     describe_quarantine_message,
     discard_quarantined_rows,
-    import_file,
-    inspect_file,
-    reject_match,
     retry_quarantined_rows,
-    undo_merge,
     write_quarantine_csv,
 )
+from kequn.ingest.readers import ImportFileError, iter_rows, open_file
+from kequn.ingest.runs import import_file, inspect_file
 from kequn.ingest.stale import fail_stale_runs
 from kequn.security.masking import (
     BIRTHDAY,
@@ -411,7 +408,7 @@ class QuarantinedRowAdmin(ModelAdmin):
     )
     def retry_rows(self, request: HttpRequest, queryset: QuerySet) -> None:
         """Run the chosen rows through the importer again."""
-        counts = retry_quarantined_rows(queryset)
+        counts = retry_quarantined_rows(queryset, by=request.user)
         self.message_user(
             request,
             gettext("%(ok)d rows imported, %(bad)d still rejected")
@@ -422,7 +419,7 @@ class QuarantinedRowAdmin(ModelAdmin):
     @admin.action(description=_("Discard selected rows"), permissions=["change"])
     def discard_rows(self, request: HttpRequest, queryset: QuerySet) -> None:
         """Mark rows as deliberately not imported."""
-        count = discard_quarantined_rows(queryset)
+        count = discard_quarantined_rows(queryset, by=request.user)
         self.message_user(request, gettext("%(n)d rows discarded") % {"n": count})
 
 
@@ -505,7 +502,8 @@ def _comparison_display(groups: frozenset[str]):
                 format_html("<tr><th>{} identities</th><td colspan=3>{}</td></tr>", label, ids)
             )
         # Each row was built by format_html, so the joined rows are already escaped.
-        return format_html("<table class='kequn-compare'>{}</table>", mark_safe("".join(rows)))
+        body = mark_safe("".join(rows))  # noqa: S308 -- rows come from format_html
+        return format_html("<table class='kequn-compare'>{}</table>", body)
 
     return comparison
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
+from datetime import timezone as fixed_offset
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
@@ -183,9 +184,7 @@ def clean_datetime(value: object, tz: str = "Asia/Shanghai") -> datetime:
         else:
             sign = 1 if offset[0] == "+" else -1
             hh, mm = int(offset[1:3]), int(offset[-2:])
-            from datetime import timedelta, timezone
-
-            result = result.replace(tzinfo=timezone(sign * timedelta(hours=hh, minutes=mm)))
+            result = result.replace(tzinfo=fixed_offset(sign * timedelta(hours=hh, minutes=mm)))
     return result
 
 

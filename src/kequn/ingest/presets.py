@@ -164,7 +164,7 @@ def header_key(header: str) -> str:
 
 
 ALIASES: dict[str, dict[str, str]] = {
-    kind: {header_key(a): f for f in fields for a in _ALIASES.get(f, ()) + (f,)}
+    kind: {header_key(a): f for f in fields for a in (*_ALIASES.get(f, ()), f)}
     for kind, fields in FIELDS.items()
 }
 

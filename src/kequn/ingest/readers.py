@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+import unicodedata
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -262,8 +263,6 @@ def to_text(value: object) -> str:
 
 def clean_header(value: object) -> str:
     """Return a header cell as trimmed text without BOM or full-width forms."""
-    import unicodedata
-
     return unicodedata.normalize("NFKC", to_text(value)).replace("\ufeff", "").strip()
 
 
@@ -344,12 +343,12 @@ def _read_headers(info: FileInfo) -> list[str]:
             raise _fail(path, _("the file is empty: export it again with a header row and data"))
         return [clean_header(h) for h in first]
     if info.format == "xlsx":
-        from openpyxl import load_workbook
+        from openpyxl import load_workbook  # noqa: PLC0415 -- loaded only for Excel files
 
         check_xlsx_limits(path)
         try:
             workbook = load_workbook(path, read_only=True, data_only=True)
-        except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds for a bad zip
+        except Exception as exc:  # openpyxl raises many kinds for a bad zip
             raise _fail(
                 path, _("cannot open as Excel (%(err)s): save it again as .xlsx") % {"err": exc}
             ) from None
@@ -368,11 +367,11 @@ def _read_headers(info: FileInfo) -> list[str]:
             raise _too_big(path, _("the number of columns"), len(first), "KEQUN_XLSX_MAX_COLUMNS")
         return [clean_header(h) for h in first]
     if info.format == "parquet":
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # noqa: PLC0415 -- loaded only for Parquet files
 
         try:
             parquet = pq.ParquetFile(path)
-        except Exception as exc:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError...
+        except Exception as exc:  # pyarrow raises ArrowInvalid, OSError...
             raise _fail(path, _("cannot read as Parquet (%(err)s)") % {"err": exc}) from None
         info.total_rows = parquet.metadata.num_rows
         return [clean_header(n) for n in parquet.schema_arrow.names]
@@ -432,7 +431,7 @@ def iter_rows(info: FileInfo) -> Iterator[tuple[int, dict[str, str]]]:
                     row[EXTRA] = json.dumps(values[len(headers) :], ensure_ascii=False)
                 yield row_number, row
     elif info.format == "xlsx":
-        from openpyxl import load_workbook
+        from openpyxl import load_workbook  # noqa: PLC0415 -- loaded only for Excel files
 
         check_xlsx_limits(info.path)
         max_rows = get_xlsx_limit("KEQUN_XLSX_MAX_ROWS")
@@ -457,7 +456,7 @@ def iter_rows(info: FileInfo) -> Iterator[tuple[int, dict[str, str]]]:
         finally:
             workbook.close()
     elif info.format == "parquet":
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # noqa: PLC0415 -- loaded only for Parquet files
 
         parquet = pq.ParquetFile(info.path)
         names = parquet.schema_arrow.names

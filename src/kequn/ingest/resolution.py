@@ -52,9 +52,9 @@ def load_profiles() -> pd.DataFrame:
 
 
 def _settings(n_records: int):
-    import splink.comparison_level_library as cll
-    import splink.comparison_library as cl
-    from splink import SettingsCreator, block_on
+    import splink.comparison_level_library as cll  # noqa: PLC0415 -- Splink loads on use only
+    import splink.comparison_library as cl  # noqa: PLC0415 -- Splink loads on use only
+    from splink import SettingsCreator, block_on  # noqa: PLC0415 -- Splink loads on use only
 
     birthday = cl.CustomComparison(
         output_column_name="birthday",
@@ -98,8 +98,8 @@ def score_pairs(frame: pd.DataFrame, lower: float = LOWER, seed: int = 42) -> li
     """Return candidate pairs with their match probability at or above `lower`."""
     if len(frame) < 2:
         return []
-    from splink import Linker, block_on
-    from splink.backends.duckdb import DuckDBAPI
+    from splink import Linker, block_on  # noqa: PLC0415 -- Splink loads on use only
+    from splink.backends.duckdb import DuckDBAPI  # noqa: PLC0415 -- Splink loads on use only
 
     logging.getLogger("splink").setLevel(logging.ERROR)
     db_api = DuckDBAPI()

@@ -17,6 +17,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from kequn.ingest.models import ImportRun
+from kequn.security.audit import services as audit
+
 DEFAULT_STALE_MINUTES = 15
 
 
@@ -59,9 +62,6 @@ def get_last_sign_of_life(run_id: int, started_at: datetime) -> datetime:
 
 def fail_stale_runs(now: datetime | None = None) -> int:
     """Mark running imports without a sign of life for the stale period failed; return how many."""
-    from kequn.ingest.models import ImportRun
-    from kequn.security.audit import services as audit
-
     now = now or timezone.now()
     minutes = get_stale_minutes()
     limit = now - timedelta(minutes=minutes)

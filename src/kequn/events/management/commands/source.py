@@ -8,6 +8,7 @@ from django.utils.translation import gettext as _
 
 from kequn.events.models import Source
 from kequn.events.services import create_source, revoke_source
+from kequn.security.actors import UnknownOperatorError, add_operator_argument, get_operator
 
 
 class Command(BaseCommand):
@@ -21,8 +22,13 @@ class Command(BaseCommand):
             action="store_true",
             help="Make a server key (may update profiles; never put it in a web page or an app).",
         )
+        add_operator_argument(parser)
 
     def handle(self, *args, **options) -> None:
+        try:
+            by = get_operator(options["by"])
+        except UnknownOperatorError as exc:
+            raise CommandError(str(exc)) from None
         action, name = options["action"], options["name"]
         if action == "list":
             for source in Source.objects.all():
@@ -37,7 +43,7 @@ class Command(BaseCommand):
         if action == "create":
             key_type = Source.KeyType.SERVER if options["server"] else Source.KeyType.CLIENT
             try:
-                _source, key = create_source(name=name, key_type=key_type)
+                _source, key = create_source(name=name, key_type=key_type, by=by)
             except ValidationError as exc:
                 raise CommandError("; ".join(exc.messages)) from None
             self.stdout.write(key)
@@ -57,5 +63,5 @@ class Command(BaseCommand):
         source = Source.objects.filter(name=name).first()
         if source is None:
             raise CommandError(_("no source named %(name)r") % {"name": name})
-        revoke_source(source=source)
+        revoke_source(source=source, by=by)
         self.stdout.write(_("revoked %(name)s") % {"name": name})

@@ -10,7 +10,8 @@ from django.utils.translation import gettext as _
 
 from kequn.ingest.presets import KINDS, OUTCOME_LABELS, PRESETS, get_field_label
 from kequn.ingest.readers import ImportFileError
-from kequn.ingest.services import import_file
+from kequn.ingest.runs import import_file
+from kequn.security.actors import UnknownOperatorError, add_operator_argument, get_operator
 
 SHOWN_ROWS = 50
 
@@ -32,8 +33,13 @@ class Command(BaseCommand):
         )
         parser.add_argument("--json", action="store_true", help="print the summary as JSON")
         parser.add_argument("--batch-size", type=int, default=2000)
+        add_operator_argument(parser)
 
     def handle(self, *args, **options) -> None:
+        try:
+            by = get_operator(options["by"])
+        except UnknownOperatorError as exc:
+            raise CommandError(str(exc)) from None
         if options["batch_size"] < 1:
             raise CommandError(_("--batch-size must be 1 or more"))
         try:
@@ -45,6 +51,7 @@ class Command(BaseCommand):
                 dry_run=options["dry_run"],
                 batch_size=options["batch_size"],
                 progress=not options["json"] and options["verbosity"] > 0,
+                by=by,
             )
         except ImportFileError as exc:
             raise CommandError(str(exc)) from None
@@ -92,7 +99,7 @@ class Command(BaseCommand):
                 field = f"{get_field_label(row['field'])}: " if row["field"] else ""
                 parts.append(f"({field}{row['note']})")
             self.stdout.write(
-                " — ".join(parts[:1] + [" ".join(parts[1:])]) if parts[1:] else parts[0]
+                " — ".join([*parts[:1], " ".join(parts[1:])]) if parts[1:] else parts[0]
             )
         if len(rows) > len(shown):
             self.stdout.write(

@@ -8,12 +8,13 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
 
 from kequn.ingest.models import QuarantinedRow
-from kequn.ingest.services import (
+from kequn.ingest.quarantine import (
     discard_quarantined_rows,
     retry_quarantined_rows,
     update_quarantined_values,
     write_quarantine_csv,
 )
+from kequn.security.actors import UnknownOperatorError, add_operator_argument, get_operator
 
 
 class Command(BaseCommand):
@@ -26,8 +27,13 @@ class Command(BaseCommand):
         parser.add_argument("--reason", default="", help="only rows with this reason")
         parser.add_argument("--output", default="-", help="CSV file for export (- = stdout)")
         parser.add_argument("--value", action="append", default=[], help="set: COLUMN=VALUE")
+        add_operator_argument(parser)
 
     def handle(self, *args, **options) -> None:
+        try:
+            by = get_operator(options["by"])
+        except UnknownOperatorError as exc:
+            raise CommandError(str(exc)) from None
         rows = QuarantinedRow.objects.filter(status=QuarantinedRow.Status.OPEN)
         if options["ids"]:
             rows = QuarantinedRow.objects.filter(pk__in=options["ids"])
@@ -62,13 +68,14 @@ class Command(BaseCommand):
                         _("--value must look like COLUMN=VALUE, got %(v)r") % {"v": item}
                     )
                 values[column] = value
-            update_quarantined_values(row, values)
+            update_quarantined_values(row, values, by=by)
             self.stdout.write(json.dumps(values, ensure_ascii=False))
         elif action == "retry":
-            counts = retry_quarantined_rows(rows)
+            counts = retry_quarantined_rows(rows, by=by)
             self.stdout.write(
                 _("%(ok)d rows imported, %(bad)d still rejected")
                 % {"ok": counts["resolved"], "bad": counts["still_rejected"]}
             )
         else:
-            self.stdout.write(_("%(n)d rows discarded") % {"n": discard_quarantined_rows(rows)})
+            count = discard_quarantined_rows(rows, by=by)
+            self.stdout.write(_("%(n)d rows discarded") % {"n": count})

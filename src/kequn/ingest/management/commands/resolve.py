@@ -13,7 +13,16 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils.translation import gettext as _
 
+from kequn.ingest import duplicates
+from kequn.ingest.merging import resolve_probabilistic, undo_merge
 from kequn.ingest.models import MatchCandidate, Merge
+from kequn.ingest.runs import import_file
+from kequn.security.actors import (
+    Actor,
+    UnknownOperatorError,
+    add_operator_argument,
+    get_operator,
+)
 
 
 class Command(BaseCommand):
@@ -34,15 +43,18 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=42)
         parser.add_argument("--keep", action="store_true", help="evaluate: keep the data")
         parser.add_argument("--json", action="store_true")
+        add_operator_argument(parser)
 
     def handle(self, *args, **options) -> None:
-        from kequn.ingest import services
-
+        try:
+            by = get_operator(options["by"])
+        except UnknownOperatorError as exc:
+            raise CommandError(str(exc)) from None
         if not 0 < options["lower"] <= options["upper"] <= 1:
             raise CommandError(_("need 0 < --lower <= --upper <= 1"))
         action = options["action"]
         if action == "run":
-            summary = services.resolve_probabilistic(options["upper"], options["lower"])
+            summary = resolve_probabilistic(upper=options["upper"], lower=options["lower"], by=by)
             self._print(summary.to_dict(), options)
         elif action == "undo":
             if not options["merge_ids"]:
@@ -54,7 +66,7 @@ class Command(BaseCommand):
                 if merge is None:
                     raise CommandError(_("no merge #%(id)s") % {"id": merge_id})
                 try:
-                    services.undo_merge(merge)
+                    undo_merge(merge, by=by)
                 except ValidationError as exc:
                     raise CommandError("; ".join(exc.messages)) from None
                 self.stdout.write(_("undone: %(m)s") % {"m": merge})
@@ -72,12 +84,9 @@ class Command(BaseCommand):
             }
             self._print(data, options)
         else:
-            self._print(self._evaluate(options), options)
+            self._print(self._evaluate(options, by), options)
 
-    def _evaluate(self, options) -> dict:
-        from kequn.demo import duplicates
-        from kequn.ingest import services
-
+    def _evaluate(self, options: dict, by: Actor) -> dict:
         started = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp, transaction.atomic():
             folder = Path(tmp)
@@ -90,10 +99,11 @@ class Command(BaseCommand):
                     duplicates.make_people(options["people"], options["seed"]),
                     "eval-base",
                 )
-                services.import_file(
+                import_file(
                     duplicates.write_people(people, folder / "base.csv"),
                     "customers",
                     source=base_system,
+                    by=by,
                 )
             duplicates.emit_duplicates(
                 people,
@@ -102,8 +112,8 @@ class Command(BaseCommand):
                 options["duplicates"],
                 options["seed"] + 1,
             )
-            imported = services.import_file(folder / "dups.csv", "customers", source="eval-dup")
-            resolved = services.resolve_probabilistic(options["upper"], options["lower"])
+            imported = import_file(folder / "dups.csv", "customers", source="eval-dup", by=by)
+            resolved = resolve_probabilistic(upper=options["upper"], lower=options["lower"], by=by)
             scores = duplicates.evaluate(people, folder / "truth.csv", "eval-dup", base_system)
             if not options["keep"]:
                 transaction.set_rollback(True)

@@ -9,6 +9,8 @@ from datetime import date, timedelta
 from itertools import combinations
 from pathlib import Path
 
+from kequn.customers.models import Address, Customer, Identity
+
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
 GIVEN = (
     "伟芳娜秀敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚桂英华玉萍红建文辉力飞鹏宇浩凯晨欣怡婷雪琳晶颖佳慧"
@@ -54,7 +56,7 @@ class Person:
 
 def make_people(n: int, seed: int = 42) -> list[Person]:
     """Return n distinct synthetic people (a base set when no demo data is loaded)."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 -- synthetic test people, not secrets
     people, phones = [], set()
     for i in range(n):
         name = rng.choice(SURNAMES) + "".join(
@@ -85,8 +87,6 @@ def write_people(people: list[Person], path: Path) -> Path:
 
 def load_people_from_db(limit: int | None = None) -> list[Person]:
     """Return existing surviving person customers (e.g. the demo data) as Person records."""
-    from kequn.customers.models import Address, Customer, Identity
-
     qs = (
         Customer.objects.filter(merged_into__isnull=True, kind="person")
         .exclude(name="")
@@ -176,7 +176,7 @@ def corrupt(person: Person, rng: random.Random, key: str) -> tuple[list[str], li
 
 def emit_duplicates(people: list[Person], out: Path, truth: Path, n: int, seed: int = 7) -> int:
     """Write n corrupted duplicates of randomly chosen people and the truth file; return n."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 -- synthetic test people, not secrets
     chosen = rng.sample(people, min(n, len(people)))
     with (
         open(out, "w", encoding="utf-8", newline="") as fh,
@@ -209,8 +209,6 @@ def evaluate(
     people: list[Person], truth: Path, duplicate_system: str, base_system: str | None
 ) -> Scores:
     """Compare where each input row ended up with the truth file (pairwise precision/recall/F1)."""
-    from kequn.customers.models import Customer, Identity
-
     parent = dict(Customer.objects.exclude(merged_into=None).values_list("pk", "merged_into_id"))
 
     def root(pk: int | None) -> int | None:

@@ -1,0 +1,1 @@
+"""Importers by kind of row: a shared base, one module per kind."""
