@@ -7,7 +7,6 @@ precision@k, recall@k and NDCG@k on items the user had not met in training.
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
 BATCH_USERS = 4096
 MAX_FACTORS = 64
@@ -151,31 +151,36 @@ class ALS:
         regularization: float = 10.0,
         alpha: float = 5.0,
         # 8 sweeps score the same NDCG@10 as 15 (within 0.001 on the demo shop and on planted
-        # synthetic tastes) in half the time: 10M interactions train in under a minute.
+        # synthetic tastes) in half the time.
         iterations: int = 8,
         seed: int = 42,
+        start: np.ndarray | None = None,
     ):
         self.factors, self.regularization = factors, regularization
         self.alpha, self.iterations, self.seed = alpha, iterations, seed
+        # Item factors to start from instead of random ones (see warm_start).
+        self.start = start
 
     def fit(self, matrix: sp.csr_matrix) -> ALS:
-        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-        from implicit.cpu.als import AlternatingLeastSquares
-        from threadpoolctl import threadpool_limits
+        """Factorise the log-scaled interaction counts."""
+        from implicit.cpu.als import AlternatingLeastSquares  # noqa: PLC0415 -- heavy, used on training only
 
         confidence = matrix.copy()
         confidence.data = np.log1p(confidence.data).astype(np.float32)
+        factors = self.factors or choose_factors(matrix.shape[1])
         # implicit parallelises itself; BLAS threads would fight it (hence the limit), and it
         # warns about the BLAS pool even when limited for the call.
         with threadpool_limits(1, "blas"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             model = AlternatingLeastSquares(
-                factors=self.factors or choose_factors(matrix.shape[1]),
+                factors=factors,
                 regularization=self.regularization,
                 alpha=self.alpha,
                 iterations=self.iterations,
                 random_state=self.seed,
             )
+            if self.start is not None and self.start.shape == (matrix.shape[1], factors):
+                model.item_factors = np.ascontiguousarray(self.start, dtype=np.float32)
             model.fit(confidence.tocsr(), show_progress=False)
         self.user_factors = np.asarray(model.user_factors)
         self.item_factors = np.asarray(model.item_factors)
@@ -378,21 +383,12 @@ def evaluate_blends(
     sums = {name: np.zeros(3) for name in blends}
     for start in range(0, len(users), BATCH_USERS):
         rows = users[start : start + BATCH_USERS]
-        scored = [normalise_rows(part.score(train, rows)) for part in parts]
-        seen_r, seen_c = train_bin[rows].nonzero()
+        pool = BlendPool([part.score(train, rows) for part in parts], train_bin[rows], k)
         truth = target[rows]
         n_true = np.diff(truth.indptr)
         ideal = np.array([discounts[: min(t, k)].sum() for t in n_true])
         for name, weights in blends.items():
-            total = np.zeros((len(rows), train.shape[1]), dtype=np.float32)
-            for part_scores, weight in zip(scored, weights, strict=True):
-                if weight:
-                    total += np.float32(weight) * part_scores
-            # top_n(total, k, exclude=seen) without its copies: total is ours to overwrite.
-            total[seen_r, seen_c] = -np.inf
-            best = np.argpartition(total, total.shape[1] - k, axis=1)[:, -k:]
-            order = np.argsort(-np.take_along_axis(total, best, axis=1), axis=1, kind="stable")
-            ranked = np.take_along_axis(best, order, axis=1)
+            ranked = pool.rank(weights)
             hits = np.asarray(truth[np.arange(len(rows))[:, None], ranked].todense()) > 0
             sums[name] += [
                 hits.sum() / k,
@@ -403,12 +399,89 @@ def evaluate_blends(
     return {name: Metrics(*(total / n), len(users)) for name, total in sums.items()}
 
 
-def make_candidates() -> dict[str, Callable[[], object]]:
-    """Return the model factories the chooser compares."""
-    return {
-        "item_knn": lambda: ItemKNN(),
-        "als": lambda: ALS(),
-    }
+POOL_PER_PART = 50
+
+
+class BlendPool:
+    """The top k unseen items of any weighted blend of some parts' scores for a batch of users.
+
+    Ranking every blend over the whole catalogue costs one selection over users × items per
+    blend. Instead each part's best POOL_PER_PART unseen items are selected once, and a blend
+    is ranked within the union of those pools. That is exact: an item outside every pool
+    scores at most the weighted sum of each part's best score outside its pool, so where the
+    blend's k-th best pooled item reaches that bound, no outside item can beat it; the few
+    rows where it does not are ranked over the whole catalogue.
+    """
+
+    def __init__(self, scores: list[np.ndarray], seen: sp.csr_matrix, k: int):
+        self.k = k
+        n_rows, width = seen.shape
+        seen_r, seen_c = seen.nonzero()
+        self.scores, self.lows, self.spans, self.bounds, columns = [], [], [], [], []
+        per_part = min(POOL_PER_PART, width - 1)
+        pooling = per_part >= k  # else the catalogue is too small to pool: rank all of it
+        for raw in scores:
+            part = np.array(raw, dtype=np.float32)  # ours to overwrite
+            low = part.min(axis=1, keepdims=True)
+            span = part.max(axis=1, keepdims=True) - low
+            span[span <= 0] = 1
+            part[seen_r, seen_c] = -np.inf
+            outside = np.full((n_rows, 1), -np.inf, dtype=np.float32)
+            if pooling:
+                # The per_part best unseen items, and the best score left outside them.
+                order = np.argpartition(part, width - per_part - 1, axis=1)
+                columns.append(order[:, width - per_part :])
+                outside = np.take_along_axis(part, order[:, width - per_part - 1, None], axis=1)
+            self.scores.append(part)
+            self.lows.append(low)
+            self.spans.append(span)
+            self.bounds.append((outside - low) / span)
+        if pooling:
+            pooled = np.sort(np.concatenate(columns, axis=1), axis=1)
+        else:
+            pooled = np.broadcast_to(np.arange(width), (n_rows, width))
+        # An item in several parts' pools counts once.
+        self.repeated = np.zeros(pooled.shape, dtype=bool)
+        self.repeated[:, 1:] = pooled[:, 1:] == pooled[:, :-1]
+        self.columns = pooled
+        self.normalised = [
+            (np.take_along_axis(part, pooled, axis=1) - low) / span
+            for part, low, span in zip(self.scores, self.lows, self.spans, strict=True)
+        ]
+
+    def rank(self, weights: tuple[float, ...]) -> np.ndarray:
+        """Return the k best unseen item columns of each row for a blend, best first."""
+        k = self.k
+        total = self._blend(self.normalised, weights)
+        total[self.repeated] = -np.inf
+        best = np.argpartition(total, total.shape[1] - k, axis=1)[:, -k:]
+        best_scores = np.take_along_axis(total, best, axis=1)
+        order = np.argsort(-best_scores, axis=1, kind="stable")
+        ranked = np.take_along_axis(np.take_along_axis(self.columns, best, axis=1), order, axis=1)
+        kth = best_scores.min(axis=1)
+        bound = self._blend(self.bounds, weights)[:, 0]
+        # A tie with the bound is a tie with an outside item: either is a k-th best.
+        unsure = np.flatnonzero(kth < bound)
+        if len(unsure):
+            whole = self._blend(
+                [
+                    (part[unsure] - low[unsure]) / span[unsure]
+                    for part, low, span in zip(self.scores, self.lows, self.spans, strict=True)
+                ],
+                weights,
+            )
+            best = np.argpartition(whole, whole.shape[1] - k, axis=1)[:, -k:]
+            order = np.argsort(-np.take_along_axis(whole, best, axis=1), axis=1, kind="stable")
+            ranked[unsure] = np.take_along_axis(best, order, axis=1)
+        return ranked
+
+    @staticmethod
+    def _blend(values: list[np.ndarray], weights: tuple[float, ...]) -> np.ndarray:
+        total = np.zeros(values[0].shape, dtype=np.float32)
+        for value, weight in zip(values, weights, strict=True):
+            if weight:  # a zero weight leaves the part out (0 × -inf would be nan)
+                total += np.float32(weight) * value
+        return total
 
 
 # (item neighbours, ALS, popularity); popularity-heavy blends win where tastes differ little.
@@ -422,6 +495,10 @@ HYBRID_WEIGHTS = [
     (0.5, 0.5, 2.0),
     (1.0, 1.0, 2.0),
 ]
+# ALS sweeps of the refit on every interaction when it starts from the item factors fitted
+# while choosing: benchmarks/recommend_train.py --quality checks it scores as the cold fit of
+# ALS.iterations sweeps on held-out time.
+REFIT_SWEEPS = 3
 
 
 @dataclass
@@ -429,6 +506,9 @@ class Choice:
     name: str
     build: Callable[[], object]
     validation: dict[str, dict]
+    # The ALS fitted while choosing and the item ids of its columns, to start the refit from.
+    als: ALS | None = None
+    item_ids: np.ndarray | None = None
 
 
 def choose_model(
@@ -457,7 +537,38 @@ def choose_model(
     metrics = evaluate_blends([knn, als, pop], blends, fit.matrix, val.matrix, max_users=max_users)
     results = {name: m.as_dict() for name, m in metrics.items()}
     best = max(results, key=lambda n: (results[n]["ndcg@10"], n.startswith("hybrid")))
-    return Choice(best, builders[best], results)
+    return Choice(best, builders[best], results, als, full.item_ids)
+
+
+def _hybrid_builder(w_knn: float, w_als: float, w_pop: float) -> Callable[[], Hybrid]:
+    def build() -> Hybrid:
+        return Hybrid([ItemKNN(), ALS(), Popularity()], [w_knn, w_als, w_pop], name="hybrid")
+
+    return build
+
+
+def fit_chosen(choice: Choice, data: Dataset, warm_start: bool = True) -> object:
+    """Fit the chosen model on every interaction; its ALS starts from the choice's items."""
+    model = choice.build()
+    parts = model.parts if isinstance(model, Hybrid) else [model]
+    for part in parts:
+        if warm_start and isinstance(part, ALS) and choice.als is not None:
+            part.start = carry_item_factors(choice.als, choice.item_ids, data.item_ids)
+            part.iterations = REFIT_SWEEPS
+    return model.fit(data.matrix)
+
+
+def carry_item_factors(
+    als: ALS, fitted_ids: np.ndarray, item_ids: np.ndarray, seed: int = 42
+) -> np.ndarray:
+    """Return ALS item factors for item_ids: fitted ones where known, small random otherwise."""
+    known = als.item_factors
+    start = np.random.default_rng(seed).random((len(item_ids), known.shape[1]), np.float32)
+    start *= 0.01  # implicit's own initial scale
+    at = np.minimum(np.searchsorted(fitted_ids, item_ids), len(fitted_ids) - 1)
+    found = fitted_ids[at] == item_ids
+    start[found] = known[at[found]]
+    return start
 
 
 def sample_users(users: np.ndarray, max_users: int | None, seed: int = 0) -> np.ndarray:
@@ -475,23 +586,18 @@ def train_model(
     times: np.ndarray,
     choose_users: int | None = CHOOSE_USERS,
     max_users: int | None = 20000,
+    warm_start: bool = True,
 ) -> tuple[Choice, Dataset, object]:
     """Choose a model on a user sample's held-out time, then fit it on every interaction.
 
     This is the nightly job's training (kequn.recommend.services.train_recommendations) and
-    what benchmarks/recommend_train.py times.
+    what benchmarks/recommend_train.py times. With choose_users=None and warm_start=False it
+    is the job as it was before sampling and reuse (the benchmark's reference for quality).
     """
     sample = sample_users(users, choose_users)
     choice = choose_model(users[sample], items[sample], times[sample], max_users)
     data = build_matrix(users, items)
-    return choice, data, choice.build().fit(data.matrix)
-
-
-def _hybrid_builder(w_knn: float, w_als: float, w_pop: float) -> Callable[[], Hybrid]:
-    def build() -> Hybrid:
-        return Hybrid([ItemKNN(), ALS(), Popularity()], [w_knn, w_als, w_pop], name="hybrid")
-
-    return build
+    return choice, data, fit_chosen(choice, data, warm_start)
 
 
 def evaluate_interactions(
@@ -528,9 +634,9 @@ def evaluate_interactions(
             "model": choice.name,
         }
     return {
-        "interactions": int(len(users)),
-        "users": int(len(full.user_ids)),
-        "items": int(len(full.item_ids)),
+        "interactions": len(users),
+        "users": len(full.user_ids),
+        "items": len(full.item_ids),
         "test_interactions": int(test_mask.sum()),
         "models": report,
         "validation": choice.validation,
