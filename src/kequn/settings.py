@@ -36,14 +36,13 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.templatetags.static import static
-from django.urls import reverse_lazy
 from django.utils.translation import gettext_lazy as _
 
 from kequn.conf import env_bool, get_data_dir, get_database_url, load_secret_key
-from kequn.sidebar import can_open_list, has_perms, highlight_one_item
 
 BASE_DIR = Path(__file__).resolve().parent
 DATA_DIR = get_data_dir()
@@ -182,6 +181,7 @@ KEQUN_COLLECT_RATE = os.environ.get("KEQUN_COLLECT_RATE", "off")
 OTP_TOTP_ISSUER = "Kequn"
 
 # One cache shared by every server worker (rate-limit counters must add up across them).
+CACHES: dict[str, dict[str, Any]]
 if os.environ.get("KEQUN_REDIS_URL"):
     CACHES = {
         "default": {
@@ -293,222 +293,7 @@ UNFOLD = {
     "SIDEBAR": {
         "show_search": True,
         "show_all_applications": False,
-        "navigation": [
-            {
-                "title": _("Overview"),
-                "items": [
-                    {
-                        "title": _("Dashboard"),
-                        "icon": "dashboard",
-                        "link": reverse_lazy("admin:index"),
-                    },
-                    {
-                        "title": _("Reports"),
-                        "icon": "summarize",
-                        "link": reverse_lazy("dashboard:reports"),
-                        "permission": has_perms("dashboard.view_dashboard"),
-                    },
-                ],
-            },
-            {
-                "title": _("Customers"),
-                "separator": True,
-                "items": [
-                    {
-                        "title": _("Customers"),
-                        "icon": "person",
-                        "link": reverse_lazy("admin:customers_customer_changelist"),
-                        "permission": can_open_list("customers.customer"),
-                    },
-                    {
-                        "title": _("Identities"),
-                        "icon": "badge",
-                        "link": reverse_lazy("admin:customers_identity_changelist"),
-                        "permission": can_open_list("customers.identity"),
-                    },
-                    {
-                        "title": _("Tags"),
-                        "icon": "sell",
-                        "link": reverse_lazy("admin:customers_tag_changelist"),
-                        "permission": can_open_list("customers.tag"),
-                    },
-                    {
-                        "title": _("Tag groups"),
-                        "icon": "folder",
-                        "link": reverse_lazy("admin:customers_taggroup_changelist"),
-                        "permission": can_open_list("customers.taggroup"),
-                    },
-                ],
-            },
-            {
-                "title": _("Commerce"),
-                "separator": True,
-                "items": [
-                    {
-                        "title": _("Orders"),
-                        "icon": "shopping_cart",
-                        "link": reverse_lazy("admin:commerce_order_changelist"),
-                        "permission": can_open_list("commerce.order"),
-                    },
-                    {
-                        "title": _("Products"),
-                        "icon": "inventory_2",
-                        "link": reverse_lazy("admin:commerce_product_changelist"),
-                        "permission": can_open_list("commerce.product"),
-                    },
-                    {
-                        "title": _("Categories"),
-                        "icon": "account_tree",
-                        "link": reverse_lazy("admin:commerce_category_changelist"),
-                        "permission": can_open_list("commerce.category"),
-                    },
-                    {
-                        "title": _("Stores and channels"),
-                        "icon": "storefront",
-                        "link": reverse_lazy("admin:commerce_channel_changelist"),
-                        "permission": can_open_list("commerce.channel"),
-                    },
-                ],
-            },
-            {
-                "title": _("Data import"),
-                "separator": True,
-                "items": [
-                    {
-                        "title": _("Import a file"),
-                        "icon": "upload_file",
-                        "link": reverse_lazy("admin:ingest_upload"),
-                        "permission": has_perms("ingest.add_importrun"),
-                    },
-                    {
-                        "title": _("Import runs"),
-                        "icon": "history",
-                        "link": reverse_lazy("admin:ingest_importrun_changelist"),
-                        "permission": can_open_list("ingest.importrun"),
-                    },
-                    {
-                        "title": _("Quarantine"),
-                        "icon": "report",
-                        "link": reverse_lazy("admin:ingest_quarantinedrow_changelist"),
-                        "permission": can_open_list("ingest.quarantinedrow"),
-                    },
-                    {
-                        "title": _("Review queue"),
-                        "icon": "compare_arrows",
-                        "link": reverse_lazy("admin:ingest_matchcandidate_changelist"),
-                        "permission": can_open_list("ingest.matchcandidate"),
-                    },
-                    {
-                        "title": _("Merges"),
-                        "icon": "merge",
-                        "link": reverse_lazy("admin:ingest_merge_changelist"),
-                        "permission": can_open_list("ingest.merge"),
-                    },
-                ],
-            },
-            {
-                "title": _("Behaviour"),
-                "separator": True,
-                "items": [
-                    {
-                        "title": _("Events"),
-                        "icon": "timeline",
-                        "link": reverse_lazy("admin:events_event_changelist"),
-                        "permission": can_open_list("events.event"),
-                    },
-                    {
-                        "title": _("Event sources"),
-                        "icon": "key",
-                        "link": reverse_lazy("admin:events_source_changelist"),
-                        "permission": can_open_list("events.source"),
-                    },
-                ],
-            },
-            {
-                "title": _("Segments"),
-                "separator": True,
-                "items": [
-                    {
-                        "title": _("Segments"),
-                        "icon": "filter_alt",
-                        "link": reverse_lazy("admin:segments_segment_changelist"),
-                        "permission": can_open_list("segments.segment"),
-                    },
-                    {
-                        "title": _("Tag rules"),
-                        "icon": "label",
-                        "link": reverse_lazy("admin:segments_tagrule_changelist"),
-                        "permission": can_open_list("segments.tagrule"),
-                    },
-                    {
-                        "title": _("Tag customers in bulk"),
-                        "icon": "new_label",
-                        "link": reverse_lazy("admin:segments_tag_customers"),
-                        "permission": has_perms("customers.add_customertag"),
-                    },
-                    {
-                        "title": _("Personas"),
-                        "icon": "diversity_3",
-                        "link": reverse_lazy("admin:segments_persona_changelist"),
-                        "permission": can_open_list("segments.persona"),
-                    },
-                    {
-                        "title": _("Recommendations"),
-                        "icon": "recommend",
-                        "link": reverse_lazy("admin:recommend_recommendation_changelist"),
-                        "permission": can_open_list("recommend.recommendation"),
-                    },
-                ],
-            },
-            {
-                "title": _("Administration"),
-                "separator": True,
-                "items": [
-                    {
-                        "title": _("Users"),
-                        "icon": "manage_accounts",
-                        "link": reverse_lazy("admin:auth_user_changelist"),
-                        "permission": can_open_list("auth.user"),
-                    },
-                    {
-                        "title": _("Roles"),
-                        "icon": "shield_person",
-                        "link": reverse_lazy("admin:auth_group_changelist"),
-                        "permission": can_open_list("auth.group"),
-                    },
-                    {
-                        "title": _("Data-subject requests"),
-                        "icon": "privacy_tip",
-                        "link": reverse_lazy("admin:privacy_privacyrequest_changelist"),
-                        "permission": can_open_list("privacy.privacyrequest"),
-                        "badge": "kequn.privacy.admin.overdue_badge",
-                    },
-                    {
-                        "title": _("Suppression list"),
-                        "icon": "person_off",
-                        "link": reverse_lazy("admin:privacy_suppression_changelist"),
-                        "permission": can_open_list("privacy.suppression"),
-                    },
-                    {
-                        "title": _("Audit trail"),
-                        "icon": "history_edu",
-                        "link": reverse_lazy("admin:audit_auditentry_changelist"),
-                        "permission": can_open_list("audit.auditentry"),
-                    },
-                    {
-                        "title": _("API tokens"),
-                        "icon": "key",
-                        "link": reverse_lazy("admin:security_apitoken_changelist"),
-                        "permission": can_open_list("security.apitoken"),
-                    },
-                    {
-                        "title": _("API documentation"),
-                        "icon": "api",
-                        "link": "/api/docs",
-                    },
-                ],
-            },
-        ],
+        # The items, with who may see each, are kequn.sidebar's (settings load first).
+        "navigation": "kequn.sidebar.build_navigation",
     },
 }
-highlight_one_item(UNFOLD["SIDEBAR"]["navigation"])

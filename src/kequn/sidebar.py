@@ -1,23 +1,28 @@
-"""Sidebar rules: show a user only the pages their role can open, highlight one item at a time.
+"""The back office's sidebar: its items, who may see each, and one highlighted item at a time.
 
-settings.UNFOLD refers to these; they import the admin lazily, since settings load first.
+settings.UNFOLD names build_navigation by its dotted path, so settings (loaded first, at the
+bottom of the layers) never import this module or the admin.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import urlparse
 
+from django.apps import apps
+from django.contrib import admin
 from django.http import HttpRequest
+from django.urls import reverse, reverse_lazy
+from django.utils.translation import gettext_lazy as _
+
+from kequn.security.permissions import has_permission
 
 
 def can_open_list(model_label: str) -> Callable[[HttpRequest], bool]:
     """Return a check that the user may open the model's admin list (as the list itself checks)."""
 
     def check(request: HttpRequest) -> bool:
-        from django.apps import apps
-        from django.contrib import admin
-
         model_admin = admin.site._registry.get(apps.get_model(model_label))
         return model_admin is not None and model_admin.has_view_or_change_permission(request)
 
@@ -28,8 +33,6 @@ def has_perms(*perms: str) -> Callable[[HttpRequest], bool]:
     """Return a check that the user holds every permission named (app_label.codename)."""
 
     def check(request: HttpRequest) -> bool:
-        from kequn.security.permissions import has_permission
-
         return has_permission(request.user, *perms)
 
     return check
@@ -52,14 +55,12 @@ def find_active_link(path: str, links: Iterable[str], home: str = "/admin/") -> 
     return best
 
 
-def highlight_one_item(navigation: list[dict]) -> list[dict]:
+def highlight_one_item(navigation: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Give every sidebar item an `active` callback so that only the best match is active."""
     items = [item for group in navigation for item in group["items"]]
 
-    def make_check(item: dict) -> Callable[[HttpRequest], bool]:
+    def make_check(item: dict[str, Any]) -> Callable[[HttpRequest], bool]:
         def check(request: HttpRequest) -> bool:
-            from django.urls import reverse
-
             links = [str(other["link"]) for other in items]
             active = find_active_link(request.path, links, home=reverse("admin:index"))
             return active == str(item["link"])
@@ -69,3 +70,227 @@ def highlight_one_item(navigation: list[dict]) -> list[dict]:
     for item in items:
         item["active"] = make_check(item)
     return navigation
+
+
+NAVIGATION: list[dict[str, Any]] = [
+    {
+        "title": _("Overview"),
+        "items": [
+            {
+                "title": _("Dashboard"),
+                "icon": "dashboard",
+                "link": reverse_lazy("admin:index"),
+            },
+            {
+                "title": _("Reports"),
+                "icon": "summarize",
+                "link": reverse_lazy("dashboard:reports"),
+                "permission": has_perms("dashboard.view_dashboard"),
+            },
+        ],
+    },
+    {
+        "title": _("Customers"),
+        "separator": True,
+        "items": [
+            {
+                "title": _("Customers"),
+                "icon": "person",
+                "link": reverse_lazy("admin:customers_customer_changelist"),
+                "permission": can_open_list("customers.customer"),
+            },
+            {
+                "title": _("Identities"),
+                "icon": "badge",
+                "link": reverse_lazy("admin:customers_identity_changelist"),
+                "permission": can_open_list("customers.identity"),
+            },
+            {
+                "title": _("Tags"),
+                "icon": "sell",
+                "link": reverse_lazy("admin:customers_tag_changelist"),
+                "permission": can_open_list("customers.tag"),
+            },
+            {
+                "title": _("Tag groups"),
+                "icon": "folder",
+                "link": reverse_lazy("admin:customers_taggroup_changelist"),
+                "permission": can_open_list("customers.taggroup"),
+            },
+        ],
+    },
+    {
+        "title": _("Commerce"),
+        "separator": True,
+        "items": [
+            {
+                "title": _("Orders"),
+                "icon": "shopping_cart",
+                "link": reverse_lazy("admin:commerce_order_changelist"),
+                "permission": can_open_list("commerce.order"),
+            },
+            {
+                "title": _("Products"),
+                "icon": "inventory_2",
+                "link": reverse_lazy("admin:commerce_product_changelist"),
+                "permission": can_open_list("commerce.product"),
+            },
+            {
+                "title": _("Categories"),
+                "icon": "account_tree",
+                "link": reverse_lazy("admin:commerce_category_changelist"),
+                "permission": can_open_list("commerce.category"),
+            },
+            {
+                "title": _("Stores and channels"),
+                "icon": "storefront",
+                "link": reverse_lazy("admin:commerce_channel_changelist"),
+                "permission": can_open_list("commerce.channel"),
+            },
+        ],
+    },
+    {
+        "title": _("Data import"),
+        "separator": True,
+        "items": [
+            {
+                "title": _("Import a file"),
+                "icon": "upload_file",
+                "link": reverse_lazy("admin:ingest_upload"),
+                "permission": has_perms("ingest.add_importrun"),
+            },
+            {
+                "title": _("Import runs"),
+                "icon": "history",
+                "link": reverse_lazy("admin:ingest_importrun_changelist"),
+                "permission": can_open_list("ingest.importrun"),
+            },
+            {
+                "title": _("Quarantine"),
+                "icon": "report",
+                "link": reverse_lazy("admin:ingest_quarantinedrow_changelist"),
+                "permission": can_open_list("ingest.quarantinedrow"),
+            },
+            {
+                "title": _("Review queue"),
+                "icon": "compare_arrows",
+                "link": reverse_lazy("admin:ingest_matchcandidate_changelist"),
+                "permission": can_open_list("ingest.matchcandidate"),
+            },
+            {
+                "title": _("Merges"),
+                "icon": "merge",
+                "link": reverse_lazy("admin:ingest_merge_changelist"),
+                "permission": can_open_list("ingest.merge"),
+            },
+        ],
+    },
+    {
+        "title": _("Behaviour"),
+        "separator": True,
+        "items": [
+            {
+                "title": _("Events"),
+                "icon": "timeline",
+                "link": reverse_lazy("admin:events_event_changelist"),
+                "permission": can_open_list("events.event"),
+            },
+            {
+                "title": _("Event sources"),
+                "icon": "key",
+                "link": reverse_lazy("admin:events_source_changelist"),
+                "permission": can_open_list("events.source"),
+            },
+        ],
+    },
+    {
+        "title": _("Segments"),
+        "separator": True,
+        "items": [
+            {
+                "title": _("Segments"),
+                "icon": "filter_alt",
+                "link": reverse_lazy("admin:segments_segment_changelist"),
+                "permission": can_open_list("segments.segment"),
+            },
+            {
+                "title": _("Tag rules"),
+                "icon": "label",
+                "link": reverse_lazy("admin:segments_tagrule_changelist"),
+                "permission": can_open_list("segments.tagrule"),
+            },
+            {
+                "title": _("Tag customers in bulk"),
+                "icon": "new_label",
+                "link": reverse_lazy("admin:segments_tag_customers"),
+                "permission": has_perms("customers.add_customertag"),
+            },
+            {
+                "title": _("Personas"),
+                "icon": "diversity_3",
+                "link": reverse_lazy("admin:segments_persona_changelist"),
+                "permission": can_open_list("segments.persona"),
+            },
+            {
+                "title": _("Recommendations"),
+                "icon": "recommend",
+                "link": reverse_lazy("admin:recommend_recommendation_changelist"),
+                "permission": can_open_list("recommend.recommendation"),
+            },
+        ],
+    },
+    {
+        "title": _("Administration"),
+        "separator": True,
+        "items": [
+            {
+                "title": _("Users"),
+                "icon": "manage_accounts",
+                "link": reverse_lazy("admin:auth_user_changelist"),
+                "permission": can_open_list("auth.user"),
+            },
+            {
+                "title": _("Roles"),
+                "icon": "shield_person",
+                "link": reverse_lazy("admin:auth_group_changelist"),
+                "permission": can_open_list("auth.group"),
+            },
+            {
+                "title": _("Data-subject requests"),
+                "icon": "privacy_tip",
+                "link": reverse_lazy("admin:privacy_privacyrequest_changelist"),
+                "permission": can_open_list("privacy.privacyrequest"),
+                "badge": "kequn.privacy.admin.overdue_badge",
+            },
+            {
+                "title": _("Suppression list"),
+                "icon": "person_off",
+                "link": reverse_lazy("admin:privacy_suppression_changelist"),
+                "permission": can_open_list("privacy.suppression"),
+            },
+            {
+                "title": _("Audit trail"),
+                "icon": "history_edu",
+                "link": reverse_lazy("admin:audit_auditentry_changelist"),
+                "permission": can_open_list("audit.auditentry"),
+            },
+            {
+                "title": _("API tokens"),
+                "icon": "key",
+                "link": reverse_lazy("admin:security_apitoken_changelist"),
+                "permission": can_open_list("security.apitoken"),
+            },
+            {
+                "title": _("API documentation"),
+                "icon": "api",
+                "link": "/api/docs",
+            },
+        ],
+    },
+]
+highlight_one_item(NAVIGATION)
+
+
+def build_navigation(request: HttpRequest) -> list[dict[str, Any]]:
+    """Return the sidebar groups (unfold drops the items the user may not open)."""
+    return NAVIGATION
