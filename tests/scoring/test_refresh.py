@@ -13,8 +13,11 @@ from kequn.commerce.models import Order
 from kequn.customers.models import Customer
 from kequn.scoring.models import CustomerScore, ScoreRun, StageChange
 from kequn.scoring.services import refresh_scores
+from kequn.security.actors import system_actor
+from kequn.security.audit.models import AuditEntry
 
 NOW = datetime(2026, 6, 30, 12, tzinfo=UTC)
+JOB = system_actor("test-refresh")
 
 
 def load_store(n_customers: int = 400, seed: int = 7) -> list[Customer]:
@@ -53,7 +56,7 @@ def load_store(n_customers: int = 400, seed: int = 7) -> list[Customer]:
 @pytest.mark.django_db(transaction=True)
 def test_refresh_scores_every_customer_and_records_stage_changes(admin_client):
     customers = load_store()
-    result = refresh_scores(now=NOW, progress=False)
+    result = refresh_scores(now=NOW, progress=False, by=JOB)
     assert result.customers == len(customers) == CustomerScore.objects.count()
     never_bought = CustomerScore.objects.filter(customer__in=customers[-20:])
     assert {s.lifecycle_stage for s in never_bought} == {"prospect"}
@@ -67,6 +70,9 @@ def test_refresh_scores_every_customer_and_records_stage_changes(admin_client):
     assert StageChange.objects.count() == len(customers)
     run = ScoreRun.objects.get()
     assert run.status == "done" and run.customers == len(customers) and "bgnbd" in run.details
+    entry = AuditEntry.objects.get(action="scores.refresh")
+    assert entry.actor_username == "system:test-refresh"
+    assert entry.detail["customers"] == len(customers)
 
     # Regular buyers score lower churn risk than lapsed ones (kind 0 vs kind 2).
     scored = CustomerScore.objects.filter(churn_risk__isnull=False)
@@ -81,7 +87,7 @@ def test_refresh_scores_every_customer_and_records_stage_changes(admin_client):
         total_amount=Decimal("3999"),
         ordered_at=NOW - timedelta(days=2),
     )
-    refresh_scores(now=NOW, progress=False)
+    refresh_scores(now=NOW, progress=False, by=JOB)
     change = StageChange.objects.filter(customer=customers[-1]).order_by("-id").first()
     assert (change.from_stage, change.to_stage) == ("prospect", "new")
     assert StageChange.objects.count() == len(customers) + 1
@@ -103,8 +109,10 @@ def test_refresh_scores_every_customer_and_records_stage_changes(admin_client):
 @pytest.mark.django_db(transaction=True)
 def test_refresh_on_empty_store_marks_prospects():
     Customer.objects.bulk_create([Customer(name="A"), Customer(name="B")])
-    call_command("analytics", "refresh", "--quiet")
+    call_command("analytics", "refresh", "--quiet", "--by", "")
     assert set(CustomerScore.objects.values_list("lifecycle_stage", flat=True)) == {"prospect"}
+    # Run from the command line without --by: the shell user is named.
+    assert AuditEntry.objects.get(action="scores.refresh").actor_username.startswith("cli:")
     assert "no purchases" in ScoreRun.objects.get().message
 
 
@@ -130,7 +138,7 @@ def test_refresh_restores_indexes_and_foreign_key():
     load_store(n_customers=120)
     # A first refresh: every customer's first stage is a change, so the history table is
     # bulk-loaded without its indexes and foreign key, which must come back as they were.
-    refresh_scores(now=NOW, progress=False)
+    refresh_scores(now=NOW, progress=False, by=JOB)
     assert StageChange.objects.count() == 120
     after = schema(CustomerScore)
     assert after == before
@@ -152,7 +160,7 @@ def test_refresh_follows_the_analytics_settings_file(tmp_path, monkeypatch):
         encoding="utf-8",
     )
     monkeypatch.setenv("KEQUN_ANALYTICS_CONFIG", str(settings))
-    refresh_scores(now=NOW, progress=False)
+    refresh_scores(now=NOW, progress=False, by=JOB)
     buyers = CustomerScore.objects.exclude(lifecycle_stage="prospect")
     assert set(buyers.values_list("rfm_segment", flat=True)) == {"champions"}
     assert ScoreRun.objects.get().details["churn"]["horizon_days"] == 30

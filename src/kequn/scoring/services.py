@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
-import io
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pacsv
 from django.db import connections, models, transaction
 from django.utils import timezone
 
+from kequn.analytics.config import read_analytics_config
+from kequn.analytics.scores import score_customers
 from kequn.conf import get_analytics_config_path
+from kequn.db import (
+    analyze_tables,
+    clear_table,
+    insert_columns,
+    large_sqlite_cache,
+    without_indexes,
+)
 from kequn.scoring.loading import (
     drop_restricted,
     live_customer_ids,
@@ -26,6 +33,8 @@ from kequn.scoring.loading import (
     load_purchases,
 )
 from kequn.scoring.models import CustomerScore, ScoreRun, StageChange
+from kequn.security.actors import Actor
+from kequn.security.audit.services import record_event
 
 WRITE_BATCH = 5_000
 
@@ -99,107 +108,12 @@ def _churn_reasons_json(scores: pd.DataFrame, n: int) -> list[str]:
     return ('{"en": ' + pd.Series(en) + ', "zh-hans": ' + pd.Series(zh) + "}").tolist()
 
 
-def _write_rows(using: str, model: type, columns: dict[str, pa.Array], fixed: dict) -> None:
-    """Insert column arrays (plus constant ``fixed`` fields) into model's table in bulk.
-
-    COPY on PostgreSQL, executemany on SQLite (other backends: cursor.executemany), inside
-    the caller's transaction. ``bulk_create`` spends most of a 1M-row write building model
-    instances and SQL; this writes the columns as they are.
-    """
-    connection = connections[using]
-    n = len(next(iter(columns.values()))) if columns else 0
-    if n == 0:
-        return
-    names = list(columns) + list(fixed)
-    db_columns = ", ".join(
-        connection.ops.quote_name(model._meta.get_field(f).column) for f in names
-    )
-    table = connection.ops.quote_name(model._meta.db_table)
-    connection.ensure_connection()
-    if connection.vendor == "postgresql":
-        arrays = list(columns.values())
-        for value in fixed.values():
-            text = value.isoformat() if isinstance(value, datetime) else str(value)
-            arrays.append(pa.array(np.full(n, text, dtype=object), pa.string()))
-        data = pa.table(arrays, names=names)
-        sql = f"COPY {table} ({db_columns}) FROM STDIN WITH (FORMAT csv)"
-        with connection.connection.cursor() as cursor, cursor.copy(sql) as copy:
-            for start in range(0, n, WRITE_BATCH * 20):
-                buffer = io.BytesIO()
-                pacsv.write_csv(
-                    data.slice(start, WRITE_BATCH * 20),
-                    buffer,
-                    pacsv.WriteOptions(include_header=False),
-                )
-                copy.write(buffer.getbuffer())
-        return
-    values = [array.to_pylist() for array in columns.values()]
-    for field, value in fixed.items():
-        adapted = model._meta.get_field(field).get_db_prep_save(value, connection)
-        values.append([adapted] * n)
-    # The raw sqlite3 connection: Django's cursor wrapper rewrites every parameter set.
-    marks = ", ".join(["?"] * len(names))
-    sql = f"INSERT INTO {table} ({db_columns}) VALUES ({marks})"
-    raw = connection.connection
-    for start in range(0, n, WRITE_BATCH * 20):
-        stop = start + WRITE_BATCH * 20
-        raw.executemany(sql, zip(*(v[start:stop] for v in values), strict=True))
-
-
-@contextmanager
-def _without_secondary_indexes(using: str, model: type) -> Iterator[None]:
-    """Drop model's secondary indexes (and PostgreSQL foreign keys) for a bulk load, then restore them.
-
-    Inside the caller's transaction. Building an index once from 1M rows is several
-    times cheaper than updating it row by row, and PostgreSQL validates a re-added foreign
-    key in one join instead of a trigger per row. Definitions are read back from the
-    catalogue, so what is restored is exactly what migrations created. PostgreSQL refuses
-    to alter a table with pending trigger events, which an enclosing transaction may have
-    left: call this only in a transaction of one's own.
-    """
-    connection = connections[using]
-    table = model._meta.db_table
-    quote = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
-                "AND tablename = %s AND indexname NOT IN "
-                "(SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass)",
-                [table, table],
-            )
-            indexes = cursor.fetchall()
-            cursor.execute(
-                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-                "WHERE conrelid = %s::regclass AND contype = 'f'",
-                [table],
-            )
-            foreign_keys = cursor.fetchall()
-        else:
-            cursor.execute(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = %s "
-                "AND sql IS NOT NULL",
-                [table],
-            )
-            indexes, foreign_keys = cursor.fetchall(), []
-        for name, _ in foreign_keys:
-            cursor.execute(f"ALTER TABLE {quote(table)} DROP CONSTRAINT {quote(name)}")
-        for name, _ in indexes:
-            cursor.execute(f"DROP INDEX {quote(name)}")
-    yield
-    with connection.cursor() as cursor:
-        for _, definition in indexes:
-            cursor.execute(definition)
-        for name, definition in foreign_keys:
-            cursor.execute(f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}")
-
-
 def _previous_stages(using: str) -> pd.DataFrame:
     """Return the stored lifecycle stage of every scored customer."""
     meta = CustomerScore._meta
     with connections[using].cursor() as cursor:
         cursor.execute(
-            f"SELECT {meta.get_field('customer').column}, lifecycle_stage FROM {meta.db_table}"
+            f"SELECT {meta.get_field('customer').column}, lifecycle_stage FROM {meta.db_table}"  # noqa: S608 -- names from model metadata
         )
         rows = cursor.fetchall()
     frame = pd.DataFrame(rows, columns=["customer_id", "stage"])
@@ -226,15 +140,13 @@ def refresh_scores(
     now: datetime | None = None,
     progress: bool | Callable[[str], None] = True,
     using: str = "default",
+    by: Actor,
 ) -> RefreshResult:
     """Recompute every customer's scores, record stage changes, keep a run log.
 
     ``progress`` is True (print stage messages to stderr), False, or a callable taking
     each stage message (the benchmarks time the stages with it).
     """
-    from kequn.analytics.config import read_analytics_config
-    from kequn.analytics.scores import score_customers
-
     started = time.perf_counter()
     now = now or timezone.now()
     run = ScoreRun.objects.using(using).create(started_at=now, status=ScoreRun.Status.RUNNING)
@@ -247,7 +159,7 @@ def refresh_scores(
         purchases = drop_restricted(load_purchases(using), everyone)
         customers = live_customer_ids(everyone)
         if purchases.num_rows == 0:
-            return _finish_without_purchases(run, customers, now, started, using)
+            return _finish_without_purchases(run, customers, now, started, using, by)
         # Integer ids as loaded: the analytics package ranks them as text where order
         # matters, and grouping or sorting integers is cheaper than their text.
         customer_ids = customers.column("customer_id").to_pandas()
@@ -266,21 +178,20 @@ def refresh_scores(
         # Inside someone else's transaction (tests, callers batching work) keep the schema
         # as it is: PostgreSQL cannot alter tables with that transaction's pending checks.
         bulk = not connections[using].in_atomic_block
-        with transaction.atomic(using=using), _large_sqlite_cache(using):
-            with _without_secondary_indexes(using, CustomerScore) if bulk else nullcontext():
+        with transaction.atomic(using=using), large_sqlite_cache(using=using):
+            with without_indexes(CustomerScore, using=using) if bulk else nullcontext():
                 # Cleared without its indexes: SQLite would otherwise update each of them
                 # for every one of the 1M rows it deletes.
-                _clear_scores(using)
-                _write_rows(using, CustomerScore, columns, {"computed_at": now})
+                clear_table(CustomerScore, using=using)
+                insert_columns(CustomerScore, columns, fixed={"computed_at": now}, using=using)
             # A first refresh records a change for everyone: then rebuilding the history's
             # indexes (and checking its foreign key in one join) beats maintaining them per
             # row; on a daily refresh, with few changes and a long history, it does not.
             many = bulk and len(changes["customer"]) > StageChange.objects.using(using).count()
-            with _without_secondary_indexes(using, StageChange) if many else nullcontext():
-                _write_rows(using, StageChange, changes, {"changed_at": now})
-        if connections[using].vendor == "postgresql":
-            with connections[using].cursor() as cursor:
-                cursor.execute(f"ANALYZE {CustomerScore._meta.db_table}")
+            with without_indexes(StageChange, using=using) if many else nullcontext():
+                insert_columns(StageChange, changes, fixed={"changed_at": now}, using=using)
+            _record_refresh(run, by, customers=len(ids), stage_changes=len(changes["customer"]))
+        analyze_tables([CustomerScore], using=using)
         message = "; ".join(details.get("notes", []))
         run.status = ScoreRun.Status.DONE
         run.customers = len(ids)
@@ -297,39 +208,6 @@ def refresh_scores(
         run.save(using=using)
 
 
-@contextmanager
-def _large_sqlite_cache(using: str, kib: int = 256 * 1024) -> Iterator[None]:
-    """Give SQLite a large page cache while a refresh writes (other backends: no-op).
-
-    The default 2 MB cache makes each of a million inserts (and their foreign-key
-    look-ups into the customers table) re-read pages through the OS; measured at 1M
-    scores, 30 s with the default cache against 19 s with 256 MB.
-    """
-    connection = connections[using]
-    if connection.vendor != "sqlite":
-        yield
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("PRAGMA cache_size")
-        (previous,) = cursor.fetchone()
-        cursor.execute(f"PRAGMA cache_size = -{int(kib)}")
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f"PRAGMA cache_size = {int(previous)}")
-
-
-def _clear_scores(using: str) -> None:
-    """Delete every stored score row (TRUNCATE on PostgreSQL: no 1M dead rows to vacuum)."""
-    connection = connections[using]
-    table = connection.ops.quote_name(CustomerScore._meta.db_table)
-    with connection.cursor() as cursor:
-        # Nothing references the scores table, so TRUNCATE needs no CASCADE.
-        verb = "TRUNCATE" if connection.vendor == "postgresql" else "DELETE FROM"
-        cursor.execute(f"{verb} {table}")
-
-
 def _progress_printer(progress: bool | Callable[[str], None]) -> Callable[[str], None]:
     """Return the stage-message callback for refresh_scores's ``progress`` argument."""
     if callable(progress):
@@ -339,7 +217,19 @@ def _progress_printer(progress: bool | Callable[[str], None]) -> Callable[[str],
     return lambda _msg: None
 
 
-def _finish_without_purchases(run, customers, now, started, using) -> RefreshResult:
+def _record_refresh(run: ScoreRun, by: Actor, *, customers: int, stage_changes: int) -> None:
+    """Write the audit entry of a refresh (inside its transaction)."""
+    record_event(
+        "scores.refresh",
+        actor=by,
+        target=run,
+        detail={"customers": customers, "stage_changes": stage_changes},
+    )
+
+
+def _finish_without_purchases(
+    run: ScoreRun, customers: pa.Table, now: datetime, started: float, using: str, by: Actor
+) -> RefreshResult:
     """Mark everyone a prospect when the store has no purchases yet."""
     ids = customers.column("customer_id").to_pylist()
     with transaction.atomic(using=using):
@@ -351,6 +241,7 @@ def _finish_without_purchases(run, customers, now, started, using) -> RefreshRes
             ],
             batch_size=WRITE_BATCH,
         )
+        _record_refresh(run, by, customers=len(ids), stage_changes=0)
     run.status = ScoreRun.Status.DONE
     run.customers = len(ids)
     run.message = "no purchases yet: every customer is a prospect"
