@@ -6,6 +6,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from kequn.security.actors import Actor, system_actor
+
 
 @dataclass
 class PipelineResult:
@@ -14,13 +16,14 @@ class PipelineResult:
     notes: list[str] = field(default_factory=list)
 
 
-def refresh_analytics(*, progress: bool = False, recommendations: bool = False) -> PipelineResult:
+def refresh_analytics(
+    *, progress: bool = False, recommendations: bool = False, by: Actor | None = None
+) -> PipelineResult:
     """Refresh scores, then segments and tag rules, then the dashboard (and recommendations)."""
     import time
 
     from kequn.dashboard.services import refresh_dashboard
     from kequn.scoring.services import refresh_scores
-    from kequn.security.actors import system_actor
     from kequn.segments.services import refresh_all
 
     result = PipelineResult()
@@ -35,16 +38,17 @@ def refresh_analytics(*, progress: bool = False, recommendations: bool = False) 
         result.steps[name] = round(time.perf_counter() - started, 2)
         return value
 
-    scores = step("scores", lambda: refresh_scores(progress=progress))
+    actor = by or system_actor("analytics-refresh")
+    scores = step("scores", lambda: refresh_scores(progress=progress, by=actor))
     result.customers = scores.customers
     if scores.message:
         result.notes.append(scores.message)
-    segments = step("segments", lambda: refresh_all(by=system_actor("segment-refresh")))
+    segments = step("segments", lambda: refresh_all(by=actor))
     # A broken segment rule disables that segment only; the chain goes on and says so.
     result.notes.extend(f"disabled {line}" for line in segments["disabled"])
-    step("dashboard", refresh_dashboard)
+    step("dashboard", lambda: refresh_dashboard(by=actor))
     if recommendations:
         from kequn.recommend.services import train_recommendations
 
-        step("recommendations", lambda: train_recommendations(progress=progress))
+        step("recommendations", lambda: train_recommendations(progress=progress, by=actor))
     return result

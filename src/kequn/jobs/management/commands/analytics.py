@@ -1,5 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from kequn.security.actors import UnknownOperatorError, add_operator_argument, get_operator
+
 
 class Command(BaseCommand):
     help = (
@@ -14,14 +16,21 @@ class Command(BaseCommand):
         refresh.add_argument(
             "--with-recommendations", action="store_true", help="retrain recommendations too"
         )
+        add_operator_argument(refresh)
 
     def handle(self, *args, action: str, quiet: bool = False, **options):
         from kequn.analytics.errors import AnalyticsInputError
         from kequn.jobs.pipelines import refresh_analytics
 
         try:
+            by = get_operator(options.get("by"))
+        except UnknownOperatorError as exc:
+            raise CommandError(str(exc)) from None
+        try:
             result = refresh_analytics(
-                progress=not quiet, recommendations=options.get("with_recommendations", False)
+                progress=not quiet,
+                recommendations=options.get("with_recommendations", False),
+                by=by,
             )
         except AnalyticsInputError as exc:
             raise CommandError(str(exc)) from None
