@@ -37,6 +37,7 @@ register(
     position=30,
     audited=True,
     masked={"line": ADDRESS, "postcode": ADDRESS},
+    masked_blank=["postcode"],
 )
 register(
     Consent,

@@ -13,6 +13,8 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
+from kequn.security import personal_data
+
 PHONE = "phone"
 EMAIL = "email"
 ADDRESS = "address"
@@ -169,15 +171,38 @@ def mask_identities(groups: frozenset[str], identities: Iterable[Any]) -> list[A
     return shown
 
 
+# How a value of each field group is shown to a user who may not see it.
+GROUP_MASKERS = {
+    PHONE: mask_phone,
+    EMAIL: mask_email,
+    ADDRESS: mask_address_line,
+    BIRTHDAY: mask_birthday,
+}
+
+
+def mask_declared_fields(groups: frozenset[str], instance: Any) -> Any:
+    """Return a row for display with the fields its app declares masked (personal_data) masked.
+
+    A masked row is an unsaved copy, so a masked value can never be written back.
+    """
+    entry = personal_data.get_entry(type(instance))
+    hidden = {
+        name: group
+        for name, group in (entry.masked if entry is not None else {}).items()
+        if group not in groups
+    }
+    if not hidden:
+        return instance
+    shown = copy.copy(instance)
+    for name, group in hidden.items():
+        value = getattr(shown, name)
+        setattr(shown, name, "" if name in entry.masked_blank else GROUP_MASKERS[group](value))
+    shown.pk = shown.id = None  # a copy for display only
+    return shown
+
+
 def mask_addresses(groups: frozenset[str], addresses: Iterable[Any]) -> list[Any]:
     """Return address objects for display, the street line and postcode masked unless allowed."""
     if ADDRESS in groups:
         return list(addresses)
-    shown = []
-    for address in addresses:
-        address = copy.copy(address)
-        address.line = mask_address_line(address.line)
-        address.postcode = ""
-        address.pk = address.id = None  # a copy for display only
-        shown.append(address)
-    return shown
+    return [mask_declared_fields(groups, address) for address in addresses]

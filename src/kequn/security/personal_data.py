@@ -78,6 +78,8 @@ class PersonalData:
     audited: bool = False
     # Field -> field group (security.masking) that must be unmasked to read it.
     masked: Mapping[str, str] = field(default_factory=dict)
+    # Masked fields shown empty rather than starred (a postcode gives nothing away blank).
+    masked_blank: tuple[str, ...] = ()
     # Rows derived from the person (audiences, rankings), dropped when processing is restricted.
     derived: bool = False
 
@@ -144,6 +146,7 @@ def register(
     erase_count: str | None = None,
     audited: bool = False,
     masked: Mapping[str, str] | None = None,
+    masked_blank: Sequence[str] = (),
     derived: bool = False,
 ) -> PersonalData:
     """Declare a model's personal data (once, from the app's personal_data module)."""
@@ -165,6 +168,7 @@ def register(
         erase_count=erase_count,
         audited=audited,
         masked=dict(masked or {}),
+        masked_blank=tuple(masked_blank),
         derived=derived,
     )
     _entries[entry.label] = entry
