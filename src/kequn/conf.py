@@ -1,19 +1,79 @@
-"""Read Kequn's environment (KEQUN_*) and prepare the data directory; no Django imports."""
+"""Read Kequn's environment (KEQUN_*) and prepare the data directory; no Django imports.
+
+This is the one module that reads KEQUN_* variables: settings and the apps call read_env
+or a function below, so every name is listed in ENVIRONMENT (and in README's settings
+table; tests/test_settings_documented.py checks both).
+"""
 
 from __future__ import annotations
 
 import os
 import secrets
 from pathlib import Path
+from typing import overload
+
+# Every variable Kequn reads. Values are read when asked for, not at import, so a process
+# (or a test) that changes one sees the change.
+ENVIRONMENT = frozenset(
+    {
+        "KEQUN_ALLOWED_HOSTS",
+        "KEQUN_ANALYTICS_CONFIG",
+        "KEQUN_API_IP_RATE",
+        "KEQUN_API_RATE",
+        "KEQUN_AUDIT_HEAD_FILE",
+        "KEQUN_BACKUP_DIR",
+        "KEQUN_BACKUP_KEEP",
+        "KEQUN_COLLECT_RATE",
+        "KEQUN_DATABASE_URL",
+        "KEQUN_DATA_DIR",
+        "KEQUN_DEBUG",
+        "KEQUN_DEFAULT_REGION",
+        "KEQUN_ERASURE_JOURNAL",
+        "KEQUN_IMPORT_STALE_MINUTES",
+        "KEQUN_KEY_FILE",
+        "KEQUN_LANGUAGE",
+        "KEQUN_LOGIN_COOLOFF_MINUTES",
+        "KEQUN_LOGIN_FAILURE_LIMIT",
+        "KEQUN_LOGIN_RATE",
+        "KEQUN_LOG_LEVEL",
+        "KEQUN_MASTER_KEY",
+        "KEQUN_MASTER_KEY_FILE",
+        "KEQUN_PDF_FONT",
+        "KEQUN_PRIVACY_DEADLINE_DAYS",
+        "KEQUN_PROXY_COUNT",
+        "KEQUN_REDIS_URL",
+        "KEQUN_SECRET_KEY",
+        "KEQUN_SECURE_COOKIES",
+        "KEQUN_SESSION_IDLE_MINUTES",
+        "KEQUN_SESSION_MAX_HOURS",
+        "KEQUN_SOURCE_TRUST",
+        "KEQUN_TIME_ZONE",
+        "KEQUN_XLSX_MAX_COLUMNS",
+        "KEQUN_XLSX_MAX_MB",
+        "KEQUN_XLSX_MAX_ROWS",
+        "KEQUN_XLSX_MAX_STRINGS",
+    }
+)
 
 
 class ConfigError(Exception):
     """A setting or the data directory is unusable; the message says what to do."""
 
 
+@overload
+def read_env(name: str, default: str) -> str: ...
+@overload
+def read_env(name: str, default: None = None) -> str | None: ...
+def read_env(name: str, default: str | None = None) -> str | None:
+    """Return the environment variable ``name`` (one of ENVIRONMENT), or ``default`` when unset."""
+    if name not in ENVIRONMENT:
+        raise KeyError(f"{name} is not a Kequn setting; add it to kequn.conf.ENVIRONMENT")
+    return os.environ.get(name, default)
+
+
 def get_data_dir() -> Path:
     """Return KEQUN_DATA_DIR (default ./kequn-data) as an absolute path."""
-    return Path(os.environ.get("KEQUN_DATA_DIR", "kequn-data")).expanduser().resolve()
+    return Path(read_env("KEQUN_DATA_DIR", "kequn-data")).expanduser().resolve()
 
 
 def ensure_data_dir(path: Path | None = None) -> Path:
@@ -34,7 +94,7 @@ def ensure_data_dir(path: Path | None = None) -> Path:
 
 def load_secret_key() -> str:
     """Return KEQUN_SECRET_KEY, or the key kept in the data directory (created on first run)."""
-    if key := os.environ.get("KEQUN_SECRET_KEY"):
+    if key := read_env("KEQUN_SECRET_KEY"):
         return key
     path = get_data_dir() / "secret_key"
     try:
@@ -59,12 +119,12 @@ def load_secret_key() -> str:
 
 def get_database_url() -> str:
     """Return KEQUN_DATABASE_URL, defaulting to SQLite in the data directory."""
-    return os.environ.get("KEQUN_DATABASE_URL") or f"sqlite:///{get_data_dir() / 'kequn.sqlite3'}"
+    return read_env("KEQUN_DATABASE_URL") or f"sqlite:///{get_data_dir() / 'kequn.sqlite3'}"
 
 
 def get_analytics_config_path() -> Path | None:
     """Return KEQUN_ANALYTICS_CONFIG, else <data dir>/analytics.toml if it exists, else None."""
-    if value := os.environ.get("KEQUN_ANALYTICS_CONFIG"):
+    if value := read_env("KEQUN_ANALYTICS_CONFIG"):
         return Path(value).expanduser()
     default = get_data_dir() / "analytics.toml"
     return default if default.exists() else None
@@ -72,7 +132,7 @@ def get_analytics_config_path() -> Path | None:
 
 def env_bool(name: str, default: bool) -> bool:
     """Read a boolean environment variable (1/true/yes/on)."""
-    value = os.environ.get(name)
+    value = read_env(name)
     if value is None:
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}

@@ -33,7 +33,6 @@ Environment variables (defaults in brackets):
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ import dj_database_url
 from django.templatetags.static import static
 from django.utils.translation import gettext_lazy as _
 
-from kequn.conf import env_bool, get_data_dir, get_database_url, load_secret_key
+from kequn.conf import env_bool, get_data_dir, get_database_url, load_secret_key, read_env
 
 BASE_DIR = Path(__file__).resolve().parent
 DATA_DIR = get_data_dir()
@@ -51,9 +50,7 @@ SECRET_KEY = load_secret_key()
 DEBUG = env_bool("KEQUN_DEBUG", False)
 ALLOWED_HOSTS = [
     h.strip()
-    for h in os.environ.get("KEQUN_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(
-        ","
-    )
+    for h in read_env("KEQUN_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",")
     if h.strip()
 ]
 
@@ -165,28 +162,28 @@ AUTHENTICATION_BACKENDS = [
 # Lock the pair (user name, address): spraying user names locks nobody else out, and a user
 # locked at one address can still log in from another.
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
-AXES_FAILURE_LIMIT = int(os.environ.get("KEQUN_LOGIN_FAILURE_LIMIT", "5"))
-AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("KEQUN_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_FAILURE_LIMIT = int(read_env("KEQUN_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(read_env("KEQUN_LOGIN_COOLOFF_MINUTES", "15")))
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "kequn.security.views.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "kequn.security.middleware.axes_client_ip"
 AXES_VERBOSE = False
-KEQUN_PROXY_COUNT = int(os.environ.get("KEQUN_PROXY_COUNT", "0"))
+KEQUN_PROXY_COUNT = int(read_env("KEQUN_PROXY_COUNT", "0"))
 # Rate limits ("600/min", "10/s", "off"), read on every request so tests can override them.
-KEQUN_LOGIN_RATE = os.environ.get("KEQUN_LOGIN_RATE", "20/min")
-KEQUN_API_RATE = os.environ.get("KEQUN_API_RATE", "600/min")
-KEQUN_API_IP_RATE = os.environ.get("KEQUN_API_IP_RATE", "1200/min")
+KEQUN_LOGIN_RATE = read_env("KEQUN_LOGIN_RATE", "20/min")
+KEQUN_API_RATE = read_env("KEQUN_API_RATE", "600/min")
+KEQUN_API_IP_RATE = read_env("KEQUN_API_IP_RATE", "1200/min")
 # /v1 event collection must take ~10k events/s from a few write keys: no limit unless asked.
-KEQUN_COLLECT_RATE = os.environ.get("KEQUN_COLLECT_RATE", "off")
+KEQUN_COLLECT_RATE = read_env("KEQUN_COLLECT_RATE", "off")
 OTP_TOTP_ISSUER = "Kequn"
 
 # One cache shared by every server worker (rate-limit counters must add up across them).
 CACHES: dict[str, dict[str, Any]]
-if os.environ.get("KEQUN_REDIS_URL"):
+if read_env("KEQUN_REDIS_URL"):
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": os.environ["KEQUN_REDIS_URL"],
+            "LOCATION": read_env("KEQUN_REDIS_URL", ""),
         }
     }
 else:
@@ -198,30 +195,30 @@ else:
         }
     }
 
-LANGUAGE_CODE = os.environ.get("KEQUN_LANGUAGE", "zh-hans")
+LANGUAGE_CODE = read_env("KEQUN_LANGUAGE", "zh-hans")
 LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 # Thousands separators in Chinese too (kequn/formats/zh_Hans): one number format per language.
 FORMAT_MODULE_PATH = ["kequn.formats"]
-TIME_ZONE = os.environ.get("KEQUN_TIME_ZONE", "Asia/Shanghai")
+TIME_ZONE = read_env("KEQUN_TIME_ZONE", "Asia/Shanghai")
 USE_I18N = True
 USE_TZ = True
 # PDF reports embed this font for Chinese text (Debian package fonts-wqy-microhei).
-PDF_FONT = os.environ.get("KEQUN_PDF_FONT", "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+PDF_FONT = read_env("KEQUN_PDF_FONT", "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
 
 STATIC_URL = "static/"
 # Serve straight from the installed packages: `kequn serve` needs no collectstatic step.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
-KEQUN_PRIVACY_DEADLINE_DAYS = int(os.environ.get("KEQUN_PRIVACY_DEADLINE_DAYS", "15"))
+KEQUN_PRIVACY_DEADLINE_DAYS = int(read_env("KEQUN_PRIVACY_DEADLINE_DAYS", "15"))
 # Limits on an Excel file, checked before it is parsed (kequn.ingest.readers).
-KEQUN_XLSX_MAX_MB = int(os.environ.get("KEQUN_XLSX_MAX_MB", "100"))
-KEQUN_XLSX_MAX_ROWS = int(os.environ.get("KEQUN_XLSX_MAX_ROWS", "1000000"))
-KEQUN_XLSX_MAX_COLUMNS = int(os.environ.get("KEQUN_XLSX_MAX_COLUMNS", "500"))
-KEQUN_XLSX_MAX_STRINGS = int(os.environ.get("KEQUN_XLSX_MAX_STRINGS", "2000000"))
-KEQUN_SESSION_IDLE_MINUTES = int(os.environ.get("KEQUN_SESSION_IDLE_MINUTES", "30"))
-KEQUN_SESSION_MAX_HOURS = int(os.environ.get("KEQUN_SESSION_MAX_HOURS", "12"))
+KEQUN_XLSX_MAX_MB = int(read_env("KEQUN_XLSX_MAX_MB", "100"))
+KEQUN_XLSX_MAX_ROWS = int(read_env("KEQUN_XLSX_MAX_ROWS", "1000000"))
+KEQUN_XLSX_MAX_COLUMNS = int(read_env("KEQUN_XLSX_MAX_COLUMNS", "500"))
+KEQUN_XLSX_MAX_STRINGS = int(read_env("KEQUN_XLSX_MAX_STRINGS", "2000000"))
+KEQUN_SESSION_IDLE_MINUTES = int(read_env("KEQUN_SESSION_IDLE_MINUTES", "30"))
+KEQUN_SESSION_MAX_HOURS = int(read_env("KEQUN_SESSION_MAX_HOURS", "12"))
 # The browser drops an idle cookie too; kequn.security.middleware enforces both limits.
 SESSION_COOKIE_AGE = KEQUN_SESSION_IDLE_MINUTES * 60
 SESSION_COOKIE_HTTPONLY = True
@@ -262,7 +259,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"routine_4xx": {"()": "kequn.logfilters.RoutineClientErrorFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("KEQUN_LOG_LEVEL", "WARNING")},
+    "root": {"handlers": ["console"], "level": read_env("KEQUN_LOG_LEVEL", "WARNING")},
     # A 403 or 404 is one line in the log, without a traceback (5xx keep theirs).
     "loggers": {
         name: {"filters": ["routine_4xx"]} for name in ("django.request", "django.security.csrf")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import unicodedata
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
+
+from kequn.conf import read_env
 
 
 class IdentityError(ValueError):
@@ -15,7 +16,7 @@ class IdentityError(ValueError):
 
 def get_default_region() -> str:
     """Return the region assumed for phone numbers without a country code (KEQUN_DEFAULT_REGION)."""
-    return os.environ.get("KEQUN_DEFAULT_REGION", "CN").upper()
+    return read_env("KEQUN_DEFAULT_REGION", "CN").upper()
 
 
 def fold_text(value: str) -> str:

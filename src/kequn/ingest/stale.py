@@ -9,7 +9,6 @@ committed stay imported; running the same file again finishes it (imports are id
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from kequn.conf import read_env
 from kequn.ingest.models import ImportRun
 from kequn.security.audit import services as audit
 
@@ -26,7 +26,7 @@ DEFAULT_STALE_MINUTES = 15
 def get_stale_minutes() -> int:
     """Return KEQUN_IMPORT_STALE_MINUTES (at least 1)."""
     try:
-        return max(1, int(os.environ.get("KEQUN_IMPORT_STALE_MINUTES", DEFAULT_STALE_MINUTES)))
+        return max(1, int(read_env("KEQUN_IMPORT_STALE_MINUTES", str(DEFAULT_STALE_MINUTES))))
     except ValueError:
         return DEFAULT_STALE_MINUTES
 

@@ -16,10 +16,11 @@ The rules (also in the README, *Customers and imports*):
 
 from __future__ import annotations
 
-import os
 import re
 import unicodedata
 from datetime import date
+
+from kequn.conf import read_env
 
 # Sources of values that are not files: edits in the back office and through the API, and
 # Segment-compatible identify events.
@@ -34,7 +35,7 @@ IDENTIFYING_FIELDS = ("name", "birthday", "gender")
 
 def get_trust_order() -> tuple[str, ...]:
     """Return the source trust order, most trusted first (KEQUN_SOURCE_TRUST or the default)."""
-    raw = os.environ.get("KEQUN_SOURCE_TRUST", "")
+    raw = read_env("KEQUN_SOURCE_TRUST", "")
     order = tuple(s.strip().lower() for s in raw.split(",") if s.strip())
     if not order:
         return DEFAULT_TRUST

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from kequn.conf import get_data_dir, read_env
 from kequn.security.keys import derive_key
 
 
@@ -32,11 +33,9 @@ class JournalError(Exception):
 
 def get_journal_path() -> Path:
     """Return KEQUN_ERASURE_JOURNAL, or erasures.jsonl in the data directory."""
-    value = os.environ.get("KEQUN_ERASURE_JOURNAL")
+    value = read_env("KEQUN_ERASURE_JOURNAL")
     if value:
         return Path(value).expanduser().resolve()
-    from kequn.conf import get_data_dir
-
     return get_data_dir() / "erasures.jsonl"
 
 

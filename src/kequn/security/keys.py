@@ -19,8 +19,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from django.utils.translation import gettext as _
 
-from kequn.conf import ConfigError, ensure_data_dir, get_data_dir
+from kequn.conf import ConfigError, ensure_data_dir, get_data_dir, read_env
 
 KEY_BYTES = 32
 
@@ -31,7 +32,7 @@ KEY_FILE_SETTINGS = ("KEQUN_MASTER_KEY_FILE", "KEQUN_KEY_FILE")
 def get_key_file() -> Path:
     """Return KEQUN_MASTER_KEY_FILE (or the older KEQUN_KEY_FILE), or master.key in the data dir."""
     for name in KEY_FILE_SETTINGS:
-        if value := os.environ.get(name):
+        if value := read_env(name):
             return Path(value).expanduser().resolve()
     return get_data_dir() / "master.key"
 
@@ -47,19 +48,17 @@ def is_inside(path: Path, folder: Path) -> bool:
 
 def get_key_source() -> str:
     """Return where the master key comes from: "environment" or the key file's path."""
-    return "environment" if os.environ.get("KEQUN_MASTER_KEY") else str(get_key_file())
+    return "environment" if read_env("KEQUN_MASTER_KEY") else str(get_key_file())
 
 
 def is_key_beside_data() -> bool:
     """Return whether the master key file lies in the data directory (copied with it)."""
-    return not os.environ.get("KEQUN_MASTER_KEY") and is_inside(get_key_file(), get_data_dir())
+    return not read_env("KEQUN_MASTER_KEY") and is_inside(get_key_file(), get_data_dir())
 
 
 def describe_key_custody() -> str:
     """Return one paragraph on where the master key is, with the way to move it if it should."""
-    from django.utils.translation import gettext as _
-
-    if os.environ.get("KEQUN_MASTER_KEY"):
+    if read_env("KEQUN_MASTER_KEY"):
         return _("Master key: from KEQUN_MASTER_KEY (not stored in the data directory).")
     path = get_key_file()
     if not is_key_beside_data():
@@ -92,7 +91,7 @@ def decode_master_key(text: str, origin: str) -> bytes:
 @lru_cache(maxsize=1)
 def load_master_key() -> bytes:
     """Return the master key, creating the key file on first run."""
-    if text := os.environ.get("KEQUN_MASTER_KEY"):
+    if text := read_env("KEQUN_MASTER_KEY"):
         return decode_master_key(text, "KEQUN_MASTER_KEY")
     path = get_key_file()
     try:

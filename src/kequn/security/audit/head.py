@@ -17,7 +17,8 @@ from pathlib import Path
 
 from django.utils.translation import gettext as _
 
-from kequn.conf import ConfigError
+from kequn.conf import ConfigError, get_data_dir, read_env
+from kequn.security.keys import get_key_file, is_inside
 
 HEAD_PATTERN = re.compile(r"^(\d+):([0-9a-f]{64})$")
 HEAD_FILE_NAME = "audit-head"
@@ -36,11 +37,9 @@ def parse_head(text: str, origin: str = "--head") -> tuple[int, str]:
 
 def get_head_file() -> Path | None:
     """Return KEQUN_AUDIT_HEAD_FILE, else audit-head beside the master key file, else None."""
-    from kequn.security.keys import get_key_file
-
-    if value := os.environ.get("KEQUN_AUDIT_HEAD_FILE"):
+    if value := read_env("KEQUN_AUDIT_HEAD_FILE"):
         return Path(value).expanduser().resolve()
-    if os.environ.get("KEQUN_MASTER_KEY"):
+    if read_env("KEQUN_MASTER_KEY"):
         return None  # the key is in the environment: no directory of its own to use
     return get_key_file().parent / HEAD_FILE_NAME
 
@@ -86,9 +85,6 @@ def pin_head(sequence: int, mac: str) -> Path | None:
 
 def describe_head_file() -> str:
     """Return one line saying where verified heads are pinned (or that they are not)."""
-    from kequn.conf import get_data_dir
-    from kequn.security.keys import is_inside
-
     path = get_head_file()
     if path is None:
         return _(

@@ -32,7 +32,7 @@ from django.conf import settings
 from tqdm import tqdm
 
 from kequn import __version__
-from kequn.conf import get_data_dir
+from kequn.conf import get_data_dir, read_env
 from kequn.security.keys import derive_key
 
 MAGIC = b"KEQUNBK\x01"
@@ -53,7 +53,7 @@ class BackupError(Exception):
 
 def get_backup_dir() -> Path:
     """Return KEQUN_BACKUP_DIR, or backups/ in the data directory."""
-    value = os.environ.get("KEQUN_BACKUP_DIR")
+    value = read_env("KEQUN_BACKUP_DIR")
     if value:
         return Path(value).expanduser().resolve()
     return get_data_dir() / "backups"
@@ -61,7 +61,7 @@ def get_backup_dir() -> Path:
 
 def get_keep_count() -> int:
     """Return KEQUN_BACKUP_KEEP (how many scheduled backups to keep, default 7)."""
-    text = os.environ.get("KEQUN_BACKUP_KEEP", "7")
+    text = read_env("KEQUN_BACKUP_KEEP", "7")
     if not text.strip().isdigit() or int(text) < 1:
         raise BackupError(f"KEQUN_BACKUP_KEEP={text!r} must be a whole number of 1 or more")
     return int(text)
