@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import zipfile
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -104,10 +104,10 @@ def test_deadline_is_end_of_the_fifteenth_day_and_configurable(person):
     received = datetime(2026, 3, 1, 9, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
     request = services.open_request("export", person, received_at=received, by=ACTOR)
     local = timezone.localtime(request.deadline, ZoneInfo("Asia/Shanghai"))
-    assert (local.date(), local.hour, local.minute) == (datetime(2026, 3, 16).date(), 23, 59)
+    assert (local.date(), local.hour, local.minute) == (date(2026, 3, 16), 23, 59)
     with override_settings(KEQUN_PRIVACY_DEADLINE_DAYS=30):
         gdpr = services.open_request("export", person, received_at=received, by=ACTOR)
-    assert timezone.localtime(gdpr.deadline).date() == datetime(2026, 3, 31).date()
+    assert timezone.localtime(gdpr.deadline).date() == date(2026, 3, 31)
 
 
 def test_overdue_requests_are_found_and_closed_ones_are_not(person):
@@ -464,7 +464,7 @@ def test_restricted_customer_is_not_scored_segmented_recommended_exported_or_cha
 
     assert [r["id"] for r in iter_customer_rows(Customer.objects.all())] == [other.pk]
     # Changes through the customer services are refused with a clear error.
-    with pytest.raises(ValidationError, match="restricted from processing.*lift the restriction"):
+    with pytest.raises(ValidationError, match=r"restricted from processing.*lift the restriction"):
         update_customer(person, {"city": "北京"}, by=system_actor("tests"))
     with pytest.raises(ValidationError, match="restricted"):
         add_identity(person, IdentityInput("email", "second@example.com"), by=system_actor("tests"))
@@ -493,6 +493,7 @@ def test_restricted_customer_is_not_scored_segmented_recommended_exported_or_cha
 
 def test_segment_sql_excludes_restricted_customers(person, other):
     from django.db import connection
+
     from kequn.segments.services import compile_member_sql
 
     services.restrict_processing(person, by=ACTOR)

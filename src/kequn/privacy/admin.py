@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import admin, messages
@@ -9,6 +10,7 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext
@@ -174,8 +176,6 @@ class PrivacyRequestAdmin(ModelAdmin):
     @display(description=_("what was asked"))
     def shown_parameters(self, obj: PrivacyRequest) -> str:
         """Show the parameters with a correction's new birthday masked (see get_fieldsets)."""
-        import json
-
         request = get_current_request()
         masked = mask_request_parameters(getattr(request, "user", None), obj.parameters)
         return json.dumps(masked, ensure_ascii=False)
@@ -266,8 +266,6 @@ class PrivacyRequestAdmin(ModelAdmin):
     def _confirm(
         self, request: HttpRequest, object_id: int, question: str, reason: bool = False
     ) -> HttpResponse:
-        from django.template.response import TemplateResponse
-
         obj = PrivacyRequest.objects.get(pk=object_id)
         context = {
             **self.admin_site.each_context(request),

@@ -19,6 +19,8 @@ import re
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from django.db import models
+
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 MAX_JSON_DEPTH = 32
@@ -121,8 +123,6 @@ def strip_control_before_save(sender: type, instance: Any, raw: bool = False, **
     """
     if raw or sender._meta.app_label not in CLEANED_APPS:
         return
-    from django.db import models
-
     for field in sender._meta.concrete_fields:
         if isinstance(field, models.CharField | models.TextField):
             value = getattr(instance, field.attname, None)

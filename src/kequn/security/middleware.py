@@ -16,7 +16,9 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.utils.translation import gettext
 
+from kequn.security import otp
 from kequn.security.ratelimit import get_rate, hit
+from kequn.security.views import render_blocked
 
 SEEN_KEY = "kq_seen"
 STARTED_KEY = "kq_started"
@@ -88,8 +90,6 @@ class TwoFactorMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated and not user.is_verified():
-            from kequn.security import otp
-
             has_device = otp.has_confirmed_device(user)
             if has_device or otp.is_two_factor_required(user):
                 path = request.path_info
@@ -191,8 +191,6 @@ class RateLimitMiddleware:
         return None
 
     def limit_login(self, request: HttpRequest) -> HttpResponse | None:
-        from kequn.security.views import render_blocked
-
         rate = get_rate("KEQUN_LOGIN_RATE")
         username = str(request.POST.get("username", ""))[:150].strip().lower()
         wait = hit("login-ip", get_client_ip(request) or "unknown", rate)

@@ -21,6 +21,7 @@ from django_otp import devices_for_user, user_has_device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from kequn.security.audit import services as audit
 from kequn.security.roles import ADMINISTRATOR
 
 RECOVERY_CODES = 10
@@ -65,8 +66,6 @@ def confirm_totp_device(device: TOTPDevice, token: str) -> list[str] | None:
     # A new authenticator replaces the old one; old recovery codes go with it.
     TOTPDevice.objects.filter(user=device.user).exclude(pk=device.pk).delete()
     codes = create_recovery_codes(device.user)
-    from kequn.security.audit import services as audit
-
     audit.record_event(
         audit.PERMISSION_CHANGE, actor=device.user, target=device.user, detail={"two_factor": "on"}
     )
@@ -117,8 +116,6 @@ def reset_two_factor(username: str, by: str = "") -> int:
         devices = model.objects.filter(user=user)
         removed += devices.count()
         devices.delete()
-    from kequn.security.audit import services as audit
-
     audit.record_event(
         audit.PERMISSION_CHANGE,
         target=user,

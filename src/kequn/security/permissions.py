@@ -15,10 +15,13 @@ import fnmatch
 from collections.abc import Iterable
 from typing import Any
 
+from django.apps import apps as global_apps
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from kequn.security import roles
+from kequn.security.audit.services import VIEW_PERSONAL, record_event
 from kequn.security.masking import FIELD_GROUPS, UNMASK_PERMISSIONS, get_unmasked_groups
 
 VIEW_ALL_CUSTOMERS = "customers.view_all_customers"
@@ -148,8 +151,6 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
 
 def ensure_custom_permissions(apps: Any = None) -> None:
     """Create the custom permissions (unmasking, every account) if they are missing."""
-    from django.apps import apps as global_apps
-
     apps = apps or global_apps
     Permission = apps.get_model("auth", "Permission")
     ContentType = apps.get_model("contenttypes", "ContentType")
@@ -179,8 +180,6 @@ def sync_roles(apps: Any = None) -> dict[str, int]:
     Idempotent: run it any number of times (permissions a role should no longer have are
     removed, so a group edited by hand is put back to the documented matrix).
     """
-    from django.apps import apps as global_apps
-
     apps = apps or global_apps
     ensure_custom_permissions(apps)
     Group = apps.get_model("auth", "Group")
@@ -206,8 +205,6 @@ def sync_roles_after_migrate(sender: Any, apps: Any = None, **kwargs: Any) -> No
     post_migrate is sent once per app, and each app's default permissions are created in its
     own turn; the roles are synchronised in the last app's turn, when all of them exist.
     """
-    from django.apps import apps as global_apps
-
     if sender.label != list(global_apps.get_app_configs())[-1].label:
         return
     sync_roles(apps)
@@ -229,8 +226,6 @@ def require_permission(user: Any, *perms: str) -> None:
     Every write path calls this (or an admin permission that leads here): admin views and
     actions, the API, uploads, bulk tagging and privacy actions.
     """
-    from django.core.exceptions import PermissionDenied
-
     for perm in perms:
         if not has_permission(user, perm):
             raise PermissionDenied(perm)
@@ -288,8 +283,6 @@ def record_personal_view(
     ids = sorted({int(i) for i in customer_ids})
     if not groups or not ids:
         return
-    from kequn.security.audit.services import VIEW_PERSONAL, record_event
-
     fields = [g for g in FIELD_GROUPS if g in groups]
     detail = {"via": via, "fields": fields}
     if len(ids) == 1:

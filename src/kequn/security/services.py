@@ -7,13 +7,17 @@ import secrets
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, Group
+from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils import timezone
 
 from kequn.security.audit import services as audit
 from kequn.security.models import ApiToken
+from kequn.security.permissions import require_permission
+from kequn.security.roles import ROLES
 
-TOKEN_PREFIX = "kq_"
+TOKEN_PREFIX = "kq_"  # noqa: S105 -- the visible prefix of every token, not a secret
 
 
 def hash_token(token: str) -> str:
@@ -70,8 +74,6 @@ def revoke_api_token(token_id: int) -> None:
 
 def require_perm(user: AbstractBaseUser | None, perm: str) -> None:
     """Raise PermissionDenied unless the user holds the permission (app_label.codename)."""
-    from kequn.security.permissions import require_permission
-
     require_permission(user, perm)
 
 
@@ -83,12 +85,6 @@ def create_user(
     Every role works in the back office, so the user is staff; only the administrator role
     holds permissions over users and roles.
     """
-    from django.contrib.auth.models import Group
-    from django.core.exceptions import ValidationError
-    from django.db import transaction
-
-    from kequn.security.roles import ROLES
-
     if role not in ROLES:
         raise ValidationError(f"unknown role {role!r}: choose one of {', '.join(ROLES)}")
     model = get_user_model()
@@ -103,11 +99,6 @@ def create_user(
 
 def set_user_role(username: str, role: str) -> AbstractBaseUser:
     """Put a user in exactly one role (replacing the roles they had)."""
-    from django.contrib.auth.models import Group
-    from django.core.exceptions import ValidationError
-
-    from kequn.security.roles import ROLES
-
     if role not in ROLES:
         raise ValidationError(f"unknown role {role!r}: choose one of {', '.join(ROLES)}")
     user = get_user_model().objects.filter(username=username).first()
@@ -124,7 +115,5 @@ def set_user_role(username: str, role: str) -> AbstractBaseUser:
 
 def get_user_roles(user: AbstractBaseUser) -> list[str]:
     """Return the role names a user holds, in the order of ROLES."""
-    from kequn.security.roles import ROLES
-
     names = set(user.groups.values_list("name", flat=True))
     return [role for role in ROLES if role in names]

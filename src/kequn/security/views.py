@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -147,8 +148,6 @@ def render_blocked(request: HttpRequest, message: str, status: int, retry_after:
 
 def lockout_response(request: HttpRequest, response=None, credentials=None) -> HttpResponse:
     """Tell a user locked out by django-axes why, and for how long (AXES_LOCKOUT_CALLABLE)."""
-    from django.conf import settings
-
     minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
     message = gettext(
         "Too many failed logins for this account from your address. "

@@ -13,6 +13,8 @@ client the function does not exist, so an UPDATE or DELETE fails there too.
 
 from __future__ import annotations
 
+from django.db import connections
+
 TABLE = "audit_auditentry"
 MESSAGE = "audit entries are append-only"
 
@@ -23,8 +25,6 @@ def allow_purge(allowed: bool) -> None:
     """Let Django's connections empty the audit table (tests only)."""
     global _purge_allowed
     _purge_allowed = allowed
-    from django.db import connections
-
     for conn in connections.all(initialized_only=True):
         if conn.vendor == "postgresql" and conn.connection is not None:
             _set_postgres_purge(conn)

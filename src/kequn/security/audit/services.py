@@ -41,8 +41,8 @@ LOGIN = "login"
 LOGIN_FAILED = "login_failed"
 LOGOUT = "logout"
 PERMISSION_CHANGE = "permission_change"
-TOKEN_CREATE = "token_create"
-TOKEN_REVOKE = "token_revoke"
+TOKEN_CREATE = "token_create"  # noqa: S105 -- an action name, not a secret
+TOKEN_REVOKE = "token_revoke"  # noqa: S105 -- an action name, not a secret
 DATA_SUBJECT_REQUEST = "data_subject_request"
 ERASURE = "erasure"
 KEY_ROTATION = "key_rotation"
@@ -322,14 +322,15 @@ def get_statements(vendor: str) -> Statements:
     quote = conn.ops.quote_name
     table = quote(meta.db_table)
     fields = [f for f in meta.concrete_fields if not f.primary_key]
+    # Table and column names come from the model's meta, quoted; values are bound.
     insert = (
-        f"INSERT INTO {table} ({', '.join(quote(f.column) for f in fields)}) "
+        f"INSERT INTO {table} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
         f"VALUES ({', '.join(['%s'] * len(fields))})"
     )
     returning = conn.features.can_return_columns_from_insert
     if returning:
         insert += f" RETURNING {quote(meta.pk.column)}"
-    head = f"SELECT sequence, mac FROM {table} ORDER BY sequence DESC LIMIT 1"
+    head = f"SELECT sequence, mac FROM {table} ORDER BY sequence DESC LIMIT 1"  # noqa: S608
     return Statements(head, insert, fields, returning)
 
 

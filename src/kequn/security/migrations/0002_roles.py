@@ -4,7 +4,7 @@ from django.db import migrations
 
 
 def create_roles(apps, schema_editor):
-    from kequn.security.permissions import sync_roles
+    from kequn.security.permissions import sync_roles  # noqa: PLC0415 -- the roles of the code that runs, loaded only when this migration applies
 
     # On a new database the default permissions appear only after migrate; the post_migrate
     # handler completes the groups then, and `kequn roles sync` does it on demand.
