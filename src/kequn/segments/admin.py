@@ -173,8 +173,7 @@ class SegmentAdmin(ModelAdmin):
             if not isinstance(body, dict):
                 raise ValueError(gettext("send a JSON object with 'rules'"))
             segment_id = body.get("segment_id")
-            rules = body.get("rules")
-            services.check_rule(rules, int(segment_id) if segment_id else None)
+            rules = services.check_rule(body.get("rules"), int(segment_id) if segment_id else None)
             check_rule_access(request.user, rules)
             if can_view_all_customers(request.user):
                 count, sample = services.count_and_sample_members(rules, SAMPLE_SIZE)

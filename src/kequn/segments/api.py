@@ -35,10 +35,11 @@ class SegmentIn(Schema):
 
 class SegmentPatch(Schema):
     # Omit a field to keep it; null is refused (422) because no segment field may be empty.
-    name: str = Field(None, min_length=1, max_length=200)
-    description: str = Field(None)
-    kind: Literal["dynamic", "static"] = Field(None)
-    rules: RuleBody = Field(None)
+    # The None defaults mark "omitted" and are never validated, hence the type ignores.
+    name: str = Field(None, min_length=1, max_length=200)  # type: ignore[assignment]
+    description: str = Field(None)  # type: ignore[assignment]
+    kind: Literal["dynamic", "static"] = Field(None)  # type: ignore[arg-type]
+    rules: RuleBody = Field(None)  # type: ignore[arg-type]
 
 
 class SegmentOut(Schema):

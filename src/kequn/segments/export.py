@@ -100,7 +100,7 @@ def iter_customer_rows(customers: QuerySet) -> Iterator[dict]:
 
 
 def _row(c: Customer) -> dict:
-    identities = {}
+    identities: dict[str, str] = {}
     for identity in c.identities.all():
         identities.setdefault(identity.kind, identity.value)
     addresses = list(c.addresses.all())

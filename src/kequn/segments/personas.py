@@ -71,7 +71,7 @@ def choose_k(
         scores[k] = float(silhouette_score(part, labels))
     if not scores:
         return 1, {}
-    return max(scores, key=scores.get), scores
+    return max(scores, key=lambda k: scores[k]), scores
 
 
 def _level(z: float) -> str:
@@ -159,7 +159,7 @@ def find_personas(
         city = _dominant(members, "city")
         category = _dominant(members, "top_category")
         en, zh = describe(centre_z, raw, city, category)
-        centre = {c: round(v, 2) for c, v in raw.items() if not np.isnan(v)}
+        centre: dict[str, float | str] = {c: round(v, 2) for c, v in raw.items() if not np.isnan(v)}
         centre.update({"city": city or "", "top_category": category or ""})
         personas.append(PersonaDescription(label, len(rows), en, zh, centre, rows.tolist()))
     personas.sort(key=lambda p: -p.size)

@@ -100,7 +100,7 @@ def list_references(rule: Any) -> list[tuple[str, str, Any]]:
     """Return (path, kind, value) for each tag, category, product and segment a rule names."""
     found = []
     for path, cond in _iter_paths(rule):
-        kind = REFERENCE_FIELDS.get(cond.get("field"))
+        kind = REFERENCE_FIELDS.get(str(cond.get("field")))
         if kind is None:
             continue
         for value in _as_list(cond.get("value")):
@@ -162,7 +162,7 @@ def describe_problem(problem: dict) -> str:
         "product": _("the rule names the product “%(value)s”, which no longer exists"),
         "segment": _("the rule names the segment %(value)s, which no longer exists"),
     }
-    text = messages.get(problem.get("kind"), _("the rule cannot be evaluated: %(value)s"))
+    text = messages.get(str(problem.get("kind")), _("the rule cannot be evaluated: %(value)s"))
     return text % {"value": shown}
 
 
@@ -345,12 +345,13 @@ def create_segment(
     name = strip_control(name)
     if Segment.objects.filter(name=name).exists():
         raise ValidationError(_("a segment named %(name)s already exists") % {"name": name})
+    user = get_user_or_none(by)
     segment = Segment(
         name=name,
         rules=rules,
         kind=kind,
         description=description,
-        created_by=get_user_or_none(by),
+        created_by_id=user.pk if user is not None else None,
     )
     segment.full_clean(exclude=["created_by", "rules"])
     segment.save()
@@ -579,7 +580,11 @@ def find_rules_using(
     segment_ids = {s.pk for s in segments}
     wanted = {"tag": tag_keys, "category": category_codes, "segment": segment_ids}
     users: list[Segment | TagRule] = []
-    for obj in [*Segment.objects.order_by("name"), *TagRule.objects.select_related("tag")]:
+    candidates: list[Segment | TagRule] = [
+        *Segment.objects.order_by("name"),
+        *TagRule.objects.select_related("tag"),
+    ]
+    for obj in candidates:
         if isinstance(obj, Segment) and obj.pk in segment_ids:
             continue
         if any(value in wanted.get(kind, ()) for _p, kind, value in list_references(obj.rules)):
@@ -669,6 +674,7 @@ def resolve_customer_ids(
         customers = scope_customers(by, customers)
     for start in range(0, len(values), BATCH):
         chunk = values[start : start + BATCH]
+        pairs: Iterable[tuple[Any, int]]
         if system is None:
             numeric = [int(v) for v in chunk if v.isdigit() and len(v) < 19]
             pairs = customers.filter(pk__in=numeric).values_list("pk", "pk")
@@ -714,7 +720,7 @@ def store_personas(result: Any, customer_ids: list[int], *, by: Actor) -> list[P
 @transaction.atomic
 def save_persona_as_segment(persona: Persona, name: str | None = None, *, by: Actor) -> Segment:
     """Save a persona's customers as a static segment (once)."""
-    if persona.segment_id:
+    if persona.segment is not None:
         return persona.segment
     name = (
         name
