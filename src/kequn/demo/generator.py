@@ -1,7 +1,7 @@
 """Deterministic synthetic customers, orders and events for a phone and electronics brand.
 
 Everything is drawn from numpy's PCG64 seeded with (seed, chunk number), in chunks of
-customers, and written with the fastest bulk path of the database (see writers.py), so a
+customers, and written with the fastest bulk path of the database (see kequn.db), so a
 million customers with ten million orders load in minutes.
 
 Order amounts: every line has amount = quantity * unit_price (list price); the order's
@@ -35,18 +35,15 @@ from kequn.customers.models import (
     TagGroup,
 )
 from kequn.customers.places import normalize_city, normalize_province
+from kequn.db import BulkLoader, Column, NullableInts, TableData, Timestamps
 from kequn.demo import reference as ref
-from kequn.demo.writers import (
-    BulkWriter,
-    Column,
-    NullableInts,
-    TableData,
-    Timestamps,
-)
 from kequn.events.models import Event
 from kequn.security.keyring.services import blind_indexes, encrypt_many
 
 CHUNK_SIZE = 50_000
+# Leading index columns whose values grow with the generated ids (rows are written per
+# customer, orders by customer and time), so their indexes only ever append.
+APPEND_ORDER_COLUMNS = frozenset({"customer_id", "order_id", "merged_into_id", "added_by_id"})
 HISTORY_DAYS = 3 * 365
 DEMO_SYSTEM = "demo"
 LOCAL_OFFSET = 8 * 3600  # all demo cities (China, Singapore, Kuala Lumpur, Hong Kong) are UTC+8
@@ -188,7 +185,7 @@ def generate_demo_data(
     started = time.perf_counter()
     today = today or date.today()
     stages: dict[str, float] = {}
-    writer = BulkWriter(using)
+    writer = BulkLoader(using, append_order_columns=APPEND_ORDER_COLUMNS)
     tick = time.perf_counter()
     ctx = build_context(writer, today)
     stages["reference data"] = time.perf_counter() - tick
@@ -211,7 +208,7 @@ def generate_demo_data(
     ]
     # Secondary indexes with random keys are dropped for the load and built once after it
     # (100k customers on SQLite: 54 s vs 69 s with them kept); indexes whose keys
-    # arrive in ascending order stay (see writers.APPEND_ORDER_COLUMNS).
+    # arrive in ascending order stay (see APPEND_ORDER_COLUMNS).
     rebuild = rebuild_indexes and not writer.conn.in_atomic_block
     try:
         if rebuild:
@@ -321,7 +318,7 @@ def write_truth(directory: Path, rows: list[tuple[np.ndarray, np.ndarray]]) -> P
 # --------------------------------------------------------------------------- reference data
 
 
-def build_context(writer: BulkWriter, today: date) -> Context:
+def build_context(writer: BulkLoader, today: date) -> Context:
     """Create or reuse channels, categories, products and tags; return sampling tables."""
     using = writer.using
     channels = ensure_channels(using)
