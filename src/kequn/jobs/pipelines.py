@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
+from kequn.dashboard.services import refresh_dashboard
+from kequn.recommend.services import train_recommendations
+from kequn.scoring.services import refresh_scores
 from kequn.security.actors import Actor, system_actor
+from kequn.segments.services import refresh_all
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -20,18 +28,12 @@ def refresh_analytics(
     *, progress: bool = False, recommendations: bool = False, by: Actor | None = None
 ) -> PipelineResult:
     """Refresh scores, then segments and tag rules, then the dashboard (and recommendations)."""
-    import time
-
-    from kequn.dashboard.services import refresh_dashboard
-    from kequn.scoring.services import refresh_scores
-    from kequn.segments.services import refresh_all
-
     result = PipelineResult()
     say: Callable[[str], None] = (
         (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
     )
 
-    def step(name: str, run: Callable[[], object]) -> object:
+    def step(name: str, run: Callable[[], T]) -> T:
         started = time.perf_counter()
         say(f"{name}…")
         value = run()
@@ -48,7 +50,5 @@ def refresh_analytics(
     result.notes.extend(f"disabled {line}" for line in segments["disabled"])
     step("dashboard", lambda: refresh_dashboard(by=actor))
     if recommendations:
-        from kequn.recommend.services import train_recommendations
-
         step("recommendations", lambda: train_recommendations(progress=progress, by=actor))
     return result

@@ -8,6 +8,7 @@ from datetime import datetime, time, timedelta
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from kequn.ingest.stale import fail_stale_runs
 from kequn.jobs.models import Schedule
 
 
@@ -57,8 +58,6 @@ def fire_due_schedules(now: datetime | None = None) -> list[str]:
     """Enqueue each due task once, even with several workers; return the names fired."""
     now = now or timezone.now()
     fired = []
-    from kequn.ingest.stale import fail_stale_runs
-
     fail_stale_runs(now)  # each scheduler pass also closes imports whose process died
     for schedule in Schedule.objects.filter(enabled=True, next_run_at__lte=now):
         step = timedelta(minutes=max(schedule.interval_minutes, 1))

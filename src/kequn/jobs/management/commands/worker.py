@@ -25,7 +25,7 @@ class Command(DBWorkerCommand):
         while True:
             try:
                 fire_due_schedules()
-            except Exception:  # noqa: BLE001 - one bad schedule must not stop the scheduler
+            except Exception:  # one bad schedule must not stop the scheduler
                 logger.exception("firing schedules failed")
             finally:
                 close_old_connections()
