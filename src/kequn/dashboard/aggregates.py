@@ -366,39 +366,38 @@ def _get_first_cohort(local_now: datetime) -> str:
     return f"{first:%Y-%m}"
 
 
-def _per_channel_purchases(orders: pa.Table) -> tuple[pa.Table, list[int]]:
-    """Stack the orders once for "all channels" and once per channel, as the cohorts' input.
+def _get_purchase_months(scan: Scan) -> tuple[pa.Table, list[int]]:
+    """Return the months each customer bought in, overall and per channel, as cohort input.
 
     A customer's cohort in a channel is the month of their first purchase there, so each
     (customer, channel) pair is its own cohort member: its key is customer_id × (channels + 1)
-    + the channel's place (0: all channels), and the channel column names the place.
-    Amounts are 1: the chart counts months with a purchase, whatever the amounts net to.
+    + the channel's place (0: all channels, 1…: the channels in id order), and the channel
+    column holds the place. One row per member and month, amount 1: the chart counts months
+    with a purchase, whatever the amounts net to, and DuckDB folds the orders fastest.
     """
-    with_channel = orders.filter(pc.is_valid(orders.column("channel_id")))
-    channel_ids = sorted(pc.unique(with_channel.column("channel_id")).to_pylist())
-    stride = len(channel_ids) + 1
-    place = pc.add(
-        pc.index_in(with_channel.column("channel_id"), value_set=pa.array(channel_ids)), 1
-    ).cast(pa.int64())
-
-    def stacked(customer_ids: pa.Array, places: pa.Array, ts: pa.Array) -> pa.Table:
-        return pa.table(
-            {
-                "customer_id": pc.add(pc.multiply(customer_ids, stride), places),
-                "ts": ts,
-                "amount": pa.array([1.0] * len(ts), pa.float64()),
-                "quantity": pa.nulls(len(ts), pa.float64()),
-                "channel": places,
-            }
+    channel_ids = [
+        ch
+        for (ch,) in _rows(
+            scan.con,
+            "SELECT DISTINCT channel_id FROM orders_in WHERE channel_id IS NOT NULL ORDER BY 1",
         )
-
-    everyone = stacked(
-        orders.column("customer_id"),
-        pa.array([0] * orders.num_rows, pa.int64()),
-        orders.column("ts"),
-    )
-    per_channel = stacked(with_channel.column("customer_id"), place, with_channel.column("ts"))
-    return pa.concat_tables([everyone, per_channel]), [ALL, *channel_ids]
+    ]
+    stride = len(channel_ids) + 1
+    months = scan.con.execute(
+        f"""WITH places AS (
+            SELECT channel_id, row_number() OVER (ORDER BY channel_id) AS place
+            FROM (SELECT DISTINCT channel_id FROM orders_in WHERE channel_id IS NOT NULL)),
+        months AS (
+            SELECT DISTINCT customer_id, 0 AS place, date_trunc('month', ts) AS month
+            FROM orders_in
+            UNION ALL
+            SELECT DISTINCT o.customer_id, p.place, date_trunc('month', o.ts) AS month
+            FROM orders_in o JOIN places p USING (channel_id))
+        SELECT customer_id * {stride} + place AS customer_id, month::TIMESTAMP AS ts,
+            1.0::DOUBLE AS amount, NULL::DOUBLE AS quantity, place::BIGINT AS channel
+        FROM months"""  # noqa: S608 -- SQL from code: window bounds, constants, column names
+    ).to_arrow_table()
+    return months, [ALL, *channel_ids]
 
 
 def compute_cohort_cells(scan: Scan) -> list[dict[str, Any]]:
@@ -406,9 +405,9 @@ def compute_cohort_cells(scan: Scan) -> list[dict[str, Any]]:
     orders = scan.tables["orders_in"]
     if orders.num_rows == 0:
         return []
-    purchases, channels = _per_channel_purchases(orders)
+    months, channels = _get_purchase_months(scan)
     last_day: date = pc.max(orders.column("ts")).as_py().date()
-    activity = compute_cohorts(purchases, last_day, by="channel").activity
+    activity = compute_cohorts(months, last_day, by="channel").activity
     activity = activity[activity["cohort"] >= _get_first_cohort(scan.local_now)]
     activity = activity.sort_values(["channel", "cohort", "age"])
     rows = [
