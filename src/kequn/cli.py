@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kequn: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - users get one line; KEQUN_DEBUG shows the traceback
+    except Exception as exc:  # users get one line; KEQUN_DEBUG shows the traceback
         from kequn.conf import env_bool
 
         if env_bool("KEQUN_DEBUG", False):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.utils.translation import gettext
@@ -39,16 +40,12 @@ def _texts(status: int, reason: str = "") -> tuple[str, str]:
 
 
 def _is_staff(request: HttpRequest) -> bool:
-    from django.contrib import admin
-
     user = getattr(request, "user", None)
     return user is not None and admin.site.has_permission(request)
 
 
 def render_error(request: HttpRequest, status: int, reason: str = "") -> HttpResponse:
     """Render the themed error page for a status (403, 404, 500)."""
-    from django.contrib import admin
-
     title, message = _texts(status, reason)
     if request.path.startswith(JSON_PREFIXES):
         return JsonResponse({"detail": f"{title}: {message}"}, status=status)
@@ -63,7 +60,7 @@ def render_error(request: HttpRequest, status: int, reason: str = "") -> HttpRes
     try:
         context = {**admin.site.each_context(request), **context}
         html = render_to_string("errors/error.html", context, request=request)
-    except Exception:  # noqa: BLE001 - an error page must answer even when the page cannot be drawn
+    except Exception:  # an error page must answer even when the page cannot be drawn
         logger.exception("the %s page could not be rendered; answering in plain text", status)
         return HttpResponse(
             f"{status} {title}\n{message}\n",

@@ -15,7 +15,10 @@ import socket
 import sys
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import CommandError
+from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 
 # Unix socket paths are limited to 108 bytes (sun_path) on Linux.
 MAX_SOCKET_PATH = 100
@@ -47,8 +50,6 @@ def get_control_socket(data_dir: Path, port: int) -> str | None:
 
 def serve(host: str, port: int, workers: int = 2) -> None:
     """Serve kequn.wsgi on host:port until interrupted, replacing the current process."""
-    from django.conf import settings
-
     options = {
         "host": host,
         "port": port,
@@ -59,14 +60,12 @@ def serve(host: str, port: int, workers: int = 2) -> None:
     print(f"Kequn is serving on http://{host}:{port}/ (Ctrl+C to stop)", file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "kequn.serving", json.dumps(options)])
+    # A fixed module of this package in a fresh interpreter: no shell, nothing from input.
+    os.execv(sys.executable, [sys.executable, "-m", "kequn.serving", json.dumps(options)])  # noqa: S606
 
 
 def run_gunicorn(options: dict) -> None:
     """Run the gunicorn master; its workers import kequn.wsgi after they are forked."""
-    from gunicorn.app.base import BaseApplication
-    from gunicorn.glogging import Logger
-
     host, port = options["host"], options["port"]
     static_prefix = options["static_prefix"]
 
@@ -94,7 +93,7 @@ def run_gunicorn(options: dict) -> None:
                 self.cfg.set("control_socket_disable", True)
 
         def load(self):
-            from kequn.wsgi import application
+            from kequn.wsgi import application  # noqa: PLC0415 -- only a forked worker loads the app (module docstring)
 
             return application
 
