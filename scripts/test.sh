@@ -11,7 +11,7 @@
 #   2. the suite on the embedded SQLite database;
 #   3. the suite again on PostgreSQL when one answers on 127.0.0.1:5432 (user postgres).
 #
-# Usage (in the virtualenv, after `pip install -e '.[test]'`):
+# Usage (in the virtualenv, after `pip install -c constraints.txt -e '.[test]'`):
 #   scripts/test.sh [pytest arguments]        e.g. scripts/test.sh -k smoke
 # Environment:
 #   KEQUN_TEST_WORKERS       pytest-xdist workers (default auto: one per core)
@@ -31,7 +31,7 @@ fail() { printf 'scripts/test.sh: %s\n' "$*" >&2; exit 2; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 python -c "import kequn, pytest, xdist" 2>/dev/null ||
-  fail "Kequn and its test extras are not installed here: run pip install -e '.[test]' first"
+  fail "Kequn and its test extras are not installed here: run pip install -c constraints.txt -e '.[test]' first"
 
 say "System packages"
 missing=()
