@@ -159,26 +159,6 @@ def _minimise_with_gradient(
 # ---------------------------------------------------------------------------- BG/NBD
 
 
-def bgnbd_log_likelihood_terms(
-    params: npt.ArrayLike, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike
-) -> np.ndarray:
-    """Return each customer's BG/NBD log-likelihood (FHL 2005, eq. 6)."""
-    r, alpha, a, b = np.asarray(params, float)
-    x = np.asarray(x, float)
-    t_x = np.asarray(t_x, float)
-    T = np.asarray(T, float)
-    common = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
-    b_ab = special.betaln(a, b)
-    term1 = special.betaln(a, b + x) - b_ab - (r + x) * np.log(alpha + T)
-    # The "dropped out right after the last purchase" branch exists only for repeat buyers.
-    term2 = np.where(
-        x > 0,
-        special.betaln(a + 1, np.maximum(b + x - 1, 1e-300)) - b_ab - (r + x) * np.log(alpha + t_x),
-        -np.inf,
-    )
-    return np.asarray(common + np.logaddexp(term1, term2))
-
-
 def fit_bgnbd(x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike) -> FittedModel:
     """Fit BG/NBD (r, alpha, a, b) by maximum likelihood on compressed statistics."""
     _check_inputs(x, t_x, T, "BG/NBD")
@@ -457,23 +437,6 @@ def paretonbd_expected_purchases(
 
 
 # ----------------------------------------------------------------------- Gamma-Gamma
-
-
-def gammagamma_log_likelihood_terms(params: Any, x: npt.ArrayLike, m: npt.ArrayLike) -> np.ndarray:
-    """Return each repeat buyer's Gamma-Gamma log-density of mean spend m over x transactions."""
-    p, q, gamma = np.asarray(params, float)
-    x = np.asarray(x, float)
-    m = np.asarray(m, float)
-    px = p * x
-    return np.asarray(
-        special.gammaln(px + q)
-        - special.gammaln(px)
-        - special.gammaln(q)
-        + q * np.log(gamma)
-        + (px - 1) * np.log(m)
-        + px * np.log(x)
-        - (px + q) * np.log(gamma + m * x)
-    )
 
 
 def fit_gammagamma(x: npt.ArrayLike, m: npt.ArrayLike) -> FittedModel:
