@@ -75,8 +75,9 @@ def read_purchases(con, url: str) -> pd.DataFrame:
     amount = (
         "CAST(o.total_amount AS REAL)" if url.startswith("sqlite") else "o.total_amount::float8"
     )
+    # Statuses and casts are constants of this script.
     sql = (
-        f"SELECT o.customer_id, o.ordered_at, {amount} AS amount "
+        f"SELECT o.customer_id, o.ordered_at, {amount} AS amount "  # noqa: S608
         "FROM commerce_order o JOIN customers_customer c ON c.id = o.customer_id "
         f"WHERE o.status IN ({statuses}) AND NOT c.processing_restricted"
     )

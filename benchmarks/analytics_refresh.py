@@ -35,6 +35,7 @@ lifetimes, not a Kequn dependency), targets not judged.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -48,7 +49,8 @@ from _verdict import Verdict, bench_tag, set_smoke_tag
 
 if "--smoke" in sys.argv:
     set_smoke_tag()  # before the scratch names below, which child processes share
-SCRATCH = Path(f"/tmp/kequn-bench-analytics{bench_tag()}")
+# A fixed scratch directory: --reuse finds the filled database of an earlier run there.
+SCRATCH = Path(f"/tmp/kequn-bench-analytics{bench_tag()}")  # noqa: S108
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 PG_DATABASE = "kequn_bench_analytics"
 DEFAULT_CUSTOMERS = 1_000_000
@@ -59,7 +61,7 @@ HORIZON_DAYS = 90
 CLV_MONTHS = 12
 DISCOUNT = 0.01
 HERE = Path(__file__).resolve()
-DEFAULT_LIFETIMES_PYTHON = "/tmp/lifetimes-venv/bin/python"
+DEFAULT_LIFETIMES_PYTHON = "/tmp/lifetimes-venv/bin/python"  # noqa: S108 -- where the help says to make it
 
 KEQUN_STAGES = [
     ("load", "load from DB"),
@@ -150,7 +152,7 @@ def prepare_database(vendor: str, customers: int, reuse: bool) -> dict:
     marker = marker_path(vendor, customers)
     if vendor == "postgresql":
         name = pg_database_name(customers)
-        exists = run_pg_admin(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
+        exists = run_pg_admin(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")  # noqa: S608 -- name built in code
         if exists and not (reuse and marker.exists()):
             run_pg_admin(f"DROP DATABASE {name} WITH (FORCE)")
             exists = []
@@ -229,7 +231,7 @@ def run_kequn_refresh(vendor: str, customers: int, first: bool = False) -> dict:
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     times: dict[str, float] = {}
     bounds = [*marks, ("end", finish)]
-    for (message, at), (_, until) in zip(bounds, bounds[1:], strict=False):
+    for (message, at), (_, until) in itertools.pairwise(bounds):
         key = KEQUN_MARKS.get(message, "other")
         times[key] = times.get(key, 0.0) + (until - at)
     times["other"] = times.get("other", 0.0) + (marks[0][1] - start if marks else 0.0)
@@ -258,8 +260,9 @@ def export_scores(vendor: str, customers: int, path: Path) -> dict:
 
     columns = ["customer_id", "r_score", "f_score", "m_score", "p_alive"]
     columns += ["expected_purchases", "expected_spend", "clv", "recency_days", "orders", "revenue"]
+    # Column and table names from code.
     sql = (
-        f"SELECT {', '.join(columns)} FROM {CustomerScore._meta.db_table} "
+        f"SELECT {', '.join(columns)} FROM {CustomerScore._meta.db_table} "  # noqa: S608
         "WHERE p_alive IS NOT NULL ORDER BY customer_id"
     )
     with connection.cursor() as cursor:
@@ -536,7 +539,7 @@ def main() -> int:
     if not args.skip_reference and not reference_ok:
         verdict.fail(
             f"no {args.lifetimes_python}: create it with `python3 -m venv --system-site-packages "
-            f"/tmp/lifetimes-venv && /tmp/lifetimes-venv/bin/pip install lifetimes sqlalchemy`"
+            f"/tmp/lifetimes-venv && /tmp/lifetimes-venv/bin/pip install lifetimes sqlalchemy`"  # noqa: S108 -- a hint
         )
         return verdict.finish()
     if args.skip_reference and args.smoke:
