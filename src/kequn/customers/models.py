@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from kequn.customers.places import get_province_of_city, normalize_city, normalize_province
 from kequn.security.keyring.fields import (
     BlindIndexField,
     EncryptedCharField,
@@ -111,12 +112,6 @@ class Customer(models.Model):
 
     def clean(self) -> None:
         """Store places in their canonical short form (深圳市 / Shenzhen → 深圳)."""
-        from kequn.customers.places import (
-            get_province_of_city,
-            normalize_city,
-            normalize_province,
-        )
-
         self.province = normalize_province(self.province)[:50]
         self.city = normalize_city(self.city, self.province)[:50]
         # A known city settles its province (深圳 is in 广东, whatever was there before).
