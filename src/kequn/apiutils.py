@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -100,7 +100,9 @@ def paginate(queryset: QuerySet, cursor: str | None, limit: int) -> dict:
 
 def check_perm(request: HttpRequest, perm: str) -> None:
     """Raise a 403 unless the authenticated user holds the permission."""
-    require_perm(getattr(request, "auth", None) or request.user, perm)
+    # The token's user, else the session's (an AnonymousUser holds no permission).
+    user: Any = getattr(request, "auth", None) or request.user
+    require_perm(user, perm)
 
 
 # No key of a JSON object may hold a NUL (the parser refuses it, as PostgreSQL cannot store it).
