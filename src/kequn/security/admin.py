@@ -70,7 +70,7 @@ class ApiTokenAdmin(ModelAdmin):
         """Revoke the chosen tokens through the security service."""
         ids = list(queryset.values_list("pk", flat=True))
         for token_id in ids:
-            revoke_api_token(token_id)
+            revoke_api_token(token_id, by=request.user)
         self.message_user(
             request,
             ngettext("%(count)d token revoked.", "%(count)d tokens revoked.", len(ids))

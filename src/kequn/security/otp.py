@@ -21,6 +21,7 @@ from django_otp import devices_for_user, user_has_device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from kequn.security.actors import Actor
 from kequn.security.audit import services as audit
 from kequn.security.roles import ADMINISTRATOR
 
@@ -105,7 +106,7 @@ def match_user_token(user: AbstractBaseUser, token: str):
 
 
 @transaction.atomic
-def reset_two_factor(username: str, by: str = "") -> int:
+def reset_two_factor(username: str, *, by: Actor | None, via: str = "") -> int:
     """Remove every second-factor device of a user (lost phone); return how many were removed."""
     try:
         user = get_user_model().objects.get(username=username)
@@ -118,7 +119,8 @@ def reset_two_factor(username: str, by: str = "") -> int:
         devices.delete()
     audit.record_event(
         audit.PERMISSION_CHANGE,
+        actor=by,
         target=user,
-        detail={"two_factor": "reset", "devices_removed": removed, "by": by or "command line"},
+        detail={"two_factor": "reset", "devices_removed": removed, "by": via or "command line"},
     )
     return removed

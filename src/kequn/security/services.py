@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from kequn.security.actors import Actor
 from kequn.security.audit import services as audit
 from kequn.security.models import ApiToken
 from kequn.security.permissions import require_permission
@@ -25,10 +26,18 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+@transaction.atomic
 def create_api_token(
-    username: str, name: str = "", expires_at: datetime | None = None
+    username: str,
+    name: str = "",
+    expires_at: datetime | None = None,
+    *,
+    by: Actor | None = None,
 ) -> tuple[ApiToken, str]:
-    """Create a token for a user; return the record and the plain token (shown only once)."""
+    """Create a token for a user; return the record and the plain token (shown only once).
+
+    Without an actor the audit entry names the user of the request being served, if any.
+    """
     user = get_user_model().objects.get(username=username)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     record = ApiToken.objects.create(
@@ -40,6 +49,7 @@ def create_api_token(
     )
     audit.record_event(
         audit.TOKEN_CREATE,
+        actor=by,
         target=record,
         detail={"user": user.pk, "name": name, "expires_at": expires_at},
     )
@@ -60,12 +70,14 @@ def authenticate_api_token(token: str) -> AbstractBaseUser | None:
     return record.user
 
 
-def revoke_api_token(token_id: int) -> None:
+@transaction.atomic
+def revoke_api_token(token_id: int, *, by: Actor | None = None) -> None:
     """Revoke a token so it no longer authenticates."""
     owner = ApiToken.objects.filter(pk=token_id).values_list("user_id", flat=True).first()
     if ApiToken.objects.filter(pk=token_id, revoked=False).update(revoked=True):
         audit.record_event(
             audit.TOKEN_REVOKE,
+            actor=by,
             target_type=ApiToken._meta.label_lower,
             target_id=str(token_id),
             detail={"user": owner},
@@ -78,7 +90,12 @@ def require_perm(user: AbstractBaseUser | None, perm: str) -> None:
 
 
 def create_user(
-    username: str, role: str, email: str = "", password: str | None = None
+    username: str,
+    role: str,
+    email: str = "",
+    password: str | None = None,
+    *,
+    by: Actor | None = None,
 ) -> tuple[AbstractBaseUser, str]:
     """Create a back-office user in one role; return the user and the password (generated if none).
 
@@ -91,25 +108,28 @@ def create_user(
     if model.objects.filter(username=username).exists():
         raise ValidationError(f"a user named {username!r} already exists")
     password = password or secrets.token_urlsafe(12)
-    with transaction.atomic():
+    # The new account and its role are audited by the model signals, naming `by`.
+    with transaction.atomic(), audit.acting_as(by):
         user = model.objects.create_user(username, email=email, password=password, is_staff=True)
         user.groups.set([Group.objects.get(name=role)])
     return user, password
 
 
-def set_user_role(username: str, role: str) -> AbstractBaseUser:
+@transaction.atomic
+def set_user_role(username: str, role: str, *, by: Actor | None = None) -> AbstractBaseUser:
     """Put a user in exactly one role (replacing the roles they had)."""
     if role not in ROLES:
         raise ValidationError(f"unknown role {role!r}: choose one of {', '.join(ROLES)}")
     user = get_user_model().objects.filter(username=username).first()
     if user is None:
         raise ValidationError(f"no user named {username!r}; add one with `kequn user add`")
-    others = user.groups.exclude(name=role).filter(name__in=ROLES)
-    user.groups.remove(*others)
-    user.groups.add(Group.objects.get(name=role))
-    if not user.is_staff:
-        user.is_staff = True
-        user.save(update_fields=["is_staff"])
+    with audit.acting_as(by):  # the group and flag changes are audited by the model signals
+        others = user.groups.exclude(name=role).filter(name__in=ROLES)
+        user.groups.remove(*others)
+        user.groups.add(Group.objects.get(name=role))
+        if not user.is_staff:
+            user.is_staff = True
+            user.save(update_fields=["is_staff"])
     return user
 
 

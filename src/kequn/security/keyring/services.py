@@ -27,6 +27,8 @@ from django.db.models import F, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from kequn.security.actors import Actor
+from kequn.security.audit import services as audit
 from kequn.security.keyring.models import DataKey
 from kequn.security.keys import derive_key, load_master_key
 
@@ -338,6 +340,8 @@ def rotate_field(
     using: str = DEFAULT_DB_ALIAS,
     progress: Callable[[int], object] | None = None,
     settle_seconds: float = ACTIVE_VERSION_TTL,
+    *,
+    by: Actor | None = None,
 ) -> RotationResult:
     """Start a new key version of a field (or resume an unfinished one) and re-encrypt its rows.
 
@@ -353,14 +357,33 @@ def rotate_field(
     if wait > 0:
         time.sleep(wait)
     rows += reencrypt_field(purpose, batch_size, using, progress)
+    # The re-encryption ran in many batches; the trail records the rotation once it is whole.
+    audit.record_event(
+        audit.KEY_ROTATION,
+        actor=by,
+        target_type=DataKey._meta.label_lower,
+        target_id=purpose,
+        detail={"step": "rotated", "version": version, "resumed": resumed, "rows": rows},
+    )
     return RotationResult(purpose, version, resumed, rows)
 
 
-def retire_unused_keys(purpose: str, using: str = DEFAULT_DB_ALIAS) -> list[int]:
+def retire_unused_keys(
+    purpose: str, using: str = DEFAULT_DB_ALIAS, *, by: Actor | None = None
+) -> list[int]:
     """Delete a field's inactive key versions that no row uses any more; return them."""
     status = get_status(purpose, using)
     unused = [v for v, n in status.versions.items() if n == 0 and v != status.active]
-    DataKey.objects.using(using).filter(purpose=purpose, version__in=unused).delete()
+    with transaction.atomic(using=using):
+        DataKey.objects.using(using).filter(purpose=purpose, version__in=unused).delete()
+        if unused:
+            audit.record_event(
+                audit.KEY_ROTATION,
+                actor=by,
+                target_type=DataKey._meta.label_lower,
+                target_id=purpose,
+                detail={"step": "retired", "versions": unused},
+            )
     for v in unused:
         _ciphers.pop((using, purpose, v), None)
     return unused

@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from kequn.security.actors import UnknownOperatorError, add_operator_argument, get_operator
 from kequn.security.otp import is_two_factor_required, reset_two_factor
 
 
@@ -17,13 +18,18 @@ class Command(BaseCommand):
         sub = parser.add_subparsers(dest="action", required=True)
         reset = sub.add_parser("reset", help="remove a user's devices (they set up a new one)")
         reset.add_argument("username")
+        add_operator_argument(reset)
         sub.add_parser("status", help="list staff users and their two-factor state")
 
     def handle(self, *args, action: str, **options):
         if action == "reset":
             try:
-                removed = reset_two_factor(options["username"], by=f"kequn otp ({_whoami()})")
-            except LookupError as exc:
+                removed = reset_two_factor(
+                    options["username"],
+                    by=get_operator(options["by"]),
+                    via=f"kequn otp ({_whoami()})",
+                )
+            except (LookupError, UnknownOperatorError) as exc:
                 raise CommandError(str(exc)) from None
             self.stdout.write(
                 f"{options['username']}: {removed} device(s) removed; they set up a new "

@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from kequn.security.actors import UnknownOperatorError, add_operator_argument, get_operator
 from kequn.security.models import ApiToken
 from kequn.security.services import create_api_token, revoke_api_token
 
@@ -17,12 +18,18 @@ class Command(BaseCommand):
         create.add_argument("--user", required=True, help="user name")
         create.add_argument("--name", default="", help="what the token is for")
         create.add_argument("--days", type=int, default=None, help="expire after N days")
+        add_operator_argument(create)
         listing = sub.add_parser("list", help="list tokens")
         listing.add_argument("--user", default=None)
         revoke = sub.add_parser("revoke", help="revoke a token by id")
         revoke.add_argument("id", type=int)
+        add_operator_argument(revoke)
 
     def handle(self, *args, action: str, **options):
+        try:
+            by = get_operator(options.get("by"))
+        except UnknownOperatorError as exc:
+            raise CommandError(str(exc)) from None
         if action == "create":
             if not get_user_model().objects.filter(username=options["user"]).exists():
                 raise CommandError(
@@ -31,7 +38,7 @@ class Command(BaseCommand):
             if options["days"] is not None and options["days"] <= 0:
                 raise CommandError("--days must be a positive number of days")
             expires = timezone.now() + timedelta(days=options["days"]) if options["days"] else None
-            record, token = create_api_token(options["user"], options["name"], expires)
+            record, token = create_api_token(options["user"], options["name"], expires, by=by)
             self.stdout.write(token)
             self.stderr.write(
                 f"token #{record.pk} for {options['user']}: copy it now, it is not shown again"
@@ -46,5 +53,5 @@ class Command(BaseCommand):
         else:
             if not ApiToken.objects.filter(pk=options["id"]).exists():
                 raise CommandError(f"no token with id {options['id']}")
-            revoke_api_token(options["id"])
+            revoke_api_token(options["id"], by=by)
             self.stdout.write(f"token #{options['id']} revoked")

@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from kequn.security.actors import UnknownOperatorError, add_operator_argument, get_operator
 from kequn.security.roles import ROLES
 from kequn.security.services import create_user, get_user_roles, set_user_role
 
@@ -17,22 +18,31 @@ class Command(BaseCommand):
         add.add_argument("username")
         add.add_argument("--role", required=True, choices=ROLES)
         add.add_argument("--email", default="")
+        add_operator_argument(add)
         role = sub.add_parser("role", help="put a user in one role")
         role.add_argument("username")
         role.add_argument("role", choices=ROLES)
+        add_operator_argument(role)
         sub.add_parser("list", help="list users with their roles")
 
     def handle(self, *args, action: str, **options):
         try:
             if action == "add":
-                user, password = create_user(options["username"], options["role"], options["email"])
+                user, password = create_user(
+                    options["username"],
+                    options["role"],
+                    options["email"],
+                    by=get_operator(options["by"]),
+                )
                 self.stdout.write(password)
                 self.stderr.write(
                     f"user {user.get_username()} ({options['role']}) added: copy the password "
                     "now, it is not shown again"
                 )
             elif action == "role":
-                user = set_user_role(options["username"], options["role"])
+                user = set_user_role(
+                    options["username"], options["role"], by=get_operator(options["by"])
+                )
                 self.stdout.write(f"{user.get_username()}\t{', '.join(get_user_roles(user))}")
             else:
                 users = get_user_model().objects.order_by("username").prefetch_related("groups")
@@ -45,3 +55,5 @@ class Command(BaseCommand):
                     )
         except ValidationError as exc:
             raise CommandError(exc.messages[0]) from None
+        except UnknownOperatorError as exc:
+            raise CommandError(str(exc)) from None

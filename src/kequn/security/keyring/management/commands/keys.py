@@ -7,6 +7,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from tqdm import tqdm
 
+from kequn.security.actors import UnknownOperatorError, add_operator_argument, get_operator
 from kequn.security.audit.head import describe_head_file
 from kequn.security.keyring import services
 from kequn.security.keys import describe_key_custody
@@ -29,8 +30,14 @@ class Command(BaseCommand):
         )
         retire = sub.add_parser("retire", help="delete old key versions no row uses any more")
         retire.add_argument("--field", default=None, help="one field, as app.model.field")
+        add_operator_argument(rotate)
+        add_operator_argument(retire)
 
     def handle(self, *args, subcommand: str, **options):
+        try:
+            self.operator = get_operator(options.get("by"))
+        except UnknownOperatorError as exc:
+            raise CommandError(str(exc)) from None
         purposes = list(services.get_encrypted_fields())
         if options.get("field"):
             try:
@@ -49,7 +56,7 @@ class Command(BaseCommand):
                 self.rotate(purpose, options["batch_size"])
         else:
             for purpose in purposes:
-                retired = services.retire_unused_keys(purpose)
+                retired = services.retire_unused_keys(purpose, by=self.operator)
                 pending = services.get_status(purpose).pending
                 line = f"{purpose}: " + (
                     ngettext("retired version %(v)s", "retired versions %(v)s", len(retired))
@@ -82,7 +89,9 @@ class Command(BaseCommand):
         resuming = status.active is not None and status.pending > 0
         todo = status.pending if resuming else sum(status.versions.values()) + status.plaintext
         with tqdm(total=todo, desc=purpose, unit="row", disable=None) as bar:
-            result = services.rotate_field(purpose, batch_size, progress=bar.update)
+            result = services.rotate_field(
+                purpose, batch_size, progress=bar.update, by=self.operator
+            )
         message = (
             _("%(field)s: resumed, now on v%(version)s; %(rows)d rows re-encrypted")
             if result.resumed
