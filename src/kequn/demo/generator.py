@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+from django.utils import timezone
 from tqdm import tqdm
 
 from kequn.commerce.models import Category, Channel, Order, OrderLine, Product
@@ -183,7 +184,7 @@ def generate_demo_data(
 ) -> DemoSummary:
     """Generate n_customers demo customers with their orders, events and profile data."""
     started = time.perf_counter()
-    today = today or date.today()
+    today = today or timezone.localdate()
     stages: dict[str, float] = {}
     writer = BulkLoader(using, append_order_columns=APPEND_ORDER_COLUMNS)
     tick = time.perf_counter()

@@ -6,6 +6,13 @@ import secrets
 
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.db import transaction
+
+from kequn.demo.generator import DemoSummary, generate_demo_data
+from kequn.security.actors import Actor
+from kequn.security.audit.services import acting_as, record_event
+from kequn.segments.models import Segment
+from kequn.segments.services import create_segment
 
 
 def migrate_database(verbosity: int = 0) -> None:
@@ -13,14 +20,36 @@ def migrate_database(verbosity: int = 0) -> None:
     call_command("migrate", interactive=False, verbosity=verbosity)
 
 
-def ensure_admin(username: str = "admin") -> str | None:
+def ensure_admin(username: str = "admin", *, by: Actor) -> str | None:
     """Create the administrator with a random password; return it, or None if one exists."""
     user_model = get_user_model()
     if user_model.objects.filter(is_superuser=True).exists():
         return None
     password = secrets.token_urlsafe(12)
-    user_model.objects.create_superuser(username=username, email="", password=password)
+    # The user signals audit the new account; acting_as names who created it.
+    with transaction.atomic(), acting_as(by):
+        user_model.objects.create_superuser(username=username, email="", password=password)
     return password
+
+
+def load_demo_data(
+    n_customers: int, *, seed: int = 42, progress: bool = True, by: Actor
+) -> DemoSummary:
+    """Generate demo customers with their orders and events, and audit the load."""
+    # The generator commits chunk by chunk (a million customers do not fit one
+    # transaction); the audit entry follows the last chunk.
+    summary = generate_demo_data(n_customers, seed=seed, progress=progress)
+    record_event(
+        "demo.generate",
+        actor=by,
+        detail={
+            "customers": summary.customers,
+            "orders": summary.orders,
+            "events": summary.events,
+            "seed": seed,
+        },
+    )
+    return summary
 
 
 # Segments a marketer builds first, so the segment pages have members after `kequn demo`.
@@ -71,11 +100,8 @@ SAMPLE_SEGMENTS = [
 ]
 
 
-def create_sample_segments(*, by) -> list:
+def create_sample_segments(*, by: Actor) -> list[Segment]:
     """Create the sample segments not there yet (members fill in at the analytics refresh)."""
-    from kequn.segments.models import Segment
-    from kequn.segments.services import create_segment
-
     created = []
     for name, description, rules in SAMPLE_SEGMENTS:
         if not Segment.objects.filter(name=name).exists():

@@ -1,12 +1,10 @@
 import argparse
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from kequn.conf import get_data_dir
-from kequn.dashboard.services import list_reports
-from kequn.dashboard.tasks import write_weekly_report_task
-from kequn.demo.services import create_sample_segments, ensure_admin, migrate_database
+from kequn.security.actors import Actor, UnknownOperatorError, add_operator_argument, get_operator
 from kequn.security.keys import describe_key_custody
 
 
@@ -34,9 +32,19 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--quiet", action="store_true", help="no progress bars")
+        add_operator_argument(parser)
 
     def handle(self, *args, **opts):
-        from kequn.demo.generator import generate_demo_data, has_demo_data
+        # Loaded when the command runs: the generator, DuckDB and the server are heavy.
+        from kequn.dashboard.reports import list_reports
+        from kequn.dashboard.tasks import write_weekly_report_task
+        from kequn.demo.generator import has_demo_data
+        from kequn.demo.services import (
+            create_sample_segments,
+            ensure_admin,
+            load_demo_data,
+            migrate_database,
+        )
         from kequn.serving import check_port_free, serve
 
         if not opts["no_serve"]:
@@ -44,12 +52,16 @@ class Command(BaseCommand):
             check_port_free(opts["host"], opts["port"])
         self.stderr.write(f"Data directory: {get_data_dir()}")
         migrate_database()
-        password = ensure_admin()
+        try:
+            by = get_operator(opts["by"])
+        except UnknownOperatorError as exc:
+            raise CommandError(str(exc)) from None
+        password = ensure_admin(by=by)
         if has_demo_data():
             self.stderr.write("Demo data is already loaded; keeping it.")
         else:
-            summary = generate_demo_data(
-                opts["customers"], seed=opts["seed"], progress=not opts["quiet"]
+            summary = load_demo_data(
+                opts["customers"], seed=opts["seed"], progress=not opts["quiet"], by=by
             )
             self.stderr.write(
                 f"Generated {summary.customers:,} customers, {summary.orders:,} orders, "
@@ -59,7 +71,7 @@ class Command(BaseCommand):
         segments = create_sample_segments(by=admin_user)
         if segments:
             self.stderr.write(f"Created {len(segments)} sample segments.")
-        self.refresh_analytics(opts["quiet"])
+        self.refresh_analytics(opts["quiet"], by=by)
         # The reports page lists the weekly report: queue a first one for `kequn worker`
         # (writing it here would add ~10 s to the demo).
         if not list_reports():
@@ -78,9 +90,9 @@ class Command(BaseCommand):
         self.stderr.write(f"Open http://{opts['host']}:{opts['port']}/ and sign in.")
         serve(opts["host"], opts["port"])
 
-    def refresh_analytics(self, quiet: bool) -> None:
+    def refresh_analytics(self, quiet: bool, *, by: Actor) -> None:
         from kequn.jobs.pipelines import refresh_analytics
 
-        result = refresh_analytics(progress=not quiet, recommendations=True)
+        result = refresh_analytics(progress=not quiet, recommendations=True, by=by)
         steps = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.steps.items())
         self.stderr.write(f"Analytics: {result.customers:,} customers scored ({steps}).")
