@@ -108,6 +108,31 @@ def test_tag_command_from_file(shop, tmp_path):
     }
 
 
+def test_tag_command_names_its_operator(shop, tmp_path, django_user_model):
+    from django.core.management import CommandError, call_command
+
+    operator = django_user_model.objects.create_user("mei", password="x", is_superuser=True)
+    path = tmp_path / "ids.csv"
+    path.write_text(f"{shop.chen.pk}\n")
+    call_command("segments", "tag", "--tag", "Called", "--file", str(path), "--by", "mei")
+    link = CustomerTag.objects.get(tag__name="Called")
+    assert (link.customer_id, link.added_by_id) == (shop.chen.pk, operator.pk)
+    with pytest.raises(CommandError, match="--by nobody"):
+        call_command("segments", "tag", "--tag", "x", "--file", str(path), "--by", "nobody")
+
+
+def test_sql_command_prints_the_query_and_its_parameters_apart(shop, capsys):
+    import json
+
+    from django.core.management import call_command
+
+    rule = {"match": "all", "conditions": [{"field": "name", "operator": "eq", "value": "王'; --"}]}
+    call_command("segments", "sql", json.dumps(rule, ensure_ascii=False))
+    sql, params = capsys.readouterr().out.strip().split("\n")
+    assert "王" not in sql and "c.name = ?" in sql
+    assert "王'; --" in json.loads(params)
+
+
 def test_masking_hook():
     class Plain:
         is_superuser = False
