@@ -52,10 +52,11 @@ def timed(label: str, fn):
     return out, seconds
 
 
-SHAPES = {
-    "clustered": {"n_groups": 50, "taste": 0.85},
-    "popularity-led": {"n_groups": 8, "taste": 0.3},
-    "long-tail": {"n_groups": 400, "taste": 0.7},
+# (taste groups, share of purchases within the user's group)
+SHAPES: dict[str, tuple[int, float]] = {
+    "clustered": (50, 0.85),
+    "popularity-led": (8, 0.3),
+    "long-tail": (400, 0.7),
 }
 
 
@@ -109,11 +110,11 @@ def main() -> int:
         "and importing numpy, scipy and implicit (one untimed ALS fit on a tiny matrix)"
     )
     n_users = interactions // args.per_user
+    n_groups, taste = SHAPES[args.shape]
     (users, items, times), _ = timed(
         "generate interactions (untimed)",
-        lambda: make_interactions(n_users, n_items, per_user=args.per_user, seed=1,
-                                  **SHAPES[args.shape]),
-    )  # fmt: skip
+        lambda: make_interactions(n_users, n_items, n_groups, args.per_user, taste, seed=1),
+    )
     print(f"{len(users):,} interactions, {n_users:,} users, {n_items:,} items, "
           f"{args.shape} shop; "
           f"choice on at most {algo.CHOOSE_USERS:,} users")  # fmt: skip
