@@ -181,7 +181,8 @@ def measure(args: argparse.Namespace, events: int, verdict: Verdict) -> None:
         elapsed = send_all(port, key, batches[warm:], args.threads)
     finally:
         server.terminate()
-        server.wait(timeout=10)
+        # A loaded machine can take more than a few seconds to stop the workers.
+        server.wait(timeout=60)
     sent = sum(len(json.loads(b)["batch"]) for b in batches[warm:])
     stored = Event.objects.exclude(message_id__startswith="direct-").count()
     direct = Event.objects.filter(message_id__startswith="direct-").count()
