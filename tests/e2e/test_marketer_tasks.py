@@ -53,7 +53,7 @@ def shop(transactional_db):
     Recommendation.objects.create(
         customer=data.a, product=phone, rank=1, score=0.9, source="hybrid_1_0_1"
     )
-    services.refresh_dashboard(now=data.now)
+    services.refresh_dashboard(now=data.now, by=system_actor("tests"))
     sync_roles()
     user = User.objects.create_user("mei", password=PASSWORD, is_staff=True)
     user.groups.add(Group.objects.get(name=MARKETING))

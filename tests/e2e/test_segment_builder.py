@@ -41,7 +41,7 @@ def marketer(transactional_db):
     data = build_base()
     Identity.objects.create(customer=data.d, kind="phone", value=PHONE)
     record_consent(data.d, "sms", "marketing", True, by=system_actor("tests"))
-    services.refresh_dashboard(now=data.now)
+    services.refresh_dashboard(now=data.now, by=system_actor("tests"))
     user = User.objects.create_user("mia", password=PASSWORD, is_staff=True)
     user.groups.add(Group.objects.get_or_create(name=MARKETING)[0])
     # What this walk needs, granted directly so it holds whatever the role's set is today.
