@@ -76,10 +76,10 @@ def _format_sqlite_datetimes(values: np.ndarray) -> np.ndarray:
     return text
 
 
-def _with_nulls(values: list, mask: np.ndarray | None) -> list:
+def _with_nulls(values: np.ndarray, mask: np.ndarray | None) -> list:
     if mask is None or not mask.any():
-        return values
-    out = np.array(values, dtype=object)
+        return values.tolist()
+    out = values.astype(object)
     out[mask] = None
     return out.tolist()
 
@@ -90,9 +90,9 @@ def to_sqlite_values(column: Column) -> list:
         return format_sqlite_timestamps(column.seconds).tolist()
     if isinstance(column, Dates):
         text = np.datetime_as_string(column.days.astype("datetime64[D]"), unit="D")
-        return _with_nulls(text.tolist(), column.mask)
+        return _with_nulls(text, column.mask)
     if isinstance(column, NullableInts):
-        return _with_nulls(column.values.tolist(), column.mask)
+        return _with_nulls(column.values, column.mask)
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     if isinstance(column, pa.Array):
@@ -106,7 +106,7 @@ def to_sqlite_values(column: Column) -> list:
             else:
                 days = column.cast(pa.date32()).fill_null(0).to_numpy(zero_copy_only=False)
                 text = np.datetime_as_string(days.astype("datetime64[D]"), unit="D")
-            return _with_nulls(text.tolist(), mask)
+            return _with_nulls(text, mask)
         return column.to_pylist()
     if isinstance(column, np.ndarray):
         if np.issubdtype(column.dtype, np.datetime64):
