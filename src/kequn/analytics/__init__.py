@@ -17,7 +17,7 @@ from .clv import (
     paretonbd_expected_purchases,
     paretonbd_probability_alive,
 )
-from .cohorts import compute_cohorts
+from .cohorts import compute_cohort_activity, compute_cohorts
 from .engine import summarize_customers
 from .errors import AnalyticsInputError, InsufficientDataError
 from .io import check_not_future, normalize_transactions, read_transactions
@@ -36,6 +36,7 @@ __all__ = [
     "bgnbd_probability_no_purchase",
     "check_not_future",
     "compute_clv",
+    "compute_cohort_activity",
     "compute_cohorts",
     "diff_lifecycle_stages",
     "evaluate_churn",

@@ -36,16 +36,14 @@ def compute_cohorts(
     """
     con = connect(backend)
     t = register_transactions(con, transactions, name="kequn_cohort_tx")
-    if by is not None and by not in t.columns:
-        raise AnalyticsInputError(f"cohort column {by!r} not in transactions", column=by)
-    act = con.execute(build_cohort_expr(t, to_date(until), by))
-    act["cohort"] = pd.to_datetime(act["cohort"]).dt.strftime("%Y-%m")
+    act = _activity(con, t, until, by)
     keys = ["cohort"] + ([by] if by else [])
-    act = act.sort_values([*keys, "age"]).reset_index(drop=True)
     size = act[act["age"] == 0].set_index(keys)["customers"]
-    act["share"] = act["customers"] / act.set_index(keys).index.map(size).to_numpy()
     retention = act.pivot_table(index=keys, columns="age", values="share", fill_value=0.0)
     retention.columns = [int(c) for c in retention.columns]
+    # An age at which no cohort bought is still a column (of zeros), not a gap in the chart.
+    ages = range(int(act["age"].max()) + 1) if len(act) else range(0)
+    retention = retention.reindex(columns=list(ages), fill_value=0.0)
     retention = retention.reset_index()
     per_customer = act.groupby(keys, as_index=False).agg(purchase_days=("purchase_days", "sum"))
     repeat = _repeat_customers(con, t, to_date(until), by)
@@ -60,6 +58,34 @@ def compute_cohorts(
     )
     aov["average_order_value"] = aov["revenue"] / aov["purchase_days"]
     return CohortTables(activity=act, retention=retention, repeat_rate=rr, order_value=aov)
+
+
+def compute_cohort_activity(
+    transactions: Any, until: date | datetime | str, *, by: str | None = None, backend: Any = None
+) -> pd.DataFrame:
+    """Compute the long-form cohort activity alone (see ``CohortTables.activity``).
+
+    For callers that chart retention only: it skips the repeat-rate and order-value passes,
+    which cost as much again on millions of transactions.
+    """
+    con = connect(backend)
+    return _activity(
+        con, register_transactions(con, transactions, name="kequn_cohort_tx"), until, by
+    )
+
+
+def _activity(
+    con: Any, t: ibis.Table, until: date | datetime | str, by: str | None
+) -> pd.DataFrame:
+    if by is not None and by not in t.columns:
+        raise AnalyticsInputError(f"cohort column {by!r} not in transactions", column=by)
+    act = con.execute(build_cohort_expr(t, to_date(until), by))
+    act["cohort"] = pd.to_datetime(act["cohort"]).dt.strftime("%Y-%m")
+    keys = ["cohort"] + ([by] if by else [])
+    act = act.sort_values([*keys, "age"]).reset_index(drop=True)
+    size = act[act["age"] == 0].set_index(keys)["customers"]
+    act["share"] = act["customers"] / act.set_index(keys).index.map(size).to_numpy()
+    return act
 
 
 def _repeat_customers(con: Any, t: ibis.Table, until: date, by: str | None) -> pd.DataFrame:

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from django.conf import settings
 from django.utils import timezone
 
-from kequn.analytics.cohorts import compute_cohorts
+from kequn.analytics.cohorts import compute_cohort_activity
 from kequn.commerce.models import Order
 from kequn.customers.models import Customer
 from kequn.dashboard.constants import (
@@ -407,7 +407,7 @@ def compute_cohort_cells(scan: Scan) -> list[dict[str, Any]]:
         return []
     months, channels = _get_purchase_months(scan)
     last_day: date = pc.max(orders.column("ts")).as_py().date()
-    activity = compute_cohorts(months, last_day, by="channel").activity
+    activity = compute_cohort_activity(months, last_day, by="channel")
     activity = activity[activity["cohort"] >= _get_first_cohort(scan.local_now)]
     activity = activity.sort_values(["channel", "cohort", "age"])
     rows = [
