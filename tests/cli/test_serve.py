@@ -46,7 +46,7 @@ class Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KEQUN_")}
         env["KEQUN_DATA_DIR"] = str(data_dir)
         self.process = subprocess.Popen(
-            KEQUN + ["serve", "--port", str(self.port), "--workers", "2"],
+            [*KEQUN, "serve", "--port", str(self.port), "--workers", "2"],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

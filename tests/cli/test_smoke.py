@@ -84,7 +84,7 @@ def test_demo_then_serve_360_page_and_api(kequn_env):
 
     port = free_port()
     server = subprocess.Popen(
-        KEQUN + ["serve", "--port", str(port), "--workers", "1"],
+        [*KEQUN, "serve", "--port", str(port), "--workers", "1"],
         env=kequn_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

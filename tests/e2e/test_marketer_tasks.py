@@ -137,7 +137,7 @@ def test_a_marketer_does_four_everyday_tasks_in_chinese(page, live_server, shop,
     with page.expect_download() as caught:
         page.get_by_role("link", name="导出为 Excel").click()
     assert caught.value.suggested_filename.endswith(".xlsx")
-    with open(caught.value.path(), "rb") as handle:  # noqa: PTH123
+    with open(caught.value.path(), "rb") as handle:
         book = openpyxl.load_workbook(io.BytesIO(handle.read()))
     cells = [str(c) for sheet in book for row in sheet.iter_rows(values_only=True) for c in row]
     with translation.override("zh-hans"):
