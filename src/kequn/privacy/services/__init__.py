@@ -3,6 +3,7 @@ and correction, consent. The names below are the public surface the back office,
 the CLI call.
 """
 
+from kequn.privacy.models import PrivacyRequest
 from kequn.privacy.services.base import PrivacyError, get_record_ids
 from kequn.privacy.services.consent import filter_marketable, withdraw_consent
 from kequn.privacy.services.erasure import describe_replay, erase_customer, replay_erasures
@@ -37,6 +38,7 @@ from kequn.privacy.services.suppression import (
 
 __all__ = [
     "PrivacyError",
+    "PrivacyRequest",
     "collect_customer_data",
     "compute_deadline",
     "correct_customer",
