@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 import subprocess
@@ -77,7 +78,7 @@ def test_chain_links_every_entry_to_the_previous_one():
     stored = list(AuditEntry.objects.order_by("sequence"))
     assert [e.sequence for e in stored] == [1, 2, 3, 4, 5]
     assert stored[0].prev_mac == audit.GENESIS_MAC
-    for before, after in zip(stored, stored[1:], strict=False):
+    for before, after in itertools.pairwise(stored):
         assert after.prev_mac == before.mac
     assert stored[-1].mac == entries[-1].mac
     # The MAC depends on the key outside the database: another key gives another MAC.

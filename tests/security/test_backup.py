@@ -96,12 +96,12 @@ def count_rows(db: dict, table: str) -> int:
     if backups.database_kind(db) == "sqlite":
         con = sqlite3.connect(db["NAME"])
         try:
-            return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
+            return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         finally:
             con.close()
     conn = backups.pg_connect(db)
     try:
-        return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
+        return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     finally:
         conn.close()
 

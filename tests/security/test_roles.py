@@ -282,7 +282,7 @@ def test_a_customer_a_rep_adds_in_the_back_office_is_theirs(world):
     client = logged_in(rep)
     url = reverse("admin:customers_customer_add")
     form = client.get(url).context["adminform"].form
-    data = {name: "" for name in form.fields}
+    data = dict.fromkeys(form.fields, "")
     data.update({"kind": "person", "name": "王芳", "country": "CN"})
     for inline in client.get(url).context["inline_admin_formsets"]:
         prefix = inline.formset.prefix
