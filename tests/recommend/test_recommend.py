@@ -15,11 +15,8 @@ from kequn.commerce.models import Category, Channel, Order, OrderLine, Product
 from kequn.demo.generator import generate_demo_data
 from kequn.recommend import algorithms as algo
 from kequn.recommend.models import AlsoBought, Recommendation, TrainingRun
-from kequn.recommend.services import (
-    get_recommendations_for_customer,
-    load_interactions,
-    train_recommendations,
-)
+from kequn.recommend.selectors import get_recommendations_for_customer
+from kequn.recommend.services import load_interactions, train_recommendations
 from kequn.recommend.synthetic import make_interactions
 from kequn.security.actors import system_actor
 from kequn.security.audit.models import AuditEntry

@@ -435,7 +435,8 @@ def test_the_marketing_role_can_only_export_members_who_consent(person, other, c
 def test_restricted_customer_is_not_scored_segmented_recommended_exported_or_changed(
     person, other, admin_user
 ):
-    from kequn.recommend.services import get_recommendations_for_customer, train_recommendations
+    from kequn.recommend.selectors import get_recommendations_for_customer
+    from kequn.recommend.services import train_recommendations
     from kequn.scoring.services import refresh_scores
 
     segment = create_segment("all buyers", SHANGHAI, by=system_actor("test"))

@@ -11,7 +11,7 @@ from ninja import Router, Schema
 from kequn.apiutils import ObjectId, Page, check_perm, paginate
 from kequn.commerce.models import Product
 from kequn.customers.models import Customer
-from kequn.recommend import services
+from kequn.recommend import selectors
 from kequn.recommend.models import Recommendation
 from kequn.security.permissions import scope_customers
 
@@ -72,7 +72,7 @@ def get_recommendation(request: HttpRequest, recommendation_id: ObjectId):
 def recommend_for_customer(request: HttpRequest, customer_id: ObjectId, n: int = 10):
     check_perm(request, "recommend.view_recommendation")
     get_object_or_404(scope_customers(_user(request), Customer.objects.all()), pk=customer_id)
-    return services.get_recommendations_for_customer(customer_id, max(1, min(n, 50)))
+    return selectors.get_recommendations_for_customer(customer_id, max(1, min(n, 50)))
 
 
 @router.get(
@@ -83,4 +83,4 @@ def recommend_for_customer(request: HttpRequest, customer_id: ObjectId, n: int =
 def also_bought(request: HttpRequest, product_id: ObjectId, n: int = 10):
     check_perm(request, "recommend.view_recommendation")
     get_object_or_404(Product, pk=product_id)
-    return services.get_also_bought(product_id, max(1, min(n, 50)))
+    return selectors.get_also_bought(product_id, max(1, min(n, 50)))

@@ -7,7 +7,7 @@ from typing import Any
 from kequn.customers.models import Customer
 from kequn.customers.profile import register_profile_panel
 from kequn.recommend.reasons import get_reason_label
-from kequn.recommend.services import get_recommendations_for_customer
+from kequn.recommend.selectors import get_recommendations_for_customer
 
 
 def get_recommendations_context(customer: Customer) -> dict[str, Any]:

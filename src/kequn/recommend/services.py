@@ -4,27 +4,22 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 
 import numpy as np
 import scipy.sparse as sp
 from django.db import transaction
-from django.db.models import Count
 from django.utils import timezone
 from tqdm import tqdm
 
 from kequn.commerce.models import Order, OrderLine, Product
-from kequn.customers.models import Customer
 from kequn.recommend import algorithms as algo
 from kequn.recommend.models import AlsoBought, Recommendation, TrainingRun
+from kequn.recommend.selectors import MAX_PER_CATEGORY
 from kequn.security.actors import Actor
 from kequn.security.audit.services import record_event
 
-MAX_PER_CATEGORY = 3
 STORE_N = 20
 ALSO_BOUGHT_N = 10
-FALLBACK_DAYS = 180
-MIN_CITY_BUYERS = 5
 
 
 @dataclass(frozen=True)
@@ -199,96 +194,3 @@ def _store_also_bought(
             )
     AlsoBought.objects.bulk_create(objs, batch_size=5000)
     return len(objs)
-
-
-def _popular_products(customer_filter: dict, exclude_ids: set[int], n: int) -> list[dict]:
-    since = timezone.now() - timedelta(days=FALLBACK_DAYS)
-    rows = (
-        OrderLine.objects.filter(
-            order__status__in=Order.PURCHASE_STATUSES,
-            order__ordered_at__gte=since,
-            product__is_active=True,
-            **customer_filter,
-        )
-        .exclude(product_id__in=exclude_ids)
-        .values("product_id")
-        .annotate(buyers=Count("order__customer", distinct=True))
-        .order_by("-buyers", "product_id")[: n * 3]
-    )
-    return [{"product_id": r["product_id"], "score": float(r["buyers"])} for r in rows]
-
-
-def get_recommendations_for_customer(customer_id: int, n: int = 10) -> list[dict]:
-    """Return up to n recommendations: stored ones, else popular in the customer's segment or city."""
-    stored = list(
-        Recommendation.objects.filter(customer_id=customer_id)
-        .select_related("product", "product__category")
-        .order_by("rank")[:n]
-    )
-    if stored:
-        return [_describe(r.product, r.score, r.rank, r.source) for r in stored]
-    customer = Customer.objects.filter(pk=customer_id).only("city", "processing_restricted").first()
-    if customer is None or customer.processing_restricted:
-        return []
-    bought = set(
-        OrderLine.objects.filter(
-            order__customer_id=customer_id, product__is_consumable=False
-        ).values_list("product_id", flat=True)
-    )
-    picks: list[dict] = []
-    source = "popular_global"
-    segment_ids = list(
-        customer.segment_memberships.order_by("segment__member_count").values_list(
-            "segment_id", flat=True
-        )[:1]
-    )
-    if segment_ids:
-        picks = _popular_products(
-            {"order__customer__segment_memberships__segment_id": segment_ids[0]}, bought, n
-        )
-        source = "popular_in_segment"
-    if len(picks) < n and customer.city:
-        city_buyers = (
-            Order.objects.filter(customer__city=customer.city).values("customer").distinct().count()
-        )
-        if city_buyers >= MIN_CITY_BUYERS:
-            picks += _popular_products({"order__customer__city": customer.city}, bought, n)
-            source = source if segment_ids and picks else "popular_in_city"
-    if len(picks) < n:
-        picks += _popular_products({}, bought, n)
-    products = Product.objects.select_related("category").in_bulk([p["product_id"] for p in picks])
-    out, seen, per_category = [], set(), {}
-    for p in picks:
-        product = products[p["product_id"]]
-        cat = product.category_id
-        if product.pk in seen or per_category.get(cat, 0) >= MAX_PER_CATEGORY:
-            continue
-        seen.add(product.pk)
-        per_category[cat] = per_category.get(cat, 0) + 1
-        out.append(_describe(product, p["score"], len(out) + 1, source))
-        if len(out) >= n:
-            break
-    return out
-
-
-def _describe(product: Product, score: float, rank: int, source: str) -> dict:
-    return {
-        "rank": rank,
-        "product_id": product.pk,
-        "sku": product.sku,
-        "name": product.name,
-        "category": product.category.name if product.category_id else "",
-        "price": str(product.price),
-        "score": round(float(score), 4),
-        "source": source,
-    }
-
-
-def get_also_bought(product_id: int, n: int = 10) -> list[dict]:
-    """Return the products most often bought by the buyers of a product."""
-    rows = (
-        AlsoBought.objects.filter(product_id=product_id)
-        .select_related("other", "other__category")
-        .order_by("rank")[:n]
-    )
-    return [_describe(r.other, r.score, r.rank, "also_bought") for r in rows]
