@@ -17,6 +17,7 @@ from kequn.events.services import (
     hash_write_key,
     revoke_source,
 )
+from kequn.security.actors import system_actor
 from kequn.security.audit.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
@@ -82,7 +83,9 @@ def test_revoke_service_audits_and_admin_action_revokes(client, admin_user):
     assert track(client, key, 1).status_code == 401
     entry = AuditEntry.objects.get(action="token_revoke")
     assert entry.actor_id == admin_user.pk and entry.detail["source"] == "pos"
-    revoke_source(source=Source.objects.get(pk=source.pk))  # again: harmless
+    revoke_source(
+        source=Source.objects.get(pk=source.pk), by=system_actor("tests")
+    )  # again: harmless
 
 
 @pytest.mark.parametrize(

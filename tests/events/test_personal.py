@@ -12,6 +12,7 @@ from django.db import connection
 from kequn.events.models import Event
 from kequn.events.personal import classify_key, is_id_number, split_personal
 from kequn.events.services import create_source
+from kequn.security.actors import system_actor
 from kequn.security.audit.models import AuditEntry
 from kequn.security.roles import ADMINISTRATOR, ANALYST, MARKETING
 from kequn.security.services import create_api_token
@@ -162,7 +163,7 @@ def test_imported_event_files_are_protected_too(tmp_path, db):
         "Order Completed,2026-11-20 10:00,dev-9,13800138000,write to li.na@example.cn,SKU-7\n",
         encoding="utf-8",
     )
-    import_file(path, "events")
+    import_file(path, "events", by=system_actor("tests"))
     event = Event.objects.get(name="Order Completed")
     assert event.properties["sku"] == "SKU-7"
     assert (event.properties["Contact_Mobile"], event.properties["remark"]) == (

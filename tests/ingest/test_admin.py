@@ -6,6 +6,7 @@ from kequn.customers.models import Customer, Identity
 from kequn.ingest.merging import merge_customers
 from kequn.ingest.models import ImportRun, Merge, QuarantinedRow
 from kequn.ingest.runs import import_file
+from kequn.security.actors import system_actor
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +54,7 @@ def test_bad_upload_shows_error_not_traceback(admin_client):
 def test_quarantine_list_export_and_merge_undo_action(admin_client, tmp_path):
     path = tmp_path / "q.csv"
     path.write_text("email,name\nnot-an-email,Bad\n", encoding="utf-8")
-    import_file(path, "customers")
+    import_file(path, "customers", by=system_actor("tests"))
     assert "not-an-email" in admin_client.get("/admin/ingest/quarantinedrow/").content.decode()
     row = QuarantinedRow.objects.get()
     export = admin_client.post(
@@ -61,7 +62,7 @@ def test_quarantine_list_export_and_merge_undo_action(admin_client, tmp_path):
     )
     assert export["Content-Type"].startswith("text/csv") and b"invalid_email" in export.content
     a, b = Customer.objects.create(name="A"), Customer.objects.create(name="B")
-    merge = merge_customers(a, b, rule="manual")
+    merge = merge_customers(a, b, rule="manual", by=system_actor("tests"))
     admin_client.post(
         "/admin/ingest/merge/", {"action": "undo_merges", "_selected_action": [merge.pk]}
     )

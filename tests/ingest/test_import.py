@@ -11,6 +11,7 @@ from kequn.customers.models import Customer, Identity
 from kequn.ingest.merging import undo_merge
 from kequn.ingest.models import ImportRun, Merge, QuarantinedRow
 from kequn.ingest.runs import ImportInterruptedError, import_file
+from kequn.security.actors import system_actor
 from tests.ingest.conftest import dump_state
 
 pytestmark = pytest.mark.django_db
@@ -135,7 +136,7 @@ def test_shared_identifier_merges_across_sources_and_undo_restores(write):
     assert Order.objects.get(number="O-1").customer_id == ann.pk
     merge = Merge.objects.get()
     assert merge.rule.startswith("deterministic") and merge.absorbed_id == anne.pk
-    undo_merge(merge)
+    undo_merge(merge, by=system_actor("tests"))
     anne.refresh_from_db()
     assert anne.merged_into_id is None
     assert Identity.objects.get(value="+8613100131000").customer_id == anne.pk
@@ -158,17 +159,19 @@ def _big_file(write, n=250):
 
 def test_interrupted_import_rerun_equals_uninterrupted(write):
     path = _big_file(write)
-    import_file(path, "customers", batch_size=40)
+    import_file(path, "customers", batch_size=40, by=system_actor("tests"))
     expected = dump_state()
     assert len(expected["customers"]) > 100 and expected["quarantine"]
     for model in (QuarantinedRow, Merge, Identity, Customer):
         model.objects.all().delete()
     with pytest.raises(ImportInterruptedError):
-        import_file(path, "customers", batch_size=40, stop_after_batches=3)
+        import_file(
+            path, "customers", batch_size=40, stop_after_batches=3, by=system_actor("tests")
+        )
     assert ImportRun.objects.filter(status="failed").count() == 1
     partial = dump_state()
     assert 0 < len(partial["customers"]) < len(expected["customers"])
-    import_file(path, "customers", batch_size=40)
+    import_file(path, "customers", batch_size=40, by=system_actor("tests"))
     assert dump_state() == expected
 
 
@@ -237,7 +240,9 @@ def test_identity_stored_twice_is_refused_by_the_database(write):
 
 def test_customers_written_in_bulk_get_their_own_ids_and_defaults(write):
     rows = "".join(f"u{i}@x.cn,U{i}\n" for i in range(30))
-    import_file(write("c.csv", "email,name\n" + rows), "customers", batch_size=10)
+    import_file(
+        write("c.csv", "email,name\n" + rows), "customers", batch_size=10, by=system_actor("tests")
+    )
     owner = dict(Identity.objects.filter(kind="email").values_list("value_index", "customer_id"))
     names = dict(Customer.objects.values_list("pk", "name"))
     assert len(owner) == len(names) == 30

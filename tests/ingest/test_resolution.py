@@ -9,17 +9,23 @@ from kequn.ingest import duplicates
 from kequn.ingest.merging import accept_match, resolve_probabilistic, undo_merge
 from kequn.ingest.models import MatchCandidate, Merge
 from kequn.ingest.runs import import_file
+from kequn.security.actors import system_actor
 
 pytestmark = pytest.mark.django_db
 
 
 def test_splink_resolution_meets_f1_on_corrupted_duplicates(tmp_path):
     people = duplicates.make_people(400, seed=3)
-    import_file(duplicates.write_people(people, tmp_path / "base.csv"), "customers", source="base")
+    import_file(
+        duplicates.write_people(people, tmp_path / "base.csv"),
+        "customers",
+        source="base",
+        by=system_actor("tests"),
+    )
     duplicates.emit_duplicates(people, tmp_path / "d.csv", tmp_path / "t.csv", 80, seed=4)
-    import_file(tmp_path / "d.csv", "customers", source="dup")
+    import_file(tmp_path / "d.csv", "customers", source="dup", by=system_actor("tests"))
     before = duplicates.evaluate(people, tmp_path / "t.csv", "dup", "base")
-    summary = resolve_probabilistic(upper=0.95, lower=0.6)
+    summary = resolve_probabilistic(upper=0.95, lower=0.6, by=system_actor("tests"))
     after = duplicates.evaluate(people, tmp_path / "t.csv", "dup", "base")
     assert summary.merged > 10
     assert before.recall < 0.8 <= after.recall
@@ -29,7 +35,7 @@ def test_splink_resolution_meets_f1_on_corrupted_duplicates(tmp_path):
         == summary.merged
     )
     # Running again (retrained on the merged data) keeps the quality.
-    resolve_probabilistic(upper=0.95, lower=0.6)
+    resolve_probabilistic(upper=0.95, lower=0.6, by=system_actor("tests"))
     assert duplicates.evaluate(people, tmp_path / "t.csv", "dup", "base").f1 >= 0.95
 
 
@@ -57,9 +63,9 @@ def test_resolve_command_report_and_undo(tmp_path):
     a, b = Customer.objects.create(name="A"), Customer.objects.create(name="B")
     from kequn.ingest.merging import merge_customers
 
-    first = merge_customers(a, b, rule="manual")
+    first = merge_customers(a, b, rule="manual", by=system_actor("tests"))
     c = Customer.objects.create(name="C")
-    second = merge_customers(a, c, rule="manual")
+    second = merge_customers(a, c, rule="manual", by=system_actor("tests"))
     from django.core.management import CommandError
 
     call_command("resolve", "undo", str(second.pk), stdout=StringIO())

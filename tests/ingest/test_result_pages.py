@@ -143,7 +143,9 @@ def test_command_line_dry_run_lists_rows(write, chen):
 
 
 def test_updated_row_shows_old_and_new_values(write):
-    import_file(write("a.csv", "email,name,city\na@x.cn,Ann,杭州\n"), "customers")
+    import_file(
+        write("a.csv", "email,name,city\na@x.cn,Ann,杭州\n"), "customers", by=system_actor("tests")
+    )
     out = StringIO()
     with translation.override("en"):
         call_command(

@@ -146,7 +146,7 @@ def test_dry_run_previews_every_row_and_stores_nothing(write):
         "13700000000,new@x.cn,新人,上海\n"  # created
         ",bad-email,坏,\n"  # quarantined
     )
-    summary = import_file(write("d.csv", text), "customers", dry_run=True)
+    summary = import_file(write("d.csv", text), "customers", dry_run=True, by=system_actor("tests"))
     outcomes = {r["row"]: r for r in summary.rows}
     assert outcomes[2]["outcome"] == "updated"
     assert outcomes[2]["changes"] == [["city", "深圳", "广州"]]
@@ -165,7 +165,9 @@ def test_real_run_keeps_the_ids_it_touched(write):
         {"name": "陈建"}, [IdentityInput("phone", "13800004767")], by=system_actor("tests")
     )
     summary = import_file(
-        write("r.csv", "手机,姓名\n13800004767,王芳\n13700000000,新人\n"), "customers"
+        write("r.csv", "手机,姓名\n13800004767,王芳\n13700000000,新人\n"),
+        "customers",
+        by=system_actor("tests"),
     )
     records = ImportRun.objects.get(pk=summary.run_id).records
     wang, new = Customer.objects.get(name="王芳"), Customer.objects.get(name="新人")

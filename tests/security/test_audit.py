@@ -403,8 +403,8 @@ def test_api_tokens_and_segment_exports_are_recorded():
 
     user = make_staff("tom", is_superuser=True)  # sees every customer, unmasked
     record, _token = create_api_token("tom", "ci")
-    revoke_api_token(record.pk)
-    revoke_api_token(record.pk)  # already revoked: nothing new happens
+    revoke_api_token(record.pk, by=system_actor("tests"))
+    revoke_api_token(record.pk, by=system_actor("tests"))  # already revoked: nothing new happens
     token_events = AuditEntry.objects.filter(target_type="security.apitoken")
     assert [(e.action, e.target_id) for e in token_events.order_by("sequence")] == [
         (audit.TOKEN_CREATE, str(record.pk)),

@@ -24,6 +24,7 @@ from django.utils import timezone
 from kequn.customers.models import Address, Customer, Identity
 from kequn.customers.services import find_customer_by_identity
 from kequn.ingest.models import QuarantinedRow
+from kequn.security.actors import system_actor
 from kequn.security.keyring import services
 from kequn.security.keyring.models import DataKey
 from kequn.security.keyring.services import DecryptionError
@@ -243,7 +244,9 @@ def test_rotation_while_another_connection_reads(db):
     thread = threading.Thread(target=reader)
     thread.start()
     try:
-        result = services.rotate_field(purpose, batch_size=7, settle_seconds=0)
+        result = services.rotate_field(
+            purpose, batch_size=7, settle_seconds=0, by=system_actor("tests")
+        )
     finally:
         stop.set()
         thread.join()
@@ -258,7 +261,7 @@ def test_rotation_while_another_connection_reads(db):
     new = Identity.objects.create(customer=customers[0], kind="phone", value=PHONE)
     assert raw("customers_identity", "value", new.pk).startswith(f"kq1:{after.active}:")
     # Old versions go once unused; the data stays readable.
-    assert services.retire_unused_keys(purpose) == [before.active]
+    assert services.retire_unused_keys(purpose, by=system_actor("tests")) == [before.active]
     assert not DataKey.objects.filter(purpose=purpose, version=before.active).exists()
     assert (
         dict(Identity.objects.filter(kind="email").values_list("customer_id", "value")) == expected
@@ -283,11 +286,13 @@ def test_an_interrupted_rotation_resumes(db, monkeypatch):
 
     monkeypatch.setattr(QuerySet, "bulk_update", crash_on_third_batch)
     with pytest.raises(RuntimeError, match="power cut"):
-        services.rotate_field(purpose, batch_size=5, settle_seconds=0)
+        services.rotate_field(purpose, batch_size=5, settle_seconds=0, by=system_actor("tests"))
     monkeypatch.undo()
     status = services.get_status(purpose)
     assert status.pending == 20  # two batches committed before the crash
-    result = services.rotate_field(purpose, batch_size=5, settle_seconds=0)
+    result = services.rotate_field(
+        purpose, batch_size=5, settle_seconds=0, by=system_actor("tests")
+    )
     assert result.resumed and result.version == status.active and result.rows == 20
     assert services.get_status(purpose).pending == 0
     assert sorted(Address.objects.values_list("line", flat=True)) == sorted(
@@ -326,7 +331,7 @@ def _load_everything(tmp_path: Path) -> dict:
         "a2,吴磊,not-an-email,13700002222,北京,长安街 1 号,100000,\n",
         encoding="utf-8",
     )
-    import_file(csv, "customers", source="crm")
+    import_file(csv, "customers", source="crm", by=system_actor("tests"))
     source, _key = create_source(name="web")
     collect_events(source=source, messages=[{
         "type": "identify", "userId": "u-1", "messageId": "m-1",

@@ -151,7 +151,7 @@ def quarantined(db, tmp_path):
         "m1,周杰,13700001111,zhou.jie@,1988年7月21日\n",  # a malformed email: quarantined
         encoding="utf-8",
     )
-    import_file(path, "customers", source="crm")
+    import_file(path, "customers", source="crm", by=system_actor("tests"))
     return QuarantinedRow.objects.get()
 
 

@@ -305,7 +305,7 @@ def test_erasure_removes_the_person_keeps_orders_anonymised_and_suppresses(
         tmp_path,
         ["张伟,ZHANG.WEI@EXAMPLE.COM,,上海", "王芳,,138 0013 8000,深圳", "赵六,z6@x.cn,,北京"],
     )
-    summary = import_file(path, "customers")
+    summary = import_file(path, "customers", by=system_actor("tests"))
     assert (summary.inserted, summary.quarantined) == (1, 2)
     assert summary.reasons == {"suppressed": 2}
     rows = QuarantinedRow.objects.filter(reason="suppressed").order_by("row_number")
@@ -350,7 +350,7 @@ def test_erased_user_id_is_suppressed_for_events(person, admin_user):
 
 def test_erasure_removes_quarantined_rows_naming_the_person(person, tmp_path):
     path = _customers_csv(tmp_path, ["张伟,zhang.wei@example.com,not-a-phone,上海"])
-    import_file(path, "customers")
+    import_file(path, "customers", by=system_actor("tests"))
     assert QuarantinedRow.objects.count() == 1
     counts = services.erase_customer(person, by=ACTOR)
     assert counts["quarantined_rows"] == 1

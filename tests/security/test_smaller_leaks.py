@@ -134,7 +134,7 @@ def test_a_corrections_new_birthday_is_encrypted_and_masked_for_service(db):
 def test_an_import_is_on_the_audit_trail_from_its_start(db, tmp_path):
     path = tmp_path / "people.csv"
     path.write_text("phone,name\n13800138000,张伟\n13900139000,李娜\n")
-    summary = import_file(path, "customers", batch_size=1)
+    summary = import_file(path, "customers", batch_size=1, by=system_actor("tests"))
     entries = AuditEntry.objects.filter(action=audit.IMPORT, target_id=str(summary.run_id))
     statuses = list(entries.order_by("sequence").values_list("detail__status", flat=True))
     assert statuses == ["running", "finished"]

@@ -130,7 +130,7 @@ def create_source(
     return source, key
 
 
-def revoke_source(*, source: Source, by: Actor | None = None) -> None:
+def revoke_source(*, source: Source, by: Actor) -> None:
     """Stop accepting events sent with this source's key, on every worker at once."""
     with transaction.atomic():
         source.is_active = False

@@ -73,7 +73,7 @@ def merge_customers(
     *,
     rule: str,
     score: float | None = None,
-    by: Actor | None = None,
+    by: Actor,
     actor: str = "",
     evidence: object = None,
 ) -> Merge:
@@ -151,7 +151,7 @@ def merge_customers(
 
 
 @transaction.atomic
-def undo_merge(merge: Merge, *, by: Actor | None = None) -> Merge:
+def undo_merge(merge: Merge, *, by: Actor) -> Merge:
     """Restore both records as they were before the merge."""
     merge = Merge.objects.select_for_update().get(pk=merge.pk)
     if merge.undone_at:
@@ -212,7 +212,7 @@ def undo_merge(merge: Merge, *, by: Actor | None = None) -> Merge:
 
 
 @transaction.atomic
-def accept_match(candidate: MatchCandidate, *, by: Actor | None = None) -> Merge:
+def accept_match(candidate: MatchCandidate, *, by: Actor) -> Merge:
     """Merge a reviewed pair: the older record is kept."""
     left, right = get_surviving_record(candidate.left), get_surviving_record(candidate.right)
     if left.pk == right.pk:
@@ -230,7 +230,7 @@ def accept_match(candidate: MatchCandidate, *, by: Actor | None = None) -> Merge
 
 
 @transaction.atomic
-def reject_match(candidate: MatchCandidate, *, by: Actor | None = None) -> None:
+def reject_match(candidate: MatchCandidate, *, by: Actor) -> None:
     """Keep a reviewed pair apart; the matcher will not propose it again."""
     candidate.status = MatchCandidate.Status.REJECTED
     candidate.decided_at, candidate.decided_by = timezone.now(), get_user_or_none(by)
@@ -255,9 +255,7 @@ class ResolveSummary:
         return asdict(self)
 
 
-def resolve_probabilistic(
-    *, upper: float = 0.95, lower: float = 0.60, by: Actor | None = None
-) -> ResolveSummary:
+def resolve_probabilistic(*, upper: float = 0.95, lower: float = 0.60, by: Actor) -> ResolveSummary:
     """Score records without a shared identifier; merge above `upper`, queue the rest above `lower`."""
     from kequn.ingest.resolution import (  # noqa: PLC0415 -- pandas and Splink load on use only
         load_profiles,

@@ -71,9 +71,7 @@ def _record(action: str, by: Actor | None, detail: dict) -> None:
     )
 
 
-def retry_quarantined_rows(
-    rows: Iterable[QuarantinedRow], *, by: Actor | None = None
-) -> dict[str, int]:
+def retry_quarantined_rows(rows: Iterable[QuarantinedRow], *, by: Actor) -> dict[str, int]:
     """Import quarantined rows again (after their values were fixed); return counts."""
     counts = {"resolved": 0, "still_rejected": 0}
     groups: dict[tuple[str, str], list[QuarantinedRow]] = {}
@@ -116,7 +114,7 @@ def retry_quarantined_rows(
 
 
 @transaction.atomic
-def discard_quarantined_rows(rows: Iterable[QuarantinedRow], *, by: Actor | None = None) -> int:
+def discard_quarantined_rows(rows: Iterable[QuarantinedRow], *, by: Actor) -> int:
     """Mark quarantined rows as deliberately not imported."""
     ids = [r.pk for r in rows if r.status == QuarantinedRow.Status.OPEN]
     count = QuarantinedRow.objects.filter(pk__in=ids).update(
@@ -129,7 +127,7 @@ def discard_quarantined_rows(rows: Iterable[QuarantinedRow], *, by: Actor | None
 
 @transaction.atomic
 def update_quarantined_values(
-    row: QuarantinedRow, values: dict[str, str], *, by: Actor | None = None
+    row: QuarantinedRow, values: dict[str, str], *, by: Actor
 ) -> QuarantinedRow:
     """Replace the stored values of a quarantined row (the fix before a retry)."""
     row.values = {str(k): "" if v is None else str(v) for k, v in values.items()}

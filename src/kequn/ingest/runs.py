@@ -108,7 +108,7 @@ def import_file(
     dry_run: bool = False,
     batch_size: int = 2000,
     progress: bool = False,
-    by: Actor | None = None,
+    by: Actor,
     stop_after_batches: int | None = None,
     display_name: str = "",
 ) -> Summary:

@@ -71,7 +71,7 @@ def authenticate_api_token(token: str) -> AbstractBaseUser | None:
 
 
 @transaction.atomic
-def revoke_api_token(token_id: int, *, by: Actor | None = None) -> None:
+def revoke_api_token(token_id: int, *, by: Actor) -> None:
     """Revoke a token so it no longer authenticates."""
     owner = ApiToken.objects.filter(pk=token_id).values_list("user_id", flat=True).first()
     if ApiToken.objects.filter(pk=token_id, revoked=False).update(revoked=True):
@@ -116,7 +116,7 @@ def create_user(
 
 
 @transaction.atomic
-def set_user_role(username: str, role: str, *, by: Actor | None = None) -> AbstractBaseUser:
+def set_user_role(username: str, role: str, *, by: Actor) -> AbstractBaseUser:
     """Put a user in exactly one role (replacing the roles they had)."""
     if role not in ROLES:
         raise ValidationError(f"unknown role {role!r}: choose one of {', '.join(ROLES)}")

@@ -79,9 +79,7 @@ class Importer:
 
     kind = ""
 
-    def __init__(
-        self, mapping: Mapping, checksum: str, actor: str = "", *, by: Actor | None = None
-    ) -> None:
+    def __init__(self, mapping: Mapping, checksum: str, actor: str = "", *, by: Actor) -> None:
         self.mapping = mapping
         self.system = mapping.system
         self.checksum = checksum

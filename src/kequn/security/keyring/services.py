@@ -341,7 +341,7 @@ def rotate_field(
     progress: Callable[[int], object] | None = None,
     settle_seconds: float = ACTIVE_VERSION_TTL,
     *,
-    by: Actor | None = None,
+    by: Actor,
 ) -> RotationResult:
     """Start a new key version of a field (or resume an unfinished one) and re-encrypt its rows.
 
@@ -368,9 +368,7 @@ def rotate_field(
     return RotationResult(purpose, version, resumed, rows)
 
 
-def retire_unused_keys(
-    purpose: str, using: str = DEFAULT_DB_ALIAS, *, by: Actor | None = None
-) -> list[int]:
+def retire_unused_keys(purpose: str, using: str = DEFAULT_DB_ALIAS, *, by: Actor) -> list[int]:
     """Delete a field's inactive key versions that no row uses any more; return them."""
     status = get_status(purpose, using)
     unused = [v for v, n in status.versions.items() if n == 0 and v != status.active]
