@@ -159,8 +159,9 @@ def measure(args: argparse.Namespace, events: int, verdict: Verdict) -> None:
     """Time the direct insert and the HTTP path; check every event was stored once."""
     from kequn.events.models import Event
     from kequn.events.services import create_source
+    from kequn.security.actors import system_actor
 
-    _source, key = create_source(name="bench")
+    _source, key = create_source(name="bench", by=system_actor("benchmark"))
     batches = make_batches(events, args.batch)
     warm = min(4, len(batches) // 2)
     reference = direct_insert(batches)

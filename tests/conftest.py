@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
+from kequn.security.actors import system_actor
 from kequn.security.services import create_api_token
 
 
@@ -46,7 +47,7 @@ def make_api_client(db):
             user = User.objects.create_superuser(f"admin{n}", password="x")
         else:
             user = grant(User.objects.create_user(f"user{n}", password="x"), *perms)
-        _, token = create_api_token(user.username)
+        _, token = create_api_token(user.username, by=system_actor("tests"))
         client = TokenClient(token)
         client.user = user
         return client

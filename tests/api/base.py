@@ -47,7 +47,7 @@ def make_role_client(role: str) -> TokenClient:
     """Return an API client of a new user holding one role (the group as synchronised)."""
     user = User.objects.create_user(f"{role}-{next(_users)}", password="x", is_staff=True)
     user.groups.add(Group.objects.get(name=role))
-    _, token = create_api_token(user.username)
+    _, token = create_api_token(user.username, by=system_actor("tests"))
     client = TokenClient(token)
     client.user = User.objects.get(pk=user.pk)
     return client

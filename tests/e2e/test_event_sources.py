@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 
 from kequn.events.models import Source
 from kequn.events.services import create_source
+from kequn.security.actors import system_actor
 from tests.e2e.conftest import add_authenticator, log_in, shoot
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -28,8 +29,10 @@ def track(page, key: str) -> int:
 
 def test_revoke_a_server_key_in_the_back_office(page):
     boss = User.objects.create_superuser("boss", password=PASSWORD)
-    _web, client_key = create_source(name="web shop")
-    _erp, server_key = create_source(name="erp sync", key_type=Source.KeyType.SERVER)
+    _web, client_key = create_source(name="web shop", by=system_actor("tests"))
+    _erp, server_key = create_source(
+        name="erp sync", key_type=Source.KeyType.SERVER, by=system_actor("tests")
+    )
     log_in(page, "boss", PASSWORD, add_authenticator(boss))
     page.context.add_cookies([{"name": "django_language", "value": "en", "url": page.url}])
     assert track(page, server_key) == 200

@@ -11,11 +11,12 @@ from kequn.customers.models import Identity
 from kequn.events.models import AnonymousLink, Event, Source
 from kequn.events.services import create_source
 from kequn.ingest.cleaning import clean_city
+from kequn.security.actors import system_actor
 
 
 @pytest.fixture
 def source_key(db):
-    _source, key = create_source(name="web")
+    _source, key = create_source(name="web", by=system_actor("tests"))
     return key
 
 
@@ -96,7 +97,7 @@ def test_source_command_prints_key_once(db, capsys):
 
 @pytest.mark.django_db(transaction=True)
 def test_real_segment_client_against_live_server(live_server):
-    _source, key = create_source(name="python")
+    _source, key = create_source(name="python", by=system_actor("tests"))
     client = analytics.Client(write_key=key, host=live_server.url, sync_mode=True, max_retries=0)
     errors = []
     client.on_error = lambda error, items: errors.append(error)

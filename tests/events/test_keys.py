@@ -36,7 +36,7 @@ def track(client, key: str, n: int):
 
 
 def test_revoke_is_refused_on_the_next_request(client):
-    _source, key = create_source(name="web")
+    _source, key = create_source(name="web", by=system_actor("tests"))
     assert track(client, key, 1).status_code == 200  # the key is now in the worker's memory
     call_command("source", "revoke", "web")
     response = track(client, key, 2)
@@ -47,7 +47,7 @@ def test_revoke_is_refused_on_the_next_request(client):
 
 def test_revoke_on_another_worker_reaches_this_one(client):
     """Another worker shares only the cache and the database: its revoke reaches this one."""
-    source, key = create_source(name="app")
+    source, key = create_source(name="app", by=system_actor("tests"))
     assert track(client, key, 1).status_code == 200
     # As another process would: change the row without this process's help, announce it.
     Source.objects.filter(pk=source.pk).update(is_active=False)
@@ -57,7 +57,7 @@ def test_revoke_on_another_worker_reaches_this_one(client):
 
 
 def test_copies_are_used_while_nothing_changes(client, django_assert_num_queries):
-    _source, key = create_source(name="site")
+    _source, key = create_source(name="site", by=system_actor("tests"))
     track(client, key, 1)
     assert collect._KEY_CACHE[hash_write_key(key)][2].name == "site"
     with django_assert_num_queries(0):
@@ -65,7 +65,7 @@ def test_copies_are_used_while_nothing_changes(client, django_assert_num_queries
 
 
 def test_evicted_generation_never_revives_an_old_copy(client):
-    source, key = create_source(name="shop")
+    source, key = create_source(name="shop", by=system_actor("tests"))
     track(client, key, 1)
     Source.objects.filter(pk=source.pk).update(is_active=False)
     cache.delete(SOURCES_GENERATION_KEY)  # evicted: a new token, not the old one, is set
@@ -73,7 +73,7 @@ def test_evicted_generation_never_revives_an_old_copy(client):
 
 
 def test_revoke_service_audits_and_admin_action_revokes(client, admin_user):
-    source, key = create_source(name="pos")
+    source, key = create_source(name="pos", by=system_actor("tests"))
     client.force_login(admin_user)
     response = client.post(
         "/admin/events/source/", {"action": "revoke", "_selected_action": [source.pk]}
@@ -98,7 +98,7 @@ def test_revoke_service_audits_and_admin_action_revokes(client, admin_user):
     ],
 )
 def test_non_finite_numbers_are_refused_not_dropped(client, raw, named):
-    _source, key = create_source(name="web")
+    _source, key = create_source(name="web", by=system_actor("tests"))
     response = post(client, "/v1/track", raw, key)
     assert response.status_code == 400
     body = response.json()

@@ -82,7 +82,7 @@ def test_split_keeps_analytics_and_takes_out_contact_data():
 def stored(db) -> Event:
     from kequn.customers.models import Customer
 
-    _source, key = create_source(name="web")
+    _source, key = create_source(name="web", by=system_actor("tests"))
     auth = base64.b64encode(f"{key}:".encode()).decode()
     customer = Customer.objects.create(name="Li")
     message = {"anonymousId": "d-1", "event": "Checkout", "properties": PROPERTIES}
@@ -109,7 +109,7 @@ def test_stored_rows_hold_no_clear_values(stored):
 def role_client(role: str) -> TokenClient:
     user = User.objects.create_user(f"{role}-1", password="x", is_staff=True)
     user.groups.add(Group.objects.get(name=role))
-    _token, token = create_api_token(user.username)
+    _token, token = create_api_token(user.username, by=system_actor("tests"))
     client = TokenClient(token)
     client.user = User.objects.get(pk=user.pk)
     return client

@@ -15,6 +15,7 @@ from kequn.customers.models import Customer, Identity
 from kequn.events.models import Event, Source
 from kequn.events.services import collect_events, create_source
 from kequn.ingest.models import MatchCandidate
+from kequn.security.actors import system_actor
 from kequn.security.audit.models import AuditEntry
 from tests.factories import make_customer
 
@@ -52,7 +53,7 @@ def event_audit(customer_id: int) -> list[dict]:
 
 
 def test_client_identify_with_someone_elses_email_takes_nothing_over(client, victim):
-    _source, key = create_source(name="web")
+    _source, key = create_source(name="web", by=system_actor("tests"))
     traits = {"email": "Wang.Fang@example.cn", "phone": "139 0000 1111", "name": "Mallory",
               "birthday": "1999-09-09", "city": "上海"}  # fmt: skip
     response = post(client, "/v1/identify", {"userId": "att-1", "traits": traits}, key)
@@ -83,7 +84,7 @@ def test_client_identify_with_someone_elses_email_takes_nothing_over(client, vic
 
 
 def test_client_identify_only_fills_empty_fields(client, db):
-    _source, key = create_source(name="app")
+    _source, key = create_source(name="app", by=system_actor("tests"))
     post(client, "/v1/identify", {"userId": "u-1", "traits": {"name": "Ada"}}, key)
     customer_id = owner_of("u-1")
     post(
@@ -112,7 +113,9 @@ def test_server_key_links_by_email_under_the_survivorship_rules(client, victim, 
     Customer.objects.filter(pk=victim.pk).update(
         source_channel="crm", field_sources={"name": "crm", "city": "crm", "birthday": "crm"}
     )
-    _source, key = create_source(name="crm-sync", key_type=Source.KeyType.SERVER)
+    _source, key = create_source(
+        name="crm-sync", key_type=Source.KeyType.SERVER, by=system_actor("tests")
+    )
     assert key.startswith("wks_")
     traits = {"email": "wang.fang@example.cn", "name": "王芳", "city": "上海", "gender": "女"}
     assert (
@@ -135,7 +138,9 @@ def test_server_key_links_by_email_under_the_survivorship_rules(client, victim, 
 
 
 def test_server_key_does_not_link_a_contradicted_claim(client, victim):
-    _source, key = create_source(name="erp", key_type=Source.KeyType.SERVER)
+    _source, key = create_source(
+        name="erp", key_type=Source.KeyType.SERVER, by=system_actor("tests")
+    )
     traits = {"email": "wang.fang@example.cn", "name": "李雷"}
     post(client, "/v1/identify", {"userId": "erp-1", "traits": traits}, key)
     other = owner_of("erp-1")
@@ -145,8 +150,10 @@ def test_server_key_does_not_link_a_contradicted_claim(client, victim):
 
 
 def test_server_key_corrects_what_a_client_key_claimed(client, db):
-    _web, client_key = create_source(name="web")
-    _backend, server_key = create_source(name="backend", key_type=Source.KeyType.SERVER)
+    _web, client_key = create_source(name="web", by=system_actor("tests"))
+    _backend, server_key = create_source(
+        name="backend", key_type=Source.KeyType.SERVER, by=system_actor("tests")
+    )
     post(client, "/v1/identify", {"userId": "u-7", "traits": {"name": "Eve"}}, client_key)
     post(client, "/v1/identify", {"userId": "u-7", "traits": {"name": "Eva"}}, server_key)
     customer = Customer.objects.get(pk=owner_of("u-7"))
@@ -154,7 +161,9 @@ def test_server_key_corrects_what_a_client_key_claimed(client, db):
 
 
 def test_server_key_is_refused_from_a_browser(client, db):
-    _source, key = create_source(name="backend", key_type=Source.KeyType.SERVER)
+    _source, key = create_source(
+        name="backend", key_type=Source.KeyType.SERVER, by=system_actor("tests")
+    )
     message = {"anonymousId": "a", "event": "Viewed"}
     response = post(client, "/v1/track", message, key, HTTP_ORIGIN="https://shop.example.cn")
     assert response.status_code == 403 and "client key" in response.json()["message"]
@@ -162,7 +171,7 @@ def test_server_key_is_refused_from_a_browser(client, db):
 
 
 def test_profile_change_and_its_audit_entry_commit_together(victim, monkeypatch):
-    source, _key = create_source(name="web")
+    source, _key = create_source(name="web", by=system_actor("tests"))
     before = AuditEntry.objects.count()
 
     def fail(*args, **kwargs):
@@ -192,8 +201,8 @@ def test_source_command_makes_server_keys(capsys, db):
 
 
 def test_admin_marks_server_keys(client, db):
-    create_source(name="site")
-    create_source(name="warehouse", key_type=Source.KeyType.SERVER)
+    create_source(name="site", by=system_actor("tests"))
+    create_source(name="warehouse", key_type=Source.KeyType.SERVER, by=system_actor("tests"))
     client.force_login(User.objects.create_superuser("root", password="x"))
     page = client.get("/admin/events/source/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     rows = {name: page[page.index(f">{name}<") :][:3000] for name in ("site", "warehouse")}

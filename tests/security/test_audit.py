@@ -402,7 +402,7 @@ def test_api_tokens_and_segment_exports_are_recorded():
     from kequn.segments.services import create_segment
 
     user = make_staff("tom", is_superuser=True)  # sees every customer, unmasked
-    record, _token = create_api_token("tom", "ci")
+    record, _token = create_api_token("tom", "ci", by=system_actor("tests"))
     revoke_api_token(record.pk, by=system_actor("tests"))
     revoke_api_token(record.pk, by=system_actor("tests"))  # already revoked: nothing new happens
     token_events = AuditEntry.objects.filter(target_type="security.apitoken")

@@ -17,6 +17,7 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from kequn.security.actors import system_actor
 from kequn.security.middleware import SEEN_KEY, STARTED_KEY
 from kequn.security.roles import ADMINISTRATOR, MARKETING
 from kequn.security.services import create_api_token
@@ -225,7 +226,9 @@ def test_session_cookie_flags_and_hsts(client):
 def test_wrong_and_expired_tokens_get_401(make_api_client):
     api = make_api_client("customers.view_customer")
     assert api.get("/api/v1/customers").status_code == 200
-    _, expired = create_api_token(api.user.username, expires_at=timezone.now() - timedelta(days=1))
+    _, expired = create_api_token(
+        api.user.username, expires_at=timezone.now() - timedelta(days=1), by=system_actor("tests")
+    )
     for token in (expired, "kq_wrong", "not-a-token", "x" * 500):
         response = english_client().get("/api/v1/customers", HTTP_AUTHORIZATION=f"Bearer {token}")
         assert response.status_code == 401
@@ -250,7 +253,7 @@ def test_csrf_is_checked_on_session_api_writes_and_admin_forms():
     assert accepted.status_code == 201, accepted.content
 
     # Bearer-token clients send no cookies and need no CSRF token.
-    _, token = create_api_token("root")
+    _, token = create_api_token("root", by=system_actor("tests"))
     api = Client(enforce_csrf_checks=True, HTTP_ACCEPT_LANGUAGE="en")
     created = api.post(
         "/api/v1/customers",

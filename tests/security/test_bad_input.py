@@ -81,10 +81,12 @@ def viewer(db) -> User:
 
 
 def test_expired_revoked_wrong_and_malformed_tokens_get_one_line_401(viewer):
-    _, expired = create_api_token("viewer", expires_at=timezone.now() - timedelta(seconds=1))
-    record, revoked = create_api_token("viewer")
+    _, expired = create_api_token(
+        "viewer", expires_at=timezone.now() - timedelta(seconds=1), by=system_actor("tests")
+    )
+    record, revoked = create_api_token("viewer", by=system_actor("tests"))
     ApiToken.objects.filter(pk=record.pk).update(revoked=True)
-    _, good = create_api_token("viewer")
+    _, good = create_api_token("viewer", by=system_actor("tests"))
     assert TokenClient(good).get("/api/v1/customers").status_code == 200
     headers = [
         f"Bearer {expired}",
@@ -409,7 +411,7 @@ def test_control_characters_are_cleaned_on_the_way_in(make_api_client, tmp_path)
     customer.refresh_from_db()
     assert (customer.occupation, customer.industry) == ("ab", "x\ty\nz")
     # Event names and properties from /v1/track.
-    _source, key = create_source(name="controls")
+    _source, key = create_source(name="controls", by=system_actor("tests"))
     response = Client().post(
         "/v1/track",
         json.dumps({"userId": "u1", "event": f"Viewed{CONTROLS}", "properties": {"k": "v\x02"}}),
@@ -574,7 +576,7 @@ def test_bad_event_values_are_400(db, message, needle):
     from kequn.events.models import Event
     from kequn.events.services import create_source
 
-    _source, key = create_source(name="bad events")
+    _source, key = create_source(name="bad events", by=system_actor("tests"))
     response = Client().post(
         "/v1/track",
         json.dumps({"userId": "u1", "event": "Viewed", **message}),

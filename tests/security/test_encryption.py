@@ -332,7 +332,7 @@ def _load_everything(tmp_path: Path) -> dict:
         encoding="utf-8",
     )
     import_file(csv, "customers", source="crm", by=system_actor("tests"))
-    source, _key = create_source(name="web")
+    source, _key = create_source(name="web", by=system_actor("tests"))
     collect_events(source=source, messages=[{
         "type": "identify", "userId": "u-1", "messageId": "m-1",
         "traits": {"email": "identify.me@example.cn", "phone": "13600003333", "plan": "gold"},

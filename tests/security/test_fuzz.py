@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from kequn.customers.services import PROFILE_FIELDS
 from kequn.events.services import create_source
+from kequn.security.actors import system_actor
 from kequn.segments.rules import FIELDS
 from tests.factories import make_customer
 
@@ -184,7 +185,7 @@ def test_customers_api_never_answers_5xx(api, quiet_errors):
 def test_event_collection_never_answers_5xx(db, quiet_errors):
     from django.test import Client
 
-    _source, key = create_source(name="fuzz")
+    _source, key = create_source(name="fuzz", by=system_actor("tests"))
     client = Client(raise_request_exception=False)
     auth = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
     message = st.fixed_dictionaries(

@@ -107,7 +107,7 @@ def make_role_headers(role: str) -> dict[str, str]:
         user = User.objects.create_user(f"fuzz-{role}", password="x")
         group, _ = Group.objects.get_or_create(name=role)
         user.groups.add(group)
-    _, token = create_api_token(user.username)
+    _, token = create_api_token(user.username, by=system_actor("tests"))
     return {"Authorization": f"Bearer {token}"}
 
 

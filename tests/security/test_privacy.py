@@ -266,7 +266,7 @@ def test_erasure_removes_the_person_keeps_orders_anonymised_and_suppresses(
 ):
     twin = make_customer("张伟 (旧)", wechat="wx-zhang")
     merge_customers(person, twin, rule="test", by=TEST_ACTOR)
-    source, key = create_source(name="web")
+    source, key = create_source(name="web", by=system_actor("tests"))
     AnonymousLink.objects.create(anonymous_id="anon-zw", customer=person, source=source)
     Event.objects.create(name="Page Viewed", anonymous_id="anon-zw")
     CustomerScore.objects.create(customer=person, computed_at=timezone.now())
@@ -342,7 +342,7 @@ def test_erased_user_id_is_suppressed_for_events(person, admin_user):
     services.erase_customer(person, by=ACTOR)
     from kequn.events.services import collect_events
 
-    source, _key = create_source(name="app")
+    source, _key = create_source(name="app", by=system_actor("tests"))
     collect_events(source=source, messages=[{"type": "track", "userId": "u-77", "event": "Opened"}])
     assert "u-77" not in identity_values()
     assert not Event.objects.filter(name="Opened").exists()

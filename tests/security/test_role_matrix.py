@@ -193,7 +193,7 @@ def build_world(sales: User) -> dict[type, object]:
     TrainingRun.objects.create()
     request = privacy.open_request("export", mine, channel="email", by=None)
     Suppression.objects.create(kind="phone", key_hash="f" * 64, request=request)
-    token, _ = create_api_token(sales.username)
+    token, _ = create_api_token(sales.username, by=system_actor("tests"))
     TOTPDevice.objects.create(user=sales, name="phone", confirmed=True)
     return {
         Customer: mine, Identity: mine.identities.first(), Tag: tag, TagGroup: group,
@@ -443,7 +443,7 @@ def fresh_targets(sales: User, n: int) -> dict[str, int]:
 
 def api_walk(role: str, user: User) -> dict[str, str]:
     held = role_perms(role)
-    _, token = create_api_token(user.username)
+    _, token = create_api_token(user.username, by=system_actor("tests"))
     client = TokenClient(token, raise_request_exception=False)
     sales = User.objects.get(username="sales-user")
     problems = {}

@@ -222,7 +222,7 @@ def test_service_change_view_shows_contact_fields_but_not_address_or_birthday(wo
 
 
 def api_client(user: User) -> TokenClient:
-    _, token = create_api_token(user.username)
+    _, token = create_api_token(user.username, by=system_actor("tests"))
     return TokenClient(token)
 
 

@@ -38,7 +38,7 @@ def role_user(role: str, name: str) -> User:
 
 
 def api(user: User) -> TokenClient:
-    return TokenClient(create_api_token(user.username)[1])
+    return TokenClient(create_api_token(user.username, by=system_actor("tests"))[1])
 
 
 def browser(user: User) -> Client:

@@ -106,7 +106,7 @@ def _check_source_name(name: str) -> str:
 
 
 def create_source(
-    *, name: str, key_type: str = Source.KeyType.CLIENT, by: Actor | None = None
+    *, name: str, key_type: str = Source.KeyType.CLIENT, by: Actor
 ) -> tuple[Source, str]:
     """Create an event source; return it and its write key (shown once, stored hashed)."""
     name = _check_source_name(name)

@@ -32,7 +32,7 @@ def create_api_token(
     name: str = "",
     expires_at: datetime | None = None,
     *,
-    by: Actor | None = None,
+    by: Actor,
 ) -> tuple[ApiToken, str]:
     """Create a token for a user; return the record and the plain token (shown only once).
 
@@ -95,7 +95,7 @@ def create_user(
     email: str = "",
     password: str | None = None,
     *,
-    by: Actor | None = None,
+    by: Actor,
 ) -> tuple[AbstractBaseUser, str]:
     """Create a back-office user in one role; return the user and the password (generated if none).
 
