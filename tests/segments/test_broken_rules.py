@@ -101,7 +101,7 @@ def test_the_nightly_chain_runs_past_a_broken_segment(broken):
     from kequn.jobs.pipelines import refresh_analytics
 
     _first, vip, last, _tag_rule = broken
-    result = refresh_analytics()
+    result = refresh_analytics(by=system_actor("tests"))
     assert {"segments", "dashboard"} <= set(result.steps)
     assert any(f"#{vip.pk} VIPs" in note for note in result.notes)
     assert DashboardRefresh.objects.exists()

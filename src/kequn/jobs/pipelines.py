@@ -11,7 +11,7 @@ from typing import TypeVar
 from kequn.dashboard.services import refresh_dashboard
 from kequn.recommend.services import train_recommendations
 from kequn.scoring.services import refresh_scores
-from kequn.security.actors import Actor, system_actor
+from kequn.security.actors import Actor
 from kequn.segments.services import refresh_all
 
 T = TypeVar("T")
@@ -25,7 +25,7 @@ class PipelineResult:
 
 
 def refresh_analytics(
-    *, progress: bool = False, recommendations: bool = False, by: Actor | None = None
+    *, by: Actor, progress: bool = False, recommendations: bool = False
 ) -> PipelineResult:
     """Refresh scores, then segments and tag rules, then the dashboard (and recommendations)."""
     result = PipelineResult()
@@ -40,15 +40,14 @@ def refresh_analytics(
         result.steps[name] = round(time.perf_counter() - started, 2)
         return value
 
-    actor = by or system_actor("analytics-refresh")
-    scores = step("scores", lambda: refresh_scores(progress=progress, by=actor))
+    scores = step("scores", lambda: refresh_scores(progress=progress, by=by))
     result.customers = scores.customers
     if scores.message:
         result.notes.append(scores.message)
-    segments = step("segments", lambda: refresh_all(by=actor))
+    segments = step("segments", lambda: refresh_all(by=by))
     # A broken segment rule disables that segment only; the chain goes on and says so.
     result.notes.extend(f"disabled {line}" for line in segments["disabled"])
-    step("dashboard", lambda: refresh_dashboard(by=actor))
+    step("dashboard", lambda: refresh_dashboard(by=by))
     if recommendations:
-        step("recommendations", lambda: train_recommendations(progress=progress, by=actor))
+        step("recommendations", lambda: train_recommendations(progress=progress, by=by))
     return result
