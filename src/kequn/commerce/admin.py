@@ -19,11 +19,8 @@ from unfold.paginator import InfinitePaginator
 
 from kequn.commerce.models import Category, Channel, Order, OrderLine, Product
 from kequn.customers.access import CustomerScopedAdminMixin
-from kequn.customers.admin import (
-    DayRangeFilter,
-    ExactTextFilter,
-    make_distinct_filter,
-)
+from kequn.customers.admin import ExactTextFilter, make_distinct_filter
+from kequn.security.admin_filters import DayRangeFilter
 
 # Categories are walked up to their root for display; this depth is loaded in one join.
 CATEGORY_PATH_JOIN = "parent__parent__parent__parent"

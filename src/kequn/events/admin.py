@@ -16,10 +16,11 @@ from unfold.decorators import display
 from unfold.paginator import InfinitePaginator
 
 from kequn.customers.access import CustomerScopedAdminMixin
-from kequn.customers.admin import DayRangeFilter, ExactTextFilter, make_distinct_filter
+from kequn.customers.admin import ExactTextFilter, make_distinct_filter
 from kequn.events.models import Event, Source, get_visible_kinds
 from kequn.events.services import revoke_source
 from kequn.labels import get_code_label
+from kequn.security.admin_filters import DayRangeFilter
 from kequn.security.masking import get_unmasked_groups
 from kequn.security.permissions import record_personal_view
 

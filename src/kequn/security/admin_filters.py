@@ -90,16 +90,30 @@ class DistinctValuesFilter(DropdownFilter):
 
 
 def make_distinct_filter(
-    field_name: str, title: Any, sample_size: int | None = None
+    field_name: str,
+    title: Any,
+    sample_size: int | None = None,
+    base: type[DistinctValuesFilter] = DistinctValuesFilter,
 ) -> type[DistinctValuesFilter]:
     """Build a dropdown filter over the distinct values of one column."""
     return type(
         f"{field_name.title()}DistinctFilter",
-        (DistinctValuesFilter,),
+        (base,),
         {
             "field_name": field_name,
             "parameter_name": field_name,
             "title": title,
             "sample_size": sample_size,
         },
+    )
+
+
+def make_exact_text_filter(
+    field_name: str, title: Any, base: type[ExactTextFilter] = ExactTextFilter
+) -> type[ExactTextFilter]:
+    """Build an exact-match text filter for one column."""
+    return type(
+        f"{field_name.title()}ExactFilter",
+        (base,),
+        {"field_name": field_name, "parameter_name": field_name, "title": title},
     )

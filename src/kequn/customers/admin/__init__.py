@@ -7,7 +7,6 @@ through the services.
 
 from kequn.customers.admin.customer import CustomerAdmin
 from kequn.customers.admin.filters import (
-    DayRangeFilter,
     DistinctValuesFilter,
     EstimatedCountPaginator,
     ExactTextFilter,
@@ -21,7 +20,6 @@ from kequn.customers.admin.records import IdentityAdmin, TagAdmin, TagGroupAdmin
 
 __all__ = [
     "CustomerAdmin",
-    "DayRangeFilter",
     "DistinctValuesFilter",
     "EstimatedCountPaginator",
     "ExactTextFilter",

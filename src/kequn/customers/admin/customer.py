@@ -18,7 +18,6 @@ from kequn.customers import services as customer_services
 from kequn.customers.access import CustomerScopedAdminMixin, claim_customer
 from kequn.customers.admin.base import SavedThroughServicesMixin
 from kequn.customers.admin.filters import (
-    DayRangeFilter,
     EstimatedCountPaginator,
     FScoreFilter,
     PurchaseChannelFilter,
@@ -44,6 +43,7 @@ from kequn.customers.admin.inlines import (
 from kequn.customers.models import Customer
 from kequn.customers.views import customer_360_view
 from kequn.labels import get_code_label
+from kequn.security.admin_filters import DayRangeFilter
 from kequn.security.masking import (
     ADDRESS,
     BIRTHDAY,

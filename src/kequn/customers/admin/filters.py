@@ -11,7 +11,6 @@ import datetime as dt
 from typing import Any
 
 from django.contrib import admin, messages
-from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Exists, Min, Model, OuterRef, Q, QuerySet
@@ -20,23 +19,19 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
-from unfold.contrib.filters.admin import DropdownFilter, RangeDateFilter, TextFilter
+from unfold.contrib.filters.admin import DropdownFilter, TextFilter
 
 from kequn.customers.identities import IdentityError, fold_text, normalize_email, normalize_phone
 from kequn.customers.models import Customer, Identity, Tag
 from kequn.customers.places import normalize_place
 from kequn.datefilters import DateSearchForm, MonthSearchForm
-from kequn.labels import get_code_label
+from kequn.security import admin_filters
 from kequn.security.keyring.services import blind_index
 
 
 def get_order_model() -> type[Model]:
     """Return the order model (commerce's) through the customer's `orders` relation."""
     return Customer._meta.get_field("orders").related_model
-
-
-# Distinct values of a column are cached: computing them scans an index of up to a million rows.
-CHOICES_CACHE_SECONDS = 600
 
 
 class EstimatedCountPaginator(Paginator):
@@ -59,91 +54,33 @@ class EstimatedCountPaginator(Paginator):
         return super().count
 
 
-class DayRangeFilter(RangeDateFilter):
-    """Filter a datetime column by whole local days, using the column's index."""
+class ExactTextFilter(admin_filters.ExactTextFilter):
+    """An exact-match text box where a place matches in any spelling (深圳 / 深圳市 / Shenzhen)."""
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
-        """Keep rows from the start of the first day to the end of the last one."""
-        filters: dict[str, dt.datetime] = {}
-        start = parse_date(str(self.used_parameters.get(f"{self.parameter_name}_from") or ""))
-        end = parse_date(str(self.used_parameters.get(f"{self.parameter_name}_to") or ""))
-        zone = timezone.get_current_timezone()
-        if start:
-            filters[f"{self.field_path}__gte"] = dt.datetime.combine(start, dt.time(), zone)
-        if end:
-            next_day = end + dt.timedelta(days=1)
-            filters[f"{self.field_path}__lt"] = dt.datetime.combine(next_day, dt.time(), zone)
-        return queryset.filter(**filters)
+    def normalize(self, value: str) -> Any:
+        """Return the place in its stored form (other columns as typed)."""
+        return normalize_place(self.field_name, value)
 
 
-class ExactTextFilter(TextFilter):
-    """A text box matching one column exactly, so the column's index answers it."""
+class DistinctValuesFilter(admin_filters.DistinctValuesFilter):
+    """A distinct-values dropdown; links and saved URLs may spell a place another way."""
 
-    field_name = ""
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        """Keep rows whose column equals the typed value."""
-        value = (self.value() or "").strip()
-        if not value:
-            return queryset
-        # A place matches in any spelling (深圳 / 深圳市 / Shenzhen): it is stored in one form.
-        return queryset.filter(**{self.field_name: normalize_place(self.field_name, value)})
+    def normalize(self, value: str) -> Any:
+        """Return the place in its stored form (Guangdong → 广东; other columns as chosen)."""
+        return normalize_place(self.field_name, value)
 
 
 def make_exact_text_filter(field_name: str, title: Any) -> type[ExactTextFilter]:
-    """Build an exact-match text filter for one column."""
-    return type(
-        f"{field_name.title()}ExactFilter",
-        (ExactTextFilter,),
-        {"field_name": field_name, "parameter_name": field_name, "title": title},
-    )
-
-
-class DistinctValuesFilter(DropdownFilter):
-    """A dropdown of the distinct values of one column, cached for a few minutes."""
-
-    field_name = ""
-    # Bounds the scan on very large tables: values seen in the most recent rows are offered.
-    sample_size: int | None = None
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
-        """Offer the distinct non-empty values of the column."""
-        model = model_admin.model
-        key = f"kequn:distinct:{model._meta.label_lower}:{self.field_name}"
-        values = cache.get(key)
-        if values is None:
-            queryset = model._default_manager.exclude(**{self.field_name: ""})
-            if self.sample_size:
-                recent = queryset.order_by("-pk").values("pk")[: self.sample_size]
-                queryset = model._default_manager.filter(pk__in=recent)
-            values = sorted(
-                set(queryset.order_by().values_list(self.field_name, flat=True).distinct())
-            )
-            cache.set(key, values, CHOICES_CACHE_SECONDS)
-        return [(value, get_code_label(value)) for value in values]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        """Keep rows whose column equals the chosen value."""
-        if self.value():
-            # Links and saved URLs may spell a place another way (Guangdong for 广东).
-            value = normalize_place(self.field_name, self.value())
-            return queryset.filter(**{self.field_name: value})
-        return queryset
+    """Build an exact-match text filter for one column (places in any spelling)."""
+    return admin_filters.make_exact_text_filter(field_name, title, base=ExactTextFilter)
 
 
 def make_distinct_filter(
     field_name: str, title: Any, sample_size: int | None = None
 ) -> type[DistinctValuesFilter]:
-    """Build a dropdown filter over the distinct values of one column."""
-    return type(
-        f"{field_name.title()}DistinctFilter",
-        (DistinctValuesFilter,),
-        {
-            "field_name": field_name,
-            "parameter_name": field_name,
-            "title": title,
-            "sample_size": sample_size,
-        },
+    """Build a dropdown filter over the distinct values of one column (places in any spelling)."""
+    return admin_filters.make_distinct_filter(
+        field_name, title, sample_size, base=DistinctValuesFilter
     )
 
 
