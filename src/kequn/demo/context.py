@@ -30,6 +30,18 @@ CHUNK_SIZE = 50_000
 APPEND_ORDER_COLUMNS = frozenset({"customer_id", "order_id", "merged_into_id", "added_by_id"})
 HISTORY_DAYS = 3 * 365
 DEMO_SYSTEM = "demo"
+# The tables the generator loads in bulk (their next ids are reserved, their rows counted).
+LOADED_MODELS = (
+    Customer,
+    Identity,
+    Address,
+    Consent,
+    CustomerTag,
+    CompanyContact,
+    Order,
+    OrderLine,
+    Event,
+)
 LOCAL_OFFSET = 8 * 3600  # all demo cities (China, Singapore, Kuala Lumpur, Hong Kong) are UTC+8
 
 # Hidden behaviour types: name, share of persons, expected orders (see draw_order_counts).
@@ -207,17 +219,7 @@ def build_context(writer: BulkLoader, today: date) -> Context:
         tag_ids=tag_ids,
         day_compact=day_compact,
     )
-    for model in (
-        Customer,
-        Identity,
-        Address,
-        Consent,
-        CustomerTag,
-        CompanyContact,
-        Order,
-        OrderLine,
-        Event,
-    ):
+    for model in LOADED_MODELS:
         ctx.next_ids[model] = writer.next_id(model)
     return ctx
 

@@ -38,6 +38,7 @@ from kequn.demo.context import (
     BEHAVIOURS,
     CHUNK_SIZE,
     DEMO_SYSTEM,
+    LOADED_MODELS,
     Context,
     build_context,
 )
@@ -166,20 +167,7 @@ def generate_demo_data(
         bar.close()
     if truth_dir is not None:
         write_truth(Path(truth_dir), truth_rows)
-    rows = {
-        model.__name__: writer.rows.get(model._meta.db_table, 0)
-        for model in (
-            Customer,
-            Identity,
-            Address,
-            Consent,
-            CustomerTag,
-            CompanyContact,
-            Order,
-            OrderLine,
-            Event,
-        )
-    }
+    rows = {model.__name__: writer.rows.get(model._meta.db_table, 0) for model in LOADED_MODELS}
     return DemoSummary(
         customers=rows["Customer"],
         companies=counts["companies"],
