@@ -14,10 +14,11 @@ from typing import Any, TypeAlias
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.management import CommandError
 
 
-class UnknownOperatorError(ValueError):
-    """The operator named on the command line is not an active user."""
+class UnknownOperatorError(CommandError):
+    """The operator named on the command line is not an active user (a one-line CLI error)."""
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
 import argparse
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from kequn.conf import get_data_dir
-from kequn.security.actors import Actor, UnknownOperatorError, add_operator_argument, get_operator
+from kequn.security.actors import Actor, add_operator_argument, get_operator
 from kequn.security.keys import describe_key_custody
 
 
@@ -52,10 +52,7 @@ class Command(BaseCommand):
             check_port_free(opts["host"], opts["port"])
         self.stderr.write(f"Data directory: {get_data_dir()}")
         migrate_database()
-        try:
-            by = get_operator(opts["by"])
-        except UnknownOperatorError as exc:
-            raise CommandError(str(exc)) from None
+        by = get_operator(opts["by"])
         password = ensure_admin(by=by)
         if has_demo_data():
             self.stderr.write("Demo data is already loaded; keeping it.")

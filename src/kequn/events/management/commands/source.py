@@ -8,7 +8,7 @@ from django.utils.translation import gettext as _
 
 from kequn.events.models import Source
 from kequn.events.services import create_source, revoke_source
-from kequn.security.actors import UnknownOperatorError, add_operator_argument, get_operator
+from kequn.security.actors import add_operator_argument, get_operator
 
 
 class Command(BaseCommand):
@@ -25,10 +25,7 @@ class Command(BaseCommand):
         add_operator_argument(parser)
 
     def handle(self, *args, **options) -> None:
-        try:
-            by = get_operator(options["by"])
-        except UnknownOperatorError as exc:
-            raise CommandError(str(exc)) from None
+        by = get_operator(options["by"])
         action, name = options["action"], options["name"]
         if action == "list":
             for source in Source.objects.all():

@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from kequn.ingest.presets import KINDS, OUTCOME_LABELS, PRESETS, get_field_label
 from kequn.ingest.readers import ImportFileError
 from kequn.ingest.runs import import_file
-from kequn.security.actors import UnknownOperatorError, add_operator_argument, get_operator
+from kequn.security.actors import add_operator_argument, get_operator
 
 SHOWN_ROWS = 50
 
@@ -36,10 +36,7 @@ class Command(BaseCommand):
         add_operator_argument(parser)
 
     def handle(self, *args, **options) -> None:
-        try:
-            by = get_operator(options["by"])
-        except UnknownOperatorError as exc:
-            raise CommandError(str(exc)) from None
+        by = get_operator(options["by"])
         if options["batch_size"] < 1:
             raise CommandError(_("--batch-size must be 1 or more"))
         try:

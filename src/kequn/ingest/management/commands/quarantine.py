@@ -14,7 +14,7 @@ from kequn.ingest.quarantine import (
     update_quarantined_values,
     write_quarantine_csv,
 )
-from kequn.security.actors import UnknownOperatorError, add_operator_argument, get_operator
+from kequn.security.actors import add_operator_argument, get_operator
 
 
 class Command(BaseCommand):
@@ -30,10 +30,7 @@ class Command(BaseCommand):
         add_operator_argument(parser)
 
     def handle(self, *args, **options) -> None:
-        try:
-            by = get_operator(options["by"])
-        except UnknownOperatorError as exc:
-            raise CommandError(str(exc)) from None
+        by = get_operator(options["by"])
         rows = QuarantinedRow.objects.filter(status=QuarantinedRow.Status.OPEN)
         if options["ids"]:
             rows = QuarantinedRow.objects.filter(pk__in=options["ids"])

@@ -19,7 +19,6 @@ from kequn.ingest.models import MatchCandidate, Merge
 from kequn.ingest.runs import import_file
 from kequn.security.actors import (
     Actor,
-    UnknownOperatorError,
     add_operator_argument,
     get_operator,
 )
@@ -46,10 +45,7 @@ class Command(BaseCommand):
         add_operator_argument(parser)
 
     def handle(self, *args, **options) -> None:
-        try:
-            by = get_operator(options["by"])
-        except UnknownOperatorError as exc:
-            raise CommandError(str(exc)) from None
+        by = get_operator(options["by"])
         if not 0 < options["lower"] <= options["upper"] <= 1:
             raise CommandError(_("need 0 < --lower <= --upper <= 1"))
         action = options["action"]

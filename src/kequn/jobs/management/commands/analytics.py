@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from kequn.security.actors import UnknownOperatorError, add_operator_argument, get_operator
+from kequn.security.actors import add_operator_argument, get_operator
 
 
 class Command(BaseCommand):
@@ -22,10 +22,7 @@ class Command(BaseCommand):
         from kequn.analytics.errors import AnalyticsInputError
         from kequn.jobs.pipelines import refresh_analytics
 
-        try:
-            by = get_operator(options.get("by"))
-        except UnknownOperatorError as exc:
-            raise CommandError(str(exc)) from None
+        by = get_operator(options.get("by"))
         try:
             result = refresh_analytics(
                 progress=not quiet,

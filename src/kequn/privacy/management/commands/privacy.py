@@ -13,7 +13,7 @@ from kequn.customers.models import Customer
 from kequn.privacy import services
 from kequn.privacy.journal import JournalError
 from kequn.privacy.models import PrivacyRequest
-from kequn.security.actors import UnknownOperatorError, add_operator_argument, get_operator
+from kequn.security.actors import add_operator_argument, get_operator
 
 
 def get_customer(value: str) -> Customer:
@@ -70,7 +70,7 @@ class Command(BaseCommand):
             getattr(self, f"do_{options['subcommand'].replace('-', '_')}")(options)
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None
-        except (JournalError, UnknownOperatorError) as exc:
+        except JournalError as exc:
             raise CommandError(str(exc)) from None
 
     def do_replay_erasures(self, options) -> None:

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from kequn.recommend.algorithms import evaluate_interactions, format_report
 from kequn.recommend.services import train_recommendations
-from kequn.security.actors import UnknownOperatorError, add_operator_argument, get_operator
+from kequn.security.actors import add_operator_argument, get_operator
 
 
 def read_interactions(
@@ -72,10 +72,7 @@ class Command(BaseCommand):
         if action == "evaluate":
             self.evaluate(options)
             return
-        try:
-            by = get_operator(options["by"])
-        except UnknownOperatorError as exc:
-            raise CommandError(str(exc)) from None
+        by = get_operator(options["by"])
         result = train_recommendations(progress=not options["quiet"], by=by)
         self.stdout.write(
             f"Chose {result.model}; stored recommendations for {result.customers:,} customers "

@@ -4,7 +4,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from kequn.security import backups
-from kequn.security.actors import UnknownOperatorError, add_operator_argument, get_operator
+from kequn.security.actors import add_operator_argument, get_operator
 
 
 class Command(BaseCommand):
@@ -39,10 +39,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, action: str, **options):
         progress = sys.stderr.isatty()
-        try:
-            by = get_operator(options.get("by"))
-        except UnknownOperatorError as exc:
-            raise CommandError(str(exc)) from None
+        by = get_operator(options.get("by"))
         try:
             if action == "create":
                 path = backups.create_backup(

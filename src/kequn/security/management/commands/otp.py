@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from kequn.security.actors import UnknownOperatorError, add_operator_argument, get_operator
+from kequn.security.actors import add_operator_argument, get_operator
 from kequn.security.otp import is_two_factor_required, reset_two_factor
 
 
@@ -29,7 +29,7 @@ class Command(BaseCommand):
                     by=get_operator(options["by"]),
                     via=f"kequn otp ({_whoami()})",
                 )
-            except (LookupError, UnknownOperatorError) as exc:
+            except LookupError as exc:
                 raise CommandError(str(exc)) from None
             self.stdout.write(
                 f"{options['username']}: {removed} device(s) removed; they set up a new "

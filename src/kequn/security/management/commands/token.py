@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from kequn.security.actors import UnknownOperatorError, add_operator_argument, get_operator
+from kequn.security.actors import add_operator_argument, get_operator
 from kequn.security.models import ApiToken
 from kequn.security.services import create_api_token, revoke_api_token
 
@@ -26,10 +26,7 @@ class Command(BaseCommand):
         add_operator_argument(revoke)
 
     def handle(self, *args, action: str, **options):
-        try:
-            by = get_operator(options.get("by"))
-        except UnknownOperatorError as exc:
-            raise CommandError(str(exc)) from None
+        by = get_operator(options.get("by"))
         if action == "create":
             if not get_user_model().objects.filter(username=options["user"]).exists():
                 raise CommandError(

@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from kequn.security.actors import UnknownOperatorError, add_operator_argument, get_operator
+from kequn.security.actors import add_operator_argument, get_operator
 from kequn.security.roles import ROLES
 from kequn.security.services import create_user, get_user_roles, set_user_role
 
@@ -55,5 +55,3 @@ class Command(BaseCommand):
                     )
         except ValidationError as exc:
             raise CommandError(exc.messages[0]) from None
-        except UnknownOperatorError as exc:
-            raise CommandError(str(exc)) from None

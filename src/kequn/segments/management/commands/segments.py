@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import translation
 
-from kequn.security.actors import UnknownOperatorError, add_operator_argument, get_operator
+from kequn.security.actors import add_operator_argument, get_operator
 from kequn.segments import services
 from kequn.segments.models import Segment
 from kequn.segments.personas_service import discover_personas
@@ -47,8 +47,6 @@ class Command(BaseCommand):
             getattr(self, f"do_{action}")(options)
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None
-        except UnknownOperatorError as exc:
-            raise CommandError(str(exc)) from None
 
     @staticmethod
     def _rule(text: str) -> dict:

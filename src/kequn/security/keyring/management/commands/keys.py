@@ -7,7 +7,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from tqdm import tqdm
 
-from kequn.security.actors import UnknownOperatorError, add_operator_argument, get_operator
+from kequn.security.actors import add_operator_argument, get_operator
 from kequn.security.audit.head import describe_head_file
 from kequn.security.keyring import services
 from kequn.security.keys import describe_key_custody
@@ -34,10 +34,7 @@ class Command(BaseCommand):
         add_operator_argument(retire)
 
     def handle(self, *args, subcommand: str, **options):
-        try:
-            self.operator = get_operator(options.get("by"))
-        except UnknownOperatorError as exc:
-            raise CommandError(str(exc)) from None
+        self.operator = get_operator(options.get("by"))
         purposes = list(services.get_encrypted_fields())
         if options.get("field"):
             try:
