@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -74,7 +75,7 @@ class RowError(Exception):
         self.field, self.reason, self.message = field_name, reason, message
 
 
-class Importer:
+class Importer(ABC):
     """Parse rows of one kind and apply batches of them; subclasses per kind."""
 
     kind = ""
@@ -129,11 +130,13 @@ class Importer:
         except CleaningError as exc:
             raise RowError(name, exc.reason, exc.message) from None
 
+    @abstractmethod
     def parse(self, row_number: int, row: dict[str, str]):
-        raise NotImplementedError
+        """Return one row as a record of this kind, or raise RowError naming the field."""
 
+    @abstractmethod
     def apply(self, records: list) -> tuple[dict[int, str], list[Rejection]]:
-        raise NotImplementedError
+        """Store a batch; return each row's outcome by row number and the rows refused."""
 
     def identity_keys(self, row: dict[str, str], prefix: str = "") -> list[tuple[str, str, str]]:
         keys = []
