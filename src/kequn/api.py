@@ -14,12 +14,19 @@ from ninja.parser import Parser
 from kequn.apiutils import describe_object_keys, describe_paging
 from kequn.commerce.api import orders_router, products_router
 from kequn.customers.api import router as customers_router
+from kequn.engage import api as engage_api
 from kequn.events.api import router as events_router
+from kequn.feedback import api as feedback_api
+from kequn.journeys import api as journeys_api
+from kequn.loyalty import api as loyalty_api
+from kequn.monitoring import api as monitoring_api
 from kequn.privacy.api import router as privacy_router
 from kequn.recommend.api import router as recommend_router
+from kequn.sales import api as sales_api
 from kequn.security.auth import api_auth
 from kequn.security.inputs import MAX_JSON_DEPTH, BadInputError, clean_json
 from kequn.segments.api import router as segments_router
+from kequn.service import api as service_api
 
 # Every operation may answer with these; the body is always {"detail": ...}.
 ERROR_RESPONSES = {
@@ -187,3 +194,15 @@ api.add_router("/v1/events", events_router)
 api.add_router("/v1/segments", segments_router)
 api.add_router("/v1/recommendations", recommend_router)
 api.add_router("/v1/privacy-requests", privacy_router)
+# The apps of the second half mount their own routers (each api.py lists (prefix, router)).
+for app_api in (
+    engage_api,
+    journeys_api,
+    service_api,
+    loyalty_api,
+    feedback_api,
+    sales_api,
+    monitoring_api,
+):
+    for prefix, app_router in app_api.routers:
+        api.add_router(prefix, app_router)

@@ -86,6 +86,13 @@ INSTALLED_APPS = [
     "kequn.ingest",
     "kequn.segments",
     "kequn.recommend",
+    "kequn.engage",
+    "kequn.journeys",
+    "kequn.service",
+    "kequn.loyalty",
+    "kequn.feedback",
+    "kequn.sales",
+    "kequn.monitoring",
     "kequn.dashboard",
 ]
 

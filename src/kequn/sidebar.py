@@ -10,32 +10,29 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlparse
 
-from django.apps import apps
-from django.contrib import admin
 from django.http import HttpRequest
 from django.urls import reverse, reverse_lazy
 from django.utils.translation import gettext_lazy as _
 
-from kequn.security.permissions import has_permission
+from kequn.engage import navigation as engage_navigation
+from kequn.feedback import navigation as feedback_navigation
+from kequn.journeys import navigation as journeys_navigation
+from kequn.loyalty import navigation as loyalty_navigation
+from kequn.monitoring import navigation as monitoring_navigation
+from kequn.sales import navigation as sales_navigation
+from kequn.security.menu import can_open_list, has_perms
+from kequn.service import navigation as service_navigation
 
-
-def can_open_list(model_label: str) -> Callable[[HttpRequest], bool]:
-    """Return a check that the user may open the model's admin list (as the list itself checks)."""
-
-    def check(request: HttpRequest) -> bool:
-        model_admin = admin.site._registry.get(apps.get_model(model_label))
-        return model_admin is not None and model_admin.has_view_or_change_permission(request)
-
-    return check
-
-
-def has_perms(*perms: str) -> Callable[[HttpRequest], bool]:
-    """Return a check that the user holds every permission named (app_label.codename)."""
-
-    def check(request: HttpRequest) -> bool:
-        return has_permission(request.user, *perms)
-
-    return check
+# The second half's apps declare their own groups; they come before Administration.
+APP_NAVIGATIONS = (
+    engage_navigation,
+    journeys_navigation,
+    loyalty_navigation,
+    service_navigation,
+    feedback_navigation,
+    sales_navigation,
+    monitoring_navigation,
+)
 
 
 def find_active_link(path: str, links: Iterable[str], home: str = "/admin/") -> str | None:
@@ -239,6 +236,7 @@ NAVIGATION: list[dict[str, Any]] = [
             },
         ],
     },
+    *(group for navigation in APP_NAVIGATIONS for group in navigation.GROUPS),
     {
         "title": _("Administration"),
         "separator": True,

@@ -38,6 +38,8 @@ def login_view(request: HttpRequest) -> HttpResponse:
 
 # Error pages in the back office's theme and the user's language; unknown URLs under /api/
 # (like /api/v1/customers/1.5) get the API's JSON 404.
+PAGE_APPS = ("engage", "journeys", "service", "loyalty", "feedback", "sales", "monitoring")
+
 handler403 = "kequn.errors.permission_denied"
 handler404 = "kequn.errors.page_not_found"
 handler500 = "kequn.errors.server_error"
@@ -55,4 +57,6 @@ urlpatterns = [
     path("admin/otp/verify/", security_views.verify_view, name="otp-verify"),
     path("admin/login/", login_view),
     path("admin/", admin.site.urls),
+    # Each app's own pages outside the admin (unsubscribe, survey answers, calendar feeds...).
+    *(path("", include(f"kequn.{app}.urls")) for app in PAGE_APPS),
 ]

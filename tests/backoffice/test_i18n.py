@@ -12,9 +12,10 @@ from django.utils import translation
 import kequn
 from tests.backoffice.test_zh_pages import VisibleText
 
-LOCALE_DIR = Path(kequn.__file__).resolve().parent / "locale" / "zh_Hans" / "LC_MESSAGES"
-PO_PATH = LOCALE_DIR / "django.po"
-MO_PATH = LOCALE_DIR / "django.mo"
+# The main catalogue, and each app's own (an app may keep its strings in <app>/locale/).
+PO_PATHS = sorted(
+    Path(kequn.__file__).resolve().parent.glob("**/locale/zh_Hans/LC_MESSAGES/django.po")
+)
 
 
 def get_page(client, url: str) -> str:
@@ -45,8 +46,9 @@ def test_chinese_by_default_and_english_after_switching(admin_client, data):
     assert "当前有效的同意记录" in page_360 and "首次购买" in page_360
 
 
-def test_catalogue_is_complete():
-    po = polib.pofile(str(PO_PATH))
+@pytest.mark.parametrize("po_path", PO_PATHS, ids=lambda p: str(p.parents[3].name))
+def test_catalogue_is_complete(po_path):
+    po = polib.pofile(str(po_path))
     untranslated = [e.msgid for e in po.untranslated_entries()]
     fuzzy = [e.msgid for e in po.fuzzy_entries()]
     assert not untranslated, f"untranslated: {untranslated}"
@@ -69,11 +71,13 @@ def get_catalogue(entries) -> dict:
     return catalogue
 
 
-def test_compiled_catalogue_matches_the_source():
+@pytest.mark.parametrize("po_path", PO_PATHS, ids=lambda p: str(p.parents[3].name))
+def test_compiled_catalogue_matches_the_source(po_path):
     # Compare contents rather than file times: a git checkout does not keep modification times.
-    assert MO_PATH.exists(), "compile django.mo (msgfmt or polib) and commit it"
-    po_entries = get_catalogue(polib.pofile(str(PO_PATH)))
-    mo_entries = get_catalogue(polib.mofile(str(MO_PATH)))
+    mo_path = po_path.with_suffix(".mo")
+    assert mo_path.exists(), f"compile {mo_path} (msgfmt or polib) and commit it"
+    po_entries = get_catalogue(polib.pofile(str(po_path)))
+    mo_entries = get_catalogue(polib.mofile(str(mo_path)))
     stale = sorted(str(k) for k in po_entries.keys() ^ mo_entries.keys())
     changed = sorted(
         str(k) for k in po_entries.keys() & mo_entries.keys() if po_entries[k] != mo_entries[k]

@@ -47,9 +47,7 @@ CUSTOM_PERMISSIONS: list[tuple[str, str, str, Any]] = [
 ]
 EXPORT_WITHOUT_CONSENT = "segments.export_without_consent"
 # These widen what a role sees; a wildcard never grants them, only their exact name does.
-SPECIAL_PERMISSIONS = frozenset(
-    f"{app}.{codename}" for app, _model, codename, _name in CUSTOM_PERMISSIONS
-)
+SPECIAL_PERMISSIONS = {f"{app}.{codename}" for app, _model, codename, _name in CUSTOM_PERMISSIONS}
 
 ANALYTIC_APPS = ("commerce", "events", "scoring", "segments", "recommend", "dashboard")
 
@@ -147,6 +145,27 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     ],
     roles.AUDITOR: ["audit.view_auditentry"],
 }
+
+
+def register_role_permissions(
+    grants: dict[str, list[str]],
+    custom: Iterable[tuple[str, str, str, Any]] = (),
+) -> None:
+    """Add an app's permissions to the roles (call from the app's AppConfig.ready()).
+
+    grants maps a role to app_label.codename patterns, as ROLE_PERMISSIONS does; custom lists
+    the app's permissions that are not model defaults, (app_label, model, codename, name).
+    A custom permission is granted to the administrator and only where grants name it exactly.
+    """
+    for app_label, model, codename, name in custom:
+        if (app_label, model, codename, name) not in CUSTOM_PERMISSIONS:
+            CUSTOM_PERMISSIONS.append((app_label, model, codename, name))
+        perm = f"{app_label}.{codename}"
+        SPECIAL_PERMISSIONS.add(perm)
+        if perm not in ROLE_PERMISSIONS[roles.ADMINISTRATOR]:
+            ROLE_PERMISSIONS[roles.ADMINISTRATOR].append(perm)
+    for role, patterns in grants.items():
+        ROLE_PERMISSIONS[role].extend(p for p in patterns if p not in ROLE_PERMISSIONS[role])
 
 
 def ensure_custom_permissions(apps: Any = None) -> None:

@@ -1,0 +1,1 @@
+"""Engagement: the tables."""

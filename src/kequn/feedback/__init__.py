@@ -1,0 +1,1 @@
+"""NPS/CSAT/CES surveys, the closed loop on detractors, feedback text analysis."""

@@ -1,0 +1,1 @@
+"""Automated journeys: triggers, steps, each customer's position and history."""

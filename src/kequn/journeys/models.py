@@ -1,0 +1,1 @@
+"""Journeys: the tables."""

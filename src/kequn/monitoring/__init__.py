@@ -1,0 +1,1 @@
+"""Metrics, security alerts on unusual access, readiness checks."""

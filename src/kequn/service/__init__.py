@@ -1,0 +1,1 @@
+"""Tickets, queues, SLA policies on a business calendar, inbound and outbound email."""
