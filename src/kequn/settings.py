@@ -218,6 +218,24 @@ STATIC_URL = "static/"
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
+# Engagement channels (kequn.engage.channels): each unset channel refuses to send and names
+# the setting to set. Rates are messages per second (0 = no limit).
+KEQUN_EMAIL_URL = read_env("KEQUN_EMAIL_URL", "")
+KEQUN_EMAIL_FROM = read_env("KEQUN_EMAIL_FROM", "")
+KEQUN_EMAIL_RATE = float(read_env("KEQUN_EMAIL_RATE", "0"))
+KEQUN_EMAIL_CONNECTIONS = int(read_env("KEQUN_EMAIL_CONNECTIONS", "4"))
+KEQUN_DKIM_KEY_FILE = read_env("KEQUN_DKIM_KEY_FILE", "")
+KEQUN_DKIM_SELECTOR = read_env("KEQUN_DKIM_SELECTOR", "")
+KEQUN_SMS_URL = read_env("KEQUN_SMS_URL", "")
+KEQUN_SMS_TOKEN = read_env("KEQUN_SMS_TOKEN", "")
+KEQUN_SMS_SIGN_NAME = read_env("KEQUN_SMS_SIGN_NAME", "")
+KEQUN_SMS_RATE = float(read_env("KEQUN_SMS_RATE", "20"))
+KEQUN_WECHAT_APP_ID = read_env("KEQUN_WECHAT_APP_ID", "")
+KEQUN_WECHAT_APP_SECRET = read_env("KEQUN_WECHAT_APP_SECRET", "")
+KEQUN_WECHAT_API_URL = read_env("KEQUN_WECHAT_API_URL", "https://api.weixin.qq.com")
+KEQUN_WECHAT_RATE = float(read_env("KEQUN_WECHAT_RATE", "20"))
+KEQUN_WEBHOOK_SECRET = read_env("KEQUN_WEBHOOK_SECRET", "")
+KEQUN_WEBHOOK_RATE = float(read_env("KEQUN_WEBHOOK_RATE", "10"))
 KEQUN_PRIVACY_DEADLINE_DAYS = int(read_env("KEQUN_PRIVACY_DEADLINE_DAYS", "15"))
 # Limits on an Excel file, checked before it is parsed (kequn.ingest.readers).
 KEQUN_XLSX_MAX_MB = int(read_env("KEQUN_XLSX_MAX_MB", "100"))
