@@ -206,6 +206,87 @@ def get_current_consents(customer: Customer) -> dict[tuple[str, str], Consent]:
     return current
 
 
+def record_consents_in_bulk(
+    decisions: dict[int, dict[tuple[str, str], bool]], source: str, *, by: Actor
+) -> int:
+    """Append the consent decisions that differ from the one in force; return how many.
+
+    decisions maps a customer id to {(channel, purpose): granted}. Re-recording the state in
+    force appends nothing, so importing the same file twice keeps one history row. As with
+    record_consent, a grant to a customer whose processing is restricted is not taken (a
+    withdrawal is).
+    """
+    if not decisions:
+        return 0
+    restricted = set(
+        Customer.objects.filter(pk__in=list(decisions), processing_restricted=True).values_list(
+            "pk", flat=True
+        )
+    )
+    current: dict[tuple[int, str, str], bool] = {}
+    for customer_id, channel, purpose, granted in (
+        Consent.objects.filter(customer_id__in=list(decisions))
+        .order_by("recorded_at", "id")
+        .values_list("customer_id", "channel", "purpose", "granted")
+    ):
+        current[(customer_id, channel, purpose)] = granted
+    rows = [
+        Consent(customer_id=customer_id, channel=channel, purpose=purpose, granted=granted,
+                source=source[:100])
+        for customer_id, wanted in decisions.items()
+        for (channel, purpose), granted in wanted.items()
+        if current.get((customer_id, channel, purpose)) != granted
+        and not (granted and customer_id in restricted)
+    ]  # fmt: skip
+    if rows:
+        with transaction.atomic():
+            Consent.objects.bulk_create(rows, batch_size=1000)
+            # A bulk insert sends no model signals: one entry names the source and the count.
+            audit.record_event(
+                audit.CREATE,
+                actor=by,
+                target_type="customers.consent",
+                detail={"source": source[:100], "added": len(rows)},
+            )
+    return len(rows)
+
+
+def tag_customers_by_name(tag_names: dict[int, list[str]], *, by: Actor) -> int:
+    """Give customers tags named by text (tags without a group, made when new); return links added."""
+    names = {name[:100] for wanted in tag_names.values() for name in wanted if name}
+    if not names:
+        return 0
+    tags = {t.name: t for t in Tag.objects.filter(group=None, name__in=names)}
+    for name in sorted(names - tags.keys()):
+        tags[name] = Tag.objects.create(name=name, kind=Tag.Kind.MANUAL)
+    restricted = set(
+        Customer.objects.filter(pk__in=list(tag_names), processing_restricted=True).values_list(
+            "pk", flat=True
+        )
+    )
+    added_by = get_user_or_none(by)
+    links = [
+        CustomerTag(customer_id=customer_id, tag=tags[name[:100]], added_by=added_by)
+        for customer_id, wanted in tag_names.items()
+        if customer_id not in restricted
+        for name in wanted
+        if name
+    ]
+    tag_ids = [t.pk for t in tags.values()]
+    with transaction.atomic():
+        before = CustomerTag.objects.filter(tag_id__in=tag_ids).count()
+        CustomerTag.objects.bulk_create(links, ignore_conflicts=True, batch_size=1000)
+        added = CustomerTag.objects.filter(tag_id__in=tag_ids).count() - before
+        if added:
+            audit.record_event(
+                audit.CREATE,
+                actor=by,
+                target_type="customers.customertag",
+                detail={"tags": sorted(names)[:50], "added": added},
+            )
+    return added
+
+
 def tag_customers(customers: Iterable[Customer], tag: Tag, *, by: Actor) -> int:
     """Tag customers (idempotent); return how many links were added (restricted ones are skipped)."""
     added_by = get_user_or_none(by)

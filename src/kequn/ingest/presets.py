@@ -19,7 +19,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "customers": (
         "external_id", "email", "phone", "wechat", "name", "first_name", "last_name",
         "gender", "birthday", "country", "province", "city", "district", "address",
-        "postcode", "occupation", "industry", "company",
+        "postcode", "occupation", "industry", "company", "email_marketing", "sms_marketing",
+        "email_opt_out", "sms_opt_out", "do_not_call", "tags",
     ),
     "orders": (
         "number", "customer_external_id", "email", "phone", "name", "ordered_at", "total",
@@ -51,6 +52,10 @@ FIELD_LABELS: dict[str, object] = {
     "message_id": _lazy("message id"), "event": _lazy("event"), "type": _lazy("event type"),
     "occurred_at": _lazy("occurred at"), "anonymous_id": _lazy("anonymous id"),
     "external_ref": _lazy("external reference"), "source_channel": _lazy("source channel"),
+    "email_marketing": _lazy("accepts email marketing"),
+    "sms_marketing": _lazy("accepts SMS marketing"),
+    "email_opt_out": _lazy("email opt-out"), "sms_opt_out": _lazy("SMS opt-out"),
+    "do_not_call": _lazy("do not call"), "tags": _lazy("tags"),
 }  # fmt: skip
 
 
@@ -71,6 +76,7 @@ REASON_LABELS: dict[str, object] = {
     "invalid_amount": _lazy("invalid amount"),
     "invalid_date": _lazy("invalid date"),
     "invalid_email": _lazy("invalid email"),
+    "invalid_flag": _lazy("not a yes or no"),
     "invalid_json": _lazy("invalid JSON"),
     "invalid_phone": _lazy("invalid phone number"),
     "invalid_quantity": _lazy("invalid quantity"),
@@ -154,6 +160,15 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "type": ("type", "event type", "事件类型"),
     "occurred_at": ("timestamp", "time", "occurred at", "event time", "发生时间", "时间"),
     "anonymous_id": ("anonymous id", "anonymousid", "device id", "匿名id", "设备id"),
+    "email_marketing": ("accepts email marketing", "email marketing", "email subscribed",
+                        "marketing contact status", "接收营销邮件", "邮件营销", "订阅邮件"),
+    "sms_marketing": ("accepts sms marketing", "sms marketing", "sms subscribed",
+                      "接收营销短信", "短信营销", "订阅短信"),
+    "email_opt_out": ("email opt out", "hasoptedoutofemail", "unsubscribed from all email",
+                      "邮件退订", "退订邮件"),
+    "sms_opt_out": ("sms opt out", "短信退订", "退订短信"),
+    "do_not_call": ("do not call", "donotcall", "勿扰电话", "拒绝来电"),
+    "tags": ("tags", "tag", "标签", "客户标签"),
 }  # fmt: skip
 
 
@@ -191,6 +206,8 @@ PRESETS: dict[str, Preset] = {
                 "Default Address Address1": "address", "Default Address City": "city",
                 "Default Address Province Code": "province",
                 "Default Address Country Code": "country", "Default Address Zip": "postcode",
+                "Accepts Email Marketing": "email_marketing",
+                "Accepts SMS Marketing": "sms_marketing", "Tags": "tags",
             },
             "orders": {
                 "Name": "number", "Email": "email", "Phone": "phone",
@@ -218,6 +235,8 @@ PRESETS: dict[str, Preset] = {
                 "Street Address": "address", "Postal Code": "postcode",
                 "Date of birth": "birthday", "Job Title": "occupation", "Industry": "industry",
                 "Company Name": "company", "Contact owner": "", "Lifecycle Stage": "",
+                "Marketing contact status": "email_marketing",
+                "Unsubscribed from all email": "email_opt_out",
             },
         },
     ),
@@ -236,6 +255,8 @@ PRESETS: dict[str, Preset] = {
                 "Mobile": "", "Mailing Street": "address", "Mailing City": "city",
                 "Mailing State/Province": "province", "Mailing Zip/Postal Code": "postcode",
                 "Mailing Country": "country", "Account Name": "company",
+                "HasOptedOutOfEmail": "email_opt_out", "DoNotCall": "do_not_call",
+                "Email Opt Out": "email_opt_out", "Do Not Call": "do_not_call",
             },
         },
     ),
@@ -250,6 +271,7 @@ PRESETS: dict[str, Preset] = {
                 "Mailing Street": "address", "Mailing City": "city", "Mailing State": "province",
                 "Mailing Zip": "postcode", "Mailing Country": "country", "Title": "occupation",
                 "Account Name": "company", "Contact Owner": "", "Lead Source": "",
+                "Email Opt Out": "email_opt_out", "Tag": "tags",
             },
         },
     ),
@@ -263,6 +285,7 @@ PRESETS: dict[str, Preset] = {
                 "邮件": "email", "性别": "gender", "生日": "birthday", "省份": "province",
                 "城市": "city", "区县": "district", "详细地址": "address", "行业": "industry",
                 "职务": "occupation", "负责人": "", "归属部门": "", "创建时间": "",
+                "标签": "tags", "是否退订邮件": "email_opt_out", "是否退订短信": "sms_opt_out",
             },
             "orders": {
                 "销售订单编号": "number", "客户编号": "customer_external_id", "下单日期": "ordered_at",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from datetime import date
 
 from django.db.models import Q
@@ -11,6 +12,7 @@ from django.utils.translation import gettext as _
 
 from kequn.customers.models import Address, Customer, Identity
 from kequn.customers.selectors import find_identity_owners
+from kequn.customers.services import record_consents_in_bulk, tag_customers_by_name
 from kequn.db import insert_objects, update_objects
 from kequn.ingest.cleaning import (
     clean_city,
@@ -41,6 +43,24 @@ class CustomerRecord:
     keys: list[tuple[str, str, str]]
     profile: dict[str, object]
     address: dict[str, str]
+    consents: dict[tuple[str, str], bool] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+
+
+# How the systems write yes and no in their permission columns (HubSpot's marketing-contact
+# status names the state; Shopify writes yes/no; Salesforce and Zoho true/false or 1/0).
+YES = {"yes", "y", "true", "t", "1", "x", "是", "对", "√", "subscribed", "opted in",
+       "marketing contact", "已订阅", "同意"}  # fmt: skip
+NO = {"no", "n", "false", "f", "0", "否", "不", "×", "unsubscribed", "not subscribed",
+      "opted out", "non-marketing contact", "未订阅", "已退订", "不同意"}  # fmt: skip
+# Permission columns: the field, the consent it speaks of, and whether "yes" means withdrawn.
+CONSENT_COLUMNS = (
+    ("email_marketing", ("email", "marketing"), False),
+    ("sms_marketing", ("sms", "marketing"), False),
+    ("email_opt_out", ("email", "marketing"), True),
+    ("sms_opt_out", ("sms", "marketing"), True),
+    ("do_not_call", ("phone", "marketing"), True),
+)
 
 
 def _country(value: str) -> str:
@@ -107,7 +127,41 @@ class CustomerImporter(Importer):
                 address[dst] = self.fit(src, value, size)
         if address:
             address.update({k: profile[k] for k in ("province", "city") if k in profile})
-        return CustomerRecord(row_number, keys, profile, address)
+        return CustomerRecord(
+            row_number, keys, profile, address, self._parse_consents(row), self._parse_tags(row)
+        )
+
+    def _parse_consents(self, row: dict[str, str]) -> dict[tuple[str, str], bool]:
+        """Read the permission columns; an opt-out overrides a grant of the same consent."""
+        consents: dict[tuple[str, str], bool] = {}
+        for name, consent, inverted in sorted(CONSENT_COLUMNS, key=lambda c: c[2]):
+            value = self.get(row, name)
+            if not value:
+                continue
+            text = value.strip().lower()
+            if text not in YES and text not in NO:
+                raise RowError(
+                    name,
+                    "invalid_flag",
+                    _(
+                        "%(field)s is %(value)r, not a yes or no: write yes or no (or leave it empty)"
+                    )
+                    % {"field": name, "value": value[:40]},
+                )
+            granted = (text in YES) != inverted
+            if inverted and consents.get(consent) is True and not granted:
+                consents[consent] = False
+            elif not inverted or consent not in consents:
+                consents[consent] = granted
+        return consents
+
+    def _parse_tags(self, row: dict[str, str]) -> list[str]:
+        """Split the tags cell (commas, semicolons, Chinese commas) into distinct tag names."""
+        text = self.get(row, "tags")
+        if not text:
+            return []
+        names = [part.strip() for part in re.split(r"[,;，；、|]", text)]
+        return list(dict.fromkeys(self.fit("tags", n, 100) for n in names if n))
 
     def apply(self, records: list[CustomerRecord]) -> tuple[dict[int, str], list[Rejection]]:
         """Match rows to people by identity, keep conflicting matches apart, apply the rest.
@@ -226,7 +280,9 @@ class CustomerImporter(Importer):
             if (k, s, v) not in owners
         ]
         insert_objects(Identity, identities)
-        self._store_addresses(records, {i: customer_of(e) for i, e in row_entity.items()})
+        customer_of_row = {i: customer_of(e) for i, e in row_entity.items()}
+        self._store_addresses(records, customer_of_row)
+        self._store_consents_and_tags(records, customer_of_row)
         for left, right, conflicts, kinds in review_pairs:
             self._queue_review(customer_of(left), customer_of(right), conflicts, kinds)
         for target_id, absorbed_id, evidence in customer_merges:
@@ -373,6 +429,20 @@ class CustomerImporter(Importer):
                 },
             },
         )
+
+    def _store_consents_and_tags(self, records, customer_of_row: dict[int, Customer]) -> None:
+        """Carry the file's marketing permissions into consents and its tags into tags."""
+        consents: dict[int, dict[tuple[str, str], bool]] = {}
+        tags: dict[int, list[str]] = {}
+        for index, record in enumerate(records):
+            customer_id = customer_of_row[index].pk
+            if record.consents:
+                consents.setdefault(customer_id, {}).update(record.consents)
+            if record.tags:
+                tags.setdefault(customer_id, []).extend(record.tags)
+        source = f"{self.system or 'file'} {self.actor}".strip()
+        record_consents_in_bulk(consents, source, by=self.by)
+        tag_customers_by_name(tags, by=self.by)
 
     def _store_addresses(self, records, customer_of_row: dict[int, Customer]) -> None:
         label = self.system[:30]
