@@ -1,0 +1,32 @@
+"""Service jobs: email replies out, the inbound mailbox, SLA checks (run by `kequn worker`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django_tasks import task
+
+from kequn.security.actors import system_actor
+from kequn.service import services
+
+
+@task()
+def deliver_reply_task(message_id: int) -> str:
+    """Email one agent reply (idempotent: a sent reply is not sent again)."""
+    return services.deliver_reply(message_id)
+
+
+@task()
+def fetch_mail_task() -> dict[str, Any]:
+    """Poll the inbound mailbox once (KEQUN_SERVICE_IMAP_URL); nothing when it is unset."""
+    from kequn.service.mailbox import fetch_mail, is_configured  # noqa: PLC0415 -- imaplib on demand
+
+    if not is_configured():
+        return {"skipped": "KEQUN_SERVICE_IMAP_URL is not set"}
+    return fetch_mail(by=system_actor("service-fetch-mail"))
+
+
+@task()
+def sla_check_task() -> dict[str, int]:
+    """Record SLA warnings and breaches and escalate (every few minutes)."""
+    return services.check_slas(by=system_actor("service-sla-check"))
