@@ -997,7 +997,12 @@ def count_claimed(user: Any) -> int:
 
 
 def put_in_pool(
-    account: Customer, *, by: Actor, reason: str = "", kind: str = PoolEvent.Kind.RELEASED
+    account: Customer,
+    *,
+    by: Actor,
+    reason: str = "",
+    kind: str = PoolEvent.Kind.RELEASED,
+    at: datetime | None = None,
 ) -> None:
     """Take an account from its owner and put it in the lead pool."""
     with transaction.atomic():
@@ -1009,7 +1014,13 @@ def put_in_pool(
         profile.claimed_at = None
         profile.warned_at = None
         profile.save()
-        PoolEvent.objects.create(account=account, kind=kind, user_id=previous, reason=reason[:200])
+        PoolEvent.objects.create(
+            account=account,
+            kind=kind,
+            user_id=previous,
+            reason=reason[:200],
+            at=at or timezone.now(),
+        )
         audit.record_event(
             audit.CHANGE,
             actor=by,
@@ -1075,6 +1086,7 @@ def reclaim_idle_accounts(*, by: Actor, now: datetime | None = None) -> ReclaimR
             by=by,
             reason=f"no activity for {rules.idle_days} days",
             kind=PoolEvent.Kind.RECLAIMED,
+            at=now,
         )
         result.returned.append(profile.customer_id)
     to_warn = owned.filter(
