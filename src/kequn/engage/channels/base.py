@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -92,3 +92,31 @@ def one_line(text: object, limit: int = 300) -> str:
     """Return ``text`` on one line, shortened, for an error column or log line."""
     flat = " ".join(str(text).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def send_each(
+    messages: Sequence[OutgoingMessage],
+    send_one: Callable[[OutgoingMessage], SendResult],
+    limiter: RateLimiter,
+) -> list[SendResult]:
+    """Send messages one by one, paced; a channel-wide outage ends the batch.
+
+    send_one raises ChannelUnavailableError when the whole channel is down (credentials
+    refused, provider unreachable). Before anything was sent that propagates, so the caller
+    retries the whole batch; after, the rest of the batch is reported "retry".
+    """
+    results: list[SendResult] = []
+    for message in messages:
+        limiter.wait()
+        try:
+            results.append(send_one(message))
+        except ChannelUnavailableError as exc:
+            if not results:
+                raise
+            reason = one_line(exc)
+            results += [
+                SendResult(key=m.key, status="retry", error=reason)
+                for m in messages[len(results) :]
+            ]
+            break
+    return results

@@ -1,16 +1,464 @@
-"""Email over SMTP: pooled connections in parallel, one-click unsubscribe, DKIM."""
+"""Email over SMTP: pooled connections in parallel, one-click unsubscribe, DKIM.
+
+Each of KEQUN_EMAIL_CONNECTIONS threads keeps its own SMTP connection open across messages
+and reconnects when the server hangs up. Every message is multipart/alternative (plain text
+beside the sanitised, CSS-inlined HTML); a marketing message (one with an unsubscribe URL)
+carries List-Unsubscribe and List-Unsubscribe-Post (RFC 8058 one-click).
+"""
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import email.utils
+import itertools
+import queue
+import re
+import smtplib
+import ssl
+import threading
+import time
+import urllib.parse
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import dkim
 from django.conf import settings
 
-from kequn.engage.channels.base import Channel, ChannelNotConfiguredError
+from kequn.engage.channels.base import (
+    ChannelNotConfiguredError,
+    ChannelUnavailableError,
+    OutgoingMessage,
+    RateLimiter,
+    SendResult,
+    one_line,
+)
+from kequn.engage.channels.html import html_to_text, prepare_html
+
+SCHEMES = {"smtp": "plain", "smtp+starttls": "starttls", "smtps": "tls"}
+TIMEOUT_SECONDS = 30.0
+# Headers a caller may not set: the channel writes them, and a second copy would confuse
+# receivers (or, with a line break in a value, inject headers).
+RESERVED_HEADERS = {
+    "from", "to", "subject", "date", "message-id", "mime-version", "content-type",
+    "content-transfer-encoding", "list-unsubscribe", "list-unsubscribe-post", "dkim-signature",
+}  # fmt: skip
+SIGNED_HEADERS = [
+    b"From", b"To", b"Subject", b"Date", b"Message-ID", b"MIME-Version", b"Content-Type",
+    b"List-Unsubscribe", b"List-Unsubscribe-Post",
+]  # fmt: skip
+_ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
 
 
-def build_email_channel() -> Channel:
-    """Return the email channel from KEQUN_EMAIL_URL and KEQUN_EMAIL_FROM."""
+@dataclass(frozen=True)
+class SMTPServer:
+    """Where and how to connect, from KEQUN_EMAIL_URL."""
+
+    host: str
+    port: int
+    security: str  # plain | starttls | tls
+    user: str = ""
+    password: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def parse_email_url(url: str) -> SMTPServer:
+    """Return the server named by a KEQUN_EMAIL_URL, or raise ChannelNotConfiguredError."""
+    parts = urllib.parse.urlsplit(url)
+    security = SCHEMES.get(parts.scheme.lower())
+    if security is None or not parts.hostname:
+        raise ChannelNotConfiguredError(
+            f"KEQUN_EMAIL_URL must look like smtp://user:password@host:587 "
+            f"(schemes: {', '.join(SCHEMES)}), not {parts.scheme or 'no scheme'}://…"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise ChannelNotConfiguredError("KEQUN_EMAIL_URL has an invalid port number") from None
+    default_port = 465 if security == "tls" else 587 if security == "starttls" else 25
+    return SMTPServer(
+        host=parts.hostname,
+        port=port or default_port,
+        security=security,
+        user=urllib.parse.unquote(parts.username or ""),
+        password=urllib.parse.unquote(parts.password or ""),
+    )
+
+
+@dataclass(frozen=True)
+class DKIMKey:
+    """A DKIM signing key: selector, domain and PEM private key."""
+
+    selector: bytes
+    domain: bytes
+    private_key: bytes
+
+
+def _encode_header(value: str) -> str:
+    """Return a header value as ASCII (RFC 2047 words for other scripts), without line breaks."""
+    value = " ".join(value.split())
+    if value.isascii():
+        return value
+    # Base64 words of at most 45 bytes (60 characters encoded), never splitting a character.
+    words, chunk, size = [], [], 0
+    for char in value:
+        n = len(char.encode("utf-8"))
+        if size + n > 45:
+            words.append("".join(chunk))
+            chunk, size = [], 0
+        chunk.append(char)
+        size += n
+    words.append("".join(chunk))
+    return "\r\n ".join(
+        f"=?utf-8?b?{base64.b64encode(w.encode('utf-8')).decode('ascii')}?=" for w in words
+    )
+
+
+def _encode_body(text: str) -> bytes:
+    return base64.encodebytes(text.encode("utf-8")).replace(b"\n", b"\r\n")
+
+
+def _is_valid_address(address: str) -> bool:
+    return bool(_ADDRESS.match(address)) and address.isascii()
+
+
+class EmailChannel:
+    """Send email over SMTP through a pool of persistent connections."""
+
+    kind = "email"
+
+    def __init__(
+        self,
+        server: SMTPServer,
+        *,
+        sender: str,
+        rate_per_second: float = 0.0,
+        connections: int = 4,
+        dkim_key: DKIMKey | None = None,
+        timeout: float = TIMEOUT_SECONDS,
+    ) -> None:
+        name, address = email.utils.parseaddr(sender)
+        if not _is_valid_address(address):
+            raise ChannelNotConfiguredError(
+                f"KEQUN_EMAIL_FROM must be an address such as 'Shop <news@shop.example>', not {sender!r}"
+            )
+        self.server = server
+        self.sender_address = address
+        self.sender_header = _encode_header(email.utils.formataddr((name, address)))
+        self.domain = address.rsplit("@", 1)[1]
+        self.rate_per_second = rate_per_second
+        self.connections = max(1, connections)
+        self.dkim_key = dkim_key
+        self.timeout = timeout
+        self.limiter = RateLimiter(rate_per_second)
+        self._idle: queue.LifoQueue[smtplib.SMTP | None] = queue.LifoQueue()
+        for _ in range(self.connections):
+            self._idle.put(None)
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ connections
+
+    def _connect(self) -> smtplib.SMTP:
+        """Open and log in one connection; raise ChannelUnavailableError with one line if not."""
+        server = self.server
+        try:
+            if server.security == "tls":
+                conn: smtplib.SMTP = smtplib.SMTP_SSL(
+                    server.host,
+                    server.port,
+                    timeout=self.timeout,
+                    context=ssl.create_default_context(),
+                )
+            else:
+                conn = smtplib.SMTP(server.host, server.port, timeout=self.timeout)
+            conn.ehlo()
+            if server.security == "starttls":
+                conn.starttls(context=ssl.create_default_context())
+                conn.ehlo()
+        except (OSError, smtplib.SMTPException) as exc:
+            raise ChannelUnavailableError(
+                f"email: cannot connect to the SMTP server {server} ({one_line(exc, 120)}); "
+                "check KEQUN_EMAIL_URL and that the server is up"
+            ) from None
+        if server.user:
+            try:
+                conn.login(server.user, server.password)
+            except smtplib.SMTPException as exc:
+                _quietly_close(conn)
+                detail = _smtp_error(exc)
+                raise ChannelUnavailableError(
+                    f"email: the SMTP server {server} refused the login of {server.user!r} ({detail}); "
+                    "check the user and password in KEQUN_EMAIL_URL"
+                ) from None
+            except OSError as exc:
+                _quietly_close(conn)
+                raise ChannelUnavailableError(
+                    f"email: the SMTP server {server} hung up during the login ({one_line(exc, 120)})"
+                ) from None
+        return conn
+
+    def close(self) -> None:
+        """Say QUIT on every open connection and stop the threads."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor:
+            executor.shutdown(wait=True)
+        conns = []
+        while True:
+            try:
+                conns.append(self._idle.get_nowait())
+            except queue.Empty:
+                break
+        for conn in conns:
+            if conn is not None:
+                _quietly_close(conn)
+            self._idle.put(None)
+
+    def __enter__(self) -> EmailChannel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ messages
+
+    def build_message(self, message: OutgoingMessage) -> bytes:
+        """Return the wire form of one message (CRLF lines, DKIM-signed when configured)."""
+        html = prepare_html(message.html) if message.html else ""
+        text = message.text or (html_to_text(html) if html else "")
+        boundary = f"=_kequn_{message.key}_{time.monotonic_ns()}"
+        headers = [
+            f"From: {self.sender_header}",
+            f"To: {message.to}",
+            f"Subject: {_encode_header(message.subject)}",
+            f"Date: {email.utils.formatdate(usegmt=True)}",
+            f"Message-ID: <{message.key}@{self.domain}>",
+            "MIME-Version: 1.0",
+        ]
+        if message.unsubscribe_url:
+            headers.append(f"List-Unsubscribe: <{message.unsubscribe_url}>")
+            headers.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
+        for name, value in message.headers.items():
+            if name.lower() in RESERVED_HEADERS or not re.fullmatch(r"[A-Za-z0-9-]+", name):
+                continue
+            headers.append(f"{name}: {_encode_header(value)}")
+        if html:
+            headers.append(f'Content-Type: multipart/alternative; boundary="{boundary}"')
+            parts = [
+                "\r\n".join(headers).encode("ascii"),
+                b"\r\n\r\nThis is a multipart message in MIME format.\r\n",
+                f"--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                "Content-Transfer-Encoding: base64\r\n\r\n".encode(),
+                _encode_body(text),
+                f"--{boundary}\r\nContent-Type: text/html; charset=utf-8\r\n"
+                "Content-Transfer-Encoding: base64\r\n\r\n".encode(),
+                _encode_body(html),
+                f"--{boundary}--\r\n".encode(),
+            ]
+        else:
+            headers.append("Content-Type: text/plain; charset=utf-8")
+            headers.append("Content-Transfer-Encoding: base64")
+            parts = ["\r\n".join(headers).encode("ascii"), b"\r\n\r\n", _encode_body(text)]
+        data = b"".join(parts)
+        if self.dkim_key:
+            data = self._sign(data)
+        return data
+
+    def _sign(self, data: bytes) -> bytes:
+        key = self.dkim_key
+        if key is None:
+            return data
+        present = [h for h in SIGNED_HEADERS if re.search(rb"(?mi)^" + h + rb":", data)]
+        signature = dkim.sign(
+            data,
+            key.selector,
+            key.domain,
+            key.private_key,
+            include_headers=present,
+            linesep=b"\r\n",
+        )
+        return signature + data
+
+    def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+        """Send the messages over the pool; one result per message, in order.
+
+        Raises ChannelUnavailableError only when nothing could be sent at all (server down,
+        login refused): then every message may be retried later without duplicates.
+        """
+        if not messages:
+            return []
+        results: list[SendResult | None] = [None] * len(messages)
+        counter = itertools.count()
+        workers = min(self.connections, len(messages))
+        outages: list[ChannelUnavailableError] = []
+
+        def work() -> None:
+            conn = self._idle.get()
+            try:
+                while True:
+                    i = next(counter)
+                    if i >= len(messages):
+                        return
+                    conn, result = self._send_one(conn, messages[i])
+                    results[i] = result
+                    if conn is None and result.status == "retry":
+                        return  # the server keeps hanging up: leave the rest for later
+            except ChannelUnavailableError as exc:
+                outages.append(exc)
+            finally:
+                self._idle.put(conn)
+
+        if workers == 1:
+            work()
+        else:
+            with self._lock:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(
+                        self.connections, thread_name_prefix="kequn-smtp"
+                    )
+                executor = self._executor
+            for future in [executor.submit(work) for _ in range(workers)]:
+                future.result()
+        if outages and all(r is None for r in results):
+            raise outages[0]
+        reason = (
+            one_line(outages[0]) if outages else "email: the SMTP server went away; retry later"
+        )
+        return [
+            r or SendResult(key=m.key, status="retry", error=reason)
+            for r, m in zip(results, messages, strict=True)
+        ]
+
+    def _send_one(
+        self, conn: smtplib.SMTP | None, message: OutgoingMessage
+    ) -> tuple[smtplib.SMTP | None, SendResult]:
+        """Send one message, reconnecting once if the connection was dropped."""
+        key = message.key
+        to = message.to.strip()
+        if not _is_valid_address(to):
+            return conn, SendResult(
+                key=key, status="failed", error="email: not a valid email address", hard_bounce=True
+            )
+        try:
+            data = self.build_message(message)
+        except Exception as exc:  # one bad message must not stop the batch
+            return conn, SendResult(
+                key=key,
+                status="failed",
+                error=f"email: cannot build the message ({one_line(exc, 120)})",
+            )
+        self.limiter.wait()
+        for attempt in (1, 2):
+            if conn is None:
+                # A server that does not take us back raises ChannelUnavailableError to the
+                # worker, which stops; this message is then reported "retry".
+                conn = self._connect()
+            try:
+                conn.sendmail(self.sender_address, [to], data)
+            except smtplib.SMTPRecipientsRefused as exc:
+                code, answer = exc.recipients.get(to, (550, b""))
+                return conn, _refused(key, code, answer, "recipient")
+            except smtplib.SMTPSenderRefused as exc:
+                _quietly_reset(conn)
+                if 400 <= exc.smtp_code < 500:
+                    return conn, SendResult(
+                        key=key, status="retry", error=f"email: sender deferred: {_smtp_error(exc)}"
+                    )
+                return conn, SendResult(
+                    key=key,
+                    status="failed",
+                    error=f"email: the server refused the sender {self.sender_address} ({_smtp_error(exc)}); check KEQUN_EMAIL_FROM",
+                )
+            except smtplib.SMTPDataError as exc:
+                _quietly_reset(conn)
+                return conn, _refused(key, exc.smtp_code, exc.smtp_error, "message")
+            except (smtplib.SMTPServerDisconnected, OSError):
+                _quietly_close(conn)
+                conn = None
+                continue
+            except smtplib.SMTPResponseException as exc:
+                _quietly_close(conn)
+                conn = None
+                if exc.smtp_code == 421 and attempt == 1:
+                    continue
+                return None, SendResult(key=key, status="retry", error=f"email: {_smtp_error(exc)}")
+            return conn, SendResult(key=key, status="sent", provider_id=f"<{key}@{self.domain}>")
+        return conn, SendResult(
+            key=key, status="retry", error="email: the SMTP server went away; retry later"
+        )
+
+
+def _refused(key: str, code: int, answer: bytes | str, what: str) -> SendResult:
+    text = answer.decode("utf-8", "replace") if isinstance(answer, bytes) else str(answer)
+    error = f"email: {what} refused: {code} {one_line(text, 200)}"
+    if 400 <= code < 500:
+        return SendResult(key=key, status="retry", error=error)
+    # A permanent refusal at RCPT or DATA is a hard bounce: the address is suppressed.
+    return SendResult(key=key, status="failed", error=error, hard_bounce=True)
+
+
+def _smtp_error(exc: BaseException) -> str:
+    code = getattr(exc, "smtp_code", None)
+    answer = getattr(exc, "smtp_error", b"")
+    if isinstance(answer, bytes):
+        answer = answer.decode("utf-8", "replace")
+    return one_line(f"{code} {answer}" if code else str(exc), 200)
+
+
+def _quietly_reset(conn: smtplib.SMTP) -> None:
+    with contextlib.suppress(OSError, smtplib.SMTPException):
+        conn.rset()
+
+
+def _quietly_close(conn: smtplib.SMTP) -> None:
+    with contextlib.suppress(OSError, smtplib.SMTPException):
+        conn.quit()
+    with contextlib.suppress(OSError):
+        conn.close()
+
+
+def load_dkim_key(path: str, selector: str, domain: str) -> DKIMKey:
+    """Return the DKIM key read from ``path``; raise ChannelNotConfiguredError naming the setting."""
+    if not selector:
+        raise ChannelNotConfiguredError(
+            "KEQUN_DKIM_KEY_FILE is set: set KEQUN_DKIM_SELECTOR too (the DNS selector)"
+        )
+    try:
+        pem = Path(path).read_bytes()
+    except OSError as exc:
+        raise ChannelNotConfiguredError(
+            f"KEQUN_DKIM_KEY_FILE {path}: cannot read it ({exc.strerror or exc})"
+        ) from None
+    if b"PRIVATE KEY" not in pem:
+        raise ChannelNotConfiguredError(f"KEQUN_DKIM_KEY_FILE {path}: not a PEM private key")
+    return DKIMKey(selector.encode(), domain.encode(), pem)
+
+
+def build_email_channel() -> EmailChannel:
+    """Return the email channel from KEQUN_EMAIL_URL, KEQUN_EMAIL_FROM and friends."""
     if not settings.KEQUN_EMAIL_URL:
         raise ChannelNotConfiguredError(
-            "email is not configured: set KEQUN_EMAIL_URL=smtp://user:password@host:587"
+            "email is not configured: set KEQUN_EMAIL_URL=smtp://user:password@host:587 and KEQUN_EMAIL_FROM"
         )
-    raise ChannelNotConfiguredError("email sending is being built")
+    if not settings.KEQUN_EMAIL_FROM:
+        raise ChannelNotConfiguredError(
+            "email is not configured: set KEQUN_EMAIL_FROM (the sender address)"
+        )
+    server = parse_email_url(settings.KEQUN_EMAIL_URL)
+    sender = settings.KEQUN_EMAIL_FROM
+    key = None
+    if settings.KEQUN_DKIM_KEY_FILE:
+        domain = email.utils.parseaddr(sender)[1].rpartition("@")[2]
+        key = load_dkim_key(settings.KEQUN_DKIM_KEY_FILE, settings.KEQUN_DKIM_SELECTOR, domain)
+    return EmailChannel(
+        server,
+        sender=sender,
+        rate_per_second=float(settings.KEQUN_EMAIL_RATE),
+        connections=int(settings.KEQUN_EMAIL_CONNECTIONS),
+        dkim_key=key,
+    )
