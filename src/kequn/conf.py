@@ -49,6 +49,11 @@ ENVIRONMENT = frozenset(
         "KEQUN_IMPORT_STALE_MINUTES",
         "KEQUN_KEY_FILE",
         "KEQUN_LANGUAGE",
+        # campaigns (kequn.engage)
+        "KEQUN_CONTROL_GROUP_PERCENT",
+        "KEQUN_MARKETING_CAPS",
+        "KEQUN_QUIET_HOURS",
+        "KEQUN_SEND_LEASE_SECONDS",
         "KEQUN_LOGIN_COOLOFF_MINUTES",
         "KEQUN_LOGIN_FAILURE_LIMIT",
         "KEQUN_LOGIN_RATE",

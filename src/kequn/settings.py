@@ -244,6 +244,12 @@ KEQUN_XLSX_MAX_COLUMNS = int(read_env("KEQUN_XLSX_MAX_COLUMNS", "500"))
 KEQUN_XLSX_MAX_STRINGS = int(read_env("KEQUN_XLSX_MAX_STRINGS", "2000000"))
 KEQUN_SESSION_IDLE_MINUTES = int(read_env("KEQUN_SESSION_IDLE_MINUTES", "30"))
 KEQUN_SESSION_MAX_HOURS = int(read_env("KEQUN_SESSION_MAX_HOURS", "12"))
+# Campaigns (kequn.engage): the global control group, marketing caps, quiet hours in the
+# business time zone, and how long a worker's claim on a batch lasts (links use KEQUN_PUBLIC_URL).
+KEQUN_CONTROL_GROUP_PERCENT = float(read_env("KEQUN_CONTROL_GROUP_PERCENT", "5"))
+KEQUN_MARKETING_CAPS = read_env("KEQUN_MARKETING_CAPS", "channel_day=1,channel_week=3,day=2,week=5")
+KEQUN_QUIET_HOURS = read_env("KEQUN_QUIET_HOURS", "21:00-09:00")
+KEQUN_SEND_LEASE_SECONDS = int(read_env("KEQUN_SEND_LEASE_SECONDS", "60"))
 # The browser drops an idle cookie too; kequn.security.middleware enforces both limits.
 SESSION_COOKIE_AGE = KEQUN_SESSION_IDLE_MINUTES * 60
 SESSION_COOKIE_HTTPONLY = True

@@ -1,0 +1,51 @@
+"""Engagement services: the only code that changes engagement data (campaigns, outbox, consent)."""
+
+from __future__ import annotations
+
+from kequn.engage.services.campaigns import (
+    CampaignError,
+    check_campaign,
+    check_template_sources,
+    choose_winner,
+    create_campaign,
+    create_template,
+    finish_campaigns,
+    pause_campaign,
+    pump_outbox,
+    send_campaign,
+    start_run,
+)
+from kequn.engage.services.outbox import (
+    QueueOutcome,
+    SendStats,
+    ensure_wakeup,
+    make_unsubscribe_url,
+    queue_message,
+    read_unsubscribe_token,
+    send_due_messages,
+    suppress_address,
+)
+from kequn.engage.services.unsubscribe import unsubscribe
+
+__all__ = [
+    "CampaignError",
+    "QueueOutcome",
+    "SendStats",
+    "check_campaign",
+    "check_template_sources",
+    "choose_winner",
+    "create_campaign",
+    "create_template",
+    "ensure_wakeup",
+    "finish_campaigns",
+    "make_unsubscribe_url",
+    "pause_campaign",
+    "pump_outbox",
+    "queue_message",
+    "read_unsubscribe_token",
+    "send_campaign",
+    "send_due_messages",
+    "start_run",
+    "suppress_address",
+    "unsubscribe",
+]

@@ -1,0 +1,454 @@
+"""The outbox: queue a message, and send what is due in claimed batches, each marked when sent.
+
+Exactly once: a worker claims a batch (a token written by one UPDATE; PostgreSQL also skips
+rows locked by another worker), sends one message at a time and marks each sent in its own
+commit right after the channel accepted it. A worker killed mid-batch leaves its claimed rows
+"sending"; when the claim lapses (KEQUN_SEND_LEASE_SECONDS) another pass sends them. The one
+case that can still give a duplicate is a kill between the server accepting a message and
+the commit of "sent" (SMTP itself cannot tell, RFC 1047): a few milliseconds per message.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core import signing
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.module_loading import import_string
+from django_tasks_db.models import DBTaskResult, get_date_max
+
+from kequn.engage import content
+from kequn.engage.channels import (
+    Channel,
+    ChannelNotConfiguredError,
+    ChannelUnavailableError,
+    OutgoingMessage,
+    SendResult,
+    get_channel,
+)
+from kequn.engage.models import Message, Purpose, Suppression, Template
+from kequn.engage.policy import end_of_quiet_hours, get_caps, is_in_control_group
+from kequn.engage.services.audience import check_eligibility, hash_address
+from kequn.security.actors import Actor
+
+logger = logging.getLogger(__name__)
+
+PENDING = (Message.Status.QUEUED, Message.Status.HELD, Message.Status.RETRYING)
+MAX_ATTEMPTS = 8
+UNSUBSCRIBE_SALT = "kequn.engage.unsubscribe"
+PUMP_TASK = "kequn.engage.tasks.pump_outbox_task"
+
+
+@dataclass
+class QueueOutcome:
+    """What queue_message did: the outbox row (queued or skipped with its reason)."""
+
+    message: Message
+    created: bool
+
+    @property
+    def skip_reason(self) -> str:
+        return self.message.skip_reason
+
+    @property
+    def is_queued(self) -> bool:
+        return self.message.status != Message.Status.SKIPPED
+
+
+@dataclass
+class SendStats:
+    """What a pass over the outbox did, by outcome, with the last channel error."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.counts, "errors": self.errors}
+
+
+def get_lease() -> timedelta:
+    """Return how long a worker's claim on a batch lasts."""
+    return timedelta(seconds=settings.KEQUN_SEND_LEASE_SECONDS)
+
+
+def get_backoff(attempts: int) -> timedelta:
+    """Return the wait before the next attempt: 30 s doubling, at most an hour."""
+    return timedelta(seconds=min(3600, 30 * 2 ** max(0, attempts - 1)))
+
+
+def make_unsubscribe_url(customer_id: int, channel: str, source: str) -> str:
+    """Return the signed one-click unsubscribe link of a customer on a channel."""
+    token = signing.dumps({"c": customer_id, "ch": channel, "s": source}, salt=UNSUBSCRIBE_SALT)
+    path = reverse("engage-unsubscribe", args=[token])
+    return settings.KEQUN_PUBLIC_URL.rstrip("/") + path
+
+
+def read_unsubscribe_token(token: str) -> dict[str, Any]:
+    """Return what an unsubscribe token says; raise signing.BadSignature when it was altered."""
+    data = signing.loads(token, salt=UNSUBSCRIBE_SALT)
+    if not isinstance(data, dict) or not isinstance(data.get("c"), int):
+        raise signing.BadSignature("malformed unsubscribe token")
+    return data
+
+
+def ensure_wakeup(at: datetime | None = None) -> None:
+    """Make sure the worker passes over the outbox at ``at`` (now by default), once."""
+    # The task is named, not imported: tasks.py imports these services.
+    pump_outbox_task = import_string(PUMP_TASK)
+    at = at or timezone.now()
+    pending = DBTaskResult.objects.filter(task_path=PUMP_TASK, status="READY").filter(
+        Q(run_after__lte=at) | Q(run_after=get_date_max())
+    )
+    if not pending.exists():
+        pump_outbox_task.using(run_after=at).enqueue()
+
+
+def queue_message(
+    *,
+    customer_id: int,
+    template_id: int,
+    channel: str,
+    purpose: str = Purpose.MARKETING,
+    source: str,
+    dedupe_key: str,
+    by: Actor,
+) -> QueueOutcome:
+    """Queue one message to a customer (the worker sends it), or record why it is skipped.
+
+    Checks consent, suppression, erasure, restriction and the global control group now (the
+    send checks them again with the caps and quiet hours); transactional messages bypass the
+    control group. Idempotent on dedupe_key: a second call returns the first row.
+    """
+    existing = Message.objects.filter(dedupe_key=dedupe_key).first()
+    if existing is not None:
+        return QueueOutcome(existing, created=False)
+    template = Template.objects.get(pk=template_id)
+    standing = check_eligibility([customer_id], channel, purpose)[customer_id]
+    reason = standing.skip_reason
+    if not reason and purpose == Purpose.MARKETING and is_in_control_group(customer_id):
+        reason = "control_group"
+    message = Message(
+        source=source,
+        dedupe_key=dedupe_key,
+        customer_id=customer_id if reason != "erased" else None,
+        template=template,
+        channel=channel,
+        purpose=purpose,
+        address=standing.address,
+        status=Message.Status.SKIPPED if reason else Message.Status.QUEUED,
+        skip_reason=reason,
+    )
+    try:
+        with transaction.atomic():
+            message.save()
+    except IntegrityError:  # the same key queued at the same moment elsewhere
+        return QueueOutcome(Message.objects.get(dedupe_key=dedupe_key), created=False)
+    if not reason:
+        transaction.on_commit(ensure_wakeup)
+    return QueueOutcome(message, created=True)
+
+
+def _claimable(now: datetime) -> Q:
+    return Q(status__in=PENDING, next_attempt_at__lte=now) | Q(
+        status=Message.Status.SENDING, claimed_until__lt=now
+    )
+
+
+def claim_batch(
+    size: int, *, campaign_id: int | None = None, exclude_channels: Iterable[str] = ()
+) -> list[Message]:
+    """Claim up to ``size`` due messages for this worker; return them."""
+    now = timezone.now()
+    token = uuid.uuid4().hex
+    with transaction.atomic():
+        due = Message.objects.filter(_claimable(now))
+        if campaign_id is not None:
+            due = due.filter(campaign_id=campaign_id)
+        excluded = list(exclude_channels)
+        if excluded:
+            due = due.exclude(channel__in=excluded)
+        due = due.order_by("next_attempt_at", "id")
+        if connection.features.has_select_for_update_skip_locked:
+            due = due.select_for_update(skip_locked=True)
+        ids = list(due.values_list("id", flat=True)[:size])
+        if not ids:
+            return []
+        # The condition again in the UPDATE: on SQLite two workers may have read the same rows,
+        # and only the first UPDATE (writers take turns) still finds them claimable.
+        Message.objects.filter(_claimable(now), id__in=ids).update(
+            status=Message.Status.SENDING,
+            claim_token=token,
+            claimed_until=now + get_lease(),
+            attempts=F("attempts") + 1,
+        )
+    return list(
+        Message.objects.filter(claim_token=token, status=Message.Status.SENDING)
+        .select_related("template")
+        .order_by("id")
+    )
+
+
+def _mark(message: Message, **changes: Any) -> None:
+    """Write a message's outcome at once (its own commit), if this worker still holds it."""
+    changes.setdefault("claimed_until", None)
+    Message.objects.filter(pk=message.pk, claim_token=message.claim_token).update(**changes)
+    for name, value in changes.items():
+        setattr(message, name, value)
+
+
+def _retry_later(message: Message, error: str, now: datetime, stats: SendStats) -> None:
+    if message.attempts >= MAX_ATTEMPTS:
+        _mark(message, status=Message.Status.FAILED, error=error[:500])
+        stats.counts["failed"] += 1
+    else:
+        _mark(
+            message,
+            status=Message.Status.RETRYING,
+            error=error[:500],
+            next_attempt_at=now + get_backoff(message.attempts),
+        )
+        stats.counts["retrying"] += 1
+
+
+def suppress_address(channel: str, address: str, reason: str) -> None:
+    """Put an address on the suppression list (idempotent)."""
+    Suppression.objects.get_or_create(
+        channel=channel, address_hash=hash_address(channel, address), defaults={"reason": reason}
+    )
+
+
+def _record_result(message: Message, address: str, result: SendResult, stats: SendStats) -> None:
+    now = timezone.now()
+    if result.is_sent:
+        _mark(
+            message,
+            status=Message.Status.SENT,
+            sent_at=now,
+            provider_id=result.provider_id[:200],
+            error="",
+        )
+        stats.counts["sent"] += 1
+    elif result.status == "retry":
+        _retry_later(message, result.error, now, stats)
+    else:
+        if result.hard_bounce and address:
+            suppress_address(message.channel, address, result.error[:200] or "hard bounce")
+        _mark(message, status=Message.Status.FAILED, error=result.error[:500])
+        stats.counts["failed"] += 1
+
+
+def _count_recent(
+    customer_ids: list[int], now: datetime
+) -> tuple[Counter[tuple[int, str]], Counter[tuple[int, str]]]:
+    """Return marketing messages sent per (customer, channel) today and in the last 7 days."""
+    day_start = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    today: Counter[tuple[int, str]] = Counter()
+    week: Counter[tuple[int, str]] = Counter()
+    rows = Message.objects.filter(
+        customer_id__in=customer_ids,
+        purpose=Purpose.MARKETING,
+        status=Message.Status.SENT,
+        sent_at__gte=now - timedelta(days=7),
+    ).values_list("customer_id", "channel", "sent_at")
+    for customer_id, channel, sent_at in rows:
+        week[(customer_id, channel)] += 1
+        if sent_at >= day_start:
+            today[(customer_id, channel)] += 1
+    return today, week
+
+
+def _is_capped(
+    customer_id: int, channel: str, today: Counter[tuple[int, str]], week: Counter[tuple[int, str]]
+) -> bool:
+    caps = get_caps()
+    checks = [
+        (caps.channel_day, today[(customer_id, channel)]),
+        (caps.channel_week, week[(customer_id, channel)]),
+        (caps.day, sum(n for (c, _), n in today.items() if c == customer_id)),
+        (caps.week, sum(n for (c, _), n in week.items() if c == customer_id)),
+    ]
+    return any(cap and count >= cap for cap, count in checks)
+
+
+def _build(
+    message: Message, address: str, language: str, context: dict[str, Any]
+) -> OutgoingMessage:
+    subject_source, body_source = message.template.get_content(language)
+    subject = content.render(subject_source, context) if subject_source else ""
+    body = content.render(body_source, context)
+    is_email = message.channel == "email"
+    unsubscribe = ""
+    if message.purpose == Purpose.MARKETING and message.customer_id:
+        unsubscribe = make_unsubscribe_url(message.customer_id, message.channel, message.source)
+    return OutgoingMessage(
+        key=str(message.pk),
+        to=address,
+        subject=subject,
+        html=body if is_email else "",
+        text="" if is_email else body,
+        template_code=message.template.template_code,
+        params={k: str(v) for k, v in context.items() if isinstance(v, str | int | float)},
+        unsubscribe_url=unsubscribe,
+        headers={"X-Kequn-Message": str(message.pk)},
+        payload={"message": message.pk, "source": message.source}
+        if message.channel == "webhook"
+        else None,
+    )
+
+
+class _Channels:
+    """The senders opened during one pass, closed at its end."""
+
+    def __init__(self) -> None:
+        self.open: dict[str, Channel] = {}
+
+    def get(self, kind: str) -> Channel:
+        if kind not in self.open:
+            self.open[kind] = get_channel(kind)
+        return self.open[kind]
+
+    def close(self) -> None:
+        for channel in self.open.values():
+            try:
+                channel.close()
+            except Exception:  # closing a broken connection must not hide the pass's result
+                logger.warning("closing the %s channel failed", channel.kind, exc_info=True)
+
+
+def _send_group(
+    messages: list[Message],
+    channel_kind: str,
+    purpose: str,
+    channels: _Channels,
+    stats: SendStats,
+    down: set[str],
+    progress: Callable[[int], None] | None,
+) -> None:
+    """Check, render and send one channel's and purpose's messages of a claimed batch."""
+    now = timezone.now()
+    is_marketing = purpose == Purpose.MARKETING
+    opening = end_of_quiet_hours(now) if is_marketing else None
+    if opening is not None:  # quiet hours: held, sent when the window opens
+        for message in messages:
+            _mark(message, status=Message.Status.HELD, next_attempt_at=opening)
+        stats.counts["held"] += len(messages)
+        return
+    try:
+        channel = channels.get(channel_kind)
+    except (ChannelNotConfiguredError, ValueError) as exc:
+        for message in messages:
+            _retry_later(message, str(exc), now, stats)
+        stats.errors.append(str(exc))
+        down.add(channel_kind)
+        return
+    ids = [m.customer_id for m in messages if m.customer_id]
+    standing = check_eligibility(ids, channel_kind, purpose)
+    today, week = _count_recent(ids, now) if is_marketing else (Counter(), Counter())
+    contexts = content.build_merge_contexts(ids)
+    for index, message in enumerate(messages):
+        reason = (
+            "erased" if message.customer_id is None else standing[message.customer_id].skip_reason
+        )
+        if (
+            not reason
+            and is_marketing
+            and _is_capped(message.customer_id, channel_kind, today, week)
+        ):
+            reason = "frequency_cap"
+        if reason:
+            _mark(message, status=Message.Status.SKIPPED, skip_reason=reason)
+            stats.counts["skipped"] += 1
+            if progress:
+                progress(1)
+            continue
+        info = standing[message.customer_id]
+        try:
+            outgoing = _build(
+                message, info.address, info.language, contexts.get(message.customer_id, {})
+            )
+        except Exception as exc:  # a template problem is this message's failure, not the pass's
+            _mark(
+                message, status=Message.Status.FAILED, skip_reason="", error=f"render: {exc}"[:500]
+            )
+            stats.counts["failed"] += 1
+            continue
+        try:
+            result = channel.send_batch([outgoing])[0]
+        except ChannelUnavailableError as exc:
+            for waiting in messages[index:]:
+                _retry_later(waiting, str(exc), now, stats)
+            stats.errors.append(str(exc))
+            down.add(channel_kind)
+            return
+        _record_result(message, info.address, result, stats)
+        if result.is_sent and is_marketing:
+            today[(message.customer_id, channel_kind)] += 1
+            week[(message.customer_id, channel_kind)] += 1
+        if progress:
+            progress(1)
+
+
+def send_due_messages(
+    *,
+    campaign_id: int | None = None,
+    batch_size: int = 50,
+    limit: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> SendStats:
+    """Send every due message (of one campaign if given); return the counts by outcome.
+
+    A channel that is down (or has no settings) is left for a later pass: its messages wait
+    as "retrying" with the error and a growing delay.
+    """
+    stats = SendStats()
+    channels = _Channels()
+    down: set[str] = set()
+    handled = 0
+    try:
+        while limit is None or handled < limit:
+            batch = claim_batch(batch_size, campaign_id=campaign_id, exclude_channels=down)
+            if not batch:
+                break
+            handled += len(batch)
+            groups: dict[tuple[str, str], list[Message]] = defaultdict(list)
+            for message in batch:
+                groups[(message.channel, message.purpose)].append(message)
+            for (kind, purpose), messages in groups.items():
+                if kind in down:
+                    for message in messages:
+                        _retry_later(
+                            message, stats.errors[-1] if stats.errors else "", timezone.now(), stats
+                        )
+                    continue
+                _send_group(messages, kind, purpose, channels, stats, down, progress)
+    finally:
+        channels.close()
+    return stats
+
+
+def get_next_due() -> datetime | None:
+    """Return when the earliest waiting message is due (a lapsed claim included)."""
+    first = (
+        Message.objects.filter(status__in=PENDING)
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )
+    claim = (
+        Message.objects.filter(status=Message.Status.SENDING)
+        .order_by("claimed_until")
+        .values_list("claimed_until", flat=True)
+        .first()
+    )
+    moments = [m for m in (first, claim) if m is not None]
+    return min(moments) if moments else None
