@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from django.utils.translation import gettext as _
 
+from kequn.commerce.hooks import notify_orders_written
 from kequn.commerce.models import Channel, Order, OrderLine, Product
 from kequn.customers.selectors import find_identity_owners
 from kequn.ingest.cleaning import (
@@ -201,4 +202,7 @@ class OrderImporter(Importer):
             OrderLine.objects.bulk_update(
                 list(update.values()), ["quantity", "unit_price", "amount"]
             )
+        # Apps reacting to orders (loyalty points) see the inserted and changed ones.
+        touched = {r.number for r in records if outcomes.get(r.row_number) != "unchanged"}
+        notify_orders_written((all_orders[n].pk for n in touched), by=self.by)
         return outcomes, rejections

@@ -1,0 +1,190 @@
+"""Points on orders: earned once per order (key ``order:<number>``), taken back on a refund.
+
+Commerce calls :func:`earn_for_orders` (registered as an order listener) with the ids of the
+orders an import or the API wrote, inside the writer's transaction. It is set-based for the
+common case (new orders of members): a handful of queries per batch, whatever its size.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from kequn.commerce.models import Order, OrderLine
+from kequn.loyalty.models import LedgerEntry, Member, Programme, TierChange
+from kequn.loyalty.services.base import compute_expiry, get_base_tier, get_programme, new_member
+from kequn.loyalty.services.ledger import reverse_locked
+from kequn.loyalty.services.referrals import qualify_referrals
+from kequn.loyalty.services.tiers import upgrade_members
+from kequn.security.actors import Actor
+from kequn.security.audit import services as audit
+
+Kind = LedgerEntry.Kind
+PURCHASE = {str(s) for s in Order.PURCHASE_STATUSES}
+TAKEN_BACK = {str(Order.Status.REFUNDED), str(Order.Status.CANCELLED)}
+
+
+def earn_key(number: str) -> str:
+    """Return the idempotency key of an order's points."""
+    return f"order:{number}"
+
+
+def compute_order_points(
+    programme: Programme,
+    total: Decimal,
+    multiplier: Decimal,
+    lines: list[tuple[Decimal, str]] | None = None,
+    campaign: str = "",
+) -> int:
+    """Return an order's points: net paid × points per unit × tier, category and campaign multipliers."""
+    base = Decimal(total) * programme.points_per_unit * multiplier
+    categories = programme.category_multipliers or {}
+    if lines and categories:
+        line_total = sum((amount for amount, _code in lines), Decimal(0))
+        if line_total > 0:
+            weighted = sum(
+                (amount * Decimal(str(categories.get(code, 1))) for amount, code in lines),
+                Decimal(0),
+            )
+            base = base * weighted / line_total
+    if campaign:
+        base *= Decimal(str((programme.campaign_multipliers or {}).get(campaign, 1)))
+    return max(0, int(base))
+
+
+def _line_categories(order_ids: list[int]) -> dict[int, list[tuple[Decimal, str]]]:
+    lines: dict[int, list[tuple[Decimal, str]]] = defaultdict(list)
+    for order_id, amount, code, parent in OrderLine.objects.filter(
+        order_id__in=order_ids
+    ).values_list(
+        "order_id", "amount", "product__category__code", "product__category__parent__code"
+    ):
+        lines[order_id].append((amount, code or parent or ""))
+    return lines
+
+
+def earn_for_orders(order_ids: list[int], by: Actor, now: datetime | None = None) -> dict[str, int]:
+    """Earn points on purchases and take them back on refunds; return what was done."""
+    done = {"earned": 0, "points": 0, "reversed": 0, "enrolled": 0}
+    programme = get_programme()
+    if not programme.is_active or not order_ids:
+        return done
+    now = now or timezone.now()
+    orders = list(
+        Order.objects.filter(pk__in=order_ids, customer_id__isnull=False).values_list(
+            "pk", "number", "customer_id", "status", "total_amount", "ordered_at"
+        )
+    )
+    if not orders:
+        return done
+    keys = [earn_key(o[1]) for o in orders]
+    earned = {
+        e.key: e
+        for e in LedgerEntry.objects.filter(key__in=keys).only("pk", "key", "member_id", "held")
+    }
+    reversed_ids = set(
+        LedgerEntry.objects.filter(reverses_id__in=[e.pk for e in earned.values()]).values_list(
+            "reverses_id", flat=True
+        )
+    )
+    to_earn = [o for o in orders if o[3] in PURCHASE and earn_key(o[1]) not in earned]
+    to_reverse = [
+        o
+        for o in orders
+        if o[3] in TAKEN_BACK
+        and earn_key(o[1]) in earned
+        and earned[earn_key(o[1])].pk not in reversed_ids
+    ]
+    if not to_earn and not to_reverse:
+        return done
+    customer_ids = sorted({o[2] for o in to_earn} | {o[2] for o in to_reverse})
+    known = set(
+        Member.objects.filter(customer_id__in=customer_ids).values_list("customer_id", flat=True)
+    )
+    if programme.auto_enroll:
+        tier = get_base_tier()
+        fresh = [new_member(c, tier, now) for c in {o[2] for o in to_earn} - known]
+        if fresh:
+            Member.objects.bulk_create(fresh, ignore_conflicts=True, batch_size=1000)
+            if tier is not None:
+                TierChange.objects.bulk_create(
+                    [
+                        TierChange(
+                            member_id=m.customer_id, to_tier=tier, reason="enrolled", changed_at=now
+                        )
+                        for m in fresh
+                    ],
+                    batch_size=1000,
+                )
+            done["enrolled"] = len(fresh)
+    members = {
+        m.customer_id: m
+        for m in Member.objects.select_for_update(of=("self",))
+        .select_related("tier")
+        .filter(customer_id__in=customer_ids)
+        .order_by("customer_id")
+    }
+    lines = _line_categories([o[0] for o in to_earn]) if programme.category_multipliers else {}
+    entries = []
+    actor = by.get_username()[:150]
+    for pk, number, customer_id, _status, total, ordered_at in to_earn:
+        member = members.get(customer_id)
+        if member is None:
+            continue  # not a member and no automatic enrolment
+        multiplier = member.tier.earn_multiplier if member.tier else Decimal(1)
+        points = compute_order_points(programme, total, multiplier, lines.get(pk))
+        if points <= 0:
+            continue
+        available_at = ordered_at + timedelta(days=programme.pending_days)
+        entry = LedgerEntry(
+            member_id=customer_id,
+            kind=Kind.EARN,
+            key=earn_key(number),
+            source="order",
+            order_ref=number[:64],
+            created_at=now,
+            created_by=actor,
+            available_at=available_at,
+            expires_at=compute_expiry(programme, available_at),
+        )
+        if available_at > now:
+            entry.points, entry.pending, entry.held = 0, points, points
+            member.pending += points
+        else:
+            entry.points, entry.remaining = points, max(0, points + min(0, member.balance))
+            member.balance += points
+        entries.append(entry)
+        done["points"] += points
+    LedgerEntry.objects.bulk_create(entries, batch_size=1000)
+    Member.objects.bulk_update(list(members.values()), ["balance", "pending"], batch_size=1000)
+    done["earned"] = len(entries)
+    for _pk, number, customer_id, _status, _total, _at in to_reverse:
+        grant = LedgerEntry.objects.get(key=earn_key(number))
+        reverse_locked(
+            members[customer_id],
+            grant,
+            key=f"{earn_key(number)}:reverse",
+            now=now,
+            by=by,
+            reason="order refunded or cancelled",
+            source="order",
+        )
+        done["reversed"] += 1
+    audit.record_event(
+        audit.CHANGE, actor=by, target_type="loyalty.member", detail={"loyalty": "orders", **done}
+    )
+    earners = sorted({e.member_id for e in entries})
+    if earners:
+        upgrade_members(earners, by=by, now=now)
+        qualify_referrals(earners, by=by, now=now)
+    return done
+
+
+def earn_for_orders_listener(order_ids: list[int], by: Actor) -> None:
+    """The commerce order listener: earn (or take back) points in the writer's transaction."""
+    with transaction.atomic():
+        earn_for_orders(order_ids, by)

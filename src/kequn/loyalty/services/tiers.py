@@ -1,0 +1,211 @@
+"""Tiers: upgrade as soon as a member qualifies, downgrade one tier at a time at the yearly review."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from tqdm import tqdm
+
+from kequn.commerce.models import Order
+from kequn.loyalty.models import LedgerEntry, Member, Programme, Tier, TierChange
+from kequn.loyalty.services.base import get_programme
+from kequn.security.actors import Actor
+from kequn.security.audit import services as audit
+
+WINDOW = timedelta(days=365)
+# Called after commit with (customer_ids, payload) when tiers change (see loyalty.integrations).
+TierListener = Callable[[list[int], dict], None]
+_listeners: list[TierListener] = []
+
+
+def register_tier_listener(listener: TierListener) -> None:
+    """Call `listener` after each commit that changed tiers."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
+def _notify(changes: list[tuple[int, str, str]]) -> None:
+    if not changes or not _listeners:
+        return
+    for listener in _listeners:
+        for customer_id, old, new in changes:
+            listener([customer_id], {"from_tier": old, "tier": new})
+
+
+def compute_qualifying(
+    member_ids: Iterable[int], programme: Programme, now: datetime
+) -> dict[int, Decimal]:
+    """Return each member's spend (or points earned) in the rolling 12 months."""
+    ids = list(member_ids)
+    since = now - WINDOW
+    if programme.tier_basis == Programme.TierBasis.POINTS:
+        rows = (
+            LedgerEntry.objects.filter(
+                member_id__in=ids,
+                kind=LedgerEntry.Kind.EARN,
+                created_at__gte=since,
+                reversals__isnull=True,
+            )
+            .values("member_id")
+            .annotate(total=Sum("points") + Sum("pending"))
+            .values_list("member_id", "total")
+        )
+    else:
+        rows = (
+            Order.objects.filter(
+                customer_id__in=ids,
+                status__in=Order.PURCHASE_STATUSES,
+                ordered_at__gte=since,
+                ordered_at__lte=now,
+            )
+            .values("customer_id")
+            .annotate(total=Sum("total_amount"))
+            .values_list("customer_id", "total")
+        )
+    return {member_id: Decimal(total or 0) for member_id, total in rows}
+
+
+def find_tier(value: Decimal, tiers: list[Tier]) -> Tier | None:
+    """Return the highest tier whose threshold the value reaches."""
+    best = None
+    for tier in tiers:
+        if value >= tier.threshold:
+            best = tier
+    return best
+
+
+@dataclass
+class ReviewResult:
+    upgraded: int = 0
+    downgraded: int = 0
+    unchanged: int = 0
+    changes: list[tuple[int, str, str]] = field(default_factory=list)
+
+
+def _describe(programme: Programme, value: Decimal) -> str:
+    if programme.tier_basis == Programme.TierBasis.POINTS:
+        return _("%(v)s points earned in 12 months") % {"v": int(value)}
+    return _("spend %(v)s in 12 months") % {"v": value.quantize(Decimal("0.01"))}
+
+
+def _apply(
+    members: list[Member],
+    *,
+    review: bool,
+    now: datetime,
+    result: ReviewResult,
+) -> None:
+    programme = get_programme()
+    tiers = list(Tier.objects.order_by("rank"))
+    if not tiers:
+        return
+    by_rank = {t.rank: t for t in tiers}
+    ranks = [t.rank for t in tiers]
+    values = compute_qualifying((m.customer_id for m in members), programme, now)
+    changed: list[Member] = []
+    history: list[TierChange] = []
+    for member in members:
+        value = values.get(member.customer_id, Decimal(0))
+        target = find_tier(value, tiers) or tiers[0]
+        current = by_rank.get(member.tier.rank) if member.tier_id and member.tier else None
+        new = None
+        if current is None or target.rank > current.rank:
+            new = target
+            reason = _("upgraded: %(why)s") % {"why": _describe(programme, value)}
+        elif review and target.rank < current.rank:
+            new = by_rank[ranks[ranks.index(current.rank) - 1]]  # one tier at a time
+            reason = _("yearly review: %(why)s") % {"why": _describe(programme, value)}
+        if new is None or (current is not None and new.pk == current.pk):
+            result.unchanged += 1
+            continue
+        if current is None or new.rank > current.rank:
+            result.upgraded += 1
+        else:
+            result.downgraded += 1
+        history.append(
+            TierChange(
+                member=member, from_tier=current, to_tier=new, reason=reason[:300], changed_at=now
+            )
+        )
+        result.changes.append((member.customer_id, current.code if current else "", new.code))
+        member.tier, member.tier_since = new, now
+        changed.append(member)
+    if changed:
+        Member.objects.bulk_update(changed, ["tier", "tier_since"], batch_size=1000)
+        TierChange.objects.bulk_create(history, batch_size=1000)
+
+
+def upgrade_members(member_ids: Iterable[int], *, by: Actor, now: datetime | None = None) -> int:
+    """Upgrade at once the members who now qualify for a higher tier; return how many."""
+    now = now or timezone.now()
+    ids = sorted(set(member_ids))
+    result = ReviewResult()
+    with transaction.atomic():
+        members = list(
+            Member.objects.select_for_update(of=("self",))
+            .select_related("tier")
+            .filter(customer_id__in=ids)
+            .order_by("customer_id")
+        )
+        _apply(members, review=False, now=now, result=result)
+        if result.upgraded:
+            audit.record_event(
+                audit.CHANGE,
+                actor=by,
+                target_type="loyalty.member",
+                detail={"loyalty": "upgrade", "members": result.upgraded},
+            )
+            changes = list(result.changes)
+            transaction.on_commit(lambda: _notify(changes))
+    return result.upgraded
+
+
+def review_tiers(
+    *, by: Actor, now: datetime | None = None, batch_size: int = 2000, progress: bool = False
+) -> ReviewResult:
+    """The yearly review: upgrade who qualifies, move down one tier who no longer does."""
+    now = now or timezone.now()
+    result = ReviewResult()
+    last = 0
+    total = Member.objects.count()
+    with tqdm(total=total, unit=" members", file=sys.stderr, disable=not progress) as bar:
+        while True:
+            with transaction.atomic():
+                members = list(
+                    Member.objects.select_for_update(of=("self",))
+                    .select_related("tier")
+                    .filter(customer_id__gt=last)
+                    .order_by("customer_id")[:batch_size]
+                )
+                if not members:
+                    break
+                part = ReviewResult()
+                _apply(members, review=True, now=now, result=part)
+                audit.record_event(
+                    audit.CHANGE,
+                    actor=by,
+                    target_type="loyalty.member",
+                    detail={
+                        "loyalty": "review",
+                        "upgraded": part.upgraded,
+                        "downgraded": part.downgraded,
+                        "members": len(members),
+                    },
+                )
+                changes = list(part.changes)
+                transaction.on_commit(lambda changes=changes: _notify(changes))
+            result.upgraded += part.upgraded
+            result.downgraded += part.downgraded
+            result.unchanged += part.unchanged
+            result.changes.extend(part.changes)
+            last = members[-1].customer_id
+            bar.update(len(members))
+    return result
