@@ -29,6 +29,9 @@ ENVIRONMENT = frozenset(
         "KEQUN_DEBUG",
         "KEQUN_DEFAULT_REGION",
         "KEQUN_ERASURE_JOURNAL",
+        # feedback (kequn.feedback) and every link sent to customers
+        "KEQUN_FEEDBACK_FOLLOW_UP_HOURS",
+        "KEQUN_PUBLIC_URL",
         # engagement channels (kequn.engage.channels)
         "KEQUN_EMAIL_URL",
         "KEQUN_EMAIL_FROM",
@@ -46,14 +49,20 @@ ENVIRONMENT = frozenset(
         "KEQUN_WECHAT_RATE",
         "KEQUN_WEBHOOK_SECRET",
         "KEQUN_WEBHOOK_RATE",
-        "KEQUN_IMPORT_STALE_MINUTES",
-        "KEQUN_KEY_FILE",
-        "KEQUN_LANGUAGE",
+        # journeys (kequn.journeys)
+        "KEQUN_JOURNEY_POLL_SECONDS",
         # campaigns (kequn.engage)
         "KEQUN_CONTROL_GROUP_PERCENT",
         "KEQUN_MARKETING_CAPS",
         "KEQUN_QUIET_HOURS",
         "KEQUN_SEND_LEASE_SECONDS",
+        "KEQUN_IMPORT_STALE_MINUTES",
+        # monitoring (kequn.monitoring)
+        "KEQUN_ALERTS_CONFIG",
+        "KEQUN_LOG_FORMAT",
+        "KEQUN_METRICS_TOKEN",
+        "KEQUN_KEY_FILE",
+        "KEQUN_LANGUAGE",
         "KEQUN_LOGIN_COOLOFF_MINUTES",
         "KEQUN_LOGIN_FAILURE_LIMIT",
         "KEQUN_LOGIN_RATE",
