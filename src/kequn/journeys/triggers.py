@@ -444,6 +444,11 @@ def run_daily(*, now: datetime, by: Actor, force: bool = False) -> int | None:
     won = RunnerCursor.objects.filter(pk=cursor.pk, moment=cursor.moment).update(moment=now)
     if not won and not force:
         return None
-    since = cursor.moment - timedelta(hours=1) if cursor.moment else None
-    sync_birthdays(since=since, now=now)
+    # Birthdays changed since the last sync (by the clock: updated_at is the clock's time),
+    # with an hour's overlap for writes that committed late.
+    synced = _cursor("birthdays", 0)
+    started = timezone.now()
+    since = synced.moment - timedelta(hours=1) if synced.moment else None
+    sync_birthdays(since=since, now=started)
+    RunnerCursor.objects.filter(pk=synced.pk).update(moment=started)
     return run_date_triggers(today=today, now=now, by=by)
