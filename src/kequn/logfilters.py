@@ -1,7 +1,8 @@
-"""Logging filters that keep the server log to one line per routine client error."""
+"""Logging filters that keep the server log to one line per routine client error; JSON lines."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 
@@ -18,3 +19,40 @@ class RoutineClientErrorFilter(logging.Filter):
             record.exc_info = None
             record.exc_text = None
         return True
+
+
+# Attributes every LogRecord has; anything else on a record came from `extra=` and is logged.
+STANDARD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "request",
+    "server_time",
+}
+
+
+class JSONFormatter(logging.Formatter):
+    """Format each record as one JSON object per line (time, level, logger, message, extras).
+
+    Values passed with `extra=` (request id, user id, view, status, duration) become keys;
+    objects that are not JSON (a Django request, a socket) are left out rather than printed,
+    because their repr can carry query strings and with them personal data.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key in STANDARD_ATTRIBUTES or key.startswith("_"):
+                continue
+            if value is None or isinstance(value, str | int | float | bool):
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False, default=str)

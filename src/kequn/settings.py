@@ -97,6 +97,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: times every request (metrics, the JSON request log) and answers 503 when the
+    # database is down (kequn.monitoring).
+    "kequn.monitoring.middleware.RequestMonitoringMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # API answers hold personal data: Cache-Control no-store, also on 4xx and 429 answers.
     "kequn.security.headers.NoStoreMiddleware",
@@ -285,15 +288,33 @@ X_FRAME_OPTIONS = "DENY"
 
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
+# Monitoring (kequn.monitoring): /metrics wants this bearer token (unset: local addresses
+# only); alert thresholds come from a TOML/JSON file; log lines are JSON unless "text".
+KEQUN_METRICS_TOKEN = read_env("KEQUN_METRICS_TOKEN", "")
+KEQUN_ALERTS_CONFIG = read_env("KEQUN_ALERTS_CONFIG", "")
+KEQUN_LOG_FORMAT = read_env("KEQUN_LOG_FORMAT", "json").strip().lower()
+LOG_LEVEL = read_env("KEQUN_LOG_LEVEL", "WARNING")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"routine_4xx": {"()": "kequn.logfilters.RoutineClientErrorFilter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": read_env("KEQUN_LOG_LEVEL", "WARNING")},
+    "formatters": {"json": {"()": "kequn.logfilters.JSONFormatter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            **({"formatter": "json"} if KEQUN_LOG_FORMAT == "json" else {}),
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # A 403 or 404 is one line in the log, without a traceback (5xx keep theirs).
     "loggers": {
-        name: {"filters": ["routine_4xx"]} for name in ("django.request", "django.security.csrf")
+        **{
+            name: {"filters": ["routine_4xx"]}
+            for name in ("django.request", "django.security.csrf")
+        },
+        # One line per request (id, user, view, status, duration) at INFO, whatever the level.
+        "kequn.requests": {"level": "INFO" if LOG_LEVEL != "ERROR" else "ERROR"},
     },
 }
 

@@ -31,6 +31,8 @@ DEFAULT_SCHEDULES = {
     ),
     # Before the analytics refresh, so the snapshot is taken while the database is quiet.
     "database-backup": ScheduleSpec("kequn.security.tasks.nightly_backup_task", 24 * 60, time(2)),
+    # Security alert rules (kequn.monitoring), every five minutes from the next midnight.
+    "security-alerts": ScheduleSpec("kequn.monitoring.tasks.evaluate_alerts_task", 5, time(0)),
 }
 
 

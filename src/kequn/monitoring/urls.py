@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from kequn.monitoring import views
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("metrics", views.metrics_view, name="metrics"),
+    path("readyz", views.readyz, name="readyz"),
+]

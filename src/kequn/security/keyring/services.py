@@ -25,6 +25,7 @@ from django.apps import apps
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, models, transaction
 from django.db.models import F, TextField
 from django.db.models.functions import Cast
+from django.dispatch import Signal
 from django.utils import timezone
 
 from kequn.security.actors import Actor
@@ -38,6 +39,10 @@ DATA_KEY_BYTES = 32
 # A process notices a rotation started elsewhere within this many seconds; until then its
 # writes use the previous version, which the rotation's final sweep re-encrypts.
 ACTIVE_VERSION_TTL = 30.0
+
+
+# Sent with purpose=<field> each time a stored value fails to decrypt.
+decryption_failed = Signal()
 
 
 class DecryptionError(ValueError):
@@ -187,6 +192,15 @@ def parse_version(token: str) -> int | None:
 
 def decrypt(purpose: str, token: str, using: str = DEFAULT_DB_ALIAS) -> str:
     """Return the plaintext of a stored value; a value without the prefix is returned as is."""
+    try:
+        return _decrypt(purpose, token, using)
+    except DecryptionError:
+        # Higher apps (monitoring) listen: a value that fails to decrypt may be tampering.
+        decryption_failed.send(sender=DecryptionError, purpose=purpose)
+        raise
+
+
+def _decrypt(purpose: str, token: str, using: str) -> str:
     if not token.startswith(PREFIX):
         return token  # written before encryption was switched on (the migration catches up)
     version = parse_version(token)
