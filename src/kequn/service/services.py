@@ -311,10 +311,17 @@ def change_status(
 # --- messages --------------------------------------------------------------------------
 
 
+def _mail_domain() -> str:
+    for name in ("KEQUN_EMAIL_FROM", "KEQUN_SERVICE_ADDRESS"):
+        address = str(getattr(settings, name, "") or "").strip().rstrip(">")
+        if "@" in address:
+            return address.rsplit("@", 1)[1]
+    return "kequn.local"
+
+
 def make_message_id(ticket: Ticket, message: TicketMessage) -> str:
     """Return the Message-ID of an outgoing reply; replies to it thread back to the ticket."""
-    host = (getattr(settings, "KEQUN_SERVICE_ADDRESS", "") or "kequn.local").rsplit("@", 1)[-1]
-    return f"<ticket-{ticket.pk}.{message.pk}.{secrets.token_hex(4)}@{host}>"
+    return f"<ticket-{ticket.pk}.{message.pk}.{secrets.token_hex(4)}@{_mail_domain()}>"
 
 
 def add_reply(
@@ -478,15 +485,18 @@ def deliver_reply(message_id: int) -> str:
     if earlier:
         headers["In-Reply-To"] = earlier[-1]
         headers["References"] = " ".join(earlier[-10:])
+    address = str(getattr(settings, "KEQUN_SERVICE_ADDRESS", "") or "")
+    if address:
+        headers["Reply-To"] = address
     status, error = _send_email(message.message_id, to, subject, message.body, headers)
     TicketMessage.objects.filter(pk=message.pk).update(delivery=status, delivery_error=error[:300])
     return status
 
 
 def _send_email(
-    key: str, to: str, subject: str, text: str, headers: dict[str, str]
+    message_id: str, to: str, subject: str, text: str, headers: dict[str, str]
 ) -> tuple[str, str]:
-    """Send one email; return (delivery status, error)."""
+    """Send one email with this Message-ID; return (delivery status, error)."""
     try:
         from kequn.engage.channels import (  # noqa: PLC0415 -- the engagement channels are optional
             ChannelNotConfiguredError,
@@ -502,9 +512,12 @@ def _send_email(
         except ChannelNotConfiguredError:
             channel = None
         if channel is not None:
+            # The channel writes Message-ID as <key@its sender's domain>, the same as ours.
+            key = message_id.strip("<>").split("@", 1)[0]
+            extra = {k: v for k, v in headers.items() if k != "Message-ID"}
             try:
                 result = channel.send_batch(
-                    [OutgoingMessage(key=key, to=to, subject=subject, text=text, headers=headers)]
+                    [OutgoingMessage(key=key, to=to, subject=subject, text=text, headers=extra)]
                 )[0]
             except ChannelUnavailableError as exc:
                 return TicketMessage.Delivery.PENDING, str(exc)
@@ -512,15 +525,16 @@ def _send_email(
                 channel.close()
             if result.is_sent:
                 return TicketMessage.Delivery.SENT, ""
-            status = TicketMessage.Delivery.PENDING if result.status == "retry" else "failed"
-            return status, result.error
+            if result.status == "retry":
+                return TicketMessage.Delivery.PENDING, result.error
+            return TicketMessage.Delivery.FAILED, result.error
     from django.core.mail import EmailMessage  # noqa: PLC0415 -- the fallback sender
 
     sender = getattr(settings, "KEQUN_SERVICE_ADDRESS", "") or settings.DEFAULT_FROM_EMAIL
     try:
         EmailMessage(subject, text, sender, [to], headers=headers).send()
     except (OSError, ValueError) as exc:
-        return TicketMessage.Delivery.FAILED, f"{type(exc).__name__}: {exc}"
+        return TicketMessage.Delivery.PENDING, f"{type(exc).__name__}: {exc}"
     return TicketMessage.Delivery.SENT, ""
 
 
@@ -810,9 +824,8 @@ def _notify_escalation(ticket: Ticket) -> None:
     if not address:
         return
     subject = f"SLA missed: {ticket.reference} {ticket.subject}"
-    transaction.on_commit(
-        lambda: _send_email(f"escalation-{ticket.pk}", address, subject, subject, {})
-    )
+    message_id = f"<escalation-{ticket.pk}.{secrets.token_hex(4)}@{_mail_domain()}>"
+    transaction.on_commit(lambda: _send_email(message_id, address, subject, subject, {}))
 
 
 def recompute_deadlines(*, by: Actor, batch_size: int = 2000) -> int:
