@@ -284,12 +284,13 @@ def _build(
     message: Message, address: str, language: str, context: dict[str, Any]
 ) -> OutgoingMessage:
     subject_source, body_source = message.template.get_content(language)
-    subject = content.render(subject_source, context) if subject_source else ""
-    body = content.render(body_source, context)
-    is_email = message.channel == "email"
     unsubscribe = ""
     if message.purpose == Purpose.MARKETING and message.customer_id:
         unsubscribe = make_unsubscribe_url(message.customer_id, message.channel, message.source)
+    context = {**context, "unsubscribe_url": unsubscribe}
+    subject = content.render(subject_source, context, escape=False) if subject_source else ""
+    body = content.render(body_source, context)
+    is_email = message.channel == "email"
     return OutgoingMessage(
         key=str(message.pk),
         to=address,
