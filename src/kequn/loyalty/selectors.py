@@ -47,6 +47,7 @@ def summarise_member(member: Member, now: datetime | None = None) -> dict[str, A
     """Return balance, pending, tier and points expiring soon of one member."""
     expiring = get_expiring(member.customer_id, now=now)
     return {
+        "id": member.customer_id,
         "customer_id": member.customer_id,
         "tier": member.tier.code if member.tier else None,
         "tier_name": member.tier.name if member.tier else None,
