@@ -101,7 +101,7 @@ def test_birthdays_days_ahead_once_a_year_with_29_february(make_journey):
     update_customer(soon, {"birthday": date(1990, 5, 7)}, by=BY)
     update_customer(leap, {"birthday": date(1992, 2, 29)}, by=BY)
     update_customer(later, {"birthday": date(1985, 5, 8)}, by=BY)
-    now = timezone.make_aware(datetime(2027, 5, 4, 8, 0))
+    now = datetime(2027, 5, 4, 8, 0, tzinfo=timezone.get_current_timezone())
     assert triggers.run_daily(now=now, by=BY) == 1
     assert Enrollment.objects.get(journey=journey).customer_id == soon.pk
     # The birthday day is stored as a keyed hash, never as the day itself.

@@ -192,8 +192,8 @@ def create_journey(
         reentry_days=reentry_days,
         goal=goal,
         steps=steps,
-        created_by=get_user_or_none(by),
     )
+    journey.created_by_id = getattr(get_user_or_none(by), "pk", None)
     if activate:
         journey.status = Journey.Status.ACTIVE
         journey.activated_at = timezone.now()

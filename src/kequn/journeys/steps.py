@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from kequn.customers.models import Customer, CustomerTag, Tag
 from kequn.customers.services import delete_record, tag_customers
+from kequn.engage.services import queue_message
 from kequn.journeys.registry import StepContext, StepResult, register_step
 from kequn.journeys.services import check_goal, is_goal_reached
 from kequn.segments.services import check_rule, select_rule_members
@@ -223,11 +224,6 @@ def check_send(config: Mapping[str, Any]) -> list[str]:
 
 def run_send(context: StepContext) -> StepResult:
     """Queue the message in engage's outbox (consent, caps and control group are checked there)."""
-    from kequn.engage import services as engage  # noqa: PLC0415 -- engage's outbox is built beside journeys
-
-    queue_message = getattr(engage, "queue_message", None)
-    if queue_message is None:
-        raise RuntimeError("sending is not available yet (kequn.engage has no queue_message)")
     outcome = queue_message(
         customer_id=context.customer_id,
         template_id=int(context.config["template"]),
