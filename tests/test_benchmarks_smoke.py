@@ -35,6 +35,7 @@ else:
         "analytics_refresh": ["--database", "sqlite"],
         "demo_generate": [],
         "dashboard_render": [],
+        "email_send": [],
         "list_export": [],
         "ratelimit_overhead": [],
         "recommend_train": [],
