@@ -197,8 +197,9 @@ def explain_churn_risk(features: pd.DataFrame, *, limit: int = 3) -> tuple[list[
             "low chance still active (" + share + ")",
             "仍活跃的概率低（" + share + "）",
         )
-        # Nothing stands out: say how long it has been (only when it has been a while).
-        hit = ~np.isfinite(strength).any(axis=1) & (recency > 0)
+        # Nothing stands out: say how long it has been, but only once the customer is past
+        # their usual gap; "no purchase for 6 days" is no reason to worry about anyone.
+        hit = ~np.isfinite(strength).any(axis=1) & (recency > 0) & np.isfinite(gap) & (gap >= 1)
         days = _format("%d", np.trunc(recency[hit]))
         put(0, hit, 0.0, "no purchase for " + days + " days", "已 " + days + " 天未购买")
     # Strongest first; equal strengths keep the order above (a stable sort, as before).

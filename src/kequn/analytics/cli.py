@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
-from . import churn, clv, cohorts, report, rfm
+from . import churn, clv, cohorts, report, rfm, valuemodels
 from .config import AnalyticsConfig, read_analytics_config
 from .engine import days_per_unit, summarize_customers, to_date
 from .errors import AnalyticsInputError, InsufficientDataError
@@ -25,7 +25,7 @@ from .io import check_not_future, read_transactions
 from .lifecycle import STAGE_LABELS
 from .scores import score_customers
 
-STEPS = 7
+STEPS = 7  # progress-bar steps (run_analysis's step calls)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,6 +222,15 @@ def run_analysis(
             )
         )
 
+    chosen: dict[str, Any] = {}
+    if hold_end is not None:
+        horizon = (hold_end - cal_end).days / unit
+        value = valuemodels.compare_value_models(cal, horizon)
+        models["value_models"] = value
+        chosen = {k: value[k] for k in ("count_model", "spend_model") if k in value}
+        if value["count_models"]:
+            sections.append(("Value models on the holdout 价值模型验证", _value_models_html(value)))
+
     step("churn evaluation")
     if hold_end is not None:
         horizon_days = (hold_end - cal_end).days
@@ -249,7 +258,9 @@ def run_analysis(
     if hold_end is not None:
         # Scored at the holdout's end, churn means no purchase for as long as the holdout.
         options["churn_horizon_days"] = (hold_end - cal_end).days
-    scores = score_customers(scored_tx, _end_of(score_day), time_unit=time_unit, **options)
+    scores = score_customers(
+        scored_tx, _end_of(score_day), time_unit=time_unit, **options, **chosen
+    )
     score_models = scores.attrs["models"]
     models["scores"] = score_models
     models["notes"].extend(score_models.get("notes", []))
@@ -325,6 +336,65 @@ def _fits_html(fits: dict[str, clv.FittedModel]) -> str:
             }
         )
     return report.render_table(pd.DataFrame(rows), float_format="{:,.1f}")
+
+
+COUNT_MODEL_NAMES = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD", "paretonbd": "Pareto/NBD"}
+SPEND_MODEL_NAMES = {
+    "repeat": "Gamma-Gamma (repeat orders)",
+    "all": "Gamma-Gamma (all orders)",
+    "first": "Gamma-Gamma + first order",
+}
+
+
+def _value_models_html(value: dict[str, Any]) -> str:
+    counts = value["count_models"]
+    spends = value["spend_models"]
+    intro = (
+        "<p>Each model is fitted on the calibration period and judged by decile on the holdout: "
+        "customers ranked by the prediction, ten equal groups, mean predicted vs actual. Error = "
+        "mean |gap| / mean actual, on the whole base and on one-time buyers; the smaller mean of "
+        f"both wins. Chosen: {COUNT_MODEL_NAMES.get(value.get('count_model', ''), '—')} and "
+        f"{SPEND_MODEL_NAMES.get(value.get('spend_model', ''), '—')}. "
+        "按预测值分十组比较预测与实际（全体客户与一次性购买客户），误差较小者胜出。</p>"
+    )
+    count_table = pd.DataFrame(
+        {
+            "model": [COUNT_MODEL_NAMES[k] for k in counts],
+            "decile error": [v["decile_error"] for v in counts.values()],
+            "one-time buyers": [v["one_time_buyers_decile_error"] for v in counts.values()],
+            "mean P(alive), one-time buyers": [
+                v["mean_p_alive_one_time_buyers"] for v in counts.values()
+            ],
+            "predicted": [v["predicted_total"] for v in counts.values()],
+            "actual": [v["actual_total"] for v in counts.values()],
+        }
+    )
+    spend_table = pd.DataFrame(
+        {
+            "order value": [SPEND_MODEL_NAMES[k] for k in spends],
+            "decile error": [v["order_value_decile_error"] for v in spends.values()],
+            "one-time buyers": [
+                v["one_time_buyers_order_value_decile_error"] for v in spends.values()
+            ],
+            "holdout spend error": [v["holdout_spend_decile_error"] for v in spends.values()],
+        }
+    )
+    html = intro + report.render_table(count_table, float_format="{:,.3f}")
+    if len(spend_table):
+        html += report.render_table(spend_table, float_format="{:,.3f}")
+    chosen = value.get("count_model")
+    if isinstance(chosen, str) and chosen in counts:
+        deciles = pd.DataFrame(counts[chosen]["deciles"])
+        html += report.render_bar_chart(
+            f"Holdout purchases by decile of prediction ({COUNT_MODEL_NAMES[chosen]}) 按预测十分位的验证期购买",
+            [str(d) for d in deciles["decile"]],
+            {
+                "predicted 预测": deciles["predicted"].tolist(),
+                "actual 实际": deciles["actual"].tolist(),
+            },
+            width=900,
+        )
+    return html
 
 
 def _churn_html(ev: churn.ChurnEvaluation) -> str:

@@ -334,6 +334,155 @@ def bgnbd_expected_purchases_new(params: Params, t: npt.ArrayLike) -> np.ndarray
     return np.asarray((a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp))
 
 
+# ------------------------------------------------------------------------ MBG/NBD
+
+
+def fit_mbgnbd(x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike) -> FittedModel:
+    """Fit MBG/NBD (r, alpha, a, b) by maximum likelihood on compressed statistics.
+
+    Batislam, Denizel & Filiztekin (2007): as BG/NBD, but a customer may also drop out
+    right after the first purchase, so one-time buyers get a P(alive) below 1.
+    """
+    _check_inputs(x, t_x, T, "MBG/NBD")
+    ux, utx, uT, w = compress_statistics(x, t_x, T)
+    scale = float(np.mean(np.asarray(T, float))) or 1.0
+    negll_grad = _mbgnbd_objective(ux, utx, uT, w)
+    starts = [
+        np.log([0.5, scale / 4, 0.8, 2.5]),
+        np.log([1.0, scale, 1.0, 1.0]),
+        np.log([0.2, scale / 10, 0.5, 5.0]),
+    ]
+    logp, nll, ok = _minimise_with_gradient(negll_grad, starts)
+    r, alpha, a, b = (float(v) for v in np.exp(logp))
+    return FittedModel(
+        "mbgnbd",
+        {"r": r, "alpha": alpha, "a": a, "b": b},
+        -nll,
+        int(w.sum()),
+        len(w),
+        ok and bool(np.isfinite(nll)),
+    )
+
+
+def _mbgnbd_objective(
+    ux: np.ndarray, utx: np.ndarray, uT: np.ndarray, w: np.ndarray
+) -> GradientObjective:
+    """Return f(log params) -> (negative log-likelihood, gradient) for MBG/NBD.
+
+    Per row: log L = common(x) + log(exp(alive) + exp(gone)) with
+    alive = ln B(a, b+x+1) - ln B(a, b) - (r+x) ln(alpha+T) and
+    gone = ln B(a+1, b+x) - ln B(a, b) - (r+x) ln(alpha+t_x) (for every x, also 0).
+    """
+    xs, xi = np.unique(ux, return_inverse=True)
+    Ts, Ti = np.unique(uT, return_inverse=True)
+    txs, txi = np.unique(utx, return_inverse=True)
+    w_total = float(w.sum())
+    wx = np.bincount(xi, weights=w, minlength=len(xs))
+
+    def negll_grad(logp: np.ndarray) -> tuple[float, np.ndarray]:
+        r, alpha, a, b = np.exp(logp)
+        rx = r + xs
+        b_ab = special.betaln(a, b)
+        a_term = special.betaln(a, b + xs + 1) - b_ab
+        b_term = special.betaln(a + 1, b + xs) - b_ab
+        common = special.gammaln(rx) - special.gammaln(r) + r * np.log(alpha)
+        log_t = np.log(alpha + Ts)
+        log_tx = np.log(alpha + txs)
+        rx_row = rx[xi]
+        first = a_term[xi] - rx_row * log_t[Ti]
+        second = b_term[xi] - rx_row * log_tx[txi]
+        top = np.maximum(first, second)
+        share_first = np.exp(first - top)
+        share_second = np.exp(second - top)
+        norm = share_first + share_second
+        lse = top + np.log(norm)
+        value = float(-(np.dot(wx, common) + np.dot(w, lse)))
+        if not np.isfinite(value):
+            return 1e300, np.zeros(4)
+        wa = w * share_first / norm
+        wb = w * share_second / norm
+        wa_x = np.bincount(xi, weights=wa, minlength=len(xs))
+        wb_x = np.bincount(xi, weights=wb, minlength=len(xs))
+        psi_abx1 = special.digamma(a + b + xs + 1)
+        d_r = (
+            np.dot(wx, special.digamma(rx) - special.digamma(r) + np.log(alpha))
+            - np.dot(wa, log_t[Ti])
+            - np.dot(wb, log_tx[txi])
+        )
+        d_alpha = (
+            w_total * r / alpha
+            - np.dot(wa, rx_row / (alpha + Ts)[Ti])
+            - np.dot(wb, rx_row / (alpha + txs)[txi])
+        )
+        psi_ab = special.digamma(a + b)
+        d_a = (
+            np.dot(wa_x, special.digamma(a) - psi_abx1)
+            + np.dot(wb_x, special.digamma(a + 1) - psi_abx1)
+            - w_total * (special.digamma(a) - psi_ab)
+        )
+        d_b = (
+            np.dot(wa_x, special.digamma(b + xs + 1) - psi_abx1)
+            + np.dot(wb_x, special.digamma(b + xs) - psi_abx1)
+            - w_total * (special.digamma(b) - psi_ab)
+        )
+        grad = -np.array([d_r * r, d_alpha * alpha, d_a * a, d_b * b])
+        return value, grad
+
+    return negll_grad
+
+
+def mbgnbd_probability_alive(
+    params: Params, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike
+) -> np.ndarray:
+    """Return P(alive | x, t_x, T) under MBG/NBD: 1 / (1 + a/(b+x) ((alpha+T)/(alpha+t_x))^(r+x))."""
+    r, alpha, a, b = params["r"], params["alpha"], params["a"], params["b"]
+    x = np.asarray(x, float)
+    t_x = np.asarray(t_x, float)
+    T = np.asarray(T, float)
+    log_ratio = np.log(a) - np.log(b + x) + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
+    return np.asarray(special.expit(-log_ratio))
+
+
+def _mbgnbd_purchase_factor(params: Params, t: Any, x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """Return E[purchases in the next t | x, T] / P(alive) under MBG/NBD."""
+    r, alpha, a, b = params["r"], params["alpha"], params["a"], params["b"]
+    z = t / (alpha + T + t)
+    hyp = special.hyp2f1(r + x, b + x + 1, a + b + x, z)
+    first = (a + b + x) / (a - 1)
+    return np.asarray(
+        first * (1 - np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + t))) * hyp)
+    )
+
+
+def mbgnbd_expected_purchases(
+    params: Params, t: npt.ArrayLike, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike
+) -> np.ndarray:
+    """Return E[purchases in the next t units | x, t_x, T] under MBG/NBD."""
+    return _expected_purchases(
+        _mbgnbd_purchase_factor, mbgnbd_probability_alive, params, t, x, t_x, T
+    )
+
+
+def _expected_purchases(
+    factor_of: Callable[..., np.ndarray],
+    alive_of: Callable[..., np.ndarray],
+    params: Params,
+    t: npt.ArrayLike,
+    x: npt.ArrayLike,
+    t_x: npt.ArrayLike,
+    T: npt.ArrayLike,
+) -> np.ndarray:
+    x = np.asarray(x, float)
+    T = np.asarray(T, float)
+    t_x = np.asarray(t_x, float)
+    if np.ndim(t):
+        t = np.broadcast_to(np.asarray(t, float), x.shape)
+        factor = factor_of(params, t, x, T)
+    else:
+        factor = _per_distinct_pair(x, T, lambda x, T: factor_of(params, t, x, T))
+    return np.asarray(factor * alive_of(params, x, t_x, T))
+
+
 # ------------------------------------------------------------------------ Pareto/NBD
 
 
@@ -436,6 +585,16 @@ def paretonbd_expected_purchases(
     return np.asarray((r + x) / (alpha + T) * horizon * p_alive)
 
 
+def _paretonbd_purchase_factor(params: Params, t: Any, x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """Return E[purchases in the next t | x, T] / P(alive) under Pareto/NBD."""
+    r, alpha, s, beta = params["r"], params["alpha"], params["s"], params["beta"]
+    if abs(s - 1) < 1e-8:
+        horizon = np.log((beta + T + t) / (beta + T)) * (beta + T)
+    else:
+        horizon = (beta + T) / (s - 1) * (1 - ((beta + T) / (beta + T + t)) ** (s - 1))
+    return np.asarray((r + x) / (alpha + T) * horizon)
+
+
 # ----------------------------------------------------------------------- Gamma-Gamma
 
 
@@ -535,8 +694,13 @@ def compute_clv(
     days_per_period: float = 365.25 / 12,
     discount_rate: float = 0.01,
     days_per_unit: float = 7.0,
+    model: str = "bgnbd",
 ) -> np.ndarray:
-    """Return discounted CLV over ``periods`` periods: Σ E[M]·ΔE[purchases in period i]/(1+d)^i."""
+    """Return discounted CLV over ``periods`` periods: Σ E[M]·ΔE[purchases in period i]/(1+d)^i.
+
+    ``model`` names the purchase model the parameters belong to (see COUNT_MODELS).
+    """
+    factor_of, alive_of = _COUNT_FUNCTIONS[model]
     x = np.asarray(x, float)
     T = np.asarray(T, float)
 
@@ -546,15 +710,78 @@ def compute_clv(
         previous = np.zeros_like(x)
         for i in range(1, periods + 1):
             t = i * days_per_period / days_per_unit
-            cumulative = _bgnbd_purchase_factor(bgnbd_params, t, x, T)
+            cumulative = factor_of(bgnbd_params, t, x, T)
             total += (cumulative - previous) / (1 + discount_rate) ** i
             previous = cumulative
         return total
 
-    alive = bgnbd_probability_alive(bgnbd_params, x, t_x, T)
+    alive = alive_of(bgnbd_params, x, t_x, T)
     return np.asarray(
         _per_distinct_pair(x, T, discounted_purchases) * alive * np.asarray(expected_spend, float)
     )
+
+
+COUNT_MODELS = ("bgnbd", "mbgnbd", "paretonbd")
+_COUNT_FUNCTIONS: dict[str, tuple[Callable[..., np.ndarray], Callable[..., np.ndarray]]] = {
+    "bgnbd": (_bgnbd_purchase_factor, bgnbd_probability_alive),
+    "mbgnbd": (_mbgnbd_purchase_factor, mbgnbd_probability_alive),
+    "paretonbd": (_paretonbd_purchase_factor, paretonbd_probability_alive),
+}
+_COUNT_FITTERS: dict[str, Callable[..., FittedModel]] = {
+    "bgnbd": fit_bgnbd,
+    "mbgnbd": fit_mbgnbd,
+    "paretonbd": fit_paretonbd,
+}
+
+
+def fit_count_model(
+    model: str, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike
+) -> FittedModel:
+    """Fit the named purchase-count model (one of COUNT_MODELS)."""
+    return _COUNT_FITTERS[model](x, t_x, T)
+
+
+def probability_alive(
+    model: str, params: Params, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike
+) -> np.ndarray:
+    """Return P(alive | x, t_x, T) under the named purchase-count model."""
+    return np.asarray(_COUNT_FUNCTIONS[model][1](params, x, t_x, T))
+
+
+def expected_purchases(
+    model: str,
+    params: Params,
+    t: npt.ArrayLike,
+    x: npt.ArrayLike,
+    t_x: npt.ArrayLike,
+    T: npt.ArrayLike,
+) -> np.ndarray:
+    """Return E[purchases in the next t units | x, t_x, T] under the named model."""
+    factor_of, alive_of = _COUNT_FUNCTIONS[model]
+    return _expected_purchases(factor_of, alive_of, params, t, x, t_x, T)
+
+
+def probability_no_purchase(
+    model: str,
+    params: Params,
+    t: npt.ArrayLike,
+    x: npt.ArrayLike,
+    t_x: npt.ArrayLike,
+    T: npt.ArrayLike,
+) -> np.ndarray:
+    """Return P(no purchase in the next t units | x, t_x, T) under BG/NBD or MBG/NBD.
+
+    A live customer's rate has posterior Gamma(r+x, alpha+T) in both, and the dropout only
+    happens at purchases, so P = 1 - P(alive) + P(alive) ((alpha+T)/(alpha+T+t))^(r+x).
+    """
+    if model not in ("bgnbd", "mbgnbd"):
+        raise ValueError(f"P(no purchase) is not available for {model}")
+    r, alpha = params["r"], params["alpha"]
+    x = np.asarray(x, float)
+    T = np.asarray(T, float)
+    alive = probability_alive(model, params, x, t_x, T)
+    silent = np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + np.asarray(t, float))))
+    return np.asarray(1 - alive + alive * silent)
 
 
 def summarize_holdout(

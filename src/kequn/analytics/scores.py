@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from . import churn, clv, lifecycle, rfm
+from . import churn, clv, lifecycle, rfm, valuemodels
 from .engine import days_per_unit, prepare_daily, summarize_customers, to_date
 from .errors import AnalyticsInputError, InsufficientDataError
 from .io import check_not_future, normalize_transactions
@@ -40,6 +40,8 @@ def score_customers(
     thresholds: lifecycle.LifecycleThresholds | None = None,
     backend: Any = None,
     progress: Progress | None = None,
+    count_model: str = "auto",
+    spend_model: str = "auto",
 ) -> pd.DataFrame:
     """Return one row per customer with every score, as of ``now``.
 
@@ -51,6 +53,11 @@ def score_customers(
     :mod:`kequn.analytics.config` for reading them from a file). Customers in ``customers``
     without purchases appear as prospects with empty scores. Model parameters and
     notes (e.g. "too little data for BG/NBD") are in ``result.attrs["models"]``.
+
+    ``count_model`` (P(alive), expected purchases, CLV: bgnbd, mbgnbd or paretonbd) and
+    ``spend_model`` (order value: repeat, all or first; see kequn.analytics.valuemodels)
+    default to "auto": the candidates are fitted one churn horizon ago and judged on the
+    horizon since (valuemodels.compare_value_models); the winners are refitted on all data.
 
     Scales to ~10M transactions: transactions are netted per customer and day once in
     DuckDB (or the given Ibis backend) and summarised from there, the models fit on
@@ -78,44 +85,58 @@ def score_customers(
         raise AnalyticsInputError(f"no purchases on or before {end}")
     out = rfm.score_rfm(summary, rules=segment_rules, labels=segment_labels)
 
+    say("choosing value models")
+    count_model, spend_model = _choose_value_models(
+        tx, summary, end, churn_horizon_days, time_unit, backend, count_model, spend_model, models
+    )
     say("fitting BG/NBD")
     x = summary["x"].to_numpy(float)
     t_x = summary["t_x"].to_numpy(float)
     T = summary["T"].to_numpy(float)  # noqa: N806 - the papers' name
     horizon_units = churn_horizon_days / unit
-    params = None
+    params = None  # BG/NBD's: the churn model's features
     try:
         fit = clv.fit_bgnbd(x, t_x, T)
         params = fit.params
         models["bgnbd"] = fit.to_dict()
     except InsufficientDataError as exc:
         models["notes"].append(f"BG/NBD not fitted: {exc}")
+    value_params = params if count_model == "bgnbd" else None
+    if count_model != "bgnbd" and params is not None:
+        try:
+            value_fit = clv.fit_count_model(count_model, x, t_x, T)
+            value_params = value_fit.params
+            models[count_model] = value_fit.to_dict()
+        except InsufficientDataError as exc:
+            models["notes"].append(f"{count_model} not fitted: {exc}")
+    if value_params is None:
+        count_model = "bgnbd"
+        value_params = params
     say("fitting Gamma-Gamma")
     gg = None
     try:
-        rep = summary["x"] > 0
-        gg = clv.fit_gammagamma(summary.loc[rep, "x"], summary.loc[rep, "repeat_avg"])
+        gg = valuemodels.fit_spend_model(spend_model, summary)
         models["gammagamma"] = gg.to_dict()
     except InsufficientDataError as exc:
         models["notes"].append(f"Gamma-Gamma not fitted: {exc}")
+    models["value_models"]["used"] = {"count_model": count_model, "spend_model": spend_model}
 
     say("predicting P(alive), purchases, spend and CLV")
-    if params is not None:
-        out["p_alive"] = clv.bgnbd_probability_alive(params, x, t_x, T)
-        out["expected_purchases"] = clv.bgnbd_expected_purchases(params, horizon_units, x, t_x, T)
+    if value_params is not None:
+        out["p_alive"] = clv.probability_alive(count_model, value_params, x, t_x, T)
+        out["expected_purchases"] = clv.expected_purchases(
+            count_model, value_params, horizon_units, x, t_x, T
+        )
     else:
         out["p_alive"] = np.nan
         out["expected_purchases"] = np.nan
     if gg is not None:
-        # One-time buyers get the population mean (x = 0 in the conditional expectation).
-        out["expected_spend"] = clv.gammagamma_expected_spend(
-            gg.params, summary["x"], summary["repeat_avg"]
-        )
+        out["expected_spend"] = valuemodels.expected_order_value(spend_model, gg.params, summary)
     else:
         out["expected_spend"] = summary["monetary_avg"].to_numpy(float)
-    if params is not None:
+    if value_params is not None:
         out["clv"] = clv.compute_clv(
-            params,
+            value_params,
             out["expected_spend"].to_numpy(float),
             x,
             t_x,
@@ -123,6 +144,7 @@ def score_customers(
             periods=clv_months,
             discount_rate=monthly_discount_rate,
             days_per_unit=unit,
+            model=count_model,
         )
     else:
         out["clv"] = np.nan
@@ -145,7 +167,8 @@ def score_customers(
         models["notes"].append("churn risk falls back to BG/NBD P(no purchase in horizon)")
         risk = features["p_no_purchase"].to_numpy(float)
     out["churn_risk"] = risk if risk is not None else np.nan
-    en, zh = churn.explain_churn_risk(features)
+    # The reasons quote the P(alive) shown beside them, not BG/NBD's (the churn model's input).
+    en, zh = churn.explain_churn_risk(features.assign(p_alive=out["p_alive"].to_numpy(float)))
     out["churn_reasons_en"] = en
     out["churn_reasons_zh"] = zh
 
@@ -162,6 +185,59 @@ def score_customers(
     out = out.sort_values("customer_id", kind="stable").reset_index(drop=True)
     out.attrs["models"] = models
     return out
+
+
+# Candidates "auto" tries in a refresh. Pareto/NBD is left to `kequn analyze`: its
+# likelihood has no analytic gradient here and costs seconds per fit at a million customers.
+AUTO_COUNT_MODELS = ("bgnbd", "mbgnbd")
+
+
+def _choose_value_models(
+    tx: Any,
+    summary: pd.DataFrame,
+    end: date,
+    horizon_days: int,
+    time_unit: str,
+    backend: Any,
+    count_model: str,
+    spend_model: str,
+    models: dict[str, Any],
+) -> tuple[str, str]:
+    """Return the purchase and order-value models to score with; "auto" judges them on a holdout."""
+    for given, known in (
+        (count_model, clv.COUNT_MODELS),
+        (spend_model, valuemodels.SPEND_MODELS),
+    ):
+        if given != "auto" and given not in known:
+            raise AnalyticsInputError(
+                f"unknown value model {given!r}; use auto or one of {', '.join(known)}"
+            )
+    info: dict[str, Any] = {"requested": {"count_model": count_model, "spend_model": spend_model}}
+    models["value_models"] = info
+    if count_model != "auto" and spend_model != "auto":
+        return count_model, spend_model
+    chosen_count = valuemodels.DEFAULT_COUNT_MODEL if count_model == "auto" else count_model
+    chosen_spend = valuemodels.DEFAULT_SPEND_MODEL if spend_model == "auto" else spend_model
+    cut = end - timedelta(days=horizon_days)
+    try:
+        first_day = summary["first_day"].min()
+        if first_day is None or cut <= first_day:
+            raise InsufficientDataError(f"no history before {cut} to judge the value models on")
+        calibration = summarize_customers(
+            tx, cut, end, time_unit=time_unit, backend=backend, with_rhythm=False
+        )
+        comparison = valuemodels.compare_value_models(
+            calibration,
+            horizon_days / days_per_unit(time_unit),
+            count_models=AUTO_COUNT_MODELS if count_model == "auto" else (count_model,),
+            spend_models=valuemodels.SPEND_MODELS if spend_model == "auto" else (spend_model,),
+        )
+    except (InsufficientDataError, KeyError) as exc:
+        info["note"] = f"value models not judged ({exc}); defaults used"
+        return chosen_count, chosen_spend
+    info["holdout"] = {"calibration_end": cut.isoformat(), "holdout_end": end.isoformat()}
+    info["comparison"] = comparison
+    return comparison.get("count_model", chosen_count), comparison.get("spend_model", chosen_spend)
 
 
 def _score_churn(
