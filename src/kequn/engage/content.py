@@ -577,8 +577,8 @@ def build_merge_contexts(customer_ids: Iterable[int]) -> dict[int, dict[str, Any
     segments = _labels(RFMSegment)
     stages = _labels(LifecycleStage)
     for chunk in _chunks(ids):
-        scores = {
-            row["customer_id"]: row
+        scores: dict[int, dict[str, Any]] = {
+            row["customer_id"]: dict(row)
             for row in CustomerScore.objects.filter(customer_id__in=chunk).values(
                 "customer_id",
                 "rfm_segment",

@@ -104,7 +104,9 @@ def _encode_header(value: str) -> str:
     if value.isascii():
         return value
     # Base64 words of at most 45 bytes (60 characters encoded), never splitting a character.
-    words, chunk, size = [], [], 0
+    words: list[str] = []
+    chunk: list[str] = []
+    size = 0
     for char in value:
         n = len(char.encode("utf-8"))
         if size + n > 45:

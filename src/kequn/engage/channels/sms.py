@@ -76,7 +76,7 @@ class GenericSMSChannel:
         key = message.key
         if not is_e164(message.to):
             return _not_a_phone(key)
-        body = {
+        body: dict[str, Any] = {
             "id": key,
             "to": message.to,
             "text": message.text,
