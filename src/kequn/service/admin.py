@@ -59,6 +59,14 @@ class TicketForm(forms.ModelForm):
             "product", "order", "opened_at",
         ]  # fmt: skip
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "opened_at" in self.fields:
+            self.fields["opened_at"].required = False
+            self.fields["opened_at"].help_text = _(
+                "Leave empty for now; set it for an earlier call"
+            )
+
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         if self.instance.pk is None and not (data.get("body") or "").strip():
@@ -220,7 +228,12 @@ class TicketAdmin(CustomerScopedAdminMixin, ModelAdmin):
             messages.error(request, "; ".join(exc.messages))
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        return None  # messages are added through the services, never as inline rows
+        # Messages are added through the services (the reply box), never as inline rows.
+        for formset in formsets:
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+
+    def get_inlines(self, request: HttpRequest, obj: Any = None) -> list:
+        return self.inlines if obj is not None else []
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # tickets are closed or merged, never deleted (erasure removes them)
