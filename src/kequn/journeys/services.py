@@ -228,6 +228,32 @@ def update_journey(journey: Journey, *, by: Actor, **changes: Any) -> Journey:
     return journey
 
 
+def save_journey(journey: Journey, *, changed: Iterable[str], by: Actor) -> Journey:
+    """Save a journey a validated back-office form has set; `changed` names the fields set."""
+    _raise_problems(
+        check_definition(
+            trigger_kind=journey.trigger_kind,
+            trigger_config=journey.trigger_config,
+            steps=journey.steps,
+            goal=journey.goal,
+        )
+    )
+    created = journey.pk is None
+    if created and journey.created_by_id is None:
+        journey.created_by_id = getattr(get_user_or_none(by), "pk", None)
+    if journey.status == Journey.Status.ACTIVE and journey.activated_at is None:
+        journey.activated_at = timezone.now()
+    with transaction.atomic():
+        journey.save()
+        audit.record_event(
+            audit.CREATE if created else audit.CHANGE,
+            actor=by,
+            target=journey,
+            detail={"fields": sorted(changed)},
+        )
+    return journey
+
+
 def _set_status(journey: Journey, status: str, *, by: Actor) -> Journey:
     with transaction.atomic():
         journey = Journey.objects.select_for_update().get(pk=journey.pk)
