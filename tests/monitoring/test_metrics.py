@@ -58,14 +58,24 @@ def test_metrics_want_the_bearer_token_when_one_is_set(settings):
 def test_requests_are_counted_and_timed_by_view_with_their_queries(settings):
     settings.KEQUN_METRICS_TOKEN = ""
     client = Client(REMOTE_ADDR="127.0.0.1")
-    before = sample(client.get("/metrics").content.decode(), "kequn_http_requests_total",
-                    view="healthz", method="GET", status="200") or 0
+    before = (
+        sample(
+            client.get("/metrics").content.decode(),
+            "kequn_http_requests_total",
+            view="healthz",
+            method="GET",
+            status="200",
+        )
+        or 0
+    )
     for _ in range(3):
         assert client.get("/healthz").status_code == 200
     client.get("/admin/customers/customer/987654/change/")  # redirects to the login
     text = client.get("/metrics").content.decode()
-    assert sample(text, "kequn_http_requests_total", view="healthz", method="GET",
-                  status="200") == before + 3
+    assert (
+        sample(text, "kequn_http_requests_total", view="healthz", method="GET", status="200")
+        == before + 3
+    )
     assert sample(text, "kequn_http_request_duration_seconds_count", view="healthz") >= 3
     assert sample(text, "kequn_db_queries_total", view="healthz") >= 3
     assert 'view="admin:customers_customer_change"' in text
@@ -82,10 +92,20 @@ def test_scrape_reads_queue_jobs_imports_events_and_refresh_times(settings):
     )
     failed = nightly_refresh_task.enqueue()
     DBTaskResult.objects.filter(pk=failed.id).update(status="FAILED")
-    ImportRun.objects.create(kind="customers", file_name="a.csv", checksum="x", rows_read=120,
-                             status=ImportRun.Status.FINISHED)
-    ImportRun.objects.create(kind="customers", file_name="b.csv", checksum="y", rows_read=30,
-                             status=ImportRun.Status.DRY_RUN)
+    ImportRun.objects.create(
+        kind="customers",
+        file_name="a.csv",
+        checksum="x",
+        rows_read=120,
+        status=ImportRun.Status.FINISHED,
+    )
+    ImportRun.objects.create(
+        kind="customers",
+        file_name="b.csv",
+        checksum="y",
+        rows_read=30,
+        status=ImportRun.Status.DRY_RUN,
+    )
     event = make_event()
     finished = timezone.now() - timedelta(hours=2)
     ScoreRun.objects.create(started_at=finished, finished_at=finished, status="done")

@@ -89,9 +89,11 @@ def check_unmasked_volume(config: AlertConfig, now: datetime) -> list[Finding]:
     start = now - window
     actions = [audit.VIEW_PERSONAL, audit.EXPORT]
     recent: dict[str, list[AuditEntry]] = defaultdict(list)
-    for entry in AuditEntry.objects.filter(
-        action__in=actions, created_at__gt=start, created_at__lte=now
-    ).exclude(actor_username=""):
+    for entry in (
+        AuditEntry.objects.filter(action__in=actions, created_at__gt=start, created_at__lte=now)
+        .exclude(actor_username="")
+        .order_by("sequence")
+    ):
         recent[entry.actor_username].append(entry)
     totals = {user: sum(records_in(e) for e in entries) for user, entries in recent.items()}
     suspects = {u for u, n in totals.items() if n >= config.volume_min_records}
@@ -156,7 +158,9 @@ def check_failed_logins(config: AlertConfig, now: datetime) -> list[Finding]:
     failures = list(
         AuditEntry.objects.filter(
             action=audit.LOGIN_FAILED, created_at__gt=start, created_at__lte=now
-        ).only("sequence", "ip_address", "detail")
+        )
+        .only("sequence", "ip_address", "detail")
+        .order_by("sequence")
     )
     by_ip: dict[str, list[AuditEntry]] = defaultdict(list)
     by_name: dict[str, list[AuditEntry]] = defaultdict(list)
@@ -225,9 +229,15 @@ def check_after_hours(config: AlertConfig, now: datetime) -> list[Finding]:
     """Flag personal data shown unmasked or exported outside working hours (per user and day)."""
     start = now - timedelta(minutes=config.window_minutes)
     late: dict[tuple[str, str], list[AuditEntry]] = defaultdict(list)
-    for entry in AuditEntry.objects.filter(
-        action__in=[audit.VIEW_PERSONAL, audit.EXPORT], created_at__gt=start, created_at__lte=now
-    ).exclude(actor_username=""):
+    for entry in (
+        AuditEntry.objects.filter(
+            action__in=[audit.VIEW_PERSONAL, audit.EXPORT],
+            created_at__gt=start,
+            created_at__lte=now,
+        )
+        .exclude(actor_username="")
+        .order_by("sequence")
+    ):
         if records_in(entry) and not is_working_time(config, entry.created_at):
             day = f"{timezone.localtime(entry.created_at):%Y-%m-%d}"
             late[(entry.actor_username, day)].append(entry)
