@@ -258,3 +258,13 @@ def test_a_channel_is_reusable_across_batches_on_the_same_connection(sink, confi
         assert channel.send_batch([marketing(f"b-{i}", "a@example.com")])[0].status == "sent"
     channel.close()
     assert sink.count == 3
+
+
+def test_a_body_without_html_tags_goes_as_plain_text(sink, configure):
+    channel = configure(sink.url())
+    body = "张三，您好：\n\n您的订单已发货。\n客群商城"
+    message = OutgoingMessage(key="p-1", to="a@example.com", subject="发货通知", html=body)
+    assert channel.send_batch([message])[0].status == "sent"
+    msg = sink.messages[0].message
+    assert msg.get_content_type() == "text/plain"
+    assert msg.get_content().replace("\r\n", "\n").strip() == body

@@ -49,6 +49,7 @@ SIGNED_HEADERS = [
     b"From", b"To", b"Subject", b"Date", b"Message-ID", b"MIME-Version", b"Content-Type",
     b"List-Unsubscribe", b"List-Unsubscribe-Post",
 ]  # fmt: skip
+_HTML_TAG = re.compile(r"<\s*[a-zA-Z!/][^>]*>")
 _ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
 
 
@@ -231,8 +232,12 @@ class EmailChannel:
 
     def build_message(self, message: OutgoingMessage) -> bytes:
         """Return the wire form of one message (CRLF lines, DKIM-signed when configured)."""
-        html = prepare_html(message.html) if message.html else ""
-        text = message.text or (html_to_text(html) if html else "")
+        if message.html and not _HTML_TAG.search(message.html):
+            # A body written as plain text goes as plain text, line breaks and all.
+            html, text = "", message.text or message.html
+        else:
+            html = prepare_html(message.html) if message.html else ""
+            text = message.text or (html_to_text(html) if html else "")
         boundary = f"=_kequn_{message.key}_{time.monotonic_ns()}"
         headers = [
             f"From: {self.sender_header}",
