@@ -1,0 +1,55 @@
+"""Back office: campaign, template, outbox and suppression lists; the report page with its charts."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+
+from kequn.customers.services import record_consent
+from kequn.engage import services
+from kequn.engage.models import Template
+from kequn.security.actors import system_actor
+from kequn.segments.models import Segment
+from kequn.segments.services import set_static_members
+from tests.factories import make_customer
+
+BY = system_actor("tests")
+
+
+def test_lists_and_the_report_page_render(admin_client, settings):
+    settings.KEQUN_EMAIL_URL = "smtp://127.0.0.1:2525"
+    settings.KEQUN_EMAIL_FROM = "shop@example.com"
+    settings.KEQUN_CONTROL_GROUP_PERCENT = 0
+    people = [make_customer(email=f"page{i}@example.com") for i in range(4)]
+    record_consent(people[0], "email", "marketing", True, "tests", by=BY)
+    segment = Segment.objects.create(name="Report audience", kind=Segment.Kind.STATIC)
+    set_static_members(segment, [p.pk for p in people], by=BY)
+    template = services.create_template(
+        name="Report", channel="email", subject_zh="你好", body_zh="<p>{{ name }}</p>", by=BY
+    )
+    campaign = services.create_campaign(
+        name="Report", segment=segment, template=template, holdout_percent=0, by=BY
+    )
+    services.start_run(campaign, by=BY)
+    for name in ("campaign", "template", "message", "suppression"):
+        response = admin_client.get(reverse(f"admin:engage_{name}_changelist"))
+        assert response.status_code == 200, name
+    page = admin_client.get(reverse("admin:engage_campaign_report", args=[campaign.pk]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "kequn-bars" in html and "kequn-uplift" in html
+    assert "No consent for the channel and purpose" in html or "没有" in html
+
+
+def test_a_template_with_an_unknown_field_is_refused_in_the_form(admin_client):
+    response = admin_client.post(
+        reverse("admin:engage_template_add"),
+        {
+            "name": "Broken",
+            "channel": "email",
+            "purpose": "marketing",
+            "subject_zh": "hi",
+            "body_zh": "<p>{{ shoesize }}</p>",
+        },
+    )
+    assert response.status_code == 200 and "shoesize" in response.content.decode()
+    assert not Template.objects.filter(name="Broken").exists()
