@@ -11,6 +11,7 @@ class LoyaltyConfig(AppConfig):
         from kequn.commerce.hooks import register_order_listener
         from kequn.loyalty.integrations import register_integrations
         from kequn.loyalty.profile import register_profile_panels
+        from kequn.loyalty.segment_fields import register_segment_fields
         from kequn.loyalty.services import earn_for_orders_listener
         from kequn.security.permissions import register_role_permissions
 
@@ -40,3 +41,4 @@ class LoyaltyConfig(AppConfig):
         )
         register_profile_panels()
         register_integrations()
+        register_segment_fields()

@@ -10,7 +10,7 @@ from django.utils.translation import pgettext_lazy
 
 from kequn.customers.models import Consent, Customer
 from kequn.scoring.models import CustomerScore
-from kequn.segments.rules import CONSENT_CHANNELS, CONSENT_PURPOSES, FIELDS
+from kequn.segments.rules import CONSENT_CHANNELS, CONSENT_PURPOSES, FIELDS, GROUP_LABELS
 
 GROUPS = {
     "profile": _("Profile"),
@@ -113,6 +113,8 @@ def _model_field(column: str) -> Field[Any, Any]:
 
 
 def _field_label(name: str, column: str) -> Any:
+    if FIELDS[name].label is not None:  # a field another app registered
+        return FIELDS[name].label
     if name in LABELS:
         return LABELS[name]
     return _model_field(column).verbose_name
@@ -127,7 +129,8 @@ def _choice_labels(column: str, values: tuple[str, ...]) -> list[dict[str, str]]
 def describe_catalogue() -> dict[str, Any]:
     """Return the rule fields grouped and in words (current language), for the builder."""
     groups: dict[str, dict[str, Any]] = {
-        key: {"key": key, "label": str(label), "fields": []} for key, label in GROUPS.items()
+        key: {"key": key, "label": str(label), "fields": []}
+        for key, label in {**GROUPS, **GROUP_LABELS}.items()
     }
     for name, spec in FIELDS.items():
         groups[spec.group]["fields"].append(
@@ -136,7 +139,11 @@ def describe_catalogue() -> dict[str, Any]:
                 "label": str(_field_label(name, spec.column)),
                 "type": spec.kind,
                 "operators": [{"value": op, "label": str(OPERATORS[op])} for op in spec.operators],
-                "choices": _choice_labels(spec.column, spec.choices) if spec.choices else [],
+                "choices": (
+                    _choice_labels(spec.column, spec.choices)
+                    if spec.choices and spec.column
+                    else [{"value": v, "label": v} for v in spec.choices]
+                ),
                 "window": spec.window,
                 "picker": PICKERS.get(name, ""),
             }

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from kequn.customers.places import normalize_place
@@ -41,6 +41,12 @@ LIST_OPS = {"in", "not_in", "any_of", "all_of", "none_of"}
 NO_VALUE_OPS = {"is_empty", "is_not_empty"}
 
 
+# A registered field's SQL for the customer row ``c``: (days of the condition or None, now) ->
+# (SQL text with %s placeholders, its values). A number field gives a number per customer, a
+# text or choice field a value without placeholders, a bool field a condition.
+RuleFieldSql = Callable[[int | None, datetime], tuple[str, tuple[Any, ...]]]
+
+
 @dataclass(frozen=True)
 class FieldSpec:
     kind: str  # text, choice, number, date, set, tags, bool, segment
@@ -50,6 +56,9 @@ class FieldSpec:
     choices: tuple[str, ...] = ()
     window: bool = False  # accepts "days"
     needs_event: bool = False
+    # Fields registered by apps above segments (register_rule_field): their SQL and label.
+    sql: RuleFieldSql | None = None
+    label: Any = None
 
 
 def _text(column: str, group: str = "profile") -> FieldSpec:
@@ -111,6 +120,45 @@ FIELDS: dict[str, FieldSpec] = {
     "consent": FieldSpec("bool", "consent", operators=BOOL_OPS),
     "in_segment": FieldSpec("segment", "segments", operators=MEMBER_OPS),
 }
+
+# Labels of the groups registered fields add (catalogue.GROUPS has the built-in ones).
+GROUP_LABELS: dict[str, Any] = {}
+DEFAULT_OPERATORS = {
+    "number": NUMBER_OPS,
+    "text": TEXT_OPS,
+    "choice": CHOICE_OPS,
+    "bool": BOOL_OPS,
+}
+
+
+def register_rule_field(
+    name: str,
+    *,
+    kind: str,
+    group: str,
+    sql: RuleFieldSql,
+    label: Any,
+    group_label: Any = None,
+    choices: tuple[str, ...] = (),
+    operators: tuple[str, ...] | None = None,
+    window: bool = False,
+) -> None:
+    """Add a rule field from an app above segments (call from its AppConfig.ready()).
+
+    kind: number, text, choice or bool; sql(days, now) gives its SQL per customer row ``c``
+    (see RuleFieldSql); group and group_label place it in the builder's lists.
+    """
+    if name in FIELDS and FIELDS[name].sql is None:
+        raise ValueError(f"{name} is a built-in rule field")
+    if kind not in DEFAULT_OPERATORS:
+        raise ValueError(f"a registered rule field is one of {', '.join(DEFAULT_OPERATORS)}")
+    FIELDS[name] = FieldSpec(
+        kind, group, "", operators or DEFAULT_OPERATORS[kind], tuple(choices), window,
+        sql=sql, label=label,
+    )  # fmt: skip
+    if group_label is not None:
+        GROUP_LABELS[group] = group_label
+
 
 CONDITION_KEYS = {"field", "operator", "value", "days", "channel", "purpose"}
 GROUP_KEYS = {"match", "conditions", "negate"}

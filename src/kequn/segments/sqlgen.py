@@ -291,6 +291,8 @@ class _Compiler:
         value: Any = cond.get("value")
         days: int | None = cond.get("days")
         spec = FIELDS[name]
+        if spec.sql is not None:
+            return self.registered(spec, op, value, days)
         if name in TEXT_COLUMNS:
             return self.text(f"c.{TEXT_COLUMNS[name]}", op, value)
         if name == "age":
@@ -355,6 +357,22 @@ class _Compiler:
         if name == "in_segment":
             return self.in_segment(op, value, path, stack)
         raise AssertionError(name)
+
+    def registered(self, spec: Any, op: str, value: Any, days: int | None) -> Sql:
+        """Compile a condition on a field another app registered (rules.register_rule_field)."""
+        text, params = spec.sql(days, self.now)
+        expr = Sql(f"({text})", tuple(params))
+        if spec.kind == "bool":
+            return expr if value else build("NOT {}", expr)
+        if spec.kind == "number":
+            if op in ("is_empty", "is_not_empty"):
+                return build(f"{{}} IS {'' if op == 'is_empty' else 'NOT '}NULL", expr)
+            if op == "ne":
+                return build("NOT ({} = {})", expr, value)
+            return self.compare(expr, op, value)
+        if params:
+            raise AssertionError("a text field's SQL takes no parameters")
+        return self.text(expr.text, op, value)
 
     def in_segment(self, op: str, value: int, path: str, stack: tuple[int, ...]) -> Sql:
         if value in stack:
