@@ -235,6 +235,11 @@ def test_settings_errors_name_the_setting(configure, tmp_path):
         configure(
             "smtp://mail.example", dkim_key_file=str(tmp_path / "none.pem"), dkim_selector="s"
         )
+    (tmp_path / "bad.pem").write_text(
+        "-----BEGIN PRIVATE KEY-----\nnonsense\n-----END PRIVATE KEY-----\n"
+    )
+    with pytest.raises(ChannelNotConfiguredError, match="not an unencrypted PEM RSA private key"):
+        configure("smtp://mail.example", dkim_key_file=str(tmp_path / "bad.pem"), dkim_selector="s")
     with pytest.raises(ChannelNotConfiguredError, match="KEQUN_DKIM_SELECTOR"):
         configure("smtp://mail.example", dkim_key_file=str(tmp_path / "none.pem"))
 

@@ -24,7 +24,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import dkim
 from django.conf import settings
 
 from kequn.engage.channels.base import (
@@ -35,6 +34,7 @@ from kequn.engage.channels.base import (
     SendResult,
     one_line,
 )
+from kequn.engage.channels.dkimsign import DKIMSigner
 from kequn.engage.channels.html import html_to_text, prepare_html
 
 SCHEMES = {"smtp": "plain", "smtp+starttls": "starttls", "smtps": "tls"}
@@ -46,8 +46,8 @@ RESERVED_HEADERS = {
     "content-transfer-encoding", "list-unsubscribe", "list-unsubscribe-post", "dkim-signature",
 }  # fmt: skip
 SIGNED_HEADERS = [
-    b"From", b"To", b"Subject", b"Date", b"Message-ID", b"MIME-Version", b"Content-Type",
-    b"List-Unsubscribe", b"List-Unsubscribe-Post",
+    "From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "Content-Type",
+    "List-Unsubscribe", "List-Unsubscribe-Post",
 ]  # fmt: skip
 _HTML_TAG = re.compile(r"<\s*[a-zA-Z!/][^>]*>")
 _ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
@@ -88,15 +88,6 @@ def parse_email_url(url: str) -> SMTPServer:
         user=urllib.parse.unquote(parts.username or ""),
         password=urllib.parse.unquote(parts.password or ""),
     )
-
-
-@dataclass(frozen=True)
-class DKIMKey:
-    """A DKIM signing key: selector, domain and PEM private key."""
-
-    selector: bytes
-    domain: bytes
-    private_key: bytes
 
 
 def _encode_header(value: str) -> str:
@@ -141,7 +132,7 @@ class EmailChannel:
         sender: str,
         rate_per_second: float = 0.0,
         connections: int = 4,
-        dkim_key: DKIMKey | None = None,
+        dkim_key: DKIMSigner | None = None,
         timeout: float = TIMEOUT_SECONDS,
     ) -> None:
         name, address = email.utils.parseaddr(sender)
@@ -277,19 +268,9 @@ class EmailChannel:
         return data
 
     def _sign(self, data: bytes) -> bytes:
-        key = self.dkim_key
-        if key is None:
+        if self.dkim_key is None:
             return data
-        present = [h for h in SIGNED_HEADERS if re.search(rb"(?mi)^" + h + rb":", data)]
-        signature = dkim.sign(
-            data,
-            key.selector,
-            key.domain,
-            key.private_key,
-            include_headers=present,
-            linesep=b"\r\n",
-        )
-        return signature + data
+        return self.dkim_key.sign(data, SIGNED_HEADERS) + data
 
     def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         """Send the messages over the pool; one result per message, in order.
@@ -429,8 +410,8 @@ def _quietly_close(conn: smtplib.SMTP) -> None:
         conn.close()
 
 
-def load_dkim_key(path: str, selector: str, domain: str) -> DKIMKey:
-    """Return the DKIM key read from ``path``; raise ChannelNotConfiguredError naming the setting."""
+def load_dkim_key(path: str, selector: str, domain: str) -> DKIMSigner:
+    """Return the DKIM signer of the key in ``path``; raise ChannelNotConfiguredError naming the setting."""
     if not selector:
         raise ChannelNotConfiguredError(
             "KEQUN_DKIM_KEY_FILE is set: set KEQUN_DKIM_SELECTOR too (the DNS selector)"
@@ -441,9 +422,12 @@ def load_dkim_key(path: str, selector: str, domain: str) -> DKIMKey:
         raise ChannelNotConfiguredError(
             f"KEQUN_DKIM_KEY_FILE {path}: cannot read it ({exc.strerror or exc})"
         ) from None
-    if b"PRIVATE KEY" not in pem:
-        raise ChannelNotConfiguredError(f"KEQUN_DKIM_KEY_FILE {path}: not a PEM private key")
-    return DKIMKey(selector.encode(), domain.encode(), pem)
+    try:
+        return DKIMSigner.from_pem(pem, selector=selector, domain=domain)
+    except (ValueError, TypeError) as exc:
+        raise ChannelNotConfiguredError(
+            f"KEQUN_DKIM_KEY_FILE {path}: not an unencrypted PEM RSA private key ({one_line(exc, 80)})"
+        ) from None
 
 
 def build_email_channel() -> EmailChannel:
