@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from kequn.loyalty import services
 from kequn.loyalty.models import LedgerEntry, Member, Programme, Tier
@@ -13,6 +13,14 @@ from kequn.security.actors import system_actor
 from tests.factories import make_customer
 
 BY = system_actor("tests")
+
+
+@pytest.fixture(autouse=True)
+def english(settings):
+    """Messages in English (the default language is Chinese): the tests read them."""
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
 
 
 @pytest.fixture
