@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from kequn.customers.models import Customer
 from kequn.customers.services import record_consent
@@ -17,7 +17,7 @@ from kequn.engage.selectors import build_report
 from kequn.security.actors import system_actor
 from kequn.segments.models import Segment
 from kequn.segments.services import set_static_members
-from tests.engage.peers import closed_port
+from tests.engage.peers import SMTPSink, closed_port
 from tests.factories import make_customer
 
 pytest_plugins = ["tests.engage.peers"]  # the SMTP sink fixtures
@@ -134,7 +134,7 @@ def test_a_deleted_segment_is_a_one_line_error_and_nothing_is_sent(db, email_set
     campaign = make_campaign(make_audience(2))
     campaign.segment.delete()
     campaign.refresh_from_db()
-    with pytest.raises(ValidationError) as caught:
+    with pytest.raises(ValidationError) as caught, translation.override("en"):
         services.send_campaign(campaign, by=BY, foreground=True)
     message = " ".join(caught.value.messages)
     assert "segment 'Spring sale segment' was deleted" in message and "\n" not in message
@@ -176,3 +176,16 @@ def test_smtp_down_retries_with_the_error_and_resumes(db, email_settings, settin
     Message.objects.update(next_attempt_at=timezone.now() - timedelta(seconds=1))
     assert services.send_due_messages().counts["sent"] == 3
     assert len(email_settings.messages) == 3
+
+
+def test_an_smtp_login_failure_is_a_recorded_retried_failure(db, settings):
+    with SMTPSink(users={"shop": "right"}) as sink:
+        settings.KEQUN_EMAIL_URL = sink.url("shop", "wrong")
+        settings.KEQUN_EMAIL_FROM = "shop@example.com"
+        campaign = make_campaign(make_audience(2))
+        result = services.send_campaign(campaign, by=BY, foreground=True)
+        assert result["retrying"] == 2 and not sink.messages
+    errors = set(Message.objects.values_list("error", flat=True))
+    assert len(errors) == 1 and "\n" not in errors.pop()
+    campaign.refresh_from_db()
+    assert campaign.last_error

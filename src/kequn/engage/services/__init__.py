@@ -12,6 +12,7 @@ from kequn.engage.services.campaigns import (
     finish_campaigns,
     pause_campaign,
     pump_outbox,
+    record_offline_sends,
     send_campaign,
     start_run,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "pump_outbox",
     "queue_message",
     "read_unsubscribe_token",
+    "record_offline_sends",
     "send_campaign",
     "send_due_messages",
     "start_run",

@@ -36,7 +36,7 @@ from kequn.engage.channels import (
     SendResult,
     get_channel,
 )
-from kequn.engage.models import Message, Purpose, Suppression, Template
+from kequn.engage.models import Campaign, Message, Purpose, Suppression, Template
 from kequn.engage.policy import end_of_quiet_hours, get_caps, is_in_control_group
 from kequn.engage.services.audience import check_eligibility, hash_address
 from kequn.security.actors import Actor
@@ -206,6 +206,13 @@ def _mark(message: Message, **changes: Any) -> None:
         setattr(message, name, value)
 
 
+def _note_campaign_error(messages: Iterable[Message], error: str) -> None:
+    """Show the error on the campaigns of these messages (their report and list)."""
+    ids = {m.campaign_id for m in messages if m.campaign_id}
+    if ids and error:
+        Campaign.objects.filter(pk__in=ids).update(last_error=error[:500])
+
+
 def _retry_later(message: Message, error: str, now: datetime, stats: SendStats) -> None:
     if message.attempts >= MAX_ATTEMPTS:
         _mark(message, status=Message.Status.FAILED, error=error[:500])
@@ -240,6 +247,7 @@ def _record_result(message: Message, address: str, result: SendResult, stats: Se
         stats.counts["sent"] += 1
     elif result.status == "retry":
         _retry_later(message, result.error, now, stats)
+        _note_campaign_error([message], result.error)
     else:
         if result.hard_bounce and address:
             suppress_address(message.channel, address, result.error[:200] or "hard bounce")
@@ -349,6 +357,7 @@ def _send_group(
     except (ChannelNotConfiguredError, ValueError) as exc:
         for message in messages:
             _retry_later(message, str(exc), now, stats)
+        _note_campaign_error(messages, str(exc))
         stats.errors.append(str(exc))
         down.add(channel_kind)
         return
@@ -388,6 +397,7 @@ def _send_group(
         except ChannelUnavailableError as exc:
             for waiting in messages[index:]:
                 _retry_later(waiting, str(exc), now, stats)
+            _note_campaign_error(messages[index:], str(exc))
             stats.errors.append(str(exc))
             down.add(channel_kind)
             return

@@ -75,6 +75,9 @@ class Command(BaseCommand):
             write_weekly_report_task.enqueue()
         if password:
             self.stdout.write(
+        from kequn.demo.engage import create_demo_campaigns  # needs the refreshed segments
+
+        self.stderr.write(create_demo_campaigns(by=by))
                 "Administrator account created — user: admin  password: "
                 f"{password}\n(shown only once: write it down)"
             )
