@@ -69,15 +69,15 @@ class Command(BaseCommand):
         if segments:
             self.stderr.write(f"Created {len(segments)} sample segments.")
         self.refresh_analytics(opts["quiet"], by=by)
+        from kequn.demo.engage import create_demo_campaigns  # needs the refreshed segments
+
+        self.stderr.write(create_demo_campaigns(by=by))
         # The reports page lists the weekly report: queue a first one for `kequn worker`
         # (writing it here would add ~10 s to the demo).
         if not list_reports():
             write_weekly_report_task.enqueue()
         if password:
             self.stdout.write(
-        from kequn.demo.engage import create_demo_campaigns  # needs the refreshed segments
-
-        self.stderr.write(create_demo_campaigns(by=by))
                 "Administrator account created — user: admin  password: "
                 f"{password}\n(shown only once: write it down)"
             )
