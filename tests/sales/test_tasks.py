@@ -48,7 +48,7 @@ def test_activity_on_another_reps_account_is_refused():
 
 def test_monthly_task_repeats_on_the_last_day_when_needed():
     rep = make_rep()
-    due = timezone.make_aware(datetime(2026, 1, 31, 10, 0))
+    due = datetime(2026, 1, 31, 10, 0, tzinfo=timezone.get_current_timezone())
     task = services.create_task(
         by=rep,
         title="月度回访",

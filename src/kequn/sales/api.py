@@ -14,6 +14,7 @@ from typing import Any, Literal
 from django.contrib.auth import get_user_model
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
 
 from kequn.apiutils import BoundedDateTime, ObjectId, Page, check_perm, paginate
@@ -481,7 +482,7 @@ def get_deal_history(request: HttpRequest, deal_id: ObjectId):
             "close_date",
             "previous_close_date",
             "changed_by",
-        )  # fmt: skip
+        )
     )
 
 
@@ -512,7 +513,7 @@ def get_forecast(
     check_perm(request, "sales.view_deal")
     rows = selectors.get_forecast(
         _viewer(request),
-        start=start or date.today(),
+        start=start or timezone.localdate(),
         months=months,
         by_quarter=quarter,
         owner_id=owner_id,
@@ -639,8 +640,6 @@ def list_tasks(
     if open_only or overdue:
         rows = rows.filter(done_at__isnull=True)
     if overdue:
-        from django.utils import timezone  # noqa: PLC0415 -- only for this filter
-
         rows = rows.filter(due_at__lt=timezone.now())
     return paginate(rows, cursor, limit)
 

@@ -126,8 +126,8 @@ def get_board(user: Any, filters: BoardFilters, cards_per_column: int = 50) -> l
         column = columns.get(row["stage_id"])
         if column is not None:
             column.count = row["n"]
-            column.total = row["total"] or ZERO
-            column.weighted = (row["weighted"] or ZERO).quantize(Decimal("0.01"))
+            column.total = Decimal(row["total"] or ZERO).quantize(Decimal("0.01"))
+            column.weighted = Decimal(row["weighted"] or ZERO).quantize(Decimal("0.01"))
     fields = ("id", "name", "amount", "currency", "close_date", "probability", "stage_id",
               "status", "account__name", "owner__username", "stage__probability")  # fmt: skip
     for column in columns.values():

@@ -68,6 +68,12 @@ class Command(BaseCommand):
         segments = create_sample_segments(by=admin_user)
         if segments:
             self.stderr.write(f"Created {len(segments)} sample segments.")
+        from kequn.demo.sales import create_b2b_slice
+
+        self.stderr.write(create_b2b_slice(by=by))
+        from kequn.demo.feedback import create_demo_feedback
+
+        self.stderr.write(create_demo_feedback(by=by))
         self.refresh_analytics(opts["quiet"], by=by)
         from kequn.demo.engage import create_demo_campaigns  # needs the refreshed segments
 
