@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
 
+from django.conf import settings
 from django.core.signals import got_request_exception
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -23,6 +24,7 @@ request_logger = logging.getLogger("kequn.requests")
 # A request id the client (or a proxy) sent is kept only if it looks like an id.
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 RETRY_AFTER_SECONDS = 5
+STATIC_PREFIX = "/" + settings.STATIC_URL.lstrip("/")
 current_view: ContextVar[str] = ContextVar("kequn_metrics_view", default="<unresolved>")
 
 
@@ -119,6 +121,8 @@ class RequestMonitoringMiddleware:
             metrics.DB_QUERIES.labels(view).inc(queries["count"])
             metrics.DB_QUERY_SECONDS.labels(view).inc(queries["seconds"])
         response["X-Request-ID"] = request_id
+        if request.path.startswith(STATIC_PREFIX):
+            return response  # static files: counted, not logged one line each
         user_id = get_user_id(request)
         # The path without its query string: searches carry phone numbers and emails.
         request_logger.info(
