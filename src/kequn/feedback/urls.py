@@ -1,7 +1,12 @@
-"""Feedback: pages outside the admin site (kequn.urls includes them at the root)."""
+"""Feedback: the public survey answer and opt-out pages (outside the admin, no login)."""
 
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from kequn.feedback import views
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("s/<str:token>/", views.answer_view, name="feedback-answer"),
+    path("s/<str:token>/opt-out/", views.opt_out_view, name="feedback-opt-out"),
+]

@@ -1,0 +1,136 @@
+"""Reads for reports: NPS and CSAT over time, response rates, the closed loop's outcome, topics."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from django.db.models import Avg, Count, Q, QuerySet
+from django.db.models.functions import TruncMonth
+
+from kequn.feedback.models import FollowUp, Invitation, Response, Survey
+
+
+def summarize_scores(responses: QuerySet[Response]) -> dict[str, Any]:
+    """Return counts by category, the NPS (promoters % − detractors %) and the mean score."""
+    row = responses.aggregate(
+        n=Count("id"),
+        promoters=Count("id", filter=Q(category="promoter")),
+        passives=Count("id", filter=Q(category="passive")),
+        detractors=Count("id", filter=Q(category="detractor")),
+        happy=Count("id", filter=Q(category="happy")),
+        unhappy=Count("id", filter=Q(category="unhappy")),
+        mean=Avg("score"),
+    )
+    nps_n = row["promoters"] + row["passives"] + row["detractors"]
+    row["nps"] = round(100 * (row["promoters"] - row["detractors"]) / nps_n, 1) if nps_n else None
+    csat_n = responses.filter(survey__kind=Survey.Kind.CSAT).count()
+    row["csat_percent"] = (
+        round(
+            100 * responses.filter(survey__kind=Survey.Kind.CSAT, score__gte=4).count() / csat_n, 1
+        )
+        if csat_n
+        else None
+    )
+    row["mean"] = round(row["mean"], 2) if row["mean"] is not None else None
+    return row
+
+
+def get_scores_by_month(responses: QuerySet[Response]) -> list[dict[str, Any]]:
+    """Return the NPS and mean score of each month, oldest first."""
+    months = (
+        responses.annotate(month=TruncMonth("answered_at"))
+        .values("month")
+        .annotate(
+            n=Count("id"),
+            promoters=Count("id", filter=Q(category="promoter")),
+            detractors=Count("id", filter=Q(category="detractor")),
+            nps_n=Count("id", filter=Q(survey__kind=Survey.Kind.NPS)),
+            mean=Avg("score"),
+        )
+        .order_by("month")
+    )
+    return [
+        {
+            "month": m["month"].date().isoformat()[:7] if m["month"] else "",
+            "n": m["n"],
+            "nps": round(100 * (m["promoters"] - m["detractors"]) / m["nps_n"], 1)
+            if m["nps_n"]
+            else None,
+            "mean": round(m["mean"], 2) if m["mean"] is not None else None,
+        }
+        for m in months
+    ]
+
+
+def get_response_rate(survey: Survey) -> dict[str, Any]:
+    """Return invitations made, sent and answered, and the answered share of those sent."""
+    row = Invitation.objects.filter(survey=survey).aggregate(
+        invited=Count("id"),
+        sent=Count("id", filter=Q(sent_at__isnull=False)),
+        answered=Count("id", filter=Q(answered_at__isnull=False)),
+    )
+    base = row["sent"] or row["invited"]
+    row["rate"] = round(100 * row["answered"] / base, 1) if base else None
+    return row
+
+
+def get_loop_outcome(survey: Survey | None = None) -> dict[str, Any]:
+    """Return the closed loop's numbers: follow-ups open, resolved, late, and whether it worked.
+
+    "Worked" compares a followed-up customer's next answer (any later response) with the poor
+    one: recovered when the later answer is no longer poor.
+    """
+    follow_ups = FollowUp.objects.select_related("response")
+    if survey is not None:
+        follow_ups = follow_ups.filter(response__survey=survey)
+    rows = list(follow_ups)
+    resolved = [f for f in rows if f.status == FollowUp.Status.RESOLVED]
+    late = sum(1 for f in resolved if f.resolved_at and f.resolved_at > f.due_at)
+    customers = {f.response.customer_id: f.response.answered_at for f in resolved}
+    later: dict[int, str] = {}
+    for customer_id, category, answered_at in (
+        Response.objects.filter(customer_id__in=list(customers))
+        .order_by("answered_at")
+        .values_list("customer_id", "category", "answered_at")
+    ):
+        if answered_at > customers[customer_id] and customer_id not in later:
+            later[customer_id] = category
+    outcome = Counter(
+        "poor" if c in ("detractor", "unhappy") else "recovered" for c in later.values()
+    )
+    return {
+        "open": len(rows) - len(resolved),
+        "resolved": len(resolved),
+        "resolved_late": late,
+        "answered_again": len(later),
+        "recovered": outcome["recovered"],
+        "still_poor": outcome["poor"],
+    }
+
+
+def get_top_topics(responses: QuerySet[Response], limit: int = 10) -> list[dict[str, Any]]:
+    """Return the topics of poor answers, most frequent first, with up to three example comments."""
+    poor = responses.filter(category__in=["detractor", "unhappy"]).exclude(topic="")
+    topics = poor.values("topic").annotate(n=Count("id")).order_by("-n", "topic")[:limit]
+    result = []
+    for topic in topics:
+        examples = list(
+            poor.filter(topic=topic["topic"])
+            .order_by("-answered_at")
+            .values_list("comment", flat=True)[:3]
+        )
+        result.append({"topic": topic["topic"], "n": topic["n"], "examples": examples})
+    return result
+
+
+def get_last_scores(customer_ids: list[int]) -> dict[int, Response]:
+    """Return each customer's latest answer."""
+    latest: dict[int, Response] = {}
+    for response in (
+        Response.objects.filter(customer_id__in=customer_ids)
+        .select_related("survey")
+        .order_by("answered_at", "id")
+    ):
+        latest[response.customer_id] = response
+    return latest
