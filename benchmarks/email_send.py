@@ -137,7 +137,17 @@ def contexts(n: int, start: int) -> list[dict[str, Any]]:
     return rows
 
 
-def send_kequn(port: int, n: int, connections: int) -> float:
+def make_dkim_signer() -> Any:
+    """Return a DKIM signer with a fresh 2048-bit RSA key."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from kequn.engage.channels.dkimsign import DKIMSigner
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return DKIMSigner("bench", "shop.example", key)
+
+
+def send_kequn(port: int, n: int, connections: int, dkim: Any = None) -> float:
     """Send n personalised emails through the email channel; return seconds."""
     from kequn.engage.channels import OutgoingMessage
     from kequn.engage.channels.email import EmailChannel, SMTPServer
@@ -147,6 +157,7 @@ def send_kequn(port: int, n: int, connections: int) -> float:
         SMTPServer("127.0.0.1", port, "plain"),
         sender="客群商城 <news@shop.example>",
         connections=connections,
+        dkim_key=dkim,
     )
     started = time.perf_counter()
     for start in range(0, n, BATCH):
@@ -203,6 +214,9 @@ def main() -> int:
     parser.add_argument(
         "--runs", type=int, default=None, help="runs per side, median reported (smoke: 1)"
     )
+    parser.add_argument(
+        "--dkim", action="store_true", help="sign every Kequn email with DKIM (RSA 2048)"
+    )
     parser.add_argument("--smoke", action="store_true", help="a small run for CI")
     args = parser.parse_args()
     n = args.messages if args.messages is not None else (500 if args.smoke else 100_000)
@@ -213,7 +227,8 @@ def main() -> int:
     verdict.conditions(
         f"{n:,} messages per run, {runs} run(s) per side, warm, in this process; the aiosmtpd sink "
         f"in its own process (fresh each run); Kequn with {args.connections} connections, reference "
-        f"plain smtplib with one; {os.cpu_count()} CPUs shared with whatever else runs"
+        f"plain smtplib with one; DKIM {'on (Kequn side)' if args.dkim else 'off'}; "
+        f"{os.cpu_count()} CPUs shared with whatever else runs"
     )
     os.environ.setdefault("KEQUN_DATA_DIR", tempfile.mkdtemp(prefix="kequn-bench-email-"))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kequn.settings")
@@ -222,8 +237,9 @@ def main() -> int:
     django.setup()
 
     baseline_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    signer = make_dkim_signer() if args.dkim else None
     sides = {
-        "kequn": lambda port: send_kequn(port, n, args.connections),
+        "kequn": lambda port: send_kequn(port, n, args.connections, signer),
         "smtplib": lambda port: send_reference(port, n),
     }
     seconds: dict[str, list[float]] = {name: [] for name in sides}
