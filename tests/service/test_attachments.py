@@ -40,7 +40,7 @@ def test_size_limit_names_the_setting(settings):
     settings.KEQUN_SERVICE_ATTACHMENT_MAX_MB = 1
     big = PDF + b"0" * (1024 * 1024)
     with pytest.raises(
-        AttachmentError, match="over the 1 MB limit .KEQUN_SERVICE_ATTACHMENT_MAX_MB."
+        AttachmentError, match=r"over the 1 MB limit .KEQUN_SERVICE_ATTACHMENT_MAX_MB."
     ):
         check_attachment("big.pdf", big)
 

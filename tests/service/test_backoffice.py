@@ -112,7 +112,7 @@ def test_holidays_command_loads_a_file_and_names_bad_rows(tmp_path):
         "date,workday,name,hours\n2027-02-07,0,x,\n2027-02-08,1,y,09:00-12:00 11:00-13:00\n"
     )
     with pytest.raises(
-        CommandError, match="bad.csv: row 3 .2027-02-08.: 09:00-12:00 overlaps 11:00-13:00"
+        CommandError, match=r"bad.csv: row 3 .2027-02-08.: 09:00-12:00 overlaps 11:00-13:00"
     ):
         call_command("service", "holidays", str(bad), "--calendar", policy.calendar.name)
     with pytest.raises(CommandError, match="no business calendar 'nope'"):

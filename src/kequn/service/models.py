@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.files.storage import FileSystemStorage
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from kequn.commerce.models import Order, Product
+from kequn.conf import get_data_dir
 from kequn.customers.models import Customer
 
 
@@ -329,6 +331,15 @@ class TicketMessage(models.Model):
         return f"{self.get_kind_display()} #{self.ticket_id}"
 
 
+def attachment_storage() -> FileSystemStorage:
+    """Return where attachments are stored: <data dir>/attachments (readable by the owner)."""
+    return FileSystemStorage(
+        location=get_data_dir() / "attachments",
+        file_permissions_mode=0o600,
+        directory_permissions_mode=0o700,
+    )
+
+
 def attachment_path(instance: Attachment, filename: str) -> str:
     """Store attachments under the ticket's folder with a random prefix (names can repeat)."""
     import secrets  # noqa: PLC0415 -- only when a file is stored
@@ -343,7 +354,9 @@ class Attachment(models.Model):
         related_name="attachments",
         verbose_name=_("message"),
     )
-    file = models.FileField(_("file"), upload_to=attachment_path, max_length=300)
+    file = models.FileField(
+        _("file"), upload_to=attachment_path, storage=attachment_storage, max_length=300
+    )
     file_name = models.CharField(_("file name"), max_length=255)
     content_type = models.CharField(_("type"), max_length=100)
     size = models.PositiveIntegerField(_("size (bytes)"))

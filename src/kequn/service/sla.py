@@ -71,7 +71,9 @@ def match_policy(ticket: Ticket, policies: list[SlaPolicy] | None = None) -> Sla
             continue
         if policy.types and ticket.type not in policy.types:
             continue
-        queue_ids = {q.pk for q in policy.queues.all()}
+        queue_ids = policy.__dict__.get("_queue_ids")
+        if queue_ids is None:  # kept on the instance: a recompute matches thousands of tickets
+            queue_ids = policy.__dict__["_queue_ids"] = frozenset(q.pk for q in policy.queues.all())
         if queue_ids and ticket.queue_id not in queue_ids:
             continue
         return policy
