@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
@@ -90,7 +92,7 @@ class CampaignAdmin(ModelAdmin):
     def send_selected(self, request: HttpRequest, queryset) -> None:
         for campaign in queryset:
             try:
-                result = services.send_campaign(campaign, by=request.user)
+                result = services.send_campaign(campaign, by=cast(Any, request.user))  # signed in
             except ValidationError as exc:
                 self.message_user(request, " ".join(exc.messages), messages.ERROR)
                 continue
@@ -127,7 +129,7 @@ class CampaignAdmin(ModelAdmin):
         outcome_chart = render_bars(
             [(str(status_labels[s]), n) for s, n in report["messages"].items() if n]
         )
-        rates = []
+        rates: list[tuple[str, float, float | None, float | None]] = []
         for key, label in (("sent", gettext("Sent")), ("holdout", gettext("Holdout"))):
             n, x = report["measured"][key], report["conversions"][key]
             if n:

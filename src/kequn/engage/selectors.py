@@ -61,7 +61,8 @@ def _touches_of(
             .values_list("customer_id", "sent_at", "id")
         )
         for customer_id, sent_at, pk in rows:
-            found[customer_id].append((sent_at, pk))
+            if sent_at is not None:
+                found[customer_id].append((sent_at, pk))
     return found
 
 
@@ -116,6 +117,8 @@ def _group_starts(
     for customer_id, sent_at, pk, variant in messages.order_by("sent_at").values_list(
         "customer_id", "sent_at", "id", "variant"
     ):
+        if sent_at is None:
+            continue
         sent.setdefault(customer_id, (sent_at, pk))  # a recurring campaign: the first send counts
         variants.setdefault(customer_id, variant)
     holdout: dict[int, tuple[datetime, int | None]] = {}

@@ -112,7 +112,7 @@ def check_eligibility(
         return result
     addresses = _addresses(live, kind)
     hashes = {pk: hash_address(channel, a) for pk, a in addresses.items()}
-    bounced = set()
+    bounced: set[str] = set()
     values = list(hashes.values())
     for start in range(0, len(values), CHUNK):
         bounced.update(

@@ -6,7 +6,7 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -41,7 +41,7 @@ def _one_line(campaign: Campaign, text: str) -> CampaignError:
 
 def check_template_sources(template: Template) -> list[str]:
     """Return one line per problem of a template's subject and bodies (empty when fine)."""
-    problems = []
+    problems: list[str] = []
     for label, source in (
         ("subject_zh", template.subject_zh),
         ("body_zh", template.body_zh),
@@ -129,7 +129,7 @@ def create_campaign(
         next_run_at=next_run_at,
         ab_test_percent=ab_test_percent if variants else 0,
         ab_window_hours=ab_window_hours,
-        created_by=get_user_or_none(by),
+        created_by=cast(Any, get_user_or_none(by)),  # the configured user model
     )
     if schedule != Campaign.Schedule.NOW:
         if next_run_at is None:
@@ -152,17 +152,18 @@ def create_campaign(
 
 def check_campaign(campaign: Campaign, *, check_channel: bool = True) -> None:
     """Raise a one-line CampaignError when the campaign cannot be sent (before anything is)."""
-    if campaign.segment_id is None:
+    segment = campaign.segment
+    if segment is None:
         raise _one_line(
             campaign,
             _("its segment %(name)r was deleted: choose another segment")
             % {"name": campaign.segment_name},
         )
-    if campaign.segment.disabled_at is not None:
+    if segment.disabled_at is not None:
         raise _one_line(
             campaign,
             _("its segment %(name)r is disabled (its rule names something deleted): fix the rule")
-            % {"name": campaign.segment.name},
+            % {"name": segment.name},
         )
     templates = [campaign.template, *(v.template for v in campaign.variants.all())]
     problems = [p for t in templates for p in check_template_sources(t)]
@@ -232,7 +233,7 @@ def start_run(
     now = now or timezone.now()
     purpose = campaign.template.purpose
     is_marketing = purpose == Purpose.MARKETING
-    members = select_segment_members(campaign.segment)
+    members = select_segment_members(cast(Segment, campaign.segment))  # checked above
     number = (campaign.runs.aggregate(n=Max("number"))["n"] or 0) + 1
     run = Run.objects.create(
         campaign=campaign, number=number, started_at=now, audience=len(members)
@@ -314,8 +315,13 @@ def start_run(
         wake.append(run.test_ends_at)
     if campaign.is_recurring and campaign.next_run_at:
         wake.append(campaign.next_run_at)
-    transaction.on_commit(lambda: [ensure_wakeup(moment) for moment in wake])
+    transaction.on_commit(lambda: _wake_at(wake))
     return run
+
+
+def _wake_at(moments: list[datetime]) -> None:
+    for moment in moments:
+        ensure_wakeup(moment)
 
 
 def _conversion_by_variant(run: Run) -> dict[str, tuple[int, int]]:

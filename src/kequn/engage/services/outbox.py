@@ -270,7 +270,7 @@ def _count_recent(
     ).values_list("customer_id", "channel", "sent_at")
     for customer_id, channel, sent_at in rows:
         week[(customer_id, channel)] += 1
-        if sent_at >= day_start:
+        if sent_at is not None and sent_at >= day_start:
             today[(customer_id, channel)] += 1
     return today, week
 
@@ -366,14 +366,9 @@ def _send_group(
     today, week = _count_recent(ids, now) if is_marketing else (Counter(), Counter())
     contexts = content.build_merge_contexts(ids)
     for index, message in enumerate(messages):
-        reason = (
-            "erased" if message.customer_id is None else standing[message.customer_id].skip_reason
-        )
-        if (
-            not reason
-            and is_marketing
-            and _is_capped(message.customer_id, channel_kind, today, week)
-        ):
+        customer_id = message.customer_id or 0  # 0: erased, no customer row any more
+        reason = standing[customer_id].skip_reason if customer_id else "erased"
+        if not reason and is_marketing and _is_capped(customer_id, channel_kind, today, week):
             reason = "frequency_cap"
         if reason:
             _mark(message, status=Message.Status.SKIPPED, skip_reason=reason)
@@ -381,11 +376,9 @@ def _send_group(
             if progress:
                 progress(1)
             continue
-        info = standing[message.customer_id]
+        info = standing[customer_id]
         try:
-            outgoing = _build(
-                message, info.address, info.language, contexts.get(message.customer_id, {})
-            )
+            outgoing = _build(message, info.address, info.language, contexts.get(customer_id, {}))
         except Exception as exc:  # a template problem is this message's failure, not the pass's
             _mark(
                 message, status=Message.Status.FAILED, skip_reason="", error=f"render: {exc}"[:500]
@@ -403,8 +396,8 @@ def _send_group(
             return
         _record_result(message, info.address, result, stats)
         if result.is_sent and is_marketing:
-            today[(message.customer_id, channel_kind)] += 1
-            week[(message.customer_id, channel_kind)] += 1
+            today[(customer_id, channel_kind)] += 1
+            week[(customer_id, channel_kind)] += 1
         if progress:
             progress(1)
 
