@@ -11,7 +11,7 @@ Reference, in the same run: the straightforward per-ticket loop (read each ticke
 each deadline, save the ticket and each event one by one) on --sample tickets, scaled to
 the full count. Both warm (one process). Targets: the check under 10 s at 100,000 tickets.
 Exit 1 on a missed target or when the states and events disagree with the reference's.
---smoke: 3,000 tickets.
+--smoke: 1,500 tickets.
 """
 
 from __future__ import annotations
@@ -200,8 +200,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.smoke:
         set_smoke_tag()
-    args.tickets = args.tickets or (3_000 if args.smoke else 100_000)
-    args.sample = min(args.sample or (500 if args.smoke else 5_000), args.tickets)
+    args.tickets = args.tickets or (1_500 if args.smoke else 100_000)
+    args.sample = min(args.sample or (200 if args.smoke else 5_000), args.tickets)
     if args.child:
         return child(args)
     with tempfile.TemporaryDirectory(prefix="kequn-bench-sla-") as scratch:
