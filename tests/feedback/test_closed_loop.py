@@ -71,3 +71,22 @@ def test_a_closed_ticket_sends_the_after_ticket_survey(smtp, django_capture_on_c
         change_status(ticket=ticket, status="closed", by=BY)
     assert smtp.recipients() == ["ticket@example.com"]
     assert survey.invitations.get().about == f"ticket:{ticket.pk}"
+
+
+def test_segment_rules_on_last_nps_poor_answers_and_open_follow_ups():
+    from kequn.segments.services import count_rule
+
+    nps = create_survey(name="NPS", by=BY)
+    fan, critic, silent = (make_customer(f"s{i}@example.com", name=f"S{i}") for i in range(3))
+    answer(nps, critic, 9, about="old")
+    answer(nps, critic, 2, about="new")  # the latest answer counts
+    answer(nps, fan, 10)
+
+    def count(condition):
+        return count_rule({"match": "all", "conditions": [condition]})
+
+    assert count({"field": "last_nps", "operator": "lte", "value": 6}) == 1
+    assert count({"field": "last_nps", "operator": "gte", "value": 9}) == 1
+    assert count({"field": "poor_survey_answers", "operator": "gte", "value": 1, "days": 30}) == 1
+    assert count({"field": "open_survey_follow_up", "operator": "is", "value": True}) == 1
+    assert silent.pk not in {fan.pk, critic.pk}

@@ -11,6 +11,7 @@ class FeedbackConfig(AppConfig):
         # Models and services can be imported only once the app registry is ready.
         from kequn.feedback.models import Invitation, Response
         from kequn.feedback.profile import register_profile_panels
+        from kequn.feedback.segment_fields import register_segment_fields
         from kequn.feedback.services import ANSWERED
         from kequn.ingest.merging import register_movable
         from kequn.journeys.registry import register_trigger
@@ -33,6 +34,7 @@ class FeedbackConfig(AppConfig):
         register_movable("survey_invitations", Invitation, "customer")
         register_movable("survey_responses", Response, "customer")
         register_profile_panels()
+        register_segment_fields()
         register_trigger(
             ANSWERED,
             _("Answered a survey"),
