@@ -76,6 +76,10 @@ def test_pause_and_resume_by_role(role):
 @pytest.mark.django_db
 def test_pausing_a_draft_is_a_clear_400():
     draft = make_journey(activate=False)
-    response = make_role_client(MARKETING).post(f"/api/v1/journeys/{draft.pk}/pause")
+    client = make_role_client(MARKETING)
+    response = client.post(f"/api/v1/journeys/{draft.pk}/pause", HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 400
-    assert "is a draft: activate it first" in response.json()["detail"]
+    assert response.json()["detail"] in (
+        f"journey {draft.pk} is a draft: activate it first",
+        f"旅程 {draft.pk} 还是草稿：请先启动它",
+    )

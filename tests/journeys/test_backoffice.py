@@ -28,6 +28,7 @@ def role_client(role: str) -> Client:
     user.groups.add(Group.objects.get(name=role))
     client = Client()
     client.force_login(user)
+    client.cookies["django_language"] = "en"
     return client
 
 
@@ -71,6 +72,7 @@ def test_marketing_pauses_from_the_list_and_analysts_cannot(walked):
 
 
 def test_an_invalid_definition_is_refused_in_the_form(admin_client):
+    admin_client.cookies["django_language"] = "en"
     response = admin_client.post(
         reverse("admin:journeys_journey_add"),
         {
@@ -92,6 +94,7 @@ def test_an_invalid_definition_is_refused_in_the_form(admin_client):
 
 def test_the_360_page_shows_the_customers_journeys(walked, admin_client):
     journey, customers = walked
+    admin_client.cookies["django_language"] = "en"
     html = admin_client.get(
         reverse("admin:customers_customer_360", args=[customers[1].pk])
     ).content.decode()

@@ -18,6 +18,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 
 from kequn.commerce.models import Order
@@ -251,7 +252,18 @@ def save_journey(journey: Journey, *, changed: Iterable[str], by: Actor) -> Jour
             target=journey,
             detail={"fields": sorted(changed)},
         )
+        if journey.status == Journey.Status.ACTIVE:
+            start_runner()
     return journey
+
+
+# The worker's journeys task, named by path: it imports the runner, which imports this module.
+RUNNER_TASK = "kequn.journeys.tasks.run_journeys_task"
+
+
+def start_runner() -> None:
+    """Ask the worker for a runner pass once this transaction commits (it starts the quick chain)."""
+    transaction.on_commit(lambda: import_string(RUNNER_TASK).enqueue())
 
 
 def _set_status(journey: Journey, status: str, *, by: Actor) -> Journey:
@@ -272,6 +284,8 @@ def _set_status(journey: Journey, status: str, *, by: Actor) -> Journey:
             target=journey,
             detail={"fields": ["status"], "from": before, "to": status},
         )
+        if status == Journey.Status.ACTIVE:
+            start_runner()
     return journey
 
 

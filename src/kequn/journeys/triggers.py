@@ -293,6 +293,31 @@ def poll_orders(*, now: datetime, by: Actor) -> int:
     return entered
 
 
+def build_first_purchases(*, now: datetime, batch: int = 20_000) -> int:
+    """Store every customer's first purchase day from the order history (once, set-based).
+
+    The order poll keeps the days current from then on; this fills them in for the orders
+    stored before journeys ran. Return how many customers have one.
+    """
+    firsts = (
+        Order.objects.filter(customer__isnull=False, status__in=Order.PURCHASE_STATUSES)
+        .values_list("customer_id")
+        .annotate(first=Min("ordered_at"))
+        .order_by("customer_id")
+        .values_list("customer_id", "first")
+    )
+    chunk: dict[int, datetime] = {}
+    total = 0
+    for customer_id, first in firsts.iterator(chunk_size=batch):
+        chunk[customer_id] = first
+        if len(chunk) >= batch:
+            _store_first_purchases(chunk, now)
+            total += len(chunk)
+            chunk = {}
+    _store_first_purchases(chunk, now)
+    return total + len(chunk)
+
+
 def _store_first_purchases(firsts: Mapping[int, datetime], now: datetime) -> None:
     with transaction.atomic():
         existing = {
@@ -444,6 +469,9 @@ def run_daily(*, now: datetime, by: Actor, force: bool = False) -> int | None:
     won = RunnerCursor.objects.filter(pk=cursor.pk, moment=cursor.moment).update(moment=now)
     if not won and not force:
         return None
+    if not RunnerCursor.objects.filter(name="first_purchases_built").exists():
+        build_first_purchases(now=now)
+        RunnerCursor.objects.get_or_create(name="first_purchases_built", defaults={"moment": now})
     # Birthdays changed since the last sync (by the clock: updated_at is the clock's time),
     # with an hour's overlap for writes that committed late.
     synced = _cursor("birthdays", 0)
