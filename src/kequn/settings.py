@@ -245,6 +245,12 @@ KEQUN_XLSX_MAX_MB = int(read_env("KEQUN_XLSX_MAX_MB", "100"))
 KEQUN_XLSX_MAX_ROWS = int(read_env("KEQUN_XLSX_MAX_ROWS", "1000000"))
 KEQUN_XLSX_MAX_COLUMNS = int(read_env("KEQUN_XLSX_MAX_COLUMNS", "500"))
 KEQUN_XLSX_MAX_STRINGS = int(read_env("KEQUN_XLSX_MAX_STRINGS", "2000000"))
+# Service (kequn.service): the inbound mailbox polled for tickets, the support address replies
+# come from, the attachment size limit, and what an email from an unknown sender becomes.
+KEQUN_SERVICE_IMAP_URL = read_env("KEQUN_SERVICE_IMAP_URL", "")
+KEQUN_SERVICE_ADDRESS = read_env("KEQUN_SERVICE_ADDRESS", "")
+KEQUN_SERVICE_ATTACHMENT_MAX_MB = float(read_env("KEQUN_SERVICE_ATTACHMENT_MAX_MB", "10"))
+KEQUN_SERVICE_UNKNOWN_SENDER = read_env("KEQUN_SERVICE_UNKNOWN_SENDER", "create")
 KEQUN_SESSION_IDLE_MINUTES = int(read_env("KEQUN_SESSION_IDLE_MINUTES", "30"))
 KEQUN_SESSION_MAX_HOURS = int(read_env("KEQUN_SESSION_MAX_HOURS", "12"))
 # Campaigns (kequn.engage): the global control group, marketing caps, quiet hours in the
