@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django.db import transaction
 
 from kequn.demo.generator import DemoSummary, generate_demo_data
+from kequn.demo.service import create_demo_tickets
 from kequn.security.actors import Actor
 from kequn.security.audit.services import acting_as, record_event
 from kequn.segments.models import Segment
@@ -39,6 +40,7 @@ def load_demo_data(
     # The generator commits chunk by chunk (a million customers do not fit one
     # transaction); the audit entry follows the last chunk.
     summary = generate_demo_data(n_customers, seed=seed, progress=progress)
+    create_demo_tickets(seed=seed, by=by)  # tickets on the SLA calendar, so reports are filled
     record_event(
         "demo.generate",
         actor=by,
