@@ -171,19 +171,15 @@ def main() -> int:
         viewer = system_actor("benchmark")
         base = scope_customers(viewer, Ticket.objects.select_related("sla_policy"), "customer")
         agent = Ticket.objects.values_list("assignee_id", flat=True).first()
+        queue = Ticket.objects.values_list("queue_id", flat=True).first()
+        first_page = paginate(filter_tickets(base, queue_id=queue, is_open=True), None, 50)
+        second_page = first_page["next_cursor"] or str(2**62)
         pages = {
             "API: open high-priority, newest id first": lambda: paginate(
                 filter_tickets(base, status="open", priority="high"), None, 50
             )["items"],
             "API: one queue's open tickets, page 2": lambda: paginate(
-                filter_tickets(base, queue_id=3, is_open=True),
-                str(
-                    paginate(filter_tickets(base, queue_id=3, is_open=True), None, 50)[
-                        "next_cursor"
-                    ]
-                    or 0
-                ),
-                50,
+                filter_tickets(base, queue_id=queue, is_open=True), second_page, 50
             )["items"],
             "agent's work: open, soonest deadline first": lambda: list(
                 filter_tickets(base, assignee_id=agent, is_open=True).order_by(*SORTS["next_due"])[
