@@ -189,3 +189,34 @@ def test_an_smtp_login_failure_is_a_recorded_retried_failure(db, settings):
     assert len(errors) == 1 and "\n" not in errors.pop()
     campaign.refresh_from_db()
     assert campaign.last_error
+
+
+def test_a_webhook_answering_500_is_retried_and_delivered_once_it_recovers(
+    db, webhook_receiver, settings
+):
+    person = make_audience(1)[0]
+    hook = services.create_template(
+        name="CRM hook",
+        channel="webhook",
+        body_zh="{{ name }} 下单提醒",
+        template_code=webhook_receiver.url + "/hook",
+        purpose="transactional",
+        by=BY,
+    )
+    webhook_receiver.statuses = [500] * 10
+    outcome = services.queue_message(
+        customer_id=person.pk,
+        template_id=hook.pk,
+        channel="webhook",
+        purpose="transactional",
+        source="orders",
+        dedupe_key="hook:1",
+        by=BY,
+    )
+    first = services.send_due_messages()
+    outcome.message.refresh_from_db()
+    assert first.counts["retrying"] == 1 and "HTTP 500" in outcome.message.error
+    webhook_receiver.statuses = []
+    Message.objects.update(next_attempt_at=timezone.now())
+    assert services.send_due_messages().counts["sent"] == 1
+    assert [body["customer_id"] for body in webhook_receiver.verified] == [person.pk]

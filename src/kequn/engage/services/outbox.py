@@ -299,18 +299,26 @@ def _build(
     subject = content.render(subject_source, context, escape=False) if subject_source else ""
     body = content.render(body_source, context)
     is_email = message.channel == "email"
+    is_webhook = message.channel == "webhook"
     return OutgoingMessage(
         key=str(message.pk),
-        to=address,
+        # A webhook goes to the receiver URL its template names (template code).
+        to=message.template.template_code if is_webhook else address,
         subject=subject,
         html=body if is_email else "",
         text="" if is_email else body,
-        template_code=message.template.template_code,
+        template_code="" if is_webhook else message.template.template_code,
         params={k: str(v) for k, v in context.items() if isinstance(v, str | int | float)},
         unsubscribe_url=unsubscribe,
         headers={"X-Kequn-Message": str(message.pk)},
-        payload={"message": message.pk, "source": message.source}
-        if message.channel == "webhook"
+        payload={
+            "message": message.pk,
+            "source": message.source,
+            "customer_id": message.customer_id,
+            "subject": subject,
+            "text": body,
+        }
+        if is_webhook
         else None,
     )
 
