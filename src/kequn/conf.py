@@ -32,6 +32,11 @@ ENVIRONMENT = frozenset(
         # feedback (kequn.feedback) and every link sent to customers
         "KEQUN_FEEDBACK_FOLLOW_UP_HOURS",
         "KEQUN_PUBLIC_URL",
+        # service desk (kequn.service)
+        "KEQUN_SERVICE_ADDRESS",
+        "KEQUN_SERVICE_ATTACHMENT_MAX_MB",
+        "KEQUN_SERVICE_IMAP_URL",
+        "KEQUN_SERVICE_UNKNOWN_SENDER",
         # engagement channels (kequn.engage.channels)
         "KEQUN_EMAIL_URL",
         "KEQUN_EMAIL_FROM",
