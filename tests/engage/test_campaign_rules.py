@@ -245,3 +245,23 @@ def test_uplift_intervals_match_known_values():
     assert welch.difference == pytest.approx(2.5)
     assert welch.low == pytest.approx(expected.low) and welch.high == pytest.approx(expected.high)
     assert proportion_uplift(1, 10, 0, 0).difference is None
+
+
+def test_the_worker_pass_runs_due_recurring_campaigns_and_fails_broken_ones_with_a_reason(
+    db, email_settings
+):
+    past = timezone.now() - timedelta(minutes=5)
+    daily = campaign_to(consenting(2, "daily"), "Daily", schedule="daily", next_run_at=past)
+    broken = campaign_to(consenting(1, "broken"), "Broken", schedule="at", next_run_at=past)
+    broken.segment.delete()
+
+    result = services.pump_outbox(by=BY)
+
+    assert result["started"] == [daily.pk] and result["sent"] == 2
+    daily.refresh_from_db()
+    assert daily.status == "scheduled" and daily.next_run_at > timezone.now()
+    assert daily.next_run_at - past == timedelta(days=1)
+    broken.refresh_from_db()
+    assert broken.status == "failed" and "Broken audience" in broken.last_error
+    assert services.pump_outbox(by=BY)["started"] == []  # not due again until tomorrow
+    assert len(email_settings.messages) == 2
