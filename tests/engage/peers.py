@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime
 import email
 import email.policy
 import hashlib
 import hmac
+import ipaddress
 import itertools
 import json
 import socket
+import ssl
 import threading
 import urllib.parse
 import warnings
@@ -30,11 +33,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 # Made-up credentials the peers accept.
 SMS_TOKEN = "sms-token"
@@ -110,6 +118,8 @@ class SMTPSink:
     data_answer: an answer for every DATA (e.g. "451 4.3.0 Try later").
     drop_every: hang up the connection after every Nth accepted message.
     keep_messages: False to count only (benchmarks).
+    tls: "starttls" (required before MAIL) or "implicit" (TLS from the first byte, smtps),
+    with the certificate and key files in cert (see make_certificate).
     """
 
     def __init__(
@@ -118,6 +128,8 @@ class SMTPSink:
         users: dict[str, str] | None = None,
         keep_messages: bool = True,
         drop_every: int = 0,
+        tls: str = "",
+        cert: tuple[str, str] | None = None,
     ) -> None:
         self.users = users
         self.keep_messages = keep_messages
@@ -135,6 +147,14 @@ class SMTPSink:
                 "auth_require_tls": False,
                 "auth_required": True,
             }
+        if tls:
+            assert cert, "tls needs cert=(certfile, keyfile)"
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*cert)
+            if tls == "starttls":
+                kwargs.update(tls_context=context, require_starttls=True)
+            else:
+                kwargs.update(ssl_context=context)
         self.controller = _EphemeralController(
             _SinkHandler(self), hostname="127.0.0.1", port=0, **kwargs
         )
@@ -177,6 +197,38 @@ class SMTPSink:
         """Return every accepted recipient, one entry per accepted message and address."""
         with self.lock:
             return [to for m in self.messages for to in m.rcpt_tos]
+
+
+def make_certificate(directory: Path) -> tuple[str, str]:
+    """Write a self-signed certificate for 127.0.0.1 and its key; return their paths."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "smtp-cert.pem", directory / "smtp-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_path), str(key_path)
 
 
 def closed_port() -> int:

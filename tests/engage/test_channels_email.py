@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import email.header
+import ssl
 import time
 
 import dkim
@@ -17,8 +18,9 @@ from kequn.engage.channels import (
     OutgoingMessage,
     get_channel,
 )
+from kequn.engage.channels import email as email_channel
 from kequn.engage.channels.email import EmailChannel, parse_email_url
-from tests.engage.peers import SMTPSink, closed_port
+from tests.engage.peers import SMTPSink, closed_port, make_certificate
 
 HTML = """<html><head><style>.btn { color: #ffffff; background-color: #e4393c }</style></head>
 <body><h1>你好，张三</h1>
@@ -273,3 +275,20 @@ def test_a_body_without_html_tags_goes_as_plain_text(sink, configure):
     msg = sink.messages[0].message
     assert msg.get_content_type() == "text/plain"
     assert msg.get_content().replace("\r\n", "\n").strip() == body
+
+
+@pytest.mark.parametrize(("scheme", "tls"), [("smtp+starttls", "starttls"), ("smtps", "implicit")])
+def test_tls_connections_verify_the_certificate(configure, tmp_path, monkeypatch, scheme, tls):
+    cert = make_certificate(tmp_path)
+    with SMTPSink(tls=tls, cert=cert, users={"mailer": "secret"}) as server:
+        # Not trusted by the system: refused with one line, nothing sent.
+        channel = configure(server.url("mailer", "secret", scheme=scheme))
+        with pytest.raises(ChannelUnavailableError, match=r"certificate is not trusted"):
+            channel.send_batch([marketing("v-1", "a@example.com")])
+        # Trusted (as a company CA would be): the login and the message go over TLS.
+        trusting = ssl.create_default_context(cafile=cert[0])
+        monkeypatch.setattr(email_channel.ssl, "create_default_context", lambda: trusting)
+        channel = configure(server.url("mailer", "secret", scheme=scheme))
+        assert channel.send_batch([marketing("v-2", "a@example.com")])[0].status == "sent"
+        channel.close()
+    assert server.recipients() == ["a@example.com"]

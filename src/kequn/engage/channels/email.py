@@ -174,6 +174,11 @@ class EmailChannel:
             if server.security == "starttls":
                 conn.starttls(context=ssl.create_default_context())
                 conn.ehlo()
+        except ssl.SSLCertVerificationError as exc:
+            raise ChannelUnavailableError(
+                f"email: the SMTP server {server}'s certificate is not trusted ({one_line(exc.verify_message, 80)}); "
+                "it needs a certificate from a trusted authority for that host name"
+            ) from None
         except (OSError, smtplib.SMTPException) as exc:
             raise ChannelUnavailableError(
                 f"email: cannot connect to the SMTP server {server} ({one_line(exc, 120)}); "
