@@ -80,7 +80,7 @@ class RateLimiter:
             return
         with self._lock:
             now = time.monotonic()
-            # A sender idle for a while may not burst: at most one interval of credit.
+            # No credit for idle time: after a pause the next slot is now, not a burst.
             slot = max(self._next, now)
             self._next = slot + self.interval
         delay = slot - now
