@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import html as html_lib
 import re
 
@@ -67,6 +68,8 @@ _CLEANER = nh3.Cleaner(
 )
 
 
+# A campaign without personal fields sends one body to everyone: prepare it once.
+@functools.lru_cache(maxsize=64)
 def prepare_html(source: str) -> str:
     """Return ``source`` with its CSS inlined and everything unsafe removed, as a document."""
     try:
@@ -99,6 +102,7 @@ def _link(match: re.Match[str]) -> str:
     return label
 
 
+@functools.lru_cache(maxsize=64)
 def html_to_text(source: str) -> str:
     """Return a readable plain-text version of an HTML body (links as "text (url)")."""
     text = _HIDDEN.sub("", source)
