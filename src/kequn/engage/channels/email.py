@@ -370,16 +370,18 @@ class EmailChannel:
             except smtplib.SMTPDataError as exc:
                 _quietly_reset(conn)
                 return conn, _refused(key, exc.smtp_code, exc.smtp_error, "message")
-            except (smtplib.SMTPServerDisconnected, OSError):
-                _quietly_close(conn)
-                conn = None
-                continue
             except smtplib.SMTPResponseException as exc:
                 _quietly_close(conn)
                 conn = None
                 if exc.smtp_code == 421 and attempt == 1:
                     continue
                 return None, SendResult(key=key, status="retry", error=f"email: {_smtp_error(exc)}")
+            except (
+                OSError
+            ):  # SMTPServerDisconnected, resets, timeouts (SMTPException is an OSError)
+                _quietly_close(conn)
+                conn = None
+                continue
             return conn, SendResult(key=key, status="sent", provider_id=f"<{key}@{self.domain}>")
         return conn, SendResult(
             key=key, status="retry", error="email: the SMTP server went away; retry later"
