@@ -260,7 +260,8 @@ def main() -> int:
             if name == "kequn":
                 peak_kb = max(peak_kb, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
             print(
-                f"run {run + 1} {name:8s} {elapsed:7.2f} s  {n / elapsed * 60:>10,.0f}/min",
+                f"run {run + 1} {name:8s} {elapsed:7.2f} s  {n / elapsed * 60:>10,.0f}/min   CPU per "
+                f"message: sender {cpu[name][-1][0]:5.0f} µs, sink {cpu[name][-1][1]:5.0f} µs",
                 flush=True,
             )
             verdict.check(
