@@ -31,6 +31,9 @@ DEFAULT_SCHEDULES = {
     ),
     # Before the analytics refresh, so the snapshot is taken while the database is quiet.
     "database-backup": ScheduleSpec("kequn.security.tasks.nightly_backup_task", 24 * 60, time(2)),
+    # Sales: idle accounts back to the lead pool (owners warned first), forecast snapshot.
+    "sales-nightly": ScheduleSpec("kequn.sales.tasks.nightly_sales_task", 24 * 60, time(1)),
+    "sales-reminders": ScheduleSpec("kequn.sales.tasks.send_reminders_task", 15, time(0)),
     # Security alert rules (kequn.monitoring), every five minutes from the next midnight.
     "security-alerts": ScheduleSpec("kequn.monitoring.tasks.evaluate_alerts_task", 5, time(0)),
 }
