@@ -95,7 +95,7 @@ ACTIVITY_COLUMNS: dict[str, tuple[str, ...]] = {
         "跟进时间",
         "创建时间",
         "occurred_at",
-    ),  # fmt: skip
+    ),
     "account": (
         "Account Name",
         "Company / Account",
@@ -366,7 +366,7 @@ def import_crm_file(
             "updated": summary.updated,
             "refused": len(refused),
             "preset": prefix,
-        },  # fmt: skip
+        },
     )
     return summary
 

@@ -213,13 +213,21 @@ def get_forecast(
         deals = deals.filter(owner_id__in=owners)
     if pipeline_id:
         deals = deals.filter(pipeline_id=pipeline_id)
+    # Grouped by day and stage, with no join and no per-row month function (SQLite runs that
+    # in Python): a year is at most a few thousand groups, bucketed into months below.
     rows = (
         deals.exclude(status=Deal.Status.LOST)
-        .annotate(month=TruncMonth("close_date"))
-        .values("month", "status", "stage__forecast_category")
-        .annotate(n=Count("id"), total=Sum("amount"), weighted=Sum(WEIGHTED))
+        .values("close_date", "status", "stage_id")
+        .annotate(
+            n=Count("id"),
+            total=Sum("amount"),
+            plain=Sum("amount", filter=Q(probability__isnull=True)),
+            overridden=Sum(F("amount") * F("probability"), filter=Q(probability__isnull=False)),
+        )
         .order_by()
     )
+    stages = dict(Stage.objects.values_list("id", "probability"))
+    categories = dict(Stage.objects.values_list("id", "forecast_category"))
     periods: dict[str, ForecastRow] = {}
 
     def label(day: date) -> str:
@@ -230,10 +238,8 @@ def get_forecast(
         periods.setdefault(label(month), ForecastRow(label(month)))
         month = add_month(month)
     for row in rows:
-        day = row["month"]
-        day = day.date() if isinstance(day, datetime) else day
-        target = periods[label(day)]
-        total = row["total"] or ZERO
+        target = periods[label(row["close_date"])]
+        total = Decimal(row["total"] or ZERO)
         target.deals += row["n"]
         if row["status"] == Deal.Status.WON:
             target.won += total
@@ -241,8 +247,9 @@ def get_forecast(
             target.best_case += total
             continue
         target.pipeline += total
-        target.weighted += row["weighted"] or ZERO
-        category = row["stage__forecast_category"]
+        plain = Decimal(row["plain"] or ZERO) * stages.get(row["stage_id"], 0) / 100
+        target.weighted += plain + Decimal(row["overridden"] or ZERO) / 100
+        category = categories.get(row["stage_id"])
         if category == Stage.Forecast.COMMIT:
             target.commit += total
             target.best_case += total
