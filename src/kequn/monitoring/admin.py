@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.contrib import admin, messages
 from django.core.cache import cache
 from django.db.models import QuerySet
@@ -16,6 +18,7 @@ from unfold.decorators import display
 from kequn.monitoring import services
 from kequn.monitoring.models import Alert
 from kequn.monitoring.selectors import count_open_alerts
+from kequn.security.actors import Actor
 from kequn.security.audit.models import AuditEntry
 
 BADGE_SECONDS = 60
@@ -117,11 +120,13 @@ class AlertAdmin(ModelAdmin):
     @admin.action(description=_("Acknowledge selected alerts"), permissions=["change"])
     def acknowledge_selected(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
         ids = list(queryset.values_list("pk", flat=True))
-        changed = services.change_alerts(ids, Alert.Status.ACKNOWLEDGED, by=request.user)
+        changed = services.change_alerts(
+            ids, Alert.Status.ACKNOWLEDGED, by=cast(Actor, request.user)
+        )
         messages.success(request, gettext("%(n)s alerts acknowledged.") % {"n": changed})
 
     @admin.action(description=_("Resolve selected alerts"), permissions=["change"])
     def resolve_selected(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
         ids = list(queryset.values_list("pk", flat=True))
-        changed = services.change_alerts(ids, Alert.Status.RESOLVED, by=request.user)
+        changed = services.change_alerts(ids, Alert.Status.RESOLVED, by=cast(Actor, request.user))
         messages.success(request, gettext("%(n)s alerts resolved.") % {"n": changed})

@@ -137,9 +137,9 @@ class DatabaseCollector(Collector):
             .values("task_path", "status")
             .annotate(n=Count("id"))
         )
-        for row in rows:
-            task = row["task_path"].rsplit(".", 1)[-1]
-            finished.add_metric([task, row["status"].lower()], row["n"])
+        for job in rows:
+            task = job["task_path"].rsplit(".", 1)[-1]
+            finished.add_metric([task, job["status"].lower()], job["n"])
         yield finished
 
     def collect_work(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
@@ -172,12 +172,12 @@ class DatabaseCollector(Collector):
             "Security alerts not resolved yet, by rule and severity.",
             labels=["rule", "severity"],
         )
-        for row in (
+        for alert in (
             Alert.objects.exclude(status=Alert.Status.RESOLVED)
             .values("rule", "severity")
             .annotate(n=Count("id"))
         ):
-            open_alerts.add_metric([row["rule"], row["severity"]], row["n"])
+            open_alerts.add_metric([alert["rule"], alert["severity"]], alert["n"])
         yield open_alerts
         refreshed = GaugeMetricFamily(
             "kequn_analytics_last_success_timestamp_seconds",
