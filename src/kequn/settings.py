@@ -179,6 +179,11 @@ AXES_LOCKOUT_CALLABLE = "kequn.security.views.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "kequn.security.middleware.axes_client_ip"
 AXES_VERBOSE = False
 KEQUN_PROXY_COUNT = int(read_env("KEQUN_PROXY_COUNT", "0"))
+
+# The address customers reach this server at, for links in messages (survey answers,
+# unsubscribing); and how long the closed loop gives a poor survey answer's follow-up.
+KEQUN_PUBLIC_URL = read_env("KEQUN_PUBLIC_URL", "http://localhost:8000")
+KEQUN_FEEDBACK_FOLLOW_UP_HOURS = int(read_env("KEQUN_FEEDBACK_FOLLOW_UP_HOURS", "48"))
 # Rate limits ("600/min", "10/s", "off"), read on every request so tests can override them.
 KEQUN_LOGIN_RATE = read_env("KEQUN_LOGIN_RATE", "20/min")
 KEQUN_API_RATE = read_env("KEQUN_API_RATE", "600/min")
@@ -239,6 +244,15 @@ KEQUN_WECHAT_API_URL = read_env("KEQUN_WECHAT_API_URL", "https://api.weixin.qq.c
 KEQUN_WECHAT_RATE = float(read_env("KEQUN_WECHAT_RATE", "20"))
 KEQUN_WEBHOOK_SECRET = read_env("KEQUN_WEBHOOK_SECRET", "")
 KEQUN_WEBHOOK_RATE = float(read_env("KEQUN_WEBHOOK_RATE", "10"))
+# Campaigns (kequn.engage): the global control group, marketing caps, quiet hours in the
+# business time zone, and how long a worker's claim on a batch lasts (links use KEQUN_PUBLIC_URL).
+KEQUN_CONTROL_GROUP_PERCENT = float(read_env("KEQUN_CONTROL_GROUP_PERCENT", "5"))
+KEQUN_MARKETING_CAPS = read_env("KEQUN_MARKETING_CAPS", "channel_day=1,channel_week=3,day=2,week=5")
+KEQUN_QUIET_HOURS = read_env("KEQUN_QUIET_HOURS", "21:00-09:00")
+KEQUN_SEND_LEASE_SECONDS = int(read_env("KEQUN_SEND_LEASE_SECONDS", "60"))
+# Journeys (kequn.journeys): seconds between the runner's quick passes (events to first send);
+# 0 leaves only the worker's pass every minute.
+KEQUN_JOURNEY_POLL_SECONDS = float(read_env("KEQUN_JOURNEY_POLL_SECONDS", "2"))
 KEQUN_PRIVACY_DEADLINE_DAYS = int(read_env("KEQUN_PRIVACY_DEADLINE_DAYS", "15"))
 # Limits on an Excel file, checked before it is parsed (kequn.ingest.readers).
 KEQUN_XLSX_MAX_MB = int(read_env("KEQUN_XLSX_MAX_MB", "100"))
@@ -253,12 +267,6 @@ KEQUN_SERVICE_ATTACHMENT_MAX_MB = float(read_env("KEQUN_SERVICE_ATTACHMENT_MAX_M
 KEQUN_SERVICE_UNKNOWN_SENDER = read_env("KEQUN_SERVICE_UNKNOWN_SENDER", "create")
 KEQUN_SESSION_IDLE_MINUTES = int(read_env("KEQUN_SESSION_IDLE_MINUTES", "30"))
 KEQUN_SESSION_MAX_HOURS = int(read_env("KEQUN_SESSION_MAX_HOURS", "12"))
-# Campaigns (kequn.engage): the global control group, marketing caps, quiet hours in the
-# business time zone, and how long a worker's claim on a batch lasts (links use KEQUN_PUBLIC_URL).
-KEQUN_CONTROL_GROUP_PERCENT = float(read_env("KEQUN_CONTROL_GROUP_PERCENT", "5"))
-KEQUN_MARKETING_CAPS = read_env("KEQUN_MARKETING_CAPS", "channel_day=1,channel_week=3,day=2,week=5")
-KEQUN_QUIET_HOURS = read_env("KEQUN_QUIET_HOURS", "21:00-09:00")
-KEQUN_SEND_LEASE_SECONDS = int(read_env("KEQUN_SEND_LEASE_SECONDS", "60"))
 # The browser drops an idle cookie too; kequn.security.middleware enforces both limits.
 SESSION_COOKIE_AGE = KEQUN_SESSION_IDLE_MINUTES * 60
 SESSION_COOKIE_HTTPONLY = True

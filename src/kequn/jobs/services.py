@@ -34,6 +34,13 @@ DEFAULT_SCHEDULES = {
     # Sales: idle accounts back to the lead pool (owners warned first), forecast snapshot.
     "sales-nightly": ScheduleSpec("kequn.sales.tasks.nightly_sales_task", 24 * 60, time(1)),
     "sales-reminders": ScheduleSpec("kequn.sales.tasks.send_reminders_task", 15, time(0)),
+    # Journeys: a pass a minute, keeping a chain of quick passes going (kequn.journeys.tasks).
+    "journeys-run": ScheduleSpec("kequn.journeys.tasks.run_journeys_task", 1, time(0)),
+    # Surveys a few days after an order (hourly), and the comments' topics (nightly).
+    "feedback-order-surveys": ScheduleSpec(
+        "kequn.feedback.tasks.invite_after_orders_task", 60, time(0)
+    ),
+    "feedback-topics": ScheduleSpec("kequn.feedback.tasks.analyse_topics_task", 24 * 60, time(5)),
     # Security alert rules (kequn.monitoring), every five minutes from the next midnight.
     "security-alerts": ScheduleSpec("kequn.monitoring.tasks.evaluate_alerts_task", 5, time(0)),
 }
