@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from kequn.privacy.services.erasure import erase_customer
-from kequn.privacy.services.export import collect_customer_data
+from kequn.security.personal_data import get_exported
 from kequn.service import services
 from kequn.service.models import BusinessCalendar, InboundEmail, Ticket, TicketMessage
 from tests.factories import make_customer, make_order
@@ -130,7 +130,12 @@ def test_export_and_erasure_cover_tickets_messages_files_and_raw_email():
     record = services.receive_email(raw, by=BY)
     ticket = record.ticket
     services.add_reply(ticket=ticket, body="附件是发票", attachments=[("发票.pdf", PDF)], by=BY)
-    data = collect_customer_data(customer)
+    # This app's declared tables, read the way the data-subject export reads every table.
+    data = {
+        entry.export_as: list(entry.rows_of([customer.pk]).values(*entry.export_fields()))
+        for entry in get_exported()
+        if entry.model._meta.app_label == "service"
+    }
     assert [t["subject"] for t in data["tickets"]] == ["refund"]
     assert {m["body"] for m in data["ticket_messages"]} == {"please refund", "附件是发票"}
     assert data["ticket_attachments"][0]["file_name"] == "发票.pdf"
@@ -138,7 +143,7 @@ def test_export_and_erasure_cover_tickets_messages_files_and_raw_email():
     stored = ticket.messages.get(kind="reply").attachments.get().file
     path = stored.path
     counts = erase_customer(customer, by=BY)
-    assert counts["tickets"] == 1 and counts["inbound_emails"] == 1
+    assert counts["tickets"] >= 1 and counts["inbound_emails"] == 1  # with messages and events
     assert not Ticket.objects.exists() and not TicketMessage.objects.exists()
     assert not InboundEmail.objects.exists()
     import os

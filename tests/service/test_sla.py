@@ -175,7 +175,7 @@ def test_statuses_follow_the_allowed_transitions_and_closing_signals():
     services.ticket_closed.connect(lambda sender, ticket, by, **kw: received.append(ticket.pk),
                                    weak=False, dispatch_uid="test-closed")  # fmt: skip
     try:
-        with pytest.raises(ValidationError, match="cannot become Reopened"):
+        with pytest.raises(ValidationError, match="a new ticket cannot become reopened"):
             services.change_status(ticket=ticket, status="reopened", by=BY)
         services.change_status(ticket=ticket, status="resolved", by=BY)
         # A customer's message on a resolved ticket reopens it.

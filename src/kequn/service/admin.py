@@ -68,7 +68,7 @@ class TicketForm(forms.ModelForm):
             )
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         if self.instance.pk is None and not (data.get("body") or "").strip():
             self.add_error("body", _("Write what the customer asked for."))
         return data

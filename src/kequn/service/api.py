@@ -51,7 +51,7 @@ class TicketOut(Schema):
 
     @staticmethod
     def resolve_sla_policy(obj: Ticket) -> str | None:
-        return obj.sla_policy.name if obj.sla_policy_id else None
+        return obj.sla_policy.name if obj.sla_policy is not None else None
 
 
 class TicketIn(Schema):

@@ -159,12 +159,12 @@ class WorkCalendar:
             for begin, end in self.hours_of(day):
                 if now >= end:
                     continue
-                begin = max(begin, now)
-                if left <= end - begin:
-                    return self._at(day, begin + left)
-                left -= end - begin
+                since = max(float(begin), now)
+                if left <= end - since:
+                    return self._at(day, since + left)
+                left -= end - since
             day += dt.timedelta(days=1)
-            now = 0
+            now = 0.0
         raise CalendarError(
             f"no working time within {MAX_DAYS} days of {start:%Y-%m-%d}; check the hours "
             "and the closed days of the calendar"

@@ -56,8 +56,8 @@ def _text_of(message: EmailMessage) -> str:
     try:
         content = body.get_content()
     except (LookupError, UnicodeDecodeError):  # an unknown charset: keep what decodes
-        payload = body.get_payload(decode=True) or b""
-        content = payload.decode("utf-8", errors="replace")
+        payload = body.get_payload(decode=True)
+        content = payload.decode("utf-8", errors="replace") if isinstance(payload, bytes) else ""
     if body.get_content_type() == "text/html":
         content = strip_tags(content)
     return str(content).replace("\x00", "").strip()

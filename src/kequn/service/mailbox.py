@@ -61,7 +61,7 @@ def fetch_mail(*, by: Actor, url: str | None = None, progress: Any = None) -> di
         status, _ = conn.select(folder)
         if status != "OK":
             raise MailboxError(f"the mailbox has no folder {folder!r}")
-        status, found = conn.uid("SEARCH", None, "UNSEEN")
+        status, found = conn.uid("SEARCH", "UNSEEN")
         uids = found[0].split() if status == "OK" and found and found[0] else []
         for uid in uids:
             status, data = conn.uid("FETCH", uid, "(BODY.PEEK[])")

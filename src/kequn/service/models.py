@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.files.storage import FileSystemStorage
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from kequn.commerce.models import Order, Product
 from kequn.conf import get_data_dir
@@ -13,26 +14,26 @@ from kequn.customers.models import Customer
 
 
 class Priority(models.TextChoices):
-    LOW = "low", _("Low")
-    NORMAL = "normal", _("Normal")
-    HIGH = "high", _("High")
-    URGENT = "urgent", _("Urgent")
+    LOW = "low", pgettext_lazy("ticket priority", "Low")
+    NORMAL = "normal", pgettext_lazy("ticket priority", "Normal")
+    HIGH = "high", pgettext_lazy("ticket priority", "High")
+    URGENT = "urgent", pgettext_lazy("ticket priority", "Urgent")
 
 
 class TicketType(models.TextChoices):
-    COMPLAINT = "complaint", _("Complaint")
-    INQUIRY = "inquiry", _("Inquiry")
-    RETURN = "return", _("Return or repair")
-    SUGGESTION = "suggestion", _("Suggestion")
+    COMPLAINT = "complaint", pgettext_lazy("ticket type", "Complaint")
+    INQUIRY = "inquiry", pgettext_lazy("ticket type", "Inquiry")
+    RETURN = "return", pgettext_lazy("ticket type", "Return or repair")
+    SUGGESTION = "suggestion", pgettext_lazy("ticket type", "Suggestion")
 
 
 class Status(models.TextChoices):
-    NEW = "new", _("New")
-    OPEN = "open", _("Open")
-    WAITING = "waiting", _("Waiting on customer")
-    RESOLVED = "resolved", _("Resolved")
-    CLOSED = "closed", _("Closed")
-    REOPENED = "reopened", _("Reopened")
+    NEW = "new", pgettext_lazy("ticket status", "New")
+    OPEN = "open", pgettext_lazy("ticket status", "Open")
+    WAITING = "waiting", pgettext_lazy("ticket status", "Waiting on customer")
+    RESOLVED = "resolved", pgettext_lazy("ticket status", "Resolved")
+    CLOSED = "closed", pgettext_lazy("ticket status", "Closed")
+    REOPENED = "reopened", pgettext_lazy("ticket status", "Reopened")
 
 
 # Statuses in which the ticket still needs work (the SLA clock runs unless waiting).
@@ -50,11 +51,11 @@ class Source(models.TextChoices):
 
 
 class SlaState(models.TextChoices):
-    NONE = "", _("No SLA")
-    OK = "ok", _("On time")
-    WARNING = "warning", _("Due soon")
-    BREACHED = "breached", _("Breached")
-    PAUSED = "paused", _("Paused")
+    NONE = "", pgettext_lazy("SLA state", "No SLA")
+    OK = "ok", pgettext_lazy("SLA state", "On time")
+    WARNING = "warning", pgettext_lazy("SLA state", "Due soon")
+    BREACHED = "breached", pgettext_lazy("SLA state", "Breached")
+    PAUSED = "paused", pgettext_lazy("SLA state", "Paused")
 
 
 class BusinessCalendar(models.Model):

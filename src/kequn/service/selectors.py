@@ -151,5 +151,5 @@ def compute_sla_report(
         resolution_missed=counts.get(("resolution", "breach"), 0),
         median_first_response_hours=round(median(first_times), 2) if first_times else None,
         median_resolution_hours=round(median(resolution_times), 2) if resolution_times else None,
-        by_priority=by_priority,
+        by_priority=[dict(row) for row in by_priority],
     )

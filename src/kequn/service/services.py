@@ -24,6 +24,13 @@ from kequn.security.audit import services as audit
 from kequn.service import sla
 from kequn.service.attachments import AttachmentError, CheckedFile, check_attachment
 from kequn.service.calendar import CalendarError
+from kequn.service.delivery import (
+    customer_email,
+    deliver_reply,
+    enqueue_delivery,
+    mail_domain,
+    send_email,
+)
 from kequn.service.mail import ParsedEmail, parse_email
 from kequn.service.models import (
     OPEN_STATUSES,
@@ -55,6 +62,11 @@ TRANSITIONS: dict[str, set[str]] = {
     Status.RESOLVED: {Status.CLOSED, Status.REOPENED},
     Status.CLOSED: {Status.REOPENED},
 }
+
+
+def _user_id(by: Actor) -> int | None:
+    user = get_user_or_none(by)
+    return user.pk if user is not None else None
 
 
 def _now() -> dt.datetime:
@@ -196,14 +208,14 @@ def open_ticket(
             sender=from_address[:254],
             message_id=message_id[:300],
             created_at=opened,
-            author=get_user_or_none(by) if source in (Source.PHONE, Source.STORE) else None,
+            author_id=_user_id(by) if source in (Source.PHONE, Source.STORE) else None,
         )
         _store_attachments(message, files)
         if ticket.sla_policy_id:
             _log_sla(
                 ticket,
                 SlaEvent.Kind.APPLIED,
-                policy=ticket.sla_policy.name,
+                policy=ticket.sla_policy.name if ticket.sla_policy else "",
                 first_response_due=_iso(ticket.first_response_due),
                 resolution_due=_iso(ticket.resolution_due),
             )
@@ -263,7 +275,7 @@ def _resume(ticket: Ticket, now: dt.datetime) -> None:
     if ticket.paused_at is None:
         return
     minutes = 0.0
-    if ticket.sla_policy_id:
+    if ticket.sla_policy is not None:
         calendar = sla.get_calendar(ticket.sla_policy.calendar_id)
         minutes = calendar.minutes_between(ticket.paused_at, now)
     ticket.paused_minutes += minutes
@@ -280,8 +292,8 @@ def change_status(
         return ticket
     if status not in TRANSITIONS[ticket.status]:
         raise ValidationError(
-            f"status: a {ticket.get_status_display()} ticket cannot become "
-            f"{Status(status).label}; allowed: {', '.join(sorted(TRANSITIONS[ticket.status]))}"
+            f"status: a {ticket.status} ticket cannot become {status}; "
+            f"allowed: {', '.join(sorted(TRANSITIONS[ticket.status]))}"
         )
     now = at or _now()
     with transaction.atomic():
@@ -311,17 +323,9 @@ def change_status(
 # --- messages --------------------------------------------------------------------------
 
 
-def _mail_domain() -> str:
-    for name in ("KEQUN_EMAIL_FROM", "KEQUN_SERVICE_ADDRESS"):
-        address = str(getattr(settings, name, "") or "").strip().rstrip(">")
-        if "@" in address:
-            return address.rsplit("@", 1)[1]
-    return "kequn.local"
-
-
 def make_message_id(ticket: Ticket, message: TicketMessage) -> str:
     """Return the Message-ID of an outgoing reply; replies to it thread back to the ticket."""
-    return f"<ticket-{ticket.pk}.{message.pk}.{secrets.token_hex(4)}@{_mail_domain()}>"
+    return f"<ticket-{ticket.pk}.{message.pk}.{secrets.token_hex(4)}@{mail_domain()}>"
 
 
 def add_reply(
@@ -345,7 +349,7 @@ def add_reply(
         message = TicketMessage.objects.create(
             ticket=ticket,
             kind=TicketMessage.Kind.NOTE if internal else TicketMessage.Kind.REPLY,
-            author=get_user_or_none(by),
+            author_id=_user_id(by),
             body=str(body).replace("\x00", ""),
             created_at=now,
         )
@@ -359,11 +363,11 @@ def add_reply(
             else:
                 sla.refresh_ticket_sla(ticket)
                 _save(ticket, by)
-            if ticket.from_address or (ticket.customer_id and _customer_email(ticket)):
+            if ticket.from_address or (ticket.customer_id and customer_email(ticket)):
                 message.message_id = make_message_id(ticket, message)
                 message.delivery = TicketMessage.Delivery.PENDING
                 message.save(update_fields=["message_id", "delivery"])
-                transaction.on_commit(lambda: _enqueue_delivery(message.pk))
+                transaction.on_commit(lambda: enqueue_delivery(message.pk))
     return message
 
 
@@ -444,98 +448,6 @@ def merge_tickets(*, source: Ticket, target: Ticket, by: Actor) -> Ticket:
 
 
 # --- email out -------------------------------------------------------------------------
-
-
-def _customer_email(ticket: Ticket) -> str:
-    if not ticket.customer_id:
-        return ""
-    identity = ticket.customer.identities.filter(kind="email").order_by("-id").first()
-    return identity.value if identity else ""
-
-
-def _enqueue_delivery(message_id: int) -> None:
-    from kequn.service.tasks import deliver_reply_task  # noqa: PLC0415 -- tasks import services
-
-    deliver_reply_task.enqueue(message_id)
-
-
-def deliver_reply(message_id: int) -> str:
-    """Email an agent's reply (engagement email channel if configured, else Django's mail).
-
-    Idempotent: a reply already sent is not sent again. Returns the delivery status.
-    """
-    message = TicketMessage.objects.select_related("ticket").get(pk=message_id)
-    if message.delivery != TicketMessage.Delivery.PENDING:
-        return message.delivery
-    ticket = message.ticket
-    to = ticket.from_address or _customer_email(ticket)
-    if not to:
-        TicketMessage.objects.filter(pk=message.pk).update(
-            delivery=TicketMessage.Delivery.FAILED, delivery_error="the ticket has no email address"
-        )
-        return TicketMessage.Delivery.FAILED
-    subject = f"Re: {ticket.subject} {ticket.reference}"
-    earlier = list(
-        TicketMessage.objects.filter(ticket=ticket, id__lt=message.pk)
-        .exclude(message_id="")
-        .order_by("id")
-        .values_list("message_id", flat=True)
-    )
-    headers = {"Message-ID": message.message_id}
-    if earlier:
-        headers["In-Reply-To"] = earlier[-1]
-        headers["References"] = " ".join(earlier[-10:])
-    address = str(getattr(settings, "KEQUN_SERVICE_ADDRESS", "") or "")
-    if address:
-        headers["Reply-To"] = address
-    status, error = _send_email(message.message_id, to, subject, message.body, headers)
-    TicketMessage.objects.filter(pk=message.pk).update(delivery=status, delivery_error=error[:300])
-    return status
-
-
-def _send_email(
-    message_id: str, to: str, subject: str, text: str, headers: dict[str, str]
-) -> tuple[str, str]:
-    """Send one email with this Message-ID; return (delivery status, error)."""
-    try:
-        from kequn.engage.channels import (  # noqa: PLC0415 -- the engagement channels are optional
-            ChannelNotConfiguredError,
-            ChannelUnavailableError,
-            OutgoingMessage,
-            get_channel,
-        )
-    except ImportError:
-        get_channel = None  # type: ignore[assignment]
-    if get_channel is not None:
-        try:
-            channel = get_channel("email")
-        except ChannelNotConfiguredError:
-            channel = None
-        if channel is not None:
-            # The channel writes Message-ID as <key@its sender's domain>, the same as ours.
-            key = message_id.strip("<>").split("@", 1)[0]
-            extra = {k: v for k, v in headers.items() if k != "Message-ID"}
-            try:
-                result = channel.send_batch(
-                    [OutgoingMessage(key=key, to=to, subject=subject, text=text, headers=extra)]
-                )[0]
-            except ChannelUnavailableError as exc:
-                return TicketMessage.Delivery.PENDING, str(exc)
-            finally:
-                channel.close()
-            if result.is_sent:
-                return TicketMessage.Delivery.SENT, ""
-            if result.status == "retry":
-                return TicketMessage.Delivery.PENDING, result.error
-            return TicketMessage.Delivery.FAILED, result.error
-    from django.core.mail import EmailMessage  # noqa: PLC0415 -- the fallback sender
-
-    sender = getattr(settings, "KEQUN_SERVICE_ADDRESS", "") or settings.DEFAULT_FROM_EMAIL
-    try:
-        EmailMessage(subject, text, sender, [to], headers=headers).send()
-    except (OSError, ValueError) as exc:
-        return TicketMessage.Delivery.PENDING, f"{type(exc).__name__}: {exc}"
-    return TicketMessage.Delivery.SENT, ""
 
 
 # --- email in --------------------------------------------------------------------------
@@ -642,7 +554,7 @@ def receive_email(raw: bytes, *, by: Actor, via: str = "imap") -> InboundEmail:
                         by=by,
                         source="email",
                     )
-                elif customer.merged_into_id:
+                elif customer.merged_into is not None:
                     customer = customer.merged_into
                 queue = Queue.objects.filter(email_address__iexact=_to_address(raw)).first()
                 ticket = open_ticket(
@@ -739,7 +651,9 @@ def check_slas(*, by: Actor, now: dt.datetime | None = None) -> dict[str, int]:
             kind__in=[SlaEvent.Kind.WARNING, SlaEvent.Kind.BREACH],
         ).values_list("ticket_id", "kind", "target", "due")
     )
-    events, states, breached = [], {}, []
+    events: list[SlaEvent] = []
+    states: dict[str, list[int]] = {}
+    breached: list[tuple[int, SlaPolicy]] = []
     for tid, pid, state, first_due, next_due, res_due, responded, resolved, _q, _a in rows:
         policy = policies.get(pid)
         if policy is None:
@@ -784,7 +698,10 @@ def check_slas(*, by: Actor, now: dt.datetime | None = None) -> dict[str, int]:
                 audit.CHANGE,
                 actor=by,
                 target_type="service.ticket",
-                detail={"sla_check": counts, "state_changes": sum(map(len, states.values()))},
+                detail={
+                    "sla_check": counts,
+                    "state_changes": sum(len(ids) for ids in states.values()),
+                },
             )
     return counts
 
@@ -824,8 +741,8 @@ def _notify_escalation(ticket: Ticket) -> None:
     if not address:
         return
     subject = f"SLA missed: {ticket.reference} {ticket.subject}"
-    message_id = f"<escalation-{ticket.pk}.{secrets.token_hex(4)}@{_mail_domain()}>"
-    transaction.on_commit(lambda: _send_email(message_id, address, subject, subject, {}))
+    message_id = f"<escalation-{ticket.pk}.{secrets.token_hex(4)}@{mail_domain()}>"
+    transaction.on_commit(lambda: send_email(message_id, address, subject, subject, {}))
 
 
 SLA_FIELDS = (
@@ -856,7 +773,7 @@ def _write_sla_fields(tickets: list[Ticket]) -> None:
         return
     connection = transaction.get_connection()
     meta = Ticket._meta
-    fields = [
+    fields: list[Any] = [
         meta.get_field(name.removesuffix("_id") if name.endswith("_id") else name)
         for name in SLA_FIELDS
     ]

@@ -13,7 +13,13 @@ import datetime as dt
 from dataclasses import dataclass
 from threading import Lock
 
-from kequn.service.calendar import CalendarError, WorkCalendar, parse_intervals, parse_week
+from kequn.service.calendar import (
+    CalendarError,
+    Interval,
+    WorkCalendar,
+    parse_intervals,
+    parse_week,
+)
 from kequn.service.models import BusinessCalendar, SlaPolicy, Status, Ticket
 
 _calendars: dict[int, WorkCalendar] = {}
@@ -24,7 +30,7 @@ def build_calendar(calendar: BusinessCalendar) -> WorkCalendar:
     """Return the working calendar of a stored one; a bad entry raises CalendarError."""
     week = parse_week(calendar.hours or {})
     usual = next(h for _, h in sorted(week.items()) if h)
-    overrides = {}
+    overrides: dict[dt.date, tuple[Interval, ...]] = {}
     for day in calendar.days.all():
         if not day.is_workday:
             overrides[day.date] = ()
@@ -111,18 +117,17 @@ def compute_deadlines(ticket: Ticket, policy: SlaPolicy, calendar: WorkCalendar)
         else None
     )
     following = None
-    waiting_reply = ticket.last_customer_message_at is not None and (
-        ticket.last_agent_message_at is None
-        or ticket.last_customer_message_at > ticket.last_agent_message_at
+    asked = ticket.last_customer_message_at
+    waiting_reply = asked is not None and (
+        ticket.last_agent_message_at is None or asked > ticket.last_agent_message_at
     )
     if (
         policy.next_response_minutes is not None
         and ticket.first_responded_at is not None
         and waiting_reply
     ):
-        following = calendar.add_minutes(
-            ticket.last_customer_message_at, policy.next_response_minutes
-        )
+        assert asked is not None  # noqa: S101 -- narrowed by waiting_reply
+        following = calendar.add_minutes(asked, policy.next_response_minutes)
     return Deadlines(first, following, resolution)
 
 

@@ -8,12 +8,9 @@ from django_tasks import task
 
 from kequn.security.actors import system_actor
 from kequn.service import services
+from kequn.service.delivery import deliver_reply_task
 
-
-@task()
-def deliver_reply_task(message_id: int) -> str:
-    """Email one agent reply (idempotent: a sent reply is not sent again)."""
-    return services.deliver_reply(message_id)
+__all__ = ["deliver_reply_task", "fetch_mail_task", "sla_check_task"]
 
 
 @task()
