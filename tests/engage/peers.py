@@ -71,6 +71,12 @@ class _SinkHandler:
     def __init__(self, sink: SMTPSink) -> None:
         self.sink = sink
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802 -- aiosmtpd hook name
+        session.host_name = hostname
+        if self.sink.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 -- aiosmtpd hook name
         answer = self.sink.rcpt_answers.get(address.lower())
         if answer:
@@ -118,6 +124,7 @@ class SMTPSink:
     data_answer: an answer for every DATA (e.g. "451 4.3.0 Try later").
     drop_every: hang up the connection after every Nth accepted message.
     keep_messages: False to count only (benchmarks).
+    pipelining: offer PIPELINING (RFC 2920) in the EHLO answer.
     tls: "starttls" (required before MAIL) or "implicit" (TLS from the first byte, smtps),
     with the certificate and key files in cert (see make_certificate).
     """
@@ -130,8 +137,10 @@ class SMTPSink:
         drop_every: int = 0,
         tls: str = "",
         cert: tuple[str, str] | None = None,
+        pipelining: bool = False,
     ) -> None:
         self.users = users
+        self.pipelining = pipelining
         self.keep_messages = keep_messages
         self.drop_every = drop_every
         self.rcpt_answers: dict[str, str] = {}

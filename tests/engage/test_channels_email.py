@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import email.header
+import smtplib
 import ssl
 import time
 
@@ -30,9 +31,9 @@ HTML = """<html><head><style>.btn { color: #ffffff; background-color: #e4393c }<
 </body></html>"""
 
 
-@pytest.fixture
-def sink():
-    with SMTPSink() as server:
+@pytest.fixture(params=[False, True], ids=["lockstep", "pipelining"])
+def sink(request):
+    with SMTPSink(pipelining=request.param) as server:
         yield server
 
 
@@ -173,8 +174,11 @@ def test_answers_at_data_time(sink, configure):
     assert sink.count == 1
 
 
-def test_pool_sends_each_message_exactly_once_and_reconnects_when_the_server_hangs_up(configure):
-    with SMTPSink(drop_every=4) as server:
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_pool_sends_each_message_exactly_once_and_reconnects_when_the_server_hangs_up(
+    configure, pipelining
+):
+    with SMTPSink(drop_every=4, pipelining=pipelining) as server:
         channel = configure(server.url(), email_connections=3)
         messages = [marketing(f"p-{i}", f"c{i}@example.com") for i in range(40)]
         results = channel.send_batch(messages)
@@ -292,3 +296,26 @@ def test_tls_connections_verify_the_certificate(configure, tmp_path, monkeypatch
         assert channel.send_batch([marketing("v-2", "a@example.com")])[0].status == "sent"
         channel.close()
     assert server.recipients() == ["a@example.com"]
+
+
+def test_a_pipelining_server_gets_mail_rcpt_and_data_in_one_write(configure, monkeypatch):
+    def lockstep(*args, **kwargs):
+        raise AssertionError("sendmail (one command per round trip) was used")
+
+    monkeypatch.setattr(smtplib.SMTP, "sendmail", lockstep)
+    with SMTPSink(pipelining=True) as server:
+        server.rcpt_answers["gone@example.com"] = "550 5.1.1 No such user"
+        channel = configure(server.url())
+        body = OutgoingMessage(key="d-1", to="a@example.com", subject="x", text=".hidden\n.\nend")
+        results = channel.send_batch(
+            [body, marketing("d-2", "gone@example.com"), marketing("d-3", "b@example.com")]
+        )
+        channel.close()
+    assert [(r.status, r.hard_bounce) for r in results] == [
+        ("sent", False),
+        ("failed", True),
+        ("sent", False),
+    ]
+    # Lines that start with "." (the end-of-data marker) arrive intact.
+    assert server.messages[0].message.get_content().replace("\r\n", "\n") == ".hidden\n.\nend"
+    assert server.recipients() == ["a@example.com", "b@example.com"]

@@ -49,6 +49,7 @@ SIGNED_HEADERS = [
     "From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "Content-Type",
     "List-Unsubscribe", "List-Unsubscribe-Post",
 ]  # fmt: skip
+_LEADING_DOT = re.compile(rb"(?m)^\.")  # dot-stuffing (RFC 5321 4.5.2)
 _HTML_TAG = re.compile(r"<\s*[a-zA-Z!/][^>]*>")
 _ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
 
@@ -327,6 +328,45 @@ class EmailChannel:
             for r, m in zip(results, messages, strict=True)
         ]
 
+    def _transact(self, conn: smtplib.SMTP, to: str, data: bytes) -> None:
+        """Send one mail transaction; raise smtplib's errors as sendmail does.
+
+        With a server that offers PIPELINING (RFC 2920; Postfix, Exim and the big providers
+        do), MAIL, RCPT and DATA go in one write and their answers are read together: two
+        round trips a message instead of four, which is what bounds a remote server.
+        """
+        if not conn.has_extn("pipelining"):
+            conn.sendmail(self.sender_address, [to], data)
+            return
+        conn.send(
+            f"MAIL FROM:<{self.sender_address}>\r\nRCPT TO:<{to}>\r\nDATA\r\n".encode("ascii")
+        )
+        mail, rcpt, start = conn.getreply(), conn.getreply(), conn.getreply()
+        if mail[0] != 250 or rcpt[0] not in (250, 251) or start[0] != 354:
+            if start[0] == 354:  # accepted DATA anyway: end it empty, then reset
+                conn.send(b".\r\n")
+                conn.getreply()
+            if 421 in (mail[0], rcpt[0], start[0]):
+                conn.close()
+            else:
+                _quietly_reset(conn)
+            if mail[0] != 250:
+                raise smtplib.SMTPSenderRefused(mail[0], mail[1], self.sender_address)
+            if rcpt[0] not in (250, 251):
+                raise smtplib.SMTPRecipientsRefused({to: rcpt})
+            raise smtplib.SMTPDataError(*start)
+        body = _LEADING_DOT.sub(b"..", data)
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        conn.send(body + b".\r\n")
+        code, answer = conn.getreply()
+        if code != 250:
+            if code == 421:
+                conn.close()
+            else:
+                _quietly_reset(conn)
+            raise smtplib.SMTPDataError(code, answer)
+
     def _send_one(
         self, conn: smtplib.SMTP | None, message: OutgoingMessage
     ) -> tuple[smtplib.SMTP | None, SendResult]:
@@ -352,7 +392,7 @@ class EmailChannel:
                 # worker, which stops; this message is then reported "retry".
                 conn = self._connect()
             try:
-                conn.sendmail(self.sender_address, [to], data)
+                self._transact(conn, to, data)
             except smtplib.SMTPRecipientsRefused as exc:
                 code, answer = exc.recipients.get(to, (550, b""))
                 return conn, _refused(key, code, answer, "recipient")
