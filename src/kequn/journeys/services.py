@@ -202,6 +202,8 @@ def create_journey(
     with transaction.atomic():
         journey.save()
         audit.record_event(audit.CREATE, actor=by, target=journey, detail={"trigger": trigger_kind})
+        if activate:
+            start_runner()
     return journey
 
 

@@ -14,13 +14,14 @@ from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from kequn.commerce.models import Order
 from kequn.customers.models import Customer
+from kequn.db.writes import insert_columns
 from kequn.events.models import Event
 from kequn.journeys.models import CustomerDate, Journey, RunnerCursor
 from kequn.journeys.registry import register_trigger
@@ -344,7 +345,19 @@ def _store_first_purchases(firsts: Mapping[int, datetime], now: datetime) -> Non
             elif (row.day_key, row.year) != (key, local.year):
                 row.day_key, row.year, row.synced_at = key, local.year, now
                 changed.append(row)
-        CustomerDate.objects.bulk_create(new, ignore_conflicts=True)
+        try:
+            with transaction.atomic():  # plain column inserts: the ORM's objects cost more
+                insert_columns(
+                    CustomerDate,
+                    {
+                        "customer": [d.customer_id for d in new],
+                        "day_key": [d.day_key for d in new],
+                        "year": [d.year for d in new],
+                    },
+                    fixed={"kind": CustomerDate.Kind.FIRST_PURCHASE, "synced_at": now},
+                )
+        except IntegrityError:  # another worker stored some of them meanwhile
+            CustomerDate.objects.bulk_create(new, ignore_conflicts=True)
         CustomerDate.objects.bulk_update(changed, ["day_key", "year", "synced_at"])
 
 
@@ -373,32 +386,30 @@ def sync_birthdays(*, since: datetime | None, now: datetime, batch: int = 5000) 
     cache: dict[tuple[int, int], str] = {}
     for start in range(0, len(ids), batch):
         chunk = ids[start : start + batch]
-        rows, gone = [], []
+        found, keys = [], []
         for customer_id, birthday in Customer.objects.filter(pk__in=chunk).values_list(
             "pk", "birthday"
         ):
             if birthday is None:
-                gone.append(customer_id)
                 continue
             md = (birthday.month, birthday.day)
             if md not in cache:
                 cache[md] = hmac.digest(
                     digest_key, f"{md[0]:02d}-{md[1]:02d}".encode(), "sha256"
                 ).hex()[:32]
-            rows.append(
-                CustomerDate(
-                    customer_id=customer_id,
-                    kind=CustomerDate.Kind.BIRTHDAY,
-                    day_key=cache[md],
-                    synced_at=now,
-                )
-            )
+            found.append(customer_id)
+            keys.append(cache[md])
         with transaction.atomic():
+            # Replaced wholesale (a removed birthday leaves no row); plain column inserts:
+            # the ORM's per-object preparation cost more than the decryption.
             CustomerDate.objects.filter(
-                kind=CustomerDate.Kind.BIRTHDAY,
-                customer_id__in=[r.customer_id for r in rows] + gone,
+                kind=CustomerDate.Kind.BIRTHDAY, customer_id__in=chunk
             ).delete()
-            CustomerDate.objects.bulk_create(rows, batch_size=1000)
+            insert_columns(
+                CustomerDate,
+                {"customer": found, "day_key": keys},
+                fixed={"kind": CustomerDate.Kind.BIRTHDAY, "synced_at": now},
+            )
     return len(ids)
 
 
