@@ -53,7 +53,7 @@ MESSAGE_ID = re.compile(rb"^Message-ID: <([^>]+)>", re.M)
 ONE_CLICK = b"List-Unsubscribe-Post: List-Unsubscribe=One-Click"
 
 
-def run_sink(ready: Any, done: Any, results: Any) -> None:
+def run_sink(ready: Any, done: Any, results: Any, pipelining: bool) -> None:
     """Serve SMTP on an ephemeral port; on `done`, report count, distinct ids and one-click headers."""
     from aiosmtpd.controller import Controller
 
@@ -62,6 +62,12 @@ def run_sink(ready: Any, done: Any, results: Any) -> None:
             self.count = 0
             self.ids: set[bytes] = set()
             self.one_click = 0
+
+        async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802 -- aiosmtpd hook name
+            session.host_name = hostname
+            if pipelining:  # as Postfix, Exim and the large providers offer
+                responses.insert(-1, "250-PIPELINING")
+            return responses
 
         async def handle_DATA(self, server, session, envelope):  # noqa: N802 -- aiosmtpd hook name
             self.count += 1
@@ -93,11 +99,11 @@ def run_sink(ready: Any, done: Any, results: Any) -> None:
 class Sink:
     """A fresh SMTP sink process for one run."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, pipelining: bool) -> None:
         ctx = mp.get_context("spawn")
         self.ready, self.results, self.done = ctx.Queue(), ctx.Queue(), ctx.Event()
         self.process = ctx.Process(
-            target=run_sink, args=(self.ready, self.done, self.results), daemon=True
+            target=run_sink, args=(self.ready, self.done, self.results, pipelining), daemon=True
         )
         self.process.start()
         self.port = int(self.ready.get(timeout=60))
@@ -217,6 +223,9 @@ def main() -> int:
     parser.add_argument(
         "--dkim", action="store_true", help="sign every Kequn email with DKIM (RSA 2048)"
     )
+    parser.add_argument(
+        "--lockstep", action="store_true", help="the sink does not offer PIPELINING"
+    )
     parser.add_argument("--smoke", action="store_true", help="a small run for CI")
     args = parser.parse_args()
     n = args.messages if args.messages is not None else (500 if args.smoke else 100_000)
@@ -227,7 +236,7 @@ def main() -> int:
     verdict.conditions(
         f"{n:,} messages per run, {runs} run(s) per side, warm, in this process; the aiosmtpd sink "
         f"in its own process (fresh each run); Kequn with {args.connections} connections, reference "
-        f"plain smtplib with one; DKIM {'on (Kequn side)' if args.dkim else 'off'}; "
+        f"plain smtplib with one; sink offers PIPELINING: {'no' if args.lockstep else 'yes'}; DKIM {'on (Kequn side)' if args.dkim else 'off'}; "
         f"{os.cpu_count()} CPUs shared with whatever else runs"
     )
     os.environ.setdefault("KEQUN_DATA_DIR", tempfile.mkdtemp(prefix="kequn-bench-email-"))
@@ -247,7 +256,7 @@ def main() -> int:
     peak_kb = 0
     for run in range(runs):
         for name, send in sides.items():
-            sink = Sink()
+            sink = Sink(pipelining=not args.lockstep)
             before = os.times()
             try:
                 elapsed = send(sink.port)
