@@ -53,3 +53,32 @@ def test_a_template_with_an_unknown_field_is_refused_in_the_form(admin_client):
     )
     assert response.status_code == 200 and "shoesize" in response.content.decode()
     assert not Template.objects.filter(name="Broken").exists()
+
+
+def test_the_dashboard_panel_lists_sent_campaigns_to_who_may_read_them(db, rf, settings):
+    from django.contrib.auth.models import AnonymousUser, User
+    from django.template import Context, Template
+
+    settings.KEQUN_EMAIL_URL = "smtp://127.0.0.1:2525"
+    settings.KEQUN_EMAIL_FROM = "shop@example.com"
+    person = make_customer(email="panel@example.com")
+    record_consent(person, "email", "marketing", True, "tests", by=BY)
+    segment = Segment.objects.create(name="Panel audience", kind=Segment.Kind.STATIC)
+    set_static_members(segment, [person.pk], by=BY)
+    template = services.create_template(
+        name="Panel", channel="email", subject_zh="你好", body_zh="<p>hi</p>", by=BY
+    )
+    campaign = services.create_campaign(
+        name="Panel campaign", segment=segment, template=template, by=BY
+    )
+    services.start_run(campaign, by=BY)
+    panel = Template("{% load engage_dashboard %}{% campaigns_panel %}")
+    request = rf.get("/admin/")
+    request.user = User.objects.create_superuser("boss", password="x")
+    html = panel.render(Context({"request": request}))
+    assert (
+        "Panel campaign" in html
+        and reverse("admin:engage_campaign_report", args=[campaign.pk]) in html
+    )
+    request.user = AnonymousUser()
+    assert "Panel campaign" not in panel.render(Context({"request": request}))
