@@ -29,6 +29,8 @@ DEFAULT_SCHEDULES = {
     "dashboard-weekly-report": ScheduleSpec(
         "kequn.dashboard.tasks.write_weekly_report_task", 7 * 24 * 60, time(6)
     ),
+    # Pending points released, expired points cleared, "points expiring" journeys started.
+    "loyalty-nightly": ScheduleSpec("kequn.loyalty.tasks.nightly_loyalty_task", 24 * 60, time(1)),
     # Before the analytics refresh, so the snapshot is taken while the database is quiet.
     "database-backup": ScheduleSpec("kequn.security.tasks.nightly_backup_task", 24 * 60, time(2)),
     # Sales: idle accounts back to the lead pool (owners warned first), forecast snapshot.
