@@ -74,6 +74,9 @@ class Command(BaseCommand):
         from kequn.demo.feedback import create_demo_feedback
 
         self.stderr.write(create_demo_feedback(by=by))
+        from kequn.demo.loyalty import create_demo_loyalty
+
+        self.stderr.write(create_demo_loyalty(by=by, seed=opts["seed"]))
         self.refresh_analytics(opts["quiet"], by=by)
         from kequn.demo.engage import create_demo_campaigns  # needs the refreshed segments
 
