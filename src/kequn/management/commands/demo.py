@@ -81,6 +81,9 @@ class Command(BaseCommand):
         from kequn.demo.engage import create_demo_campaigns  # needs the refreshed segments
 
         self.stderr.write(create_demo_campaigns(by=by))
+        from kequn.demo.journeys import create_demo_journeys  # needs the stage changes
+
+        self.stderr.write(create_demo_journeys(by=by))
         # The reports page lists the weekly report: queue a first one for `kequn worker`
         # (writing it here would add ~10 s to the demo).
         if not list_reports():
