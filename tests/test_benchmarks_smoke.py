@@ -36,6 +36,8 @@ else:
         "demo_generate": [],
         "dashboard_render": [],
         "email_send": [],
+        "journey_dates": [],
+        "journey_latency": [],
         "list_export": [],
         "ratelimit_overhead": [],
         "recommend_train": [],
