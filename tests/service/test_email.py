@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import email
 import email.policy
 import smtplib
@@ -14,6 +15,7 @@ from django.test import TestCase
 
 from kequn.customers.services import find_customer_by_identity
 from kequn.service import services
+from kequn.service.delivery import retry_pending_deliveries
 from kequn.service.mailbox import MailboxError, SmtpInboundHandler, fetch_mail
 from kequn.service.models import InboundEmail, Status, Ticket, TicketMessage
 from tests.factories import make_customer
@@ -218,3 +220,22 @@ def test_reply_is_emailed_threaded_and_lands_in_the_thread(smtp_sink, settings, 
     # The customer's answer to it threads back to the same ticket.
     answer = make_email(subject="Re: thanks", body="好的", In_Reply_To=reply.message_id)
     assert services.receive_email(answer.as_bytes(), by=BY).ticket == ticket
+
+
+@pytest.mark.django_db
+def test_a_reply_to_a_down_mail_server_stays_pending_and_goes_out_later(smtp_sink, settings):
+    settings.KEQUN_EMAIL_URL = ""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()  # nothing listens
+    make_customer("王芳", email="wang.fang@example.cn")
+    services.receive_email(make_email().as_bytes(), by=BY)
+    reply = services.add_reply(ticket=Ticket.objects.get(), body="稍等", by=BY)
+    assert services.deliver_reply(reply.pk) == "pending"
+    reply.refresh_from_db()
+    assert "ConnectionRefusedError" in reply.delivery_error
+    TicketMessage.objects.filter(pk=reply.pk).update(
+        created_at=reply.created_at - dt.timedelta(hours=1)
+    )
+    assert retry_pending_deliveries() == 1
+    settings.EMAIL_PORT = smtp_sink.port  # the server is back
+    assert services.deliver_reply(reply.pk) == "sent" and len(smtp_sink.received) == 1

@@ -38,6 +38,9 @@ class ServiceConfig(AppConfig):
             }
         )
         register_profile_panels()
+        from kequn.service.segment_fields import register_segment_fields
+
+        register_segment_fields()  # open tickets and complaints in segment rules
         for model in (BusinessCalendar, CalendarDay, SlaPolicy):
             post_save.connect(
                 forget_calendars, sender=model, dispatch_uid=f"service_cal_{model.__name__}"

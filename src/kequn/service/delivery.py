@@ -3,7 +3,10 @@ is configured (KEQUN_EMAIL_URL), else Django's mail; and the worker task that se
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
+from django.utils import timezone
 from django_tasks import task
 
 from kequn.service.models import Ticket, TicketMessage
@@ -29,6 +32,19 @@ def customer_email(ticket: Ticket) -> str:
 def enqueue_delivery(message_id: int) -> None:
     """Queue one reply's email for the worker."""
     deliver_reply_task.enqueue(message_id)
+
+
+def retry_pending_deliveries(older_than_minutes: int = 5) -> int:
+    """Queue again the replies still waiting to go out (a server that was down, a lost job)."""
+    cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
+    pending = list(
+        TicketMessage.objects.filter(
+            delivery=TicketMessage.Delivery.PENDING, created_at__lt=cutoff
+        ).values_list("id", flat=True)[:1000]
+    )
+    for message_id in pending:
+        enqueue_delivery(message_id)
+    return len(pending)
 
 
 def deliver_reply(message_id: int) -> str:

@@ -8,7 +8,7 @@ from django_tasks import task
 
 from kequn.security.actors import system_actor
 from kequn.service import services
-from kequn.service.delivery import deliver_reply_task
+from kequn.service.delivery import deliver_reply_task, retry_pending_deliveries
 
 __all__ = ["deliver_reply_task", "fetch_mail_task", "sla_check_task"]
 
@@ -25,5 +25,7 @@ def fetch_mail_task() -> dict[str, Any]:
 
 @task()
 def sla_check_task() -> dict[str, int]:
-    """Record SLA warnings and breaches and escalate (every few minutes)."""
-    return services.check_slas(by=system_actor("service-sla-check"))
+    """Record SLA warnings and breaches and escalate; queue replies not yet sent (every few minutes)."""
+    counts = services.check_slas(by=system_actor("service-sla-check"))
+    counts["replies_requeued"] = retry_pending_deliveries()
+    return counts
