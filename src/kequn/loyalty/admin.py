@@ -6,7 +6,7 @@ the API or `kequn loyalty adjust`, which ask for a reason and write the audit tr
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin, messages
 from django.http import HttpRequest
@@ -27,6 +27,7 @@ from kequn.loyalty.models import (
     Tier,
     TierChange,
 )
+from kequn.security.actors import Actor
 
 
 class ReadOnlyAdmin(ModelAdmin):
@@ -161,7 +162,9 @@ class RedemptionAdmin(CustomerScopedAdminMixin, ReadOnlyAdmin):
         done = 0
         for redemption in queryset:
             try:
-                services.cancel_redemption(redemption_id=redemption.pk, by=request.user)
+                services.cancel_redemption(
+                    redemption_id=redemption.pk, by=cast("Actor", request.user)
+                )
                 done += 1
             except services.LoyaltyError as exc:
                 self.message_user(request, exc.message, messages.ERROR)

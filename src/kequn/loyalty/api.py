@@ -135,7 +135,7 @@ class CouponOut(Schema):
 
     @staticmethod
     def resolve_reward(obj: Coupon) -> str | None:
-        return obj.reward.code if obj.reward_id else None
+        return obj.reward.code if obj.reward else None
 
 
 class RedemptionOut(Schema):

@@ -48,9 +48,13 @@ def _coupons_used(days: int | None, now: datetime) -> tuple[str, tuple[Any, ...]
 
 def register_segment_fields() -> None:
     """Add the loyalty fields to the segment rule builder."""
-    common = {"group": "loyalty", "group_label": _("Loyalty")}
     register_rule_field(
-        "loyalty_member", kind="bool", sql=_member, label=_("is a loyalty member"), **common
+        "loyalty_member",
+        kind="bool",
+        sql=_member,
+        label=_("is a loyalty member"),
+        group="loyalty",
+        group_label=_("Loyalty"),
     )
     register_rule_field(
         "loyalty_tier",
@@ -58,10 +62,16 @@ def register_segment_fields() -> None:
         sql=_tier,
         label=_("loyalty tier (code)"),
         operators=("eq", "ne", "in", "not_in", "is_empty", "is_not_empty"),
-        **common,
+        group="loyalty",
+        group_label=_("Loyalty"),
     )
     register_rule_field(
-        "loyalty_points", kind="number", sql=_balance, label=_("points balance"), **common
+        "loyalty_points",
+        kind="number",
+        sql=_balance,
+        label=_("points balance"),
+        group="loyalty",
+        group_label=_("Loyalty"),
     )
     register_rule_field(
         "loyalty_points_expiring",
@@ -69,7 +79,8 @@ def register_segment_fields() -> None:
         sql=_expiring,
         window=True,
         label=_("points expiring within … days (30 if empty)"),
-        **common,
+        group="loyalty",
+        group_label=_("Loyalty"),
     )
     register_rule_field(
         "loyalty_coupons_used",
@@ -77,5 +88,6 @@ def register_segment_fields() -> None:
         sql=_coupons_used,
         window=True,
         label=_("coupons used"),
-        **common,
+        group="loyalty",
+        group_label=_("Loyalty"),
     )

@@ -102,7 +102,7 @@ def find_differences(batch_size: int = 5000) -> Iterator[Difference]:
             .annotate(points=Sum("points"), pending=Sum("pending"), remaining=Sum("remaining"))
         }
         for customer_id, balance, pending in members:
-            row = sums.get(customer_id, {})
+            row: dict[str, Any] = dict(sums.get(customer_id) or {})
             ledger, held, remaining = (
                 int(row.get(k) or 0) for k in ("points", "pending", "remaining")
             )

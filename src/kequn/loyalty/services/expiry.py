@@ -13,6 +13,7 @@ import sys
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Max, Min
@@ -39,7 +40,7 @@ class ExpiryResult:
 def expire_range(low: int, high: int, now: datetime, run: str, by: Actor) -> ExpiryResult:
     """Expire the overdue grants of members low <= id < high (one transaction)."""
     prefix = f"expire:{run}:"
-    bounds = [low, high, now]
+    bounds: list[Any] = [low, high, now]
     result = ExpiryResult()
     with transaction.atomic(), connection.cursor() as cursor:
         lock = " FOR UPDATE" if connection.vendor == "postgresql" else ""

@@ -159,11 +159,10 @@ def draw_points(
     grants: list[LedgerEntry] = []
     if first is not None and first.remaining > 0:
         grants.append(first)
-    others = (
-        LedgerEntry.objects.filter(member=member, remaining__gt=0)
-        .exclude(pk=first.pk if first else None)
-        .order_by(F("expires_at").asc(nulls_last=True), "id")
-    )
+    others = LedgerEntry.objects.filter(member=member, remaining__gt=0)
+    if first is not None:
+        others = others.exclude(pk=first.pk)
+    others = others.order_by(F("expires_at").asc(nulls_last=True), "id")
     for grant in [*grants, *others.iterator(chunk_size=200)]:
         if taken >= points:
             break

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import cast
 
 from django.db import connection, transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from kequn.commerce.models import Order, OrderLine
@@ -160,7 +162,9 @@ def earn_for_orders(order_ids: list[int], by: Actor, now: datetime | None = None
             member.balance += points
         entries.append(entry)
         done["points"] += points
-    insert_objects(LedgerEntry, entries)  # the importer's bulk writer: a third of bulk_create
+    insert_objects(
+        LedgerEntry, cast("list[Model]", entries)
+    )  # the importer's bulk writer: a third of bulk_create
     add_to_members(_sum_deltas(entries))
     done["earned"] = len(entries)
     for _pk, number, customer_id, _status, _total, _at in to_reverse:

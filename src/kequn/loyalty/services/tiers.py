@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Sum
@@ -46,6 +48,7 @@ def compute_qualifying(
     """Return each member's spend (or points earned) in the rolling 12 months."""
     ids = list(member_ids)
     since = now - WINDOW
+    rows: Any
     if programme.tier_basis == Programme.TierBasis.POINTS:
         rows = (
             LedgerEntry.objects.filter(
@@ -138,7 +141,7 @@ def _apply(
         result.changes.append((member.customer_id, current.code if current else "", new.code))
         member.tier, member.tier_since = new, now
         changed.append(member)
-    by_tier: dict[int, list[int]] = {}
+    by_tier: dict[int | None, list[int]] = {}
     for member in changed:  # one UPDATE per tier: bulk_update's CASE per row costs far more
         by_tier.setdefault(member.tier_id, []).append(member.customer_id)
     for tier_id, ids in by_tier.items():
@@ -208,7 +211,7 @@ def review_tiers(
                     },
                 )
                 changes = list(part.changes)
-                transaction.on_commit(lambda changes=changes: _notify(changes))
+                transaction.on_commit(partial(_notify, changes))
             result.upgraded += part.upgraded
             result.downgraded += part.downgraded
             result.unchanged += part.unchanged
