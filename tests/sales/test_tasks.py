@@ -89,3 +89,27 @@ def test_reminder_after_due_is_refused():
     with pytest.raises(ValidationError, match="remind_at"):
         services.create_task(by=rep, title="x", due_at=now, remind_at=now + timedelta(hours=1))
     assert not Task.objects.exists()
+
+
+def test_journey_step_creates_one_task_for_the_owner():
+    from types import SimpleNamespace
+
+    from kequn.journeys.registry import StepContext, get_step
+
+    rep = make_rep()
+    account = make_account(rep)
+    step = get_step("sales.create_task")
+    assert step is not None
+    context = StepContext(
+        enrollment=SimpleNamespace(customer_id=account.pk),
+        journey=None,
+        step={"id": "s1", "kind": "sales.create_task", "config": {"title": "跟进", "due_days": 2}},
+        now=timezone.now(),
+        by=SYSTEM,
+        dedupe_key="j1:e1:s1",
+    )
+    first = step.handler(context)
+    again = step.handler(context)  # a re-run after a crash creates nothing new
+    assert first.detail["task"] == again.detail["task"]
+    assert Task.objects.get(owner=rep).title == "跟进"
+    assert step.check_config({"title": ""}) == ["title: give the task a title"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from kequn.journeys.registry import register_step
+from kequn.sales.steps import CONFIG_FIELDS, LABEL, check_step_config, run_create_task_step
 from kequn.security import roles
 from kequn.security.permissions import register_role_permissions
 
@@ -26,30 +28,9 @@ SALES_GRANTS: dict[str, list[str]] = {
 
 
 def register_all() -> None:
-    """Register role permissions, and the journey step when the journeys app offers one."""
+    """Register role permissions and the journeys' "create a sales task" step."""
     register_role_permissions(SALES_GRANTS)
-    register_journey_step()
-
-
-def register_journey_step() -> None:
-    """Offer journeys a "create a sales task" step, if its registry exists."""
-    import importlib  # noqa: PLC0415 -- only to probe for the optional registry
-
-    try:
-        registry = importlib.import_module("kequn.journeys.registry")
-    except ImportError:
-        return
-    register = getattr(registry, "register_step", None)
-    if register is None:
-        return
-    from kequn.sales.steps import (  # noqa: PLC0415 -- after apps load
-        CONFIG_FIELDS,
-        LABEL,
-        check_step_config,
-        run_create_task_step,
-    )
-
-    register(
+    register_step(
         "sales.create_task",
         LABEL,
         run_create_task_step,

@@ -9,6 +9,7 @@ from typing import Any
 from django.utils.translation import gettext_lazy as _
 
 from kequn.customers.models import Customer
+from kequn.journeys.registry import StepContext, StepResult
 from kequn.sales.models import Task
 
 LABEL = _("Create a sales task")
@@ -28,10 +29,8 @@ def check_step_config(config: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def run_create_task_step(context: Any) -> Any:
+def run_create_task_step(context: StepContext) -> StepResult:
     """Create the task once per enrollment (keyed by its dedupe key) for the customer's owner."""
-    from kequn.journeys.registry import StepResult  # noqa: PLC0415 -- optional registry
-
     customer = Customer.objects.filter(pk=context.customer_id).only("id", "owner_id").first()
     if customer is None or customer.owner_id is None:
         return StepResult(detail={"task": None, "why": "no owner"})
