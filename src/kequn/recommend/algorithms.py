@@ -7,6 +7,8 @@ precision@k, recall@k and NDCG@k on items the user had not met in training.
 
 from __future__ import annotations
 
+import itertools
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -106,22 +108,35 @@ class Popularity:
 
 
 class ItemKNN:
-    """Item-based neighbours: cosine similarity of item columns, top `k` neighbours kept."""
+    """Item-based neighbours: cosine similarity of item columns, top `k` neighbours kept.
+
+    ``weighting`` scales each user's row before the similarity: "none" (plain cosine),
+    "tfidf" (inverse user frequency: log(items / the user's items), so a customer who
+    bought everything says little about which items go together) or "bm25" (the Okapi
+    length normalisation of the same idea, K1 = 1.2, B = 0.75). ``shrink`` is added to
+    the denominator, pulling similarities resting on few co-buyers toward 0.
+    """
 
     name = "item_knn"
 
-    def __init__(self, k: int = 100, shrink: float = 10.0):
-        self.k, self.shrink = k, shrink
+    def __init__(self, k: int = 100, shrink: float = 10.0, weighting: str = "none"):
+        if weighting not in KNN_WEIGHTINGS:
+            raise ValueError(f"unknown weighting {weighting!r}; use one of {KNN_WEIGHTINGS}")
+        self.k, self.shrink, self.weighting = k, shrink, weighting
 
     def fit(self, matrix: sp.csr_matrix) -> ItemKNN:
-        binary = (matrix > 0).astype(np.float32)
-        norms = np.sqrt(np.asarray(binary.sum(axis=0)).ravel())
-        co = binary.T.tocsr() @ binary  # item × item co-occurrence counts
+        binary = (matrix > 0).astype(np.float32).tocsr()
+        if self.weighting != "none":
+            binary = sp.diags(weight_users(binary, self.weighting)) @ binary
+        norms = np.sqrt(np.asarray(binary.multiply(binary).sum(axis=0)).ravel())
+        co = binary.T.tocsr() @ binary  # item × item co-occurrence (weighted)
         if co.shape[0] <= DENSE_ITEMS:
             # A few thousand items: the similarity fits in memory as one array and the top k
             # per row is one argpartition, instead of a COO round trip and a loop over rows.
             sim = co.toarray()
-            sim /= np.outer(norms, norms) + self.shrink
+            denominator = np.outer(norms, norms) + self.shrink
+            denominator[denominator == 0] = 1  # an item nobody bought: similarity 0, not nan
+            sim /= denominator
             np.fill_diagonal(sim, 0)
             self.similarity = top_k_dense(sim, self.k)
             return self
@@ -129,7 +144,7 @@ class ItemKNN:
         co.eliminate_zeros()
         co = co.tocoo()
         rows, cols = co.row, co.col
-        values = co.data / (norms[rows] * norms[cols] + self.shrink)
+        values = co.data / np.maximum(norms[rows] * norms[cols] + self.shrink, 1e-12)
         sim = sp.csr_matrix((values.astype(np.float32), (rows, cols)), shape=co.shape)
         self.similarity = keep_top_per_row(sim, self.k)
         return self
@@ -138,6 +153,52 @@ class ItemKNN:
         user = (matrix[rows] > 0).astype(np.float32)
         # similarity rows are "neighbours of item i"; a user scores j by summing sim(i, j).
         return np.asarray((user @ self.similarity).todense())
+
+
+KNN_WEIGHTINGS = ("none", "tfidf", "bm25")
+
+
+def weight_users(
+    binary: sp.csr_matrix, weighting: str, k1: float = 1.2, b: float = 0.75
+) -> np.ndarray:
+    """Return each user's row weight under "tfidf" or "bm25" (see ItemKNN)."""
+    lengths = np.diff(binary.indptr).astype(np.float64)
+    n_items = binary.shape[1]
+    if weighting == "tfidf":
+        return np.asarray(np.log((n_items + 1) / (lengths + 1)), dtype=np.float32)
+    average = lengths[lengths > 0].mean() if (lengths > 0).any() else 1.0
+    return np.asarray((k1 + 1) / (1 + k1 * (1 - b + b * lengths / average)), dtype=np.float32)
+
+
+class EASE:
+    """Embarrassingly shallow autoencoder (Steck 2019): a closed-form item-item model.
+
+    B = I - P diag(1/diag(P)) with P = (XᵀX + λI)⁻¹; a user scores items by X_u B. It needs
+    the dense item × item inverse, so it is offered up to EASE_MAX_ITEMS items.
+    """
+
+    name = "ease"
+
+    def __init__(self, regularization: float = 200.0):
+        self.regularization = regularization
+
+    def fit(self, matrix: sp.csr_matrix) -> EASE:
+        binary = (matrix > 0).astype(np.float64)
+        gram = (binary.T @ binary).toarray()
+        gram[np.diag_indices_from(gram)] += self.regularization
+        with threadpool_limits(1, "blas"):
+            precision = np.linalg.inv(gram)
+        weights = precision / (-np.diag(precision))
+        np.fill_diagonal(weights, 0.0)
+        self.weights = weights.astype(np.float32)
+        return self
+
+    def score(self, matrix: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
+        user = (matrix[rows] > 0).astype(np.float32)
+        return np.asarray(user @ self.weights)
+
+
+EASE_MAX_ITEMS = 4000
 
 
 class ALS:
@@ -372,6 +433,10 @@ def evaluate_blends(
     those row-normalised scores. A blend with one non-zero weight ranks exactly as its part
     alone (normalising a row keeps its order), so single models are blends too.
     """
+    # A part no blend weighs is never scored.
+    used = [i for i in range(len(parts)) if any(w[i] for w in blends.values())]
+    parts = [parts[i] for i in used]
+    blends = {name: tuple(w[i] for i in used) for name, w in blends.items()}
     train_bin = (train > 0).astype(np.int8).tocsr()
     target = ((test > 0).astype(np.int8) - train_bin.multiply(test > 0)).tocsr()
     target.eliminate_zeros()
@@ -501,6 +566,35 @@ HYBRID_WEIGHTS = [
 REFIT_SWEEPS = 3
 
 
+# Each family's settings, tried one coordinate at a time from its default (the first
+# value): on validation NDCG@10, every value of the first setting is fitted with the others
+# at their defaults, the best kept, then the next setting. The families take turns, so a
+# time budget that runs out leaves each of them tuned about as far.
+SEARCH_GRID: dict[str, list[tuple[str, list]]] = {
+    "item_knn": [
+        ("weighting", ["none", "tfidf", "bm25"]),
+        ("shrink", [10.0, 0.0, 50.0, 200.0]),
+        ("k", [100, 20, 50, 400]),
+    ],
+    "als": [
+        ("factors", [32, 16, 64, 128]),
+        ("regularization", [10.0, 0.1, 1.0, 50.0]),
+        ("alpha", [5.0, 1.0, 20.0, 40.0]),
+    ],
+    "ease": [("regularization", [200.0, 20.0, 50.0, 500.0, 1000.0, 3000.0])],
+}
+FAMILIES = {"item_knn": ItemKNN, "als": ALS, "ease": EASE}
+# Blend weights tried for (item neighbours, ALS, EASE, popularity), each part its family's
+# tuned winner; single models are the blends with one weight.
+BLEND_STEPS = (0.0, 0.5, 1.0)
+POPULARITY_STEPS = (0.0, 0.25, 1.0)
+# Seconds the search may spend fitting candidates (the blends are scored afterwards, from
+# fits already made); the refit on every interaction is not counted.
+CHOICE_BUDGET_SECONDS = 30.0
+BLEND_SCREEN_USERS = 4000
+BLEND_FINALISTS = 5
+
+
 @dataclass
 class Choice:
     name: str
@@ -509,40 +603,133 @@ class Choice:
     # The ALS fitted while choosing and the item ids of its columns, to start the refit from.
     als: ALS | None = None
     item_ids: np.ndarray | None = None
+    # Each family's tuned settings, and the blend weights (item_knn, als, ease, popularity).
+    settings: dict[str, dict] = field(default_factory=dict)
+    weights: tuple[float, ...] = ()
 
 
 def choose_model(
-    users: np.ndarray, items: np.ndarray, times: np.ndarray, max_users: int | None = 20000
+    users: np.ndarray,
+    items: np.ndarray,
+    times: np.ndarray,
+    max_users: int | None = 20000,
+    budget_seconds: float = CHOICE_BUDGET_SECONDS,
 ) -> Choice:
-    """Pick the model (item_knn, als or a hybrid of both) with the best validation NDCG@10.
+    """Pick the model with the best validation NDCG@10 among tuned families and their blends.
 
     The validation split is the last 20% of each user's training history, so the test part
-    of an outer evaluation is never seen while choosing.
+    of an outer evaluation is never seen while choosing. Each family (item neighbours with
+    weighting and shrinkage, ALS, EASE where the catalogue is small enough) is tuned on its
+    grid (SEARCH_GRID) within ``budget_seconds``; then every blend of the winners and
+    popularity (BLEND_STEPS) is scored from those fits.
     """
     val_mask = split_by_time(users, times)
     full = build_matrix(users, items)
     fit = build_matrix(users[~val_mask], items[~val_mask], None, full.user_ids, full.item_ids)
     val = build_matrix(users[val_mask], items[val_mask], None, full.user_ids, full.item_ids)
-    pop, knn, als = Popularity().fit(fit.matrix), ItemKNN().fit(fit.matrix), ALS().fit(fit.matrix)
-    builders: dict[str, Callable[[], object]] = {
-        "item_knn": ItemKNN,
-        "als": ALS,
-    }
-    blends: dict[str, tuple[float, ...]] = {"item_knn": (1.0, 0.0, 0.0), "als": (0.0, 1.0, 0.0)}
-    for w_knn, w_als, w_pop in HYBRID_WEIGHTS:
-        name = f"hybrid_{w_knn:g}_{w_als:g}_{w_pop:g}"
-        blends[name] = (w_knn, w_als, w_pop)
-        builders[name] = _hybrid_builder(w_knn, w_als, w_pop)
-    # Every candidate is a blend of the same three fits: score each part once per user batch.
-    metrics = evaluate_blends([knn, als, pop], blends, fit.matrix, val.matrix, max_users=max_users)
-    results = {name: m.as_dict() for name, m in metrics.items()}
-    best = max(results, key=lambda n: (results[n]["ndcg@10"], n.startswith("hybrid")))
-    return Choice(best, builders[best], results, als, full.item_ids)
+    n_items = fit.matrix.shape[1]
+    families = [f for f in SEARCH_GRID if f != "ease" or n_items <= EASE_MAX_ITEMS]
+    results: dict[str, dict] = {}
+    best: dict[str, tuple[float, dict, object]] = {}
+    deadline = time.perf_counter() + budget_seconds
+
+    def trial(family: str, settings: dict) -> None:
+        label = _label(family, settings)
+        if label in results:
+            return
+        model = FAMILIES[family](**_usable(family, settings, n_items)).fit(fit.matrix)
+        metrics = evaluate(model, fit.matrix, val.matrix, max_users=max_users).as_dict()
+        results[label] = {**metrics, "family": family, "settings": dict(settings)}
+        if family not in best or metrics["ndcg@10"] > best[family][0]:
+            best[family] = (metrics["ndcg@10"], dict(settings), model)
+
+    for family in families:  # every family's defaults first, whatever the budget
+        trial(family, {name: values[0] for name, values in SEARCH_GRID[family]})
+    for step in range(max(len(grid) for grid in SEARCH_GRID.values())):
+        for family in families:
+            grid = SEARCH_GRID[family]
+            if step >= len(grid):
+                continue
+            name, values = grid[step]
+            for value in values[1:]:
+                if time.perf_counter() > deadline:
+                    break
+                trial(family, {**best[family][1], name: value})
+    pop = Popularity().fit(fit.matrix)
+    parts = [best[f][2] if f in best else pop for f in SEARCH_GRID]
+    blends: dict[str, tuple[float, ...]] = {}
+    for weights in itertools.product(*[BLEND_STEPS] * len(SEARCH_GRID), POPULARITY_STEPS):
+        present = [w for w, f in zip(weights, SEARCH_GRID, strict=False) if w and f in best]
+        if not present or (len(present) == 1 and weights[-1] == 0):
+            continue  # a single tuned model alone is already in results
+        if any(w and f not in best for w, f in zip(weights, SEARCH_GRID, strict=False)):
+            continue
+        blends["hybrid_" + "_".join(f"{w:g}" for w in weights)] = weights
+    # Every blend is screened on a few thousand users; the best few are then scored on as many
+    # users as the single models were, and only those compete with them.
+    screened = evaluate_blends(
+        [*parts, pop], blends, fit.matrix, val.matrix, max_users=BLEND_SCREEN_USERS
+    )
+    finalists = sorted(screened, key=lambda n: -screened[n].ndcg)[:BLEND_FINALISTS]
+    blended = evaluate_blends(
+        [*parts, pop],
+        {n: blends[n] for n in finalists},
+        fit.matrix,
+        val.matrix,
+        max_users=max_users,
+    )
+    for name, metrics in blended.items():
+        results[name] = {**metrics.as_dict(), "family": "hybrid", "weights": list(blends[name])}
+    settings = {f: best[f][1] for f in best}
+    chosen = max(results, key=lambda n: (results[n]["ndcg@10"], n.startswith("hybrid")))
+    build: Callable[[], object]
+    if chosen.startswith("hybrid"):
+        weights = tuple(results[chosen]["weights"])
+        name, build = chosen, _hybrid_builder(settings, weights, n_items)
+    else:
+        family = results[chosen]["family"]
+        weights = (*(float(f == family) for f in SEARCH_GRID), 0.0)
+        name = family
+        build = _single_builder(family, settings[family], n_items)
+    als = best["als"][2] if "als" in best else None
+    choice = Choice(name, build, results, als, full.item_ids, settings, weights)
+    return choice
 
 
-def _hybrid_builder(w_knn: float, w_als: float, w_pop: float) -> Callable[[], Hybrid]:
+def _label(family: str, settings: dict) -> str:
+    return (
+        family
+        + "("
+        + ", ".join(
+            f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in settings.items()
+        )
+        + ")"
+    )
+
+
+def _usable(family: str, settings: dict, n_items: int) -> dict:
+    """Return the settings a catalogue of n_items can take (no more ALS factors than half the items)."""
+    if family == "als":
+        return {**settings, "factors": int(max(2, min(settings["factors"], n_items // 2)))}
+    return settings
+
+
+def _single_builder(family: str, settings: dict, n_items: int) -> Callable[[], object]:
+    def build() -> object:
+        return FAMILIES[family](**_usable(family, settings, n_items))
+
+    return build
+
+
+def _hybrid_builder(
+    settings: dict[str, dict], weights: tuple[float, ...], n_items: int
+) -> Callable[[], Hybrid]:
     def build() -> Hybrid:
-        return Hybrid([ItemKNN(), ALS(), Popularity()], [w_knn, w_als, w_pop], name="hybrid")
+        parts: list = [
+            FAMILIES[f](**_usable(f, settings[f], n_items)) if f in settings else Popularity()
+            for f in SEARCH_GRID
+        ]
+        return Hybrid([*parts, Popularity()], list(weights), name="hybrid")
 
     return build
 
@@ -606,33 +793,40 @@ def evaluate_interactions(
     times: np.ndarray,
     k: int = 10,
     max_users: int | None = 20000,
+    budget_seconds: float = CHOICE_BUDGET_SECONDS,
 ) -> dict:
-    """Split per user by time (80/20), choose a model on the training part, evaluate all on test."""
+    """Split per user by time (80/20), choose a model on the training part, evaluate all on test.
+
+    Reported on test: popularity, the plain baselines (cosine item neighbours, ALS with 32
+    factors), each family with the settings it was tuned to on validation, and the chosen
+    model. Nothing of the test part is seen while choosing.
+    """
     test_mask = split_by_time(users, times)
     full = build_matrix(users, items)
     train_rows = ~test_mask
     train = build_matrix(users[train_rows], items[train_rows], None, full.user_ids, full.item_ids)
     test = build_matrix(users[test_mask], items[test_mask], None, full.user_ids, full.item_ids)
-    choice = choose_model(users[train_rows], items[train_rows], times[train_rows], max_users)
-    models = {
+    choice = choose_model(
+        users[train_rows], items[train_rows], times[train_rows], max_users, budget_seconds
+    )
+    n_items = train.matrix.shape[1]
+    models: dict[str, object] = {
         "popularity": Popularity(),
-        "item_knn": ItemKNN(),
-        "als": ALS(),
+        "item_knn_cosine": ItemKNN(shrink=0.0),
+        "als_32": ALS(factors=min(32, max(2, n_items // 2))),
     }
+    for family, settings in choice.settings.items():
+        models[f"{family}_tuned"] = FAMILIES[family](**_usable(family, settings, n_items))
     report: dict[str, dict] = {}
     for name, model in models.items():
-        model.fit(train.matrix)
+        model.fit(train.matrix)  # type: ignore[attr-defined]
         report[name] = evaluate(model, train.matrix, test.matrix, k, max_users).as_dict()
-    if choice.name in models:
-        report["chosen"] = {**report[choice.name], "model": choice.name}
-    else:
-        fitted = models
-        w = [float(x) for x in choice.name.split("_")[1:]]
-        chosen = Hybrid([fitted["item_knn"], fitted["als"], fitted["popularity"]], w, fitted=True)
-        report["chosen"] = {
-            **evaluate(chosen, train.matrix, test.matrix, k, max_users).as_dict(),
-            "model": choice.name,
-        }
+    tuned = [models.get(f"{f}_tuned", models["popularity"]) for f in SEARCH_GRID]
+    chosen = Hybrid([*tuned, models["popularity"]], list(choice.weights), fitted=True)
+    report["chosen"] = {
+        **evaluate(chosen, train.matrix, test.matrix, k, max_users).as_dict(),
+        "model": choice.name,
+    }
     return {
         "interactions": len(users),
         "users": len(full.user_ids),
@@ -640,6 +834,7 @@ def evaluate_interactions(
         "test_interactions": int(test_mask.sum()),
         "models": report,
         "validation": choice.validation,
+        "settings": choice.settings,
     }
 
 
