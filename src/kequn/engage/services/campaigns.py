@@ -424,18 +424,6 @@ def finish_campaigns() -> list[int]:
     return finished
 
 
-def pause_campaign(campaign: Campaign, *, by: Actor) -> Campaign:
-    """Stop a campaign: its waiting messages stay held until it is resumed."""
-    with transaction.atomic():
-        campaign.status = Campaign.Status.PAUSED
-        campaign.save(update_fields=["status", "updated_at"])
-        campaign.messages.filter(status__in=PENDING).update(
-            status=Message.Status.HELD, next_attempt_at=timezone.now() + timedelta(days=3650)
-        )
-        record_event(CHANGE, actor=by, target=campaign, detail={"action": "pause"})
-    return campaign
-
-
 def pump_outbox(*, by: Actor, now: datetime | None = None) -> dict[str, Any]:
     """The worker's pass: start due campaigns, close A/B tests, send what is due, plan the next."""
     now = now or timezone.now()

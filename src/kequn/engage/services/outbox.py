@@ -356,8 +356,13 @@ def _send_group(
     is_marketing = purpose == Purpose.MARKETING
     opening = end_of_quiet_hours(now) if is_marketing else None
     if opening is not None:  # quiet hours: held, sent when the window opens
-        for message in messages:
-            _mark(message, status=Message.Status.HELD, next_attempt_at=opening)
+        for message in messages:  # a hold is not an attempt: the retry limit stays whole
+            _mark(
+                message,
+                status=Message.Status.HELD,
+                next_attempt_at=opening,
+                attempts=max(0, message.attempts - 1),
+            )
         stats.counts["held"] += len(messages)
         return
     try:
