@@ -33,6 +33,7 @@ Environment variables (defaults in brackets):
 
 from __future__ import annotations
 
+import urllib.parse
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -244,6 +245,21 @@ KEQUN_WECHAT_API_URL = read_env("KEQUN_WECHAT_API_URL", "https://api.weixin.qq.c
 KEQUN_WECHAT_RATE = float(read_env("KEQUN_WECHAT_RATE", "20"))
 KEQUN_WEBHOOK_SECRET = read_env("KEQUN_WEBHOOK_SECRET", "")
 KEQUN_WEBHOOK_RATE = float(read_env("KEQUN_WEBHOOK_RATE", "10"))
+# Django's own mail (alerts, reminders, password resets) goes through the same SMTP server.
+if KEQUN_EMAIL_URL:
+    _mail = urllib.parse.urlsplit(KEQUN_EMAIL_URL)
+    EMAIL_HOST = _mail.hostname or "localhost"
+    EMAIL_USE_SSL = _mail.scheme == "smtps"
+    EMAIL_USE_TLS = _mail.scheme == "smtp+starttls"
+    try:
+        EMAIL_PORT = _mail.port or (465 if EMAIL_USE_SSL else 587 if EMAIL_USE_TLS else 25)
+    except ValueError:  # the email channel names the bad port when it is used
+        EMAIL_PORT = 25
+    EMAIL_HOST_USER = urllib.parse.unquote(_mail.username or "")
+    EMAIL_HOST_PASSWORD = urllib.parse.unquote(_mail.password or "")
+    EMAIL_TIMEOUT = 30
+if KEQUN_EMAIL_FROM:
+    DEFAULT_FROM_EMAIL = SERVER_EMAIL = KEQUN_EMAIL_FROM
 # Campaigns (kequn.engage): the global control group, marketing caps, quiet hours in the
 # business time zone, and how long a worker's claim on a batch lasts (links use KEQUN_PUBLIC_URL).
 KEQUN_CONTROL_GROUP_PERCENT = float(read_env("KEQUN_CONTROL_GROUP_PERCENT", "5"))

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import email.header
+import os
 import smtplib
 import ssl
+import subprocess
+import sys
 import time
 
 import dkim
@@ -319,3 +322,28 @@ def test_a_pipelining_server_gets_mail_rcpt_and_data_in_one_write(configure, mon
     # Lines that start with "." (the end-of-data marker) arrive intact.
     assert server.messages[0].message.get_content().replace("\r\n", "\n") == ".hidden\n.\nend"
     assert server.recipients() == ["a@example.com", "b@example.com"]
+
+
+@pytest.mark.slow
+def test_djangos_own_mail_goes_through_the_same_server(tmp_path):
+    # Settings are read at start-up, so a fresh process shows what KEQUN_EMAIL_URL does.
+    with SMTPSink() as sink:
+        send_django_mail(sink, tmp_path)
+    [mail] = sink.messages
+    assert mail.mail_from == "alerts@shop.example" and mail.rcpt_tos == ["ops@shop.example"]
+    assert mail.message["Subject"] == "Alert"
+
+
+def send_django_mail(sink: SMTPSink, tmp_path) -> None:
+    env = {
+        **os.environ,
+        "KEQUN_DATA_DIR": str(tmp_path),
+        "KEQUN_EMAIL_URL": sink.url(),
+        "KEQUN_EMAIL_FROM": "Kequn <alerts@shop.example>",
+        "DJANGO_SETTINGS_MODULE": "kequn.settings",
+    }
+    code = (
+        "import django; django.setup(); from django.core.mail import send_mail; "
+        "send_mail('Alert', 'Disk almost full', None, ['ops@shop.example'])"
+    )
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
