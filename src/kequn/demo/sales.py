@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -74,7 +75,7 @@ SOURCES = ["展会", "官网咨询", "老客户推荐", "电话营销", "渠道�
 LOST_REASONS = ["价格太高", "选择了竞品", "预算取消", "需求延后"]
 
 
-def _rep(username: str, group: Group, email: str) -> object:
+def _rep(username: str, group: Group, email: str) -> Any:
     user_model = get_user_model()
     user, created = user_model.objects.get_or_create(
         username=username, defaults={"is_staff": True, "email": email}
@@ -157,7 +158,7 @@ def create_b2b_slice(*, by: Actor, seed: int = 42, accounts: int = 60) -> str:
                     else rng.choice(open_stages)
                 )
                 amount = Decimal(rng.randrange(20, 800) * 1000)
-                lines = []
+                lines: list[tuple[int, int, Decimal | None]] = []
                 if products:
                     product = products[(n + d) % len(products)]
                     quantity = max(int(amount / max(product.price, Decimal(1))), 1)
@@ -242,8 +243,8 @@ def create_b2b_slice(*, by: Actor, seed: int = 42, accounts: int = 60) -> str:
                     owner=rep, month=month, defaults={"amount": Decimal(600_000)}
                 )
     companies = Customer.objects.filter(kind=Customer.Kind.COMPANY, source_channel="demo").count()
-    stages = Stage.objects.filter(pipeline__in=pipelines).count()
+    n_stages = Stage.objects.filter(pipeline__in=pipelines).count()
     return (
-        f"Sales: {companies} company accounts, {len(pipelines)} pipelines ({stages} stages), "
+        f"Sales: {companies} company accounts, {len(pipelines)} pipelines ({n_stages} stages), "
         f"{deals} deals, {activities} activities."
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -35,7 +35,13 @@ from kequn.sales.models import (
     Team,
     WinModel,
 )
+from kequn.security.actors import Actor
 from kequn.security.permissions import has_permission, require_permission
+
+
+def _by(request: HttpRequest) -> Actor:
+    """Return the signed-in user as the actor of a change (the admin lets only them in)."""
+    return cast(Actor, request.user)
 
 
 class AuditedAdmin(ModelAdmin):
@@ -43,16 +49,16 @@ class AuditedAdmin(ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         """Save through the services."""
-        services.save_record(obj, by=request.user)
+        services.save_record(obj, by=_by(request))
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         """Delete through the services."""
-        services.delete_record(obj, by=request.user)
+        services.delete_record(obj, by=_by(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         """Delete each row through the services."""
         for obj in queryset:
-            services.delete_record(obj, by=request.user)
+            services.delete_record(obj, by=_by(request))
 
 
 class StageInline(TabularInline):
@@ -155,14 +161,14 @@ class DealAdmin(ModelAdmin):
         if obj.owner_id is None:
             obj.owner_id = request.user.pk
         try:
-            services.save_deal(obj, by=request.user)
+            services.save_deal(obj, by=_by(request))
         except ValidationError as exc:
             messages.error(request, "; ".join(exc.messages))
             raise
 
     def delete_model(self, request: HttpRequest, obj: Deal) -> None:
         """Delete through the services."""
-        services.delete_deal(obj, by=request.user)
+        services.delete_deal(obj, by=_by(request))
 
     def get_urls(self) -> list:
         return [
@@ -218,10 +224,10 @@ class DealAdmin(ModelAdmin):
         deal = (
             selectors.scope_deals(request.user)
             .select_related("stage", "pipeline")
-            .filter(pk=deal_id)
+            .filter(pk=deal_id or 0)
             .first()
         )
-        stage = Stage.objects.filter(pk=stage_id).first()
+        stage = Stage.objects.filter(pk=stage_id or 0).first()
         if deal is None or stage is None:
             return JsonResponse({"error": gettext("No such deal or stage.")}, status=404)
         amount = None
@@ -234,7 +240,7 @@ class DealAdmin(ModelAdmin):
             services.move_deal(
                 deal,
                 stage,
-                by=request.user,
+                by=_by(request),
                 lost_reason=request.POST.get("lost_reason") or None,
                 amount=amount,
             )
@@ -277,7 +283,7 @@ class ActivityAdmin(ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Activity, form: Any, change: bool) -> None:
         """New activities through log_activity (pool clock, audit); edits audited."""
         if change:
-            services.save_record(obj, by=request.user)
+            services.save_record(obj, by=_by(request))
             return
         activity = services.log_activity(
             services.ActivityInput(
@@ -291,13 +297,13 @@ class ActivityAdmin(ModelAdmin):
                 contact_id=obj.contact_id,
                 deal_id=obj.deal_id,
             ),
-            by=request.user,
+            by=_by(request),
         )
         obj.pk = activity.pk
 
     def delete_model(self, request: HttpRequest, obj: Activity) -> None:
         """Delete through the services."""
-        services.delete_record(obj, by=request.user)
+        services.delete_record(obj, by=_by(request))
 
 
 @admin.register(Task)
@@ -316,17 +322,17 @@ class TaskAdmin(ModelAdmin):
         """Save through the services (audit)."""
         if not services.is_owner_visible(request.user, obj.owner_id):
             raise PermissionDenied("owner outside your team")
-        services.save_record(obj, by=request.user)
+        services.save_record(obj, by=_by(request))
 
     def delete_model(self, request: HttpRequest, obj: Task) -> None:
         """Delete through the services."""
-        services.delete_record(obj, by=request.user)
+        services.delete_record(obj, by=_by(request))
 
     @admin.action(description=_("Mark done"), permissions=["change"])
     def mark_done(self, request: HttpRequest, queryset: QuerySet) -> None:
         """Complete the chosen tasks (recurring ones get their next occurrence)."""
         for task in queryset:
-            services.complete_task(task, by=request.user)
+            services.complete_task(task, by=_by(request))
 
 
 @admin.register(AccountProfile)
@@ -348,14 +354,14 @@ class AccountProfileAdmin(ModelAdmin):
         self, request: HttpRequest, obj: AccountProfile, form: Any, change: bool
     ) -> None:
         """Save through the services (audit)."""
-        services.save_record(obj, by=request.user)
+        services.save_record(obj, by=_by(request))
 
     @admin.action(description=_("Claim from the pool"), permissions=["change"])
     def claim(self, request: HttpRequest, queryset: QuerySet) -> None:
         """Claim the chosen pool accounts for yourself."""
         for profile in queryset.filter(in_pool=True).select_related("customer"):
             try:
-                services.claim_account(profile.customer, by=request.user)
+                services.claim_account(profile.customer, by=_by(request))
             except ValidationError as exc:
                 messages.error(request, "; ".join(exc.messages))
                 return

@@ -37,7 +37,7 @@ class Team(models.Model):
         related_name="managed_sales_teams",
         verbose_name=_("manager"),
     )
-    members = models.ManyToManyField(
+    members: models.ManyToManyField = models.ManyToManyField(
         USER, blank=True, related_name="sales_teams", verbose_name=_("members")
     )
 

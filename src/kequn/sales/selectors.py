@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -116,7 +116,7 @@ def get_board(user: Any, filters: BoardFilters, cards_per_column: int = 50) -> l
     filters = BoardFilters(**{**filters.__dict__, "pipeline_id": pipeline_id})
     deals = filter_deals(user, filters)
     if not filters.close_month:
-        recent = timezone.now() - timezone.timedelta(days=30)
+        recent = timezone.now() - timedelta(days=30)
         deals = deals.filter(Q(status=Deal.Status.OPEN) | Q(closed_at__gte=recent))
     columns = {stage.pk: Column(stage) for stage in stages}
     totals = deals.values("stage_id").annotate(

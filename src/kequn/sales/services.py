@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -324,12 +324,12 @@ def update_account(account: Customer, *, by: Actor, **changes: Any) -> Customer:
         while node is not None:
             if node.pk == account.pk:
                 raise ValidationError("parent_id: a company cannot be its own parent or branch")
-            node = (
+            parent_id = (
                 AccountProfile.objects.filter(customer=node)
-                .values_list("parent", flat=True)
+                .values_list("parent_id", flat=True)
                 .first()
             )
-            node = Customer.objects.filter(pk=node).first() if node else None
+            node = Customer.objects.filter(pk=parent_id).first() if parent_id else None
         profile.parent = parent
     if "team_id" in changes:
         team_id = changes["team_id"]
@@ -706,9 +706,10 @@ def update_deal(deal: Deal, changes: dict[str, Any], *, by: Actor, on: date | No
     if "stage_id" in changes or "lost_reason" in changes:
         stage = deal.stage
         if changes.get("stage_id") is not None:
-            stage = Stage.objects.filter(pk=changes["stage_id"]).first()
-            if stage is None:
+            found = Stage.objects.filter(pk=changes["stage_id"]).first()
+            if found is None:
                 raise ValidationError(f"stage_id {changes['stage_id']}: no such stage")
+            stage = found
         with transaction.atomic():
             move_deal(
                 deal,
@@ -833,7 +834,7 @@ def log_activity(data: ActivityInput, *, by: Actor, owner: Any = None) -> Activi
             account=account,
             contact=contact,
             deal=deal,
-            owner=owner if owner is not None else get_user_or_none(by),
+            owner=cast(Any, owner if owner is not None else get_user_or_none(by)),
             external_ref=data.external_ref,
         )
         if account is not None:
@@ -1093,14 +1094,15 @@ def reclaim_idle_accounts(*, by: Actor, now: datetime | None = None) -> ReclaimR
         last_activity_at__lte=warn_since, last_activity_at__gt=idle_since, warned_at__isnull=True
     ).select_related("customer")
     for profile in to_warn:
+        last, owner_id = profile.last_activity_at, profile.customer.owner_id
+        if last is None or owner_id is None:  # excluded by the query; for the type checker
+            continue
         with transaction.atomic():
             if not AccountProfile.objects.filter(pk=profile.pk, warned_at__isnull=True).update(
                 warned_at=now
             ):
                 continue
-            returns_on = timezone.localdate(
-                profile.last_activity_at + timedelta(days=rules.idle_days)
-            )
+            returns_on = timezone.localdate(last + timedelta(days=rules.idle_days))
             PoolEvent.objects.create(
                 account=profile.customer,
                 kind=PoolEvent.Kind.WARNED,
@@ -1110,8 +1112,8 @@ def reclaim_idle_accounts(*, by: Actor, now: datetime | None = None) -> ReclaimR
             )
             Task.objects.create(
                 title=f"Follow up {profile.customer.name} before it returns to the pool",
-                due_at=profile.last_activity_at + timedelta(days=rules.idle_days),
-                owner_id=profile.customer.owner_id,
+                due_at=last + timedelta(days=rules.idle_days),
+                owner_id=owner_id,
                 account=profile.customer,
             )
         result.warned.append(profile.customer_id)
@@ -1151,7 +1153,7 @@ def save_deal(deal: Deal, *, by: Actor, on: date | None = None) -> Deal:
             deal.stage_entered_at = now
         deal.closed_at = (deal.closed_at or now) if deal.status != Deal.Status.OPEN else None
         deal.save()
-        if moved or stored.close_date != deal.close_date:
+        if stored is None or moved or stored.close_date != deal.close_date:
             DealStageChange.objects.create(
                 deal=deal,
                 from_stage_id=stored.stage_id if stored else None,

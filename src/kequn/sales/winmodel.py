@@ -72,7 +72,7 @@ def load_examples() -> list[Example]:
             float(counts.get(deal_id, 0)),
             math.log1p(max(float(clv.get(account_id) or 0), 0.0)),
         ]
-        examples.append(Example(closed, int(status == Deal.Status.WON), features))
+        examples.append(Example(closed or created, int(status == Deal.Status.WON), features))
     examples.sort(key=lambda e: e.closed_at)
     return examples
 
