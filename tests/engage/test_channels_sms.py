@@ -53,7 +53,7 @@ def test_generic_api_gets_json_with_bearer_token_and_keeps_the_provider_id(gener
 
 
 def test_generic_api_errors_map_to_failed_retry_and_outage(generic, settings):
-    generic.number_answers["+8613800000001"] = (400, {"error": "invalid number"})
+    generic.number_answers["+8613800000001"] = (400, {"error": "invalid number +86 138 0000 0001"})
     generic.number_answers["+8613800000002"] = (429, {"error": "slow down"})
     generic.number_answers["+8613800000003"] = (503, {"error": "maintenance"})
     channel = get_channel("sms")
@@ -74,6 +74,7 @@ def test_generic_api_errors_map_to_failed_retry_and_outage(generic, settings):
         ("sent", False),
     ]
     assert "HTTP 400" in results[0].error and "E.164" in results[3].error
+    assert "0001" not in results[0].error and "<number>" in results[0].error
     assert len(generic.requests) == 4
     settings.KEQUN_SMS_TOKEN = "wrong"
     with pytest.raises(ChannelUnavailableError, match="KEQUN_SMS_TOKEN"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -88,9 +89,18 @@ class RateLimiter:
             time.sleep(delay)
 
 
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
+_NUMBER = re.compile(r"\+?\d[\d -]{6,}\d")
+
+
 def one_line(text: object, limit: int = 300) -> str:
-    """Return ``text`` on one line, shortened, for an error column or log line."""
+    """Return ``text`` on one line, shortened, without addresses or phone numbers.
+
+    Providers quote the recipient in their answers ("550 <li@example.com>: no such user");
+    the error is stored and shown, so personal data is replaced by a placeholder.
+    """
     flat = " ".join(str(text).split())
+    flat = _NUMBER.sub("<number>", _EMAIL.sub("<address>", flat))
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
