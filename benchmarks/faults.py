@@ -114,6 +114,9 @@ class CuttableProxy:
 
     def cut(self) -> None:
         if self.listener is not None:
+            # shutdown wakes the thread blocked in accept(); close alone may not.
+            with contextlib.suppress(OSError):
+                self.listener.shutdown(socket.SHUT_RDWR)
             self.listener.close()
             self.listener = None
         with self.lock:
@@ -168,7 +171,8 @@ def check_database_outage(args, verdict: Verdict, base_env: dict) -> None:
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "kequn.cli", "serve", "--port", str(port), "--workers", "2"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env=env, stdout=subprocess.DEVNULL, stderr=open(data_dir / "server.log", "w"),  # noqa: SIM115
+        start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     timeline: list[tuple[float, str, str, str]] = []
@@ -214,6 +218,11 @@ def check_database_outage(args, verdict: Verdict, base_env: dict) -> None:
         proxy.cut()
         subprocess.run(["psql", args.database_url, "-qc", f"DROP DATABASE IF EXISTS {name}"],
                        capture_output=True, check=False)  # fmt: skip
+    errors = [
+        line for line in (data_dir / "server.log").read_text().splitlines()
+        if '"level": "ERROR"' in line and "Service Unavailable" not in line
+    ]  # fmt: skip
+    print(f"server errors other than 503s: {len(errors)}", *errors[:3], sep="\n  ")
     print("\n   time  phase  /api/v1/customers  /readyz")
     for at, phase, api, ready in timeline:
         print(f"  {at:5.1f}s  {phase:5}  {api:17}  {ready}")

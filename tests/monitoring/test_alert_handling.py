@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group, User
 from django.core import mail
 from django.core.management import CommandError, call_command
 from django.test import Client, RequestFactory
+from django.utils import translation
 
 from kequn.monitoring.admin import open_alerts_badge
 from kequn.monitoring.config import AlertConfig
@@ -135,9 +136,9 @@ def test_acknowledge_then_resolve_and_refusals():
     resolve_alert(alert.pk, by=operator)
     alert.refresh_from_db()
     assert alert.status == "resolved" and alert.resolved_by == "chief"
-    with pytest.raises(AlertError, match="already resolved"):
+    with translation.override("en"), pytest.raises(AlertError, match="already resolved"):
         acknowledge_alert(alert.pk, by=operator)
-    with pytest.raises(AlertError, match="no alert #999"):
+    with translation.override("zh-hans"), pytest.raises(AlertError, match="没有编号为 #999 的告警"):
         resolve_alert(999, by=operator)
 
 
@@ -153,7 +154,7 @@ def test_command_line_lists_and_acknowledges(capsys):
     call_command("alerts", "list", "--status", "open", "--json")
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["id"] for r in rows] == [second.pk]
-    with pytest.raises(CommandError, match="no alert #4242"):
+    with translation.override("en"), pytest.raises(CommandError, match="no alert #4242"):
         call_command("alerts", "ack", "4242")
     call_command("alerts", "resolve", str(first.pk), str(second.pk))
     assert Alert.objects.filter(status="resolved").count() == 2

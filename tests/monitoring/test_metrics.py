@@ -148,7 +148,7 @@ def test_database_down_answers_503_not_500(monkeypatch):
         raise OperationalError("connection to server at 127.0.0.1 failed: Connection refused")
 
     monkeypatch.setattr(BaseDatabaseWrapper, "cursor", refuse)
-    response = client.get("/admin/customers/customer/")
+    response = client.get("/admin/customers/customer/", HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 503
     assert response["Retry-After"]
     assert "database" in response.json()["detail"]
