@@ -85,6 +85,21 @@ def test_analyze_cli_end_to_end_on_cdnow_sample(cdnow_sample_path, tmp_path):
     assert models["gammagamma"]["params"]["p"] == pytest.approx(6.25, abs=0.005)
     assert {row["label"] for row in models["holdout"]} >= {"0", "7+", "total"}
     assert "model" in models["churn_evaluation"]["auc"]
+    # Every stage's time, in the order run; the scores' own stages inside theirs.
+    stages = models["stage_seconds"]
+    assert list(stages)[:2] == ["read file", "calibration fits"] and "writing files" in stages
+    assert all(v >= 0 for v in stages.values())
+    inner = models["customer_scores_stage_seconds"]
+    assert "training churn model" in inner
+    assert sum(inner.values()) <= stages["customer scores"] + 0.01
+    # The value models judged on this holdout are the ones the scores were computed with.
+    value = models["value_models"]
+    assert models["scores"]["value_models"]["used"] == {
+        "count_model": value["count_model"],
+        "spend_model": value["spend_model"],
+    }
+    page_text = (out / "report.html").read_text(encoding="utf-8")
+    assert "MBG/NBD" in page_text and "Pareto/NBD" in page_text
     customers = pd.read_csv(out / "customers.csv", dtype={"customer_id": str})
     assert len(customers) == 2357 and customers["customer_id"].is_unique
     for col in ("r_score", "segment_zh", "lifecycle_stage", "p_alive", "clv", "churn_risk"):

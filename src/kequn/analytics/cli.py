@@ -104,6 +104,22 @@ def _end_of(day: date) -> datetime:
     return start + timedelta(days=1) - timedelta(microseconds=1)
 
 
+class StageClock:
+    """Seconds spent in each named stage; starting a stage ends the one before it."""
+
+    def __init__(self, first: str = ""):
+        self.seconds: dict[str, float] = {}
+        self.label = first
+        self.since = time.perf_counter()
+
+    def start(self, label: str) -> None:
+        """End the current stage (if any) and start ``label`` ("" starts nothing)."""
+        tick = time.perf_counter()
+        if self.label:
+            self.seconds[self.label] = round(tick - self.since, 3)
+        self.label, self.since = label, tick
+
+
 def run_analysis(
     source: str | Path | pa.Table,
     out_dir: str | Path,
@@ -127,7 +143,12 @@ def run_analysis(
     started = time.perf_counter()
     bar = tqdm(total=STEPS, desc="analyze", file=sys.stderr, disable=not progress, leave=False)
 
+    # Seconds per stage, for models.json: each step closes the stage before it.
+    clock = StageClock("read file")
+    score_clock = StageClock()
+
     def step(label: str) -> None:
+        clock.start(label)
         bar.set_postfix_str(label)
         bar.update(1)
 
@@ -259,8 +280,14 @@ def run_analysis(
         # Scored at the holdout's end, churn means no purchase for as long as the holdout.
         options["churn_horizon_days"] = (hold_end - cal_end).days
     scores = score_customers(
-        scored_tx, _end_of(score_day), time_unit=time_unit, **options, **chosen
+        scored_tx,
+        _end_of(score_day),
+        time_unit=time_unit,
+        progress=score_clock.start,
+        **options,
+        **chosen,
     )
+    score_clock.start("")  # closes the last scoring stage
     score_models = scores.attrs["models"]
     models["scores"] = score_models
     models["notes"].extend(score_models.get("notes", []))
@@ -280,9 +307,6 @@ def run_analysis(
 
     step("writing files")
     escape_formulas(scores).to_csv(out / "customers.csv", index=False)
-    (out / "models.json").write_text(
-        json.dumps(_jsonable(models), indent=2, ensure_ascii=False), encoding="utf-8"
-    )
     html = report.render_report(
         sections,
         title=f"Kequn customer analysis 客群分析 — {name}",
@@ -290,6 +314,12 @@ def run_analysis(
     )
     (out / "report.html").write_text(html, encoding="utf-8")
     step("done")
+    # Written last so that it can hold every stage's time (its own write is not counted).
+    models["stage_seconds"] = clock.seconds
+    models["customer_scores_stage_seconds"] = score_clock.seconds
+    (out / "models.json").write_text(
+        json.dumps(_jsonable(models), indent=2, ensure_ascii=False), encoding="utf-8"
+    )
     bar.close()
     return {"out": str(out), "customers": len(scores), "seconds": time.perf_counter() - started}
 
