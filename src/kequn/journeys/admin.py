@@ -48,7 +48,7 @@ class JourneyForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         """Refuse a definition with problems, each named with its place."""
-        data = super().clean()
+        data = super().clean() or {}
         problems = services.check_definition(
             trigger_kind=data.get("trigger_kind", ""),
             trigger_config=data.get("trigger_config") or {},
@@ -100,7 +100,7 @@ class JourneyAdmin(ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Journey, form: Any, change: bool) -> None:
         """Save through the services (checked again, audited)."""
-        services.save_journey(obj, changed=form.changed_data, by=request.user)
+        services.save_journey(obj, changed=form.changed_data, by=request.user)  # type: ignore[arg-type]
 
     def has_pause_permission(self, request: HttpRequest) -> bool:
         """Return whether the user may pause and resume journeys (change them)."""

@@ -56,7 +56,7 @@ class Command(BaseCommand):
                 "name": j.name,
                 "status": j.status,
                 "trigger": j.trigger_kind,
-                "enrolled": j.enrolled_total,
+                "enrolled": getattr(j, "enrolled_total", 0),
             }
             for j in list_journeys()
         ]
