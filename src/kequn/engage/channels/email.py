@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import email.utils
+import functools
 import itertools
 import queue
 import re
@@ -114,7 +115,14 @@ def _encode_header(value: str) -> str:
 
 
 def _encode_body(text: str) -> bytes:
-    return base64.encodebytes(text.encode("utf-8")).replace(b"\n", b"\r\n")
+    """Return text as base64 in 76-character CRLF lines (one encode, then slices)."""
+    data = base64.b64encode(text.encode("utf-8"))
+    return b"\r\n".join([data[i : i + 76] for i in range(0, len(data), 76)]) + b"\r\n"
+
+
+@functools.lru_cache(maxsize=2)
+def _date_header(second: int) -> str:
+    return email.utils.formatdate(second, usegmt=True)
 
 
 def _is_valid_address(address: str) -> bool:
@@ -240,7 +248,7 @@ class EmailChannel:
             f"From: {self.sender_header}",
             f"To: {message.to}",
             f"Subject: {_encode_header(message.subject)}",
-            f"Date: {email.utils.formatdate(usegmt=True)}",
+            f"Date: {_date_header(int(time.time()))}",
             f"Message-ID: <{message.key}@{self.domain}>",
             "MIME-Version: 1.0",
         ]
