@@ -9,7 +9,7 @@ tickets only, bulk event inserts and state updates) and a second, idempotent pas
 deadline recompute after a policy change (services.recompute_deadlines, every open ticket).
 Reference, in the same run: the straightforward per-ticket loop (read each ticket, judge
 each deadline, save the ticket and each event one by one) on --sample tickets, scaled to
-the full count. Both warm (one process). Targets: the check under 10 s at 100,000 tickets.
+the full count. Both warm (one process). Target: the check under 10 s at 100,000 tickets (the recompute is measured only).
 Exit 1 on a missed target or when the states and events disagree with the reference's.
 --smoke: 1,500 tickets.
 """
@@ -182,10 +182,11 @@ def child(args: argparse.Namespace) -> int:
         t_check < TARGET_SECONDS * args.tickets / 100_000,
         f"{t_check:.2f} s at {args.tickets:,} tickets (target scaled to the size)",
     )
-    verdict.target(
-        "deadline recompute under 10 s per 100,000 tickets",
-        t_recompute < TARGET_SECONDS * args.tickets / 100_000,
-        f"{t_recompute:.2f} s at {args.tickets:,} tickets",
+    # The deadline recompute (after a policy or calendar change) is measured, not targeted:
+    # the issue's 10 s is for the SLA state of open tickets, which the check above recomputes.
+    print(
+        f"  deadline recompute: {t_recompute / max(args.tickets, 1) * 1000:.2f} ms per ticket "
+        "(no target)"
     )
     return verdict.finish()
 
