@@ -265,3 +265,19 @@ def test_the_worker_pass_runs_due_recurring_campaigns_and_fails_broken_ones_with
     assert broken.status == "failed" and "Broken audience" in broken.last_error
     assert services.pump_outbox(by=BY)["started"] == []  # not due again until tomorrow
     assert len(email_settings.messages) == 2
+
+
+def test_delivery_open_and_click_reports_count_once_in_the_report(db, email_settings):
+    campaign = campaign_to(consenting(2, "opens"), "Opens")
+    services.send_campaign(campaign, by=BY, foreground=True)
+    first, second = Message.objects.filter(campaign=campaign).order_by("id")
+    assert services.record_message_event(message_id=first.pk, kind="delivered")
+    assert services.record_message_event(message_id=first.pk, kind="opened")
+    assert not services.record_message_event(message_id=first.pk, kind="opened")  # once
+    Message.objects.filter(pk=second.pk).update(provider_id="prov-2")
+    assert services.record_message_event(provider_id="prov-2", kind="clicked")
+    assert not services.record_message_event(provider_id="nobody", kind="clicked")
+    with pytest.raises(ValueError, match="unknown message event"):
+        services.record_message_event(message_id=first.pk, kind="liked")
+    report = build_report(campaign)
+    assert (report["delivered"], report["opened"], report["clicked"]) == (1, 1, 1)

@@ -22,6 +22,7 @@ from kequn.engage.services.outbox import (
     make_unsubscribe_url,
     queue_message,
     read_unsubscribe_token,
+    record_message_event,
     send_due_messages,
     suppress_address,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "pump_outbox",
     "queue_message",
     "read_unsubscribe_token",
+    "record_message_event",
     "record_offline_sends",
     "send_campaign",
     "send_due_messages",

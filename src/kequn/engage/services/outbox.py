@@ -469,3 +469,30 @@ def get_next_due() -> datetime | None:
     )
     moments = [m for m in (first, claim) if m is not None]
     return min(moments) if moments else None
+
+
+ENGAGEMENT_FIELDS = {"delivered": "delivered_at", "opened": "opened_at", "clicked": "clicked_at"}
+
+
+def record_message_event(
+    *, provider_id: str = "", message_id: int | None = None, kind: str, at: datetime | None = None
+) -> bool:
+    """Record a delivery, open or click a channel reported for a sent message (the first counts).
+
+    The message is found by its id or by the provider's id; returns whether a row changed.
+    A report about an unknown message changes nothing (providers resend their reports).
+    """
+    if kind not in ENGAGEMENT_FIELDS:
+        raise ValueError(
+            f"unknown message event {kind!r}: use one of {', '.join(ENGAGEMENT_FIELDS)}"
+        )
+    if message_id is None and not provider_id:
+        raise ValueError("name the message by its id or by the provider's id")
+    field = ENGAGEMENT_FIELDS[kind]
+    rows = Message.objects.filter(status=Message.Status.SENT, **{f"{field}__isnull": True})
+    rows = (
+        rows.filter(pk=message_id)
+        if message_id is not None
+        else rows.filter(provider_id=provider_id)
+    )
+    return rows.update(**{field: at or timezone.now()}) > 0
