@@ -148,3 +148,16 @@ def test_one_pass_reads_events_and_moves_the_new_enrollments_on(make_journey):
     result = run_pass(by=BY)
     assert (result.events, result.moved) == (1, 1)
     assert Enrollment.objects.get(journey=journey).state == "completed"
+
+
+def test_a_pass_enrols_many_events_in_one_batch(make_journey):
+    journey = make_journey([{"id": "w", "kind": "wait", "config": {"days": 1}}], reentry="always")
+    triggers.poll_events(now=timezone.now(), by=BY)
+    people = [make_customer() for _ in range(3)]
+    first = {p.pk: make_event(p).pk for p in people}
+    for person in people:
+        make_event(person)  # a second view in the same pass: still one enrolment each
+    assert triggers.poll_events(now=timezone.now(), by=BY) == 3
+    keys = dict(Enrollment.objects.filter(journey=journey).values_list("customer_id", "entry_key"))
+    assert keys == {pk: f"event:{event}" for pk, event in first.items()}
+    assert journey.enrollments.filter(history__kind="entered").count() == 3

@@ -25,7 +25,7 @@ from kequn.db.writes import insert_columns
 from kequn.events.models import Event
 from kequn.journeys.models import CustomerDate, Journey, RunnerCursor
 from kequn.journeys.registry import register_trigger
-from kequn.journeys.services import enroll_customers
+from kequn.journeys.services import enroll_customers, enroll_entries
 from kequn.scoring.models import LifecycleStage, StageChange
 from kequn.security.actors import Actor
 from kequn.security.keys import derive_key
@@ -171,18 +171,17 @@ def poll_events(*, now: datetime, by: Actor) -> int:
     )
     top = _top(Event)
     entered = 0
-    for pk, name, customer_id, received_at, properties in rows:
-        for journey in by_name[name]:
-            if journey.activated_at and received_at < journey.activated_at:
-                continue  # stored before the journey started
-            entered += enroll_customers(
-                journey,
-                [customer_id],
-                entry_key=f"event:{pk}",
-                payload={"event": name, "event_id": pk, **_plain(properties)},
-                now=now,
-                by=by,
+    for journey in journeys:
+        wanted = str(journey.trigger_config.get("event"))
+        causes: dict[int, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
+        for pk, name, customer_id, received_at, properties in rows:
+            if name != wanted or (journey.activated_at and received_at < journey.activated_at):
+                continue  # another event, or stored before the journey started
+            causes[customer_id].append(
+                (f"event:{pk}", {"event": name, "event_id": pk, **_plain(properties)})
             )
+        if causes:
+            entered += enroll_entries(journey, causes, now=now, by=by)
     position = min(top, cursor.position + POLL_BATCH)
     RunnerCursor.objects.filter(pk=cursor.pk).update(position=max(position, cursor.position))
     return entered
