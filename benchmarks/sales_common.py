@@ -88,4 +88,11 @@ def fill_deals(n_deals: int, *, open_share: float, seed: int = 7) -> dict:
                 )
             )
         Deal.objects.bulk_create(rows, batch_size=5000)
+    # Timed reads should not walk a write-ahead log of the whole fill, nor guess statistics.
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        cursor.execute("ANALYZE")
     return {"pipelines": pipelines, "reps": reps}
