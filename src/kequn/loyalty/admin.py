@@ -150,13 +150,22 @@ class RewardAdmin(ModelAdmin):
 
 
 @admin.register(Redemption)
-class RedemptionAdmin(CustomerScopedAdminMixin, ReadOnlyAdmin):
+class RedemptionAdmin(CustomerScopedAdminMixin, ModelAdmin):
     customer_path = "member__customer"
     list_display = ("id", "member", "reward", "points", "status", "created_at")
     list_filter = ("status",)
+    readonly_fields = ("member", "reward", "points", "spend", "status", "created_at")
     actions = ("cancel_redemptions",)
 
-    @admin.action(description=_("Cancel (points back with their expiry)"), permissions=["cancel"])
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """Redemptions are made by redeeming points (API, journeys), never added here."""
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """A redemption is cancelled (points back), never deleted."""
+        return False
+
+    @admin.action(description=_("Cancel (points back with their expiry)"), permissions=["change"])
     def cancel_redemptions(self, request: HttpRequest, queryset: Any) -> None:
         """Cancel the chosen unused redemptions."""
         done = 0
@@ -170,10 +179,6 @@ class RedemptionAdmin(CustomerScopedAdminMixin, ReadOnlyAdmin):
                 self.message_user(request, exc.message, messages.ERROR)
         if done:
             self.message_user(request, _("%(n)s redemptions cancelled.") % {"n": done})
-
-    def has_cancel_permission(self, request: HttpRequest) -> bool:
-        """Cancelling needs the change permission on redemptions."""
-        return request.user.has_perm("loyalty.change_redemption")
 
 
 @admin.register(Coupon)
