@@ -252,7 +252,7 @@ def main() -> int:
         else:
             failures = int(row["Failure Count"])
         print(
-            f"{group:8} {row['Name'][:32]:32} {int(row['Request Count']):>8} "
+            f"{group:8} {(row['Type'] + ' ' + row['Name'])[:32]:32} {int(row['Request Count']):>8} "
             f"{int(row['Failure Count']):>6} {float(row['50%'] or 0):>7.0f} {p95:>7.0f} "
             f"{float(row['99%'] or 0):>7.0f} {float(row['Requests/s'] or 0):>7.1f}"
         )
