@@ -26,6 +26,8 @@ if ON_POSTGRES:
         "analytics_refresh": ["--database", "postgresql"],
         "demo_generate": ["--database-url", PG_SERVER],
         "events_batch": [],
+        "loyalty_expiry": ["--database", "postgresql"],
+        "loyalty_import": ["--database", "postgresql"],
         "segments_evaluate": [],
     }
 else:
@@ -39,6 +41,8 @@ else:
         "journey_dates": [],
         "journey_latency": [],
         "list_export": [],
+        "loyalty_expiry": [],
+        "loyalty_import": [],
         "ratelimit_overhead": [],
         "recommend_train": [],
     }
