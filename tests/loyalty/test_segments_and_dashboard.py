@@ -58,4 +58,4 @@ def test_dashboard_figures(programme, tiers):
     assert str(figures["points_liability"]) == "7.50"
     assert figures["redemption_rate"] == 0.25 and figures["breakage_rate"] == 0
     assert (figures["repeat_rate_members"], figures["repeat_rate_non_members"]) == (1.0, 0.0)
-    assert figures["tier_mix"] == [{"tier": "normal", "name": "普通", "members": 1}]
+    assert figures["tier_mix"] == [{"tier": "silver", "name": "银卡", "members": 1}]  # spent 1000
