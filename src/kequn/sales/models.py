@@ -277,7 +277,11 @@ class Deal(models.Model):
         indexes = [
             models.Index(fields=["status", "pipeline", "stage"], name="sales_deal_board_idx"),
             models.Index(fields=["owner", "status"], name="sales_deal_owner_idx"),
-            models.Index(fields=["close_date"], name="sales_deal_close_idx"),
+            # Covers the forecast's scan (close date range, grouped by status and stage).
+            models.Index(
+                fields=["close_date", "status", "stage", "probability", "amount"],
+                name="sales_deal_forecast_idx",
+            ),
             models.Index(fields=["external_ref"], name="sales_deal_extref_idx"),
         ]
 
