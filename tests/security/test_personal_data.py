@@ -89,7 +89,7 @@ def test_audited_models_and_their_customer_come_from_the_declarations():
     audited = {m._meta.label for m in get_personal_models()}
     assert audited == {
         "customers.Customer", "customers.Identity", "customers.Address", "customers.Consent",
-        "customers.CustomerTag",
+        "customers.CustomerTag", "service.Ticket", "feedback.Response",
     }  # fmt: skip
     assert customer_id_of(person) == person.pk
     assert customer_id_of(person.identities.first()) == person.pk

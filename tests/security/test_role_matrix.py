@@ -24,7 +24,9 @@ from kequn.api import api
 from kequn.commerce.models import Category, Channel, Product
 from kequn.customers.models import Customer, CustomerTag, Identity, Tag, TagGroup
 from kequn.customers.services import IdentityInput, create_customer
+from kequn.engage.services import create_campaign, create_template
 from kequn.events.models import Event
+from kequn.feedback.services import create_survey
 from kequn.ingest.models import ImportRun, MatchCandidate, Merge, QuarantinedRow
 from kequn.privacy import services as privacy
 from kequn.privacy.models import Suppression
@@ -36,9 +38,11 @@ from kequn.security.services import create_api_token
 from kequn.segments import services as segments
 from kequn.segments.builder import LOOKUPS
 from kequn.segments.models import MembershipChange, Persona, Segment, TagRule
+from kequn.service.services import open_ticket
 from tests.conftest import TokenClient
 from tests.factories import make_order
 
+MISSING = 999_999  # the id of an object that does not exist
 RULE = {"match": "all", "conditions": [{"field": "city", "operator": "eq", "value": "上海"}]}
 
 # Views every signed-in back-office user may open (their own account, search, the shell).
@@ -71,6 +75,12 @@ CUSTOM_URLS: dict[str, tuple[str, tuple[str, ...]]] = {
     "dashboard:refresh": ("POST", ("dashboard.view_dashboard",)),
     "dashboard:reports": ("GET", ("dashboard.view_dashboard",)),
     "dashboard:report_file": ("GET", ("dashboard.view_dashboard",)),
+    "engage_campaign_report": ("GET", ("engage.view_campaign",)),
+    "feedback_survey_report": ("GET", ("feedback.view_survey",)),
+    "sales_deal_board": ("GET", ("sales.view_deal",)),
+    "sales_deal_board_move": ("POST", ("sales.change_deal",)),
+    "sales_reports": ("GET", ("sales.view_deal",)),
+    "service_ticket_sla_report": ("GET", ("service.view_ticket",)),
 }
 
 # Admin actions may declare view only when they change nothing.
@@ -85,6 +95,8 @@ NAMED_ACTION_PERMISSIONS = {
     "undo": ("ingest.change_merge",),
     "add_segment": ("segments.add_segment",),
     "revoke": ("events.change_source",),
+    "send_selected": ("engage.send_campaign",),
+    "pause": ("journeys.change_journey",),
 }
 
 # Where a role is refused more than its permissions say, on purpose.
@@ -339,6 +351,13 @@ def iter_admin_urls():
 STANDARD_SUFFIXES = ("_changelist", "_add", "_change", "_delete", "_history")
 
 
+def make_campaign(segment: Segment):
+    """Return a draft email campaign to the segment."""
+    by = system_actor("tests")
+    template = create_template(name="t", channel="email", subject_zh="s", body_zh="b", by=by)
+    return create_campaign(name="c", segment=segment, template=template, by=by)
+
+
 def custom_walk(role: str, client: ViewCaller, world: dict) -> dict[str, str]:
     """Request every custom admin URL; return mismatches with the declared permissions."""
     held = role_perms(role)
@@ -360,6 +379,8 @@ def custom_walk(role: str, client: ViewCaller, world: dict) -> dict[str, str]:
         "dashboard:export_rows": {"app_label": "customers", "model_name": "customer", "fmt": "csv"},
         "dashboard:export_list": {"app_label": "customers", "model_name": "customer", "fmt": "xlsx"},
         "dashboard:report_file": {"name": "none.pdf"},
+        "engage_campaign_report": {"campaign_id": make_campaign(segment).pk},
+        "feedback_survey_report": {"survey_id": create_survey(name="s", by=system_actor("t")).pk},
     }  # fmt: skip
     queries = {"segments_segment_lookup": "?kind=" + next(iter(LOOKUPS))}
     for name, pattern in iter_admin_urls():
@@ -376,10 +397,10 @@ def custom_walk(role: str, client: ViewCaller, world: dict) -> dict[str, str]:
         else:
             response = client.get(url)
         expected = all(p in held for p in needed)
-        if name == "dashboard:report_file" and expected:
-            expected = response.status_code == 404  # no such report; allowed means not 403
-            if not expected:
-                problems[name] = f"answered {response.status_code} to a role that may see reports"
+        if name in ("dashboard:report_file", "sales_deal_board_move") and expected:
+            # No such report, no deal named in the body: allowed means 404, not 403.
+            if response.status_code != 404:
+                problems[name] = f"answered {response.status_code} to a role allowed to call it"
             continue
         check(problems, name, response, expected)
     return problems
@@ -420,6 +441,67 @@ API_WRITES: dict[tuple[str, str], tuple[str, dict | None]] = {
         "privacy.change_privacyrequest",
         {"reason": "not the person"},
     ),
+    # The second half's apps: objects they name by id are made fresh or are missing (an
+    # allowed role then gets 404, which is not a refusal; a refused one must get 403 first).
+    ("post", "/api/v1/campaigns"): (
+        "engage.add_campaign",
+        {"name": "c", "segment_id": 1, "subject": "s", "body": "b"},
+    ),
+    ("post", "/api/v1/campaigns/{campaign_id}/send"): ("engage.send_campaign", None),
+    ("post", "/api/v1/journeys/{journey_id}/pause"): ("journeys.change_journey", None),
+    ("post", "/api/v1/journeys/{journey_id}/resume"): ("journeys.change_journey", None),
+    ("post", "/api/v1/tickets"): (
+        "service.add_ticket",
+        {"type": "inquiry", "subject": "退货", "body": "想退货"},
+    ),
+    ("patch", "/api/v1/tickets/{ticket_id}"): ("service.change_ticket", {"priority": "high"}),
+    ("post", "/api/v1/tickets/{ticket_id}/replies"): (
+        "service.add_ticketmessage",
+        {"body": "您好"},
+    ),
+    ("post", "/api/v1/loyalty/members/{customer_id}"): ("loyalty.add_member", None),
+    ("post", "/api/v1/loyalty/members/{customer_id}/adjustments"): (
+        "loyalty.add_ledgerentry",
+        {"points": 10, "reason": "goodwill"},
+    ),
+    ("post", "/api/v1/loyalty/rewards/{code}/redeem"): (
+        "loyalty.add_redemption",
+        {"customer_id": 1},
+    ),
+    ("post", "/api/v1/loyalty/redemptions/{redemption_id}/cancel"): (
+        "loyalty.change_redemption",
+        None,
+    ),
+    ("post", "/api/v1/loyalty/coupons/{code}/redeem"): (
+        "loyalty.change_coupon",
+        {"order_ref": "SO-1"},
+    ),
+    ("post", "/api/v1/surveys"): ("feedback.add_survey", {"name": "NPS"}),
+    ("post", "/api/v1/surveys/{survey_id}/invitations"): (
+        "feedback.add_invitation",
+        {"send": False},
+    ),
+    ("post", "/api/v1/accounts/check"): ("customers.add_customer", {"name": "某公司"}),
+    ("post", "/api/v1/accounts"): ("customers.add_customer", {"name": "某公司"}),
+    ("patch", "/api/v1/accounts/{account_id}"): ("sales.change_accountprofile", {"city": "杭州"}),
+    ("post", "/api/v1/accounts/{account_id}/claim"): ("sales.change_accountprofile", None),
+    ("post", "/api/v1/contacts"): (
+        "customers.add_companycontact",
+        {"account_id": MISSING, "name": "联系人"},
+    ),
+    ("post", "/api/v1/deals"): (
+        "sales.add_deal",
+        {"name": "d", "account_id": MISSING, "stage_id": MISSING, "close_date": "2030-01-01"},
+    ),
+    ("patch", "/api/v1/deals/{deal_id}"): ("sales.change_deal", {"probability": 50}),
+    ("delete", "/api/v1/deals/{deal_id}"): ("sales.delete_deal", None),
+    ("post", "/api/v1/activities"): ("sales.add_activity", {"kind": "call", "subject": "回访"}),
+    ("post", "/api/v1/tasks"): (
+        "sales.add_task",
+        {"title": "回访", "due_at": "2030-01-01T09:00:00+08:00"},
+    ),
+    ("patch", "/api/v1/tasks/{task_id}"): ("sales.change_task", {"done": True}),
+    ("delete", "/api/v1/tasks/{task_id}"): ("sales.delete_task", None),
 }
 
 
@@ -438,7 +520,21 @@ def fresh_targets(sales: User, n: int) -> dict[str, int]:
     Customer.objects.filter(pk=customer.pk).update(owner=sales)
     segment = segments.create_segment(f"target {n}", RULE, by=system_actor("test"))
     request = privacy.open_request("export", customer, channel="email", by=None)
-    return {"customer_id": customer.pk, "segment_id": segment.pk, "request_id": request.pk}
+    ticket = open_ticket(customer_id=customer.pk, subject="t", body="b", by=system_actor("tests"))
+    survey = create_survey(name=f"survey {n}", by=system_actor("tests"))
+    return {
+        "customer_id": customer.pk,
+        "segment_id": segment.pk,
+        "request_id": request.pk,
+        "ticket_id": ticket.pk,
+        "survey_id": survey.pk,
+        "account_id": customer.pk,
+        # Objects that take more to make: missing, so an allowed role gets a 404.
+        **dict.fromkeys(
+            ("campaign_id", "journey_id", "deal_id", "task_id", "redemption_id"), MISSING
+        ),
+        "code": "NO-SUCH-CODE",
+    }
 
 
 def api_walk(role: str, user: User) -> dict[str, str]:

@@ -43,6 +43,9 @@ DEFAULT_SCHEDULES = {
         "kequn.feedback.tasks.invite_after_orders_task", 60, time(0)
     ),
     "feedback-topics": ScheduleSpec("kequn.feedback.tasks.analyse_topics_task", 24 * 60, time(5)),
+    # Service: SLA warnings and breaches (every 5 minutes), the inbound mailbox (every 2).
+    "service-sla-check": ScheduleSpec("kequn.service.tasks.sla_check_task", 5, time(0)),
+    "service-fetch-mail": ScheduleSpec("kequn.service.tasks.fetch_mail_task", 2, time(0)),
     # Security alert rules (kequn.monitoring), every five minutes from the next midnight.
     "security-alerts": ScheduleSpec("kequn.monitoring.tasks.evaluate_alerts_task", 5, time(0)),
 }

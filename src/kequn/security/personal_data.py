@@ -67,7 +67,7 @@ class PersonalData:
     fields: tuple[str, ...] | None = None
     related: tuple[str, ...] = ()
     # The export's row order; None keeps the model's default ordering.
-    order_by: tuple[str, ...] | None = ("id",)
+    order_by: tuple[str, ...] | None = ("pk",)
     erase: Erase = Erase.CASCADE
     # For Erase.BLANK: the fields to empty; for Erase.CUSTOM: the function doing the work.
     blank_fields: tuple[str, ...] = ()
@@ -139,7 +139,7 @@ def register(
     position: int = 1000,
     fields: Sequence[str] | None = None,
     related: Sequence[str] = (),
-    order_by: Sequence[str] | None = ("id",),
+    order_by: Sequence[str] | None = ("pk",),
     erase: Erase = Erase.CASCADE,
     blank_fields: Sequence[str] = (),
     eraser: Callable[[ErasureContext], int] | None = None,
