@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from datetime import timedelta
+from typing import Any
 
 from django.utils import timezone
 
@@ -30,7 +31,7 @@ COMMENTS = {
                   "退款一直没到账，很失望", "Delivery was late and the box was damaged",
                   "电池不耐用，质量太差", "快递延迟，包装破损"],
 }  # fmt: skip
-QUESTIONS = [
+QUESTIONS: list[dict[str, Any]] = [
     {"key": "reason", "type": "choice", "text": {"zh-hans": "影响您评分的主要原因", "en": "Main reason"},
      "options": ["物流", "商品质量", "价格", "客服"]},
 ]  # fmt: skip
@@ -64,7 +65,10 @@ def create_demo_feedback(*, by: Actor, answers: int = 300, seed: int = 7) -> str
             if survey is nps:
                 score = rng.choices(range(11), weights=[2, 1, 1, 2, 2, 3, 4, 8, 12, 14, 12])[0]
                 kind = "detractor" if score <= 6 else "passive" if score <= 8 else "promoter"
-                reply = {"score": score, "reason": rng.choice(QUESTIONS[0]["options"])}
+                reply: dict[str, Any] = {
+                    "score": score,
+                    "reason": rng.choice(QUESTIONS[0]["options"]),
+                }
             else:
                 score = rng.choices(range(1, 6), weights=[1, 1, 2, 5, 6])[0]
                 kind = "detractor" if score <= 2 else "passive" if score == 3 else "promoter"

@@ -41,7 +41,7 @@ def _open_follow_ups(days: int | None, now: datetime) -> tuple[str, tuple[Any, .
 
 def register_segment_fields() -> None:
     """Add the feedback fields to the segment rule builder."""
-    common = {"group": "feedback", "group_label": _("Feedback")}
+    common: dict[str, Any] = {"group": "feedback", "group_label": _("Feedback")}
     register_rule_field(
         "last_nps", kind="number", sql=_last_nps, label=_("last NPS score"), **common
     )

@@ -32,7 +32,7 @@ def _complaints(days: int | None, now: datetime) -> tuple[str, tuple[Any, ...]]:
 
 def register_segment_fields() -> None:
     """Add the service fields to the segment rule builder."""
-    common = {"group": "service", "group_label": _("Service")}
+    common: dict[str, Any] = {"group": "service", "group_label": _("Service")}
     register_rule_field(
         "open_tickets", kind="number", sql=_open_tickets, label=_("open tickets"), **common
     )
