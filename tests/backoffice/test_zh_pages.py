@@ -64,6 +64,20 @@ ALLOWED = {
     "JSON lines",
     "Parquet",
     "xlsx",
+    "NPS",  # survey kinds and a channel's name, written in Latin letters in Chinese too
+    "CSAT",
+    "CES",
+    "Webhook",
+    # Keys and values of the JSON examples in help texts (codes the field expects as typed):
+    # journeys' goal, a business calendar's hours, loyalty's multipliers and event points.
+    "kind",
+    "purchase",
+    "Order Completed",
+    "mon",
+    "phones",
+    "review",
+    "sign",
+    "in",
 }
 # Upstream admin pages whose labels are hard-coded in English (django-otp's device admin): they
 # cannot be translated in a catalogue. Administrators reach two-factor setup through
