@@ -238,7 +238,14 @@ def test_every_role_sees_exactly_the_pages_it_can_open():
         assert hidden not in seen[MARKETING]
         assert hidden in seen[ADMINISTRATOR]
     assert "/admin/segments/segment/" in seen[MARKETING]
-    assert seen["auditor"] == ["/admin/", "/admin/audit/auditentry/", "/api/docs"]
+    # README's Roles: the audit trail, security alerts and campaign reports (read only).
+    assert seen["auditor"] == [
+        "/admin/",
+        "/admin/engage/campaign/",
+        "/admin/monitoring/alert/",
+        "/admin/audit/auditentry/",
+        "/api/docs",
+    ]
 
 
 def test_one_sidebar_item_is_highlighted_at_a_time():
