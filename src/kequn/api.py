@@ -34,6 +34,8 @@ ERROR_RESPONSES = {
     "401": "Authentication required: no, an unknown, expired or revoked token",
     "403": "Permission denied for this user",
     "404": "Not found (or not visible to this user)",
+    "409": "Conflict with the current state (no points left, out of stock, a used coupon, "
+    "an idempotency key reused for another request)",
     "422": "Validation error: the detail names the field and the problem",
     "429": "Too many requests: slow down and retry later",
 }

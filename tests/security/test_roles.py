@@ -49,7 +49,10 @@ def test_every_role_exists_with_its_documented_permissions(db):
     assert set(Permission.objects.values_list("content_type__app_label", "codename")) == {
         tuple(p.split(".")) for p in admin
     }
-    assert perms_of(AUDITOR) == {"audit.view_auditentry"}
+    # The audit trail, the security alerts and the campaigns' reports (consent compliance).
+    assert perms_of(AUDITOR) == {
+        "audit.view_auditentry", "monitoring.view_alert", "engage.view_campaign", "engage.view_run",
+    }  # fmt: skip
     analyst = perms_of(ANALYST)
     assert not analyst & UNMASK
     assert "customers.view_all_customers" in analyst
@@ -107,9 +110,11 @@ def test_user_commands_refuse_bad_input_in_one_line(db):
 
 def test_roles_sync_and_show(db, capsys):
     call_command("roles", "sync")
-    assert f"{AUDITOR}\t1 permissions" in capsys.readouterr().out
+    assert f"{AUDITOR}\t4 permissions" in capsys.readouterr().out
     call_command("roles", "show", AUDITOR)
-    assert capsys.readouterr().out.split() == ["audit.view_auditentry"]
+    assert sorted(capsys.readouterr().out.split()) == [
+        "audit.view_auditentry", "engage.view_campaign", "engage.view_run", "monitoring.view_alert",
+    ]  # fmt: skip
 
 
 # --- per object and per field -------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
-from ninja import Router, Schema
+from ninja import Field, Router, Schema
 from ninja.errors import HttpError
 
 from kequn.apiutils import ObjectId, Page, check_perm, paginate
@@ -23,12 +23,12 @@ MAX_INVITE = 10_000
 
 
 class SurveyIn(Schema):
-    name: str
-    kind: str = "nps"
-    questions: list[dict[str, Any]] = []
-    trigger: str = "manual"
-    delay_days: int = 7
-    valid_days: int = 30
+    name: str = Field(..., min_length=1, max_length=200)
+    kind: str = Field("nps", max_length=10)
+    questions: list[dict[str, Any]] = Field(default_factory=list, max_length=50)
+    trigger: str = Field("manual", max_length=20)
+    delay_days: int = Field(7, ge=0, le=365)
+    valid_days: int = Field(30, ge=1, le=365)
 
 
 class SurveyOut(Schema):
@@ -44,9 +44,9 @@ class SurveyOut(Schema):
 
 
 class InviteIn(Schema):
-    customer_ids: list[ObjectId] = []
+    customer_ids: list[ObjectId] = Field(default_factory=list, max_length=MAX_INVITE)
     segment_id: ObjectId | None = None
-    about: str = ""
+    about: str = Field("", max_length=64)
     send: bool = True
 
 

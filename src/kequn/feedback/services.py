@@ -115,6 +115,8 @@ def create_survey(
         raise SurveyError(_("kind %(kind)r is not one of nps, csat, ces, custom") % {"kind": kind})
     if trigger not in Survey.Trigger.values:
         raise SurveyError(_("unknown trigger %(t)r") % {"t": trigger})
+    if not (0 <= delay_days <= 365 and 1 <= valid_days <= 365):
+        raise SurveyError(_("delay_days must be 0–365 and valid_days 1–365"))
     checked = validate_questions(list(questions))
     if kind == Survey.Kind.CUSTOM and not checked:
         raise SurveyError(_("a custom survey needs at least one question"))

@@ -58,7 +58,7 @@ class ExpiringOut(Schema):
     points: int
 
 
-class MemberOut(Schema):
+class LoyaltyMemberOut(Schema):
     id: int = Field(description="The customer id (a member is keyed by its customer)")
     customer_id: int
     tier: str | None
@@ -173,7 +173,9 @@ class CouponCheckOut(Schema):
     coupon: CouponOut | None
 
 
-@router.get("/members", response=Page[MemberOut], summary="List members (newest customer id first)")
+@router.get(
+    "/members", response=Page[LoyaltyMemberOut], summary="List members (newest customer id first)"
+)
 def list_members(request: HttpRequest, cursor: str | None = None, limit: int = 50):
     check_perm(request, "loyalty.view_member")
     if limit < 1 or limit > MAX_LIMIT:
@@ -192,7 +194,7 @@ def list_members(request: HttpRequest, cursor: str | None = None, limit: int = 5
 
 @router.get(
     "/members/{int:customer_id}",
-    response=MemberOut,
+    response=LoyaltyMemberOut,
     summary="A member's balance, tier, pending and expiring points",
 )
 def get_member(request: HttpRequest, customer_id: ObjectId):
@@ -202,7 +204,7 @@ def get_member(request: HttpRequest, customer_id: ObjectId):
 
 @router.post(
     "/members/{int:customer_id}",
-    response={201: MemberOut, 200: MemberOut},
+    response={201: LoyaltyMemberOut, 200: LoyaltyMemberOut},
     summary="Enrol a customer (an existing member is returned)",
 )
 def enroll_member(request: HttpRequest, customer_id: ObjectId):

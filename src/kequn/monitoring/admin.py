@@ -43,7 +43,7 @@ def open_alerts_badge(request: HttpRequest) -> str:
     # Every back-office page draws the sidebar: one cached count a minute at most.
     count = cache.get(services.BADGE_CACHE_KEY)
     if count is None:
-        count = count_open_alerts()
+        count = count_open_alerts(BADGE_CAP)
         cache.set(services.BADGE_CACHE_KEY, count, BADGE_SECONDS)
     if not count:
         return ""

@@ -27,6 +27,11 @@ def list_alerts(status: str | None = None) -> QuerySet[Alert]:
     return alerts.filter(status=status) if status else alerts
 
 
-def count_open_alerts() -> int:
-    """Return how many alerts nobody has acknowledged yet."""
-    return Alert.objects.filter(status=Alert.Status.OPEN).count()
+def count_open_alerts(cap: int = 99) -> int:
+    """Return how many alerts nobody has acknowledged yet, counting at most cap + 1.
+
+    Every back-office page draws the badge: reading a few ids is bounded where COUNT(*)
+    over a table that grows is not (and the big lists promise no count).
+    """
+    open_ids = Alert.objects.filter(status=Alert.Status.OPEN).values_list("pk", flat=True)
+    return len(open_ids[: cap + 1])
