@@ -161,10 +161,22 @@ def _minimise_with_gradient(
 
 def fit_bgnbd(x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike) -> FittedModel:
     """Fit BG/NBD (r, alpha, a, b) by maximum likelihood on compressed statistics."""
-    _check_inputs(x, t_x, T, "BG/NBD")
+    return _fit_dropout_model("bgnbd", "BG/NBD", _bgnbd_objective, x, t_x, T)
+
+
+def _fit_dropout_model(
+    name: str,
+    label: str,
+    make_objective: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], GradientObjective],
+    x: npt.ArrayLike,
+    t_x: npt.ArrayLike,
+    T: npt.ArrayLike,
+) -> FittedModel:
+    """Fit a four-parameter (r, alpha, a, b) model from the same starting points."""
+    _check_inputs(x, t_x, T, label)
     ux, utx, uT, w = compress_statistics(x, t_x, T)
     scale = float(np.mean(np.asarray(T, float))) or 1.0
-    negll_grad = _bgnbd_objective(ux, utx, uT, w)
+    negll_grad = make_objective(ux, utx, uT, w)
     starts = [
         np.log([0.5, scale / 4, 0.8, 2.5]),
         np.log([1.0, scale, 1.0, 1.0]),
@@ -173,7 +185,7 @@ def fit_bgnbd(x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike) -> FittedM
     logp, nll, ok = _minimise_with_gradient(negll_grad, starts)
     r, alpha, a, b = (float(v) for v in np.exp(logp))
     return FittedModel(
-        "bgnbd",
+        name,
         {"r": r, "alpha": alpha, "a": a, "b": b},
         -nll,
         int(w.sum()),
@@ -343,25 +355,7 @@ def fit_mbgnbd(x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike) -> Fitted
     Batislam, Denizel & Filiztekin (2007): as BG/NBD, but a customer may also drop out
     right after the first purchase, so one-time buyers get a P(alive) below 1.
     """
-    _check_inputs(x, t_x, T, "MBG/NBD")
-    ux, utx, uT, w = compress_statistics(x, t_x, T)
-    scale = float(np.mean(np.asarray(T, float))) or 1.0
-    negll_grad = _mbgnbd_objective(ux, utx, uT, w)
-    starts = [
-        np.log([0.5, scale / 4, 0.8, 2.5]),
-        np.log([1.0, scale, 1.0, 1.0]),
-        np.log([0.2, scale / 10, 0.5, 5.0]),
-    ]
-    logp, nll, ok = _minimise_with_gradient(negll_grad, starts)
-    r, alpha, a, b = (float(v) for v in np.exp(logp))
-    return FittedModel(
-        "mbgnbd",
-        {"r": r, "alpha": alpha, "a": a, "b": b},
-        -nll,
-        int(w.sum()),
-        len(w),
-        ok and bool(np.isfinite(nll)),
-    )
+    return _fit_dropout_model("mbgnbd", "MBG/NBD", _mbgnbd_objective, x, t_x, T)
 
 
 def _mbgnbd_objective(
