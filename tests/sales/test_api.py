@@ -203,6 +203,15 @@ def test_duplicate_account_check_and_confirm(make_api_client):
     assert created.status_code == 201 and created.json()["owner_id"] == client.user.pk
 
 
+def test_account_with_a_missing_team_is_a_422_and_creates_nothing(make_api_client):
+    client = make_api_client("customers.add_customer", "customers.view_customer")
+    before = Customer.objects.count()
+    response = client.send_json("post", "/api/v1/accounts", {"name": "星河贸易", "team_id": 999})
+    assert response.status_code == 422
+    assert response.json()["detail"][0].startswith("team_id 999: no such team")
+    assert Customer.objects.count() == before
+
+
 def test_activity_and_task_created_through_the_api(make_api_client):
     client = make_api_client("sales.add_activity", "sales.view_activity", "sales.add_task")
     account = make_account(client.user)

@@ -260,6 +260,7 @@ def create_account(
     if data.phone and "phone" not in taken:
         identities.append(IdentityInput("phone", data.phone))
     parent = _get_parent(data.parent_id, by=by)
+    _check_team(data.team_id)
     owner = owner if owner is not None else (None if data.in_pool else get_user_or_none(by))
     with transaction.atomic():
         customer = create_customer(
@@ -295,6 +296,13 @@ def create_account(
             detail={"sales": "account", "duplicates_confirmed": [h.customer_id for h in hits]},
         )
     return customer
+
+
+def _check_team(team_id: int | None) -> None:
+    if team_id is not None and not Team.objects.filter(pk=team_id).exists():
+        raise ValidationError(
+            f"team_id {team_id}: no such team; pick one listed under Sales › Teams or leave it out"
+        )
 
 
 def _get_parent(parent_id: int | None, *, by: Actor) -> Customer | None:
@@ -333,8 +341,7 @@ def update_account(account: Customer, *, by: Actor, **changes: Any) -> Customer:
         profile.parent = parent
     if "team_id" in changes:
         team_id = changes["team_id"]
-        if team_id is not None and not Team.objects.filter(pk=team_id).exists():
-            raise ValidationError(f"team_id {team_id}: no such team")
+        _check_team(team_id)
         profile.team_id = team_id
     with transaction.atomic():
         profile.save()
