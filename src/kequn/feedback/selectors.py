@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from typing import Any
 
 from django.db.models import Avg, Count, Q, QuerySet
 from django.db.models.functions import TruncMonth
+from django.utils import timezone
 
 from kequn.feedback.models import FollowUp, Invitation, Response, Survey
 
@@ -134,3 +136,94 @@ def get_last_scores(customer_ids: list[int]) -> dict[int, Response]:
     ):
         latest[response.customer_id] = response
     return latest
+
+
+PANEL_MONTHS = 6
+PANEL_TOPICS = 3
+
+
+def _months_back(now: dt.datetime, months: int) -> dt.datetime:
+    """Return the local start of the month `months - 1` months before now's."""
+    local = timezone.localtime(now)
+    index = local.year * 12 + local.month - 1 - (months - 1)
+    return local.replace(
+        year=index // 12, month=index % 12 + 1, day=1, hour=0, minute=0, second=0, microsecond=0
+    )
+
+
+def compute_dashboard(now: dt.datetime, months: int = PANEL_MONTHS) -> dict[str, Any]:
+    """Return the dashboard panel's figures: NPS and CSAT by month, response rate, topics."""
+    since = _months_back(now, months)
+    responses = Response.objects.filter(answered_at__gte=since)
+    rows = (
+        responses.annotate(month=TruncMonth("answered_at"))
+        .values("month")
+        .annotate(
+            promoters=Count("id", filter=Q(category="promoter")),
+            detractors=Count("id", filter=Q(category="detractor")),
+            nps_n=Count("id", filter=Q(survey__kind=Survey.Kind.NPS)),
+            happy=Count("id", filter=Q(survey__kind=Survey.Kind.CSAT, score__gte=4)),
+            csat_n=Count("id", filter=Q(survey__kind=Survey.Kind.CSAT)),
+        )
+        .order_by("month")
+    )
+    by_month = {row["month"].date().isoformat()[:7]: row for row in rows if row["month"]}
+    month_rows, totals = [], Counter[str]()
+    for offset in range(months):
+        index = since.year * 12 + since.month - 1 + offset
+        key = f"{index // 12:04d}-{index % 12 + 1:02d}"
+        row = by_month.get(key, {})
+        for name in ("promoters", "detractors", "nps_n", "happy", "csat_n"):
+            totals[name] += row.get(name, 0)
+        month_rows.append(
+            {
+                "month": key,
+                "nps_n": row.get("nps_n", 0),
+                "nps": _nps(row.get("promoters", 0), row.get("detractors", 0), row.get("nps_n", 0)),
+                "csat_n": row.get("csat_n", 0),
+                "csat": _percent(row.get("happy", 0), row.get("csat_n", 0)),
+            }
+        )
+    invitations = Invitation.objects.filter(created_at__gte=since).aggregate(
+        invited=Count("id"),
+        sent=Count("id", filter=Q(sent_at__isnull=False)),
+        answered=Count("id", filter=Q(answered_at__isnull=False)),
+    )
+    # Invitations handed out by hand (no channel) count as sent, as in get_response_rate.
+    invitations["sent"] = invitations["sent"] or invitations["invited"]
+    poor = responses.filter(category__in=["detractor", "unhappy"]).exclude(topic="")
+    # Each query below is skipped when the one before found nothing (the home page's budget).
+    topics = (
+        list(poor.values("topic").annotate(n=Count("id")).order_by("-n", "topic")[:PANEL_TOPICS])
+        if totals["nps_n"] + totals["csat_n"] or by_month
+        else []
+    )
+    examples: dict[str, str] = {}
+    for topic, comment in (
+        poor.none()
+        if not topics
+        else poor.filter(topic__in=[t["topic"] for t in topics])
+        .exclude(comment="")
+        .order_by("-answered_at", "-id")
+        .values_list("topic", "comment")[:200]
+    ):
+        examples.setdefault(topic, comment)
+    return {
+        "months": month_rows,
+        "since": since.date(),
+        "nps": _nps(totals["promoters"], totals["detractors"], totals["nps_n"]),
+        "csat": _percent(totals["happy"], totals["csat_n"]),
+        "answers": totals["nps_n"] + totals["csat_n"],
+        "sent": invitations["sent"],
+        "answered": invitations["answered"],
+        "response_rate": _percent(invitations["answered"], invitations["sent"]),
+        "topics": [{**t, "example": examples.get(t["topic"], "")} for t in topics],
+    }
+
+
+def _nps(promoters: int, detractors: int, n: int) -> float | None:
+    return round(100 * (promoters - detractors) / n, 1) if n else None
+
+
+def _percent(part: int, whole: int) -> float | None:
+    return round(100 * part / whole, 1) if whole else None

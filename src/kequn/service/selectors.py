@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q, QuerySet
 
 from kequn.service.models import OPEN_STATUSES, SlaEvent, Ticket
 
@@ -153,3 +153,79 @@ def compute_sla_report(
         median_resolution_hours=round(median(resolution_times), 2) if resolution_times else None,
         by_priority=[dict(row) for row in by_priority],
     )
+
+
+PANEL_DAYS = 30
+
+
+def compute_dashboard(now: dt.datetime, days: int = PANEL_DAYS) -> dict[str, Any]:
+    """Return the dashboard panel's figures in a handful of queries.
+
+    SLA compliance and the response and resolution times cover tickets opened in the last
+    `days` days; open tickets and current breaches are counted by queue as they stand now.
+    """
+    since = now - dt.timedelta(days=days)
+    recent = Ticket.objects.filter(merged_into__isnull=True, opened_at__gte=since)
+    hours = dt.timedelta(hours=1)
+    times = recent.aggregate(
+        tickets=Count("id"),
+        first_response=Avg(
+            ExpressionWrapper(
+                F("first_responded_at") - F("opened_at"), output_field=DurationField()
+            )
+        ),
+        resolution=Avg(
+            ExpressionWrapper(F("resolved_at") - F("opened_at"), output_field=DurationField())
+        ),
+    )
+    # Without recent tickets there are no outcomes to count (one query fewer on the home page).
+    counts = {
+        (row["target"], row["kind"]): row["n"]
+        for row in (SlaEvent.objects.none() if not times["tickets"] else SlaEvent.objects)
+        .filter(
+            ticket__in=recent,
+            kind__in=[SlaEvent.Kind.MET, SlaEvent.Kind.BREACH],
+            target__in=[SlaEvent.Target.FIRST_RESPONSE, SlaEvent.Target.RESOLUTION],
+        )
+        .values("target", "kind")
+        .annotate(n=Count("id"))
+    }
+
+    def rate(target: str) -> float | None:
+        met, missed = counts.get((target, "met"), 0), counts.get((target, "breach"), 0)
+        return round(100 * met / (met + missed), 1) if met + missed else None
+
+    queues = [
+        {
+            "queue": row["queue__name"] or "",
+            "queue_id": row["queue_id"],
+            "open": row["open"],
+            "breached": row["breached"],
+            "warning": row["warning"],
+        }
+        for row in Ticket.objects.filter(status__in=OPEN_STATUSES, merged_into__isnull=True)
+        .values("queue_id", "queue__name")
+        .annotate(
+            open=Count("id"),
+            breached=Count("id", filter=Q(sla_state="breached")),
+            warning=Count("id", filter=Q(sla_state="warning")),
+        )
+        .order_by("-open", "queue__name")
+    ]
+    return {
+        "days": days,
+        "tickets": times["tickets"],
+        "first_response_rate": rate(SlaEvent.Target.FIRST_RESPONSE),
+        "resolution_rate": rate(SlaEvent.Target.RESOLUTION),
+        "breaches": counts.get((SlaEvent.Target.FIRST_RESPONSE, "breach"), 0)
+        + counts.get((SlaEvent.Target.RESOLUTION, "breach"), 0),
+        "first_response_hours": round(times["first_response"] / hours, 1)
+        if times["first_response"] is not None
+        else None,
+        "resolution_hours": round(times["resolution"] / hours, 1)
+        if times["resolution"] is not None
+        else None,
+        "queues": queues,
+        "open": sum(q["open"] for q in queues),
+        "breached_now": sum(q["breached"] for q in queues),
+    }
