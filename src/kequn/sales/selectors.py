@@ -226,8 +226,12 @@ def get_forecast(
         )
         .order_by()
     )
-    stages = dict(Stage.objects.values_list("id", "probability"))
-    categories = dict(Stage.objects.values_list("id", "forecast_category"))
+    stages: dict[int, int] = {}
+    categories: dict[int, str] = {}
+    for stage_id, probability, forecast in Stage.objects.values_list(
+        "id", "probability", "forecast_category"
+    ):
+        stages[stage_id], categories[stage_id] = probability, forecast
     periods: dict[str, ForecastRow] = {}
 
     def label(day: date) -> str:
@@ -457,6 +461,84 @@ def get_win_rates(user: Any, by: str) -> list[WinRate]:
         else:
             rate.lost += n
     return sorted(rates.values(), key=lambda r: (-(r.won + r.lost), r.key))
+
+
+# --- the dashboard's panel -------------------------------------------------------------
+
+
+@dataclass
+class StageBar:
+    label: str
+    deals: int
+    revenue: Decimal  # the open amount (named for the dashboard's bar template)
+    weighted: Decimal
+    pct: float = 0.0
+    link: str = ""
+
+
+@dataclass
+class SalesPanel:
+    month: ForecastRow
+    quarter: ForecastRow
+    won: int
+    lost: int
+    stages: list[StageBar]
+
+    @property
+    def win_rate(self) -> float | None:
+        """Return won / closed over the panel's window, or None when nothing closed."""
+        return self.won / (self.won + self.lost) if self.won + self.lost else None
+
+
+WIN_RATE_DAYS = 365
+
+
+def get_dashboard_panel(user: Any, *, today: date | None = None) -> SalesPanel:
+    """Return the dashboard's sales figures in the user's scope.
+
+    This month's and this quarter's forecast against quota, the win rate of the deals closed
+    in the last year, and the open pipeline by stage.
+    """
+    today = today or timezone.localdate()
+    quarter_start = date(today.year, (today.month - 1) // 3 * 3 + 1, 1)
+    months = get_forecast(user, start=quarter_start, months=3)
+    month = next(r for r in months if r.period == f"{today:%Y-%m}")
+    quarter = ForecastRow(quarter_of(today))
+    for row in months:
+        for name in ("pipeline", "weighted", "best_case", "commit", "won", "deals"):
+            setattr(quarter, name, getattr(quarter, name) + getattr(row, name))
+        if row.quota is not None:
+            quarter.quota = (quarter.quota or ZERO) + row.quota
+    since = timezone.now() - timedelta(days=WIN_RATE_DAYS)
+    deals = scope_deals(user)
+    closed = deals.filter(closed_at__gte=since).aggregate(
+        won=Count("id", filter=Q(status=Deal.Status.WON)),
+        lost=Count("id", filter=Q(status=Deal.Status.LOST)),
+    )
+    rows = (
+        deals.filter(status=Deal.Status.OPEN, pipeline__is_active=True)
+        .values("pipeline_id", "pipeline__name", "pipeline__position", "stage__position",
+                "stage_id", "stage__name")
+        .annotate(n=Count("id"), total=Sum("amount"), weighted=Sum(WEIGHTED))
+        .order_by("pipeline__position", "pipeline_id", "stage__position", "stage_id")
+    )  # fmt: skip
+    pipelines = {row["pipeline_id"] for row in rows}
+    bars = [
+        StageBar(
+            label=f"{row['stage__name']}"
+            if len(pipelines) == 1
+            else f"{row['pipeline__name']} · {row['stage__name']}",
+            deals=row["n"],
+            revenue=Decimal(row["total"] or ZERO).quantize(Decimal("0.01")),
+            weighted=Decimal(row["weighted"] or ZERO).quantize(Decimal("0.01")),
+            link=f"?pipeline={row['pipeline_id']}",
+        )
+        for row in rows
+    ]
+    top = max((b.revenue for b in bars), default=ZERO)
+    for bar in bars:
+        bar.pct = float(bar.revenue / top * 100) if top else 0.0
+    return SalesPanel(month, quarter, closed["won"], closed["lost"], bars)
 
 
 # --- tasks --------------------------------------------------------------------------------

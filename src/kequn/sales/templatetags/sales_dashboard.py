@@ -1,15 +1,33 @@
-"""The dashboard's sales panel (filled in by the sales app)."""
+"""The dashboard's sales panel: forecast against quota, win rate and the open pipeline by stage."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django import template
+from django.urls import reverse
+
+from kequn.sales import selectors
+from kequn.security.permissions import has_permission
 
 register = template.Library()
 
 
-@register.simple_tag(takes_context=True)
-def sales_panel(context: dict[str, Any]) -> str:
-    """Return the panel's HTML for users who may read it."""
-    return ""
+@register.inclusion_tag("sales/dashboard_panel.html", takes_context=True)
+def sales_panel(context: dict[str, Any]) -> dict[str, Any]:
+    """Return the viewer's sales figures (a rep's own, a manager's team's) if they read deals."""
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if user is None or not has_permission(user, "sales.view_deal"):
+        return {"show": False}
+    panel = selectors.get_dashboard_panel(user)
+    board = reverse("admin:sales_deal_board")
+    for bar in panel.stages:
+        bar.link = f"{board}{bar.link}"
+    return {
+        "show": True,
+        "panel": panel,
+        "periods": [panel.month, panel.quarter],
+        "board_url": board,
+        "reports_url": reverse("admin:sales_reports"),
+    }

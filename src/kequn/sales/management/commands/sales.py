@@ -78,21 +78,11 @@ class Command(BaseCommand):
         self.stdout.write(f"kept {count} forecast rows")
 
     def do_train(self, options):
-        from kequn.sales.winmodel import train_win_model
+        from kequn.sales.winmodel import format_comparison, train_win_model
 
         model = train_win_model(by=get_operator(options["by"]))
-        metrics = model.metrics
-        self.stdout.write(
-            "held-out deals {n}: model log loss {ll:.4f} AUC {auc:.4f}; stage baseline log loss "
-            "{bll:.4f} AUC {bauc:.4f}; {used}".format(
-                n=metrics["test_deals"],
-                ll=metrics["model"]["log_loss"],
-                auc=metrics["model"]["auc"],
-                bll=metrics["baseline"]["log_loss"],
-                bauc=metrics["baseline"]["auc"],
-                used="model used" if model.is_used else "baseline kept (model not better)",
-            )
-        )
+        for line in format_comparison(model.metrics, model.is_used):
+            self.stdout.write(line)
 
     def do_import(self, options):
         from kequn.sales.importing import import_crm_file
