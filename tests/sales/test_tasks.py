@@ -56,7 +56,7 @@ def test_monthly_task_repeats_on_the_last_day_when_needed():
         remind_at=due - timedelta(hours=1),
         recurrence="monthly",
     )
-    following = services.complete_task(task, by=rep)
+    following = services.complete_task(task, by=rep, at=due)  # done on time
     assert following is not None
     assert timezone.localtime(following.due_at).date().isoformat() == "2026-02-28"
     assert following.due_at - following.remind_at == timedelta(hours=1)

@@ -322,7 +322,7 @@ class TaskAdmin(ModelAdmin):
         """Save through the services (audit)."""
         if not services.is_owner_visible(request.user, obj.owner_id):
             raise PermissionDenied("owner outside your team")
-        services.save_record(obj, by=_by(request))
+        services.save_task(obj, by=_by(request))
 
     def delete_model(self, request: HttpRequest, obj: Task) -> None:
         """Delete through the services."""

@@ -554,3 +554,17 @@ def get_overdue_tasks(user: Any, now: datetime | None = None, limit: int = 20) -
         .select_related("account", "deal")
         .order_by("due_at", "id")[:limit]
     )
+
+
+def get_due_reminders(user: Any, now: datetime | None = None, limit: int = 20) -> QuerySet:
+    """Return the user's open tasks whose reminder time has come and that are not yet due."""
+    now = now or timezone.now()
+    if user is None or not getattr(user, "pk", None):
+        return Task.objects.none()
+    return (
+        Task.objects.filter(
+            owner_id=user.pk, done_at__isnull=True, remind_at__lte=now, due_at__gte=now
+        )
+        .select_related("account", "deal")
+        .order_by("due_at", "id")[:limit]
+    )

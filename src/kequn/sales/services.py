@@ -7,6 +7,7 @@ names the field and the fix, and writes its audit entry in the same transaction.
 from __future__ import annotations
 
 import calendar
+import logging
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -41,6 +42,8 @@ from kequn.sales.models import (
 )
 from kequn.security.actors import Actor, get_user_or_none
 from kequn.security.audit import services as audit
+
+logger = logging.getLogger(__name__)
 
 # Identity systems under which a company's registration code and web domain are stored, so
 # the identity rules (one customer per value, blind-index lookups) cover them too.
@@ -913,14 +916,24 @@ def add_months(moment: datetime, months: int) -> datetime:
     return moment.replace(year=year, month=month, day=day)
 
 
-def next_occurrence(moment: datetime, recurrence: str) -> datetime:
-    """Return when a recurring task comes due again."""
-    if recurrence == Task.Recurrence.DAILY:
-        return moment + timedelta(days=1)
-    if recurrence == Task.Recurrence.WEEKLY:
-        return moment + timedelta(weeks=1)
+def next_occurrence(moment: datetime, recurrence: str, after: datetime | None = None) -> datetime:
+    """Return when a recurring task comes due again: the first occurrence after `after`.
+
+    A task done late does not bring back the occurrences it missed (a daily call done three
+    days late is next due tomorrow, not three days ago); months count from the first due day,
+    so the 31st stays the month's last day.
+    """
+    after = after or moment
+    if recurrence in (Task.Recurrence.DAILY, Task.Recurrence.WEEKLY):
+        step = timedelta(days=1 if recurrence == Task.Recurrence.DAILY else 7)
+        missed = max(int((after - moment) / step), 0)
+        due = moment + step * (missed + 1)
+        return due if due > after else due + step
     if recurrence == Task.Recurrence.MONTHLY:
-        return add_months(moment, 1)
+        months = 1
+        while (due := add_months(moment, months)) <= after:
+            months += 1
+        return due
     raise ValueError(f"not a recurrence: {recurrence!r}")
 
 
@@ -934,7 +947,7 @@ def complete_task(task: Task, *, by: Actor, at: datetime | None = None) -> Task 
         task.done_at = now
         following = None
         if updated and task.recurrence:
-            due = next_occurrence(task.due_at, task.recurrence)
+            due = next_occurrence(task.due_at, task.recurrence, after=max(now, task.due_at))
             remind = None
             if task.remind_at is not None:
                 remind = due - (task.due_at - task.remind_at)
@@ -960,16 +973,19 @@ def complete_task(task: Task, *, by: Actor, at: datetime | None = None) -> Task 
 def send_due_reminders(*, now: datetime | None = None, by: Actor) -> int:
     """Email each rep the reminders that are due and not sent yet; return how many were sent.
 
-    Each task is marked before its mail is sent, in its own transaction, so a crash never
-    sends one twice (at worst one is marked and not sent, and still shows in the back office).
+    Each task is marked before its mail is sent, in its own transaction, so two workers never
+    send one twice. A mail the server refuses or cannot take is unmarked and tried again at
+    the next run; the reminder shows in the back office either way.
     """
-    from django.core.mail import send_mail  # noqa: PLC0415 -- mail only when reminders are due
+    import smtplib  # noqa: PLC0415 -- mail only when reminders are due
+
+    from django.core.mail import send_mail  # noqa: PLC0415
 
     now = now or timezone.now()
     sent = 0
     due = Task.objects.filter(
         done_at__isnull=True, reminded_at__isnull=True, remind_at__lte=now
-    ).select_related("owner")
+    ).select_related("owner", "account")
     for task in due.iterator():
         with transaction.atomic():
             if not Task.objects.filter(pk=task.pk, reminded_at__isnull=True).update(
@@ -977,17 +993,45 @@ def send_due_reminders(*, now: datetime | None = None, by: Actor) -> int:
             ):
                 continue
             audit.record_event(audit.CHANGE, actor=by, target=task, detail={"reminded": True})
-        if task.owner.email:
-            local = timezone.localtime(task.due_at)
+        if not task.owner.email:
+            continue
+        local = timezone.localtime(task.due_at)
+        about = f"{task.account.name}\n" if task.account is not None else ""
+        try:
             send_mail(
                 subject=f"[Kequn] {task.title}",
-                message=f"{task.title}\n{local:%Y-%m-%d %H:%M}\n\n{task.notes}",
+                message=f"{task.title}\n{about}{local:%Y-%m-%d %H:%M}\n\n{task.notes}",
                 from_email=None,
                 recipient_list=[task.owner.email],
-                fail_silently=True,
             )
-            sent += 1
+        except (smtplib.SMTPException, OSError) as exc:
+            Task.objects.filter(pk=task.pk, reminded_at=now).update(reminded_at=None)
+            logger.warning("reminder of task %s not sent, retried next run: %s", task.pk, exc)
+            continue
+        sent += 1
     return sent
+
+
+def save_task(task: Task, *, by: Actor) -> Task | None:
+    """Save a task a back-office form has changed; return the next occurrence if one was made.
+
+    A new reminder time is sent again, and a task marked done there repeats like one
+    completed with the "Mark done" action.
+    """
+    before = Task.objects.filter(pk=task.pk).values("remind_at", "done_at").first()
+    if before is None:
+        save_record(task, by=by)
+        return None
+    if before["remind_at"] != task.remind_at:
+        task.reminded_at = None
+    done_at = task.done_at
+    if before["done_at"] is None and done_at is not None:
+        with transaction.atomic():
+            task.done_at = None
+            save_record(task, by=by)
+            return complete_task(task, by=by, at=done_at)
+    save_record(task, by=by)
+    return None
 
 
 # --- lead pool ----------------------------------------------------------------------------
@@ -1117,9 +1161,14 @@ def reclaim_idle_accounts(*, by: Actor, now: datetime | None = None) -> ReclaimR
                 at=now,
                 reason=f"returns to the pool on {returns_on.isoformat()} without an activity",
             )
+            # Reminded at once: the reminder job emails the owner within a quarter of an hour.
             Task.objects.create(
                 title=f"Follow up {profile.customer.name} before it returns to the pool",
+                notes=f"No activity since {timezone.localdate(last).isoformat()}: the account "
+                f"returns to the lead pool on {returns_on.isoformat()} unless an activity is "
+                "logged on it.",
                 due_at=last + timedelta(days=rules.idle_days),
+                remind_at=now,
                 owner_id=owner_id,
                 account=profile.customer,
             )
