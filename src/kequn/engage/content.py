@@ -447,16 +447,69 @@ def _render_nodes(
         if isinstance(node, str):
             out.append(node)
         elif isinstance(node, _Var):
-            value = context.get(node.field)
-            for name, arg in node.filters:
-                value = _apply(name, arg, value)
-            if isinstance(value, float):
-                value = f"{value:.2f}".rstrip("0").rstrip(".")
-            text = "" if value is None else str(value)
+            text = _format_value(node, context)
             out.append(html.escape(text, quote=True) if escape else text)
         else:
             branch = node.then if _truthy(node.cond, context) else node.otherwise
             _render_nodes(branch, context, escape, out)
+
+
+def _format_value(node: _Var, context: Mapping[str, Any]) -> str:
+    value = context.get(node.field)
+    for name, arg in node.filters:
+        value = _apply(name, arg, value)
+    if isinstance(value, float):
+        value = f"{value:.2f}".rstrip("0").rstrip(".")
+    return "" if value is None else str(value)
+
+
+def _walk(
+    nodes: list[Any], context: Mapping[str, Any], branches: list[bool], values: list[str]
+) -> None:
+    for node in nodes:
+        if isinstance(node, _Var):
+            values.append(_format_value(node, context))
+        elif isinstance(node, _If):
+            taken = _truthy(node.cond, context)
+            branches.append(taken)
+            _walk(node.then if taken else node.otherwise, context, branches, values)
+
+
+def fill_in(source: str, context: Mapping[str, Any]) -> tuple[tuple[bool, ...], list[str]]:
+    """Return the branches a context takes through a template and its field values, unescaped.
+
+    With skeleton() this renders a template as a shape shared by many customers plus the
+    values of each: the shape can be prepared once (CSS inlined, sanitised) for all of them.
+    """
+    nodes, errors = _compile(source)
+    if errors:
+        raise TemplateSyntaxError(errors)
+    branches: list[bool] = []
+    values: list[str] = []
+    _walk(nodes, context, branches, values)
+    return tuple(branches), values
+
+
+def skeleton(source: str, branches: tuple[bool, ...], markers: Sequence[str]) -> str:
+    """Return the template along ``branches`` with the n-th field written as ``markers[n]``."""
+    nodes, errors = _compile(source)
+    if errors:
+        raise TemplateSyntaxError(errors)
+    taken = iter(branches)
+    fields = iter(markers)
+    out: list[str] = []
+
+    def walk(items: list[Any]) -> None:
+        for node in items:
+            if isinstance(node, str):
+                out.append(node)
+            elif isinstance(node, _Var):
+                out.append(next(fields))
+            else:
+                walk(node.then if next(taken) else node.otherwise)
+
+    walk(nodes)
+    return "".join(out)
 
 
 _HTML_HINT = re.compile(r"<\s*[a-zA-Z!/][^>]*>")

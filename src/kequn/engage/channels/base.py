@@ -26,6 +26,7 @@ class OutgoingMessage:
     unsubscribe_url: str = ""  # set for marketing: List-Unsubscribe + List-Unsubscribe-Post
     headers: dict[str, str] = field(default_factory=dict)
     payload: dict[str, Any] | None = None  # webhook JSON body
+    html_ready: bool = False  # html is already an inlined, sanitised document (and text set)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import ssl
 import threading
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,7 +237,9 @@ class EmailChannel:
 
     def build_message(self, message: OutgoingMessage) -> bytes:
         """Return the wire form of one message (CRLF lines, DKIM-signed when configured)."""
-        if message.html and not _HTML_TAG.search(message.html):
+        if message.html_ready:  # prepared once per campaign (kequn.engage.mailmerge)
+            html, text = message.html, message.text
+        elif message.html and not _HTML_TAG.search(message.html):
             # A body written as plain text goes as plain text, line breaks and all.
             html, text = "", message.text or message.html
         else:
@@ -286,11 +288,20 @@ class EmailChannel:
             return data
         return self.dkim_key.sign(data, SIGNED_HEADERS) + data
 
-    def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+    def send_batch(
+        self,
+        messages: Sequence[OutgoingMessage],
+        *,
+        on_result: Callable[[int, SendResult], None] | None = None,
+    ) -> list[SendResult]:
         """Send the messages over the pool; one result per message, in order.
 
-        Raises ChannelUnavailableError only when nothing could be sent at all (server down,
-        login refused): then every message may be retried later without duplicates.
+        ``on_result(index, result)`` is called from the connection's thread as soon as the
+        server answered a message, before that connection starts the next one: a caller that
+        records the outcome there leaves at most one accepted, unrecorded message per
+        connection when the process dies. Raises ChannelUnavailableError only when nothing
+        could be sent at all (server down, login refused): then every message may be retried
+        later without duplicates.
         """
         if not messages:
             return []
@@ -308,6 +319,8 @@ class EmailChannel:
                         return
                     conn, result = self._send_one(conn, messages[i])
                     results[i] = result
+                    if on_result is not None:
+                        on_result(i, result)
                     if conn is None and result.status == "retry":
                         return  # the server keeps hanging up: leave the rest for later
             except ChannelUnavailableError as exc:

@@ -1,16 +1,21 @@
 """The outbox: queue a message, and send what is due in claimed batches, each marked when sent.
 
 Exactly once: a worker claims a batch (a token written by one UPDATE; PostgreSQL also skips
-rows locked by another worker), sends one message at a time and marks each sent in its own
-commit right after the channel accepted it. A worker killed mid-batch leaves its claimed rows
-"sending"; when the claim lapses (KEQUN_SEND_LEASE_SECONDS) another pass sends them. The one
-case that can still give a duplicate is a kill between the server accepting a message and
-the commit of "sent" (SMTP itself cannot tell, RFC 1047): a few milliseconds per message.
+rows locked by another worker) and hands the whole batch to the channel, which sends over
+several connections at once. Each connection waits, after the server accepted a message,
+until the worker has recorded it as sent; the worker writes whatever has arrived meanwhile
+in one statement. A worker killed mid-batch leaves its claimed rows "sending"; when the
+claim lapses (KEQUN_SEND_LEASE_SECONDS) another pass sends them. The one case that can still
+give a duplicate is a kill between the server accepting a message and that write (SMTP
+itself cannot tell, RFC 1047): at most one message per connection, for a few milliseconds.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
+import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -21,7 +26,8 @@ from typing import Any
 from django.conf import settings
 from django.core import signing
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import Case, CharField, F, Q, Value, When
+from django.db.models.functions import Greatest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -36,6 +42,8 @@ from kequn.engage.channels import (
     SendResult,
     get_channel,
 )
+from kequn.engage.channels.email import EmailChannel
+from kequn.engage.mailmerge import render_email_body
 from kequn.engage.models import Campaign, Message, Purpose, Suppression, Template
 from kequn.engage.policy import end_of_quiet_hours, get_caps, is_in_control_group
 from kequn.engage.services.audience import check_eligibility, hash_address
@@ -47,6 +55,7 @@ PENDING = (Message.Status.QUEUED, Message.Status.HELD, Message.Status.RETRYING)
 MAX_ATTEMPTS = 8
 UNSUBSCRIBE_SALT = "kequn.engage.unsubscribe"
 PUMP_TASK = "kequn.engage.tasks.pump_outbox_task"
+FIRST_BATCH, MIN_BATCH, MAX_BATCH = 50, 10, 2000
 
 
 @dataclass
@@ -297,9 +306,22 @@ def _build(
         unsubscribe = make_unsubscribe_url(message.customer_id, message.channel, message.source)
     context = {**context, "unsubscribe_url": unsubscribe}
     subject = content.render(subject_source, context, escape=False) if subject_source else ""
-    body = content.render(body_source, context)
     is_email = message.channel == "email"
     is_webhook = message.channel == "webhook"
+    if is_email and content.is_html(body_source):  # prepared once per template shape
+        document, text = render_email_body(body_source, context)
+        return OutgoingMessage(
+            key=str(message.pk),
+            to=address,
+            subject=subject,
+            html=document,
+            text=text,
+            html_ready=True,
+            template_code=message.template.template_code,
+            unsubscribe_url=unsubscribe,
+            headers={"X-Kequn-Message": str(message.pk)},
+        )
+    body = content.render(body_source, context)
     return OutgoingMessage(
         key=str(message.pk),
         # A webhook goes to the receiver URL its template names (template code).
@@ -342,6 +364,136 @@ class _Channels:
                 logger.warning("closing the %s channel failed", channel.kind, exc_info=True)
 
 
+def _mark_all(messages: list[Message], **changes: Any) -> None:
+    """Write one outcome for many messages of one claim in a single statement."""
+    if not messages:
+        return
+    changes.setdefault("claimed_until", None)
+    Message.objects.filter(
+        pk__in=[m.pk for m in messages], claim_token=messages[0].claim_token
+    ).update(**changes)
+    for message in messages:
+        for name, value in changes.items():
+            if not hasattr(value, "resolve_expression"):
+                setattr(message, name, value)
+
+
+def _mark_sent(pairs: list[tuple[Message, SendResult]]) -> None:
+    """Mark messages the channel accepted as sent, with each one's provider id, in one statement."""
+    now = timezone.now()
+    by_token: dict[str, list[tuple[Message, SendResult]]] = defaultdict(list)
+    for message, result in pairs:
+        by_token[message.claim_token].append((message, result))
+    for token, group in by_token.items():
+        provider_id = Case(
+            *[When(pk=m.pk, then=Value(r.provider_id[:200])) for m, r in group],
+            default=Value(""),
+            output_field=CharField(),
+        )
+        Message.objects.filter(pk__in=[m.pk for m, _ in group], claim_token=token).update(
+            status=Message.Status.SENT,
+            sent_at=now,
+            provider_id=provider_id,
+            error="",
+            claimed_until=None,
+        )
+    for message, result in pairs:
+        message.status = Message.Status.SENT
+        message.sent_at = now
+        message.provider_id = result.provider_id[:200]
+        message.error = ""
+        message.claimed_until = None
+
+
+class _Recorder:
+    """Record outcomes in this thread while another one sends, each before its connection goes on.
+
+    The sending threads hand over each result and wait; this thread writes whatever has
+    arrived in one statement (group commit) and lets them go on. So a killed worker leaves
+    at most one accepted, unrecorded message per connection, as with one commit per message,
+    without paying a commit per message.
+    """
+
+    _DONE = object()
+
+    def __init__(self, write: Callable[[list[tuple[int, SendResult]]], None]) -> None:
+        self.write = write
+        self.inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.recorded: set[int] = set()
+        self.failure: BaseException | None = None
+
+    def post(self, index: int, result: SendResult) -> None:
+        """Hand over one result (from a sending thread); return once it is written."""
+        written = threading.Event()
+        self.inbox.put((index, result, written))
+        written.wait()
+        if self.failure is not None:  # stop sending what could not be recorded
+            raise RuntimeError(f"recording a sent message failed: {self.failure}")
+
+    def run(self, send: Callable[[Callable[[int, SendResult], None]], list[SendResult]]) -> Any:
+        """Run ``send(post)`` in a thread, writing results here; return its results or exception."""
+        outcome: list[Any] = [None]
+
+        def sender() -> None:
+            try:
+                outcome[0] = send(self.post)
+            except BaseException as exc:  # handed to the recording thread, which decides
+                outcome[0] = exc
+            finally:
+                self.inbox.put(self._DONE)
+
+        thread = threading.Thread(target=sender, name="kequn-send", daemon=True)
+        thread.start()
+        finished = False
+        while not finished:
+            items = [self.inbox.get()]
+            while True:
+                try:
+                    items.append(self.inbox.get_nowait())
+                except queue.Empty:
+                    break
+            finished = any(item is self._DONE for item in items)
+            posted = [item for item in items if item is not self._DONE]
+            if not posted:
+                continue
+            try:
+                if self.failure is None:
+                    self.write([(index, result) for index, result, _ in posted])
+                    self.recorded.update(index for index, _, _ in posted)
+            except Exception as exc:  # the database went away: the senders stop
+                self.failure = exc
+            finally:
+                for _, _, written in posted:
+                    written.set()
+        thread.join()
+        if self.failure is not None:
+            raise self.failure
+        return outcome[0]
+
+
+def _send_each(channel: Channel) -> Callable[..., list[SendResult]]:
+    """Return a batch sender calling on_result per message, for channels without the hook."""
+    if isinstance(channel, EmailChannel):
+        return channel.send_batch
+
+    def send(
+        messages: list[OutgoingMessage], *, on_result: Callable[[int, SendResult], None]
+    ) -> list[SendResult]:
+        results: list[SendResult] = []
+        for index, message in enumerate(messages):
+            try:
+                result = channel.send_batch([message])[0]
+            except ChannelUnavailableError:
+                if not results:
+                    raise
+                break  # the rest is reported unsent: retried later
+            results.append(result)
+            on_result(index, result)
+        return results
+
+    return send
+
+
 def _send_group(
     messages: list[Message],
     channel_kind: str,
@@ -356,13 +508,13 @@ def _send_group(
     is_marketing = purpose == Purpose.MARKETING
     opening = end_of_quiet_hours(now) if is_marketing else None
     if opening is not None:  # quiet hours: held, sent when the window opens
-        for message in messages:  # a hold is not an attempt: the retry limit stays whole
-            _mark(
-                message,
-                status=Message.Status.HELD,
-                next_attempt_at=opening,
-                attempts=max(0, message.attempts - 1),
-            )
+        # A hold is not an attempt: the retry limit stays whole.
+        _mark_all(
+            messages,
+            status=Message.Status.HELD,
+            next_attempt_at=opening,
+            attempts=Greatest(F("attempts") - 1, Value(0)),
+        )
         stats.counts["held"] += len(messages)
         return
     try:
@@ -378,62 +530,95 @@ def _send_group(
     standing = check_eligibility(ids, channel_kind, purpose)
     today, week = _count_recent(ids, now) if is_marketing else (Counter(), Counter())
     contexts = content.build_merge_contexts(ids)
-    for index, message in enumerate(messages):
+    skipped: dict[str, list[Message]] = defaultdict(list)
+    sending: list[Message] = []
+    addresses: list[str] = []
+    outgoing: list[OutgoingMessage] = []
+    for message in messages:
         customer_id = message.customer_id or 0  # 0: erased, no customer row any more
         reason = standing[customer_id].skip_reason if customer_id else "erased"
         if not reason and is_marketing and _is_capped(customer_id, channel_kind, today, week):
             reason = "frequency_cap"
         if reason:
-            _mark(message, status=Message.Status.SKIPPED, skip_reason=reason)
-            stats.counts["skipped"] += 1
-            if progress:
-                progress(1)
+            skipped[reason].append(message)
             continue
         info = standing[customer_id]
         try:
-            outgoing = _build(message, info.address, info.language, contexts.get(customer_id, {}))
+            built = _build(message, info.address, info.language, contexts.get(customer_id, {}))
         except Exception as exc:  # a template problem is this message's failure, not the pass's
             _mark(
                 message, status=Message.Status.FAILED, skip_reason="", error=f"render: {exc}"[:500]
             )
             stats.counts["failed"] += 1
             continue
-        try:
-            result = channel.send_batch([outgoing])[0]
-        except ChannelUnavailableError as exc:
-            for waiting in messages[index:]:
-                _retry_later(waiting, str(exc), now, stats)
-            _note_campaign_error(messages[index:], str(exc))
-            stats.errors.append(str(exc))
-            down.add(channel_kind)
-            return
-        _record_result(message, info.address, result, stats)
-        if result.is_sent and is_marketing:
+        if is_marketing:  # counted now: a customer twice in one batch meets the cap too
             today[(customer_id, channel_kind)] += 1
             week[(customer_id, channel_kind)] += 1
+        sending.append(message)
+        addresses.append(info.address)
+        outgoing.append(built)
+    for reason, group in skipped.items():
+        _mark_all(group, status=Message.Status.SKIPPED, skip_reason=reason)
+        stats.counts["skipped"] += len(group)
+    if progress and skipped:
+        progress(sum(len(group) for group in skipped.values()))
+    if not outgoing:
+        return
+
+    def write(done: list[tuple[int, SendResult]]) -> None:
+        accepted = [(sending[i], result) for i, result in done if result.is_sent]
+        _mark_sent(accepted)
+        stats.counts["sent"] += len(accepted)
+        for i, result in done:
+            if not result.is_sent:
+                _record_result(sending[i], addresses[i], result, stats)
         if progress:
-            progress(1)
+            progress(len(done))
+
+    recorder = _Recorder(write)
+    send = _send_each(channel)
+    outcome = recorder.run(lambda post: send(outgoing, on_result=post))
+    left = [i for i in range(len(sending)) if i not in recorder.recorded]
+    if not left:
+        return
+    if isinstance(outcome, ChannelUnavailableError) or not isinstance(outcome, list):
+        error = str(outcome) if isinstance(outcome, BaseException) else "no result"
+        for i in left:
+            _retry_later(sending[i], error, now, stats)
+        _note_campaign_error([sending[i] for i in left], error)
+        stats.errors.append(error)
+        if isinstance(outcome, ChannelUnavailableError):
+            down.add(channel_kind)
+        elif isinstance(outcome, BaseException):
+            raise outcome
+        return
+    unsent = SendResult(key="", status="retry", error=f"{channel_kind}: not sent; retry later")
+    write([(i, outcome[i] if i < len(outcome) else unsent) for i in left])
 
 
 def send_due_messages(
     *,
     campaign_id: int | None = None,
-    batch_size: int = 50,
+    batch_size: int | None = None,
     limit: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> SendStats:
     """Send every due message (of one campaign if given); return the counts by outcome.
 
-    A channel that is down (or has no settings) is left for a later pass: its messages wait
-    as "retrying" with the error and a growing delay.
+    Without a batch_size, each claim is sized to take about a quarter of the lease at the
+    rate the last one went (so a slow server never outlives a claim, a fast one gets whole
+    batches). A channel that is down (or has no settings) is left for a later pass: its
+    messages wait as "retrying" with the error and a growing delay.
     """
     stats = SendStats()
     channels = _Channels()
     down: set[str] = set()
     handled = 0
+    size = batch_size or FIRST_BATCH
     try:
         while limit is None or handled < limit:
-            batch = claim_batch(batch_size, campaign_id=campaign_id, exclude_channels=down)
+            started = time.monotonic()
+            batch = claim_batch(size, campaign_id=campaign_id, exclude_channels=down)
             if not batch:
                 break
             handled += len(batch)
@@ -448,6 +633,9 @@ def send_due_messages(
                         )
                     continue
                 _send_group(messages, kind, purpose, channels, stats, down, progress)
+            if batch_size is None:
+                rate = len(batch) / max(time.monotonic() - started, 1e-3)
+                size = max(MIN_BATCH, min(MAX_BATCH, int(rate * get_lease().total_seconds() / 4)))
     finally:
         channels.close()
     return stats
