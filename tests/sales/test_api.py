@@ -66,7 +66,7 @@ class TestDealsAPI(APIWritableResourceTests):
         return _deal_for(customer)
 
     def extra_paths(self, obj):
-        return [f"{self.url}/{obj.pk}/history"]
+        return [f"{self.url}/{obj.pk}/history", f"{self.url}/{obj.pk}/win-probability"]
 
     def create_payload(self):
         pipeline = _pipeline()

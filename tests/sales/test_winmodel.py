@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.mark.slow  # a generated business of 400-600 deals: about 2 s
-def test_model_replaces_the_baseline_where_follow_up_decides(capsys):
+def test_model_replaces_the_baseline_where_follow_up_decides(capsys, make_api_client):
     made = dealsets.create_deal_set("dealers", deals=500, by=SYSTEM, seed=3)
     assert 0.15 < made["won"] / made["closed"] < 0.5
     call_command("sales", "train")
@@ -36,6 +36,11 @@ def test_model_replaces_the_baseline_where_follow_up_decides(capsys):
     quiet = [p for pk, p in chances.items() if not Deal.objects.get(pk=pk).activities.exists()]
     busy = [p for pk, p in chances.items() if Deal.objects.get(pk=pk).activities.count() >= 5]
     assert quiet and busy and max(quiet) < sum(busy) / len(busy)
+    deal_id = next(iter(chances))
+    answer = make_api_client(superuser=True).get(f"/api/v1/deals/{deal_id}/win-probability")
+    assert answer.status_code == 200
+    assert answer.json()["source"] == "model"
+    assert answer.json()["probability"] == round(chances[deal_id], 4)
 
 
 @pytest.mark.slow  # a generated business of 400-600 deals: about 2 s
@@ -47,7 +52,7 @@ def test_model_beats_the_baseline_on_size_value_and_stalls():
 
 
 @pytest.mark.slow  # a generated business of 400-600 deals: about 2 s
-def test_baseline_is_kept_when_only_the_stage_matters(capsys):
+def test_baseline_is_kept_when_only_the_stage_matters(capsys, make_api_client):
     dealsets.create_deal_set("stage-only", deals=600, by=SYSTEM, seed=7)
     call_command("sales", "train")
     model = WinModel.objects.get()
@@ -56,6 +61,13 @@ def test_baseline_is_kept_when_only_the_stage_matters(capsys):
     open_deal = Deal.objects.filter(status=Deal.Status.OPEN).select_related("stage").first()
     # Without a model in use the forecast is the stage's default.
     assert winmodel.get_win_probability(open_deal) == open_deal.stage.probability / 100
+    answer = make_api_client(superuser=True).get(f"/api/v1/deals/{open_deal.pk}/win-probability")
+    assert answer.json() == {
+        "deal_id": open_deal.pk,
+        "probability": open_deal.stage.probability / 100,
+        "source": "stage",
+        "model_trained_at": None,
+    }
 
 
 @pytest.mark.slow  # a generated business of 400-600 deals: about 2 s

@@ -19,9 +19,9 @@ from ninja import Field, Query, Router, Schema, Status
 
 from kequn.apiutils import BoundedDateTime, ObjectId, Page, check_perm, paginate
 from kequn.customers.models import Customer
-from kequn.sales import selectors, services
+from kequn.sales import selectors, services, winmodel
 from kequn.sales.access import scope_accounts, scope_activities, scope_owned
-from kequn.sales.models import AccountProfile, Activity, Deal, Pipeline, Task
+from kequn.sales.models import AccountProfile, Activity, Deal, Pipeline, Task, WinModel
 from kequn.security.masking import (
     BIRTHDAY,
     EMAIL,
@@ -464,6 +464,31 @@ def create_deal(request: HttpRequest, payload: DealIn):
 def get_deal(request: HttpRequest, deal_id: ObjectId):
     check_perm(request, "sales.view_deal")
     return get_object_or_404(_deals(request), pk=deal_id)
+
+
+class WinProbabilityOut(Schema):
+    deal_id: int
+    probability: float
+    source: Literal["model", "stage"]
+    model_trained_at: datetime | None
+
+
+@deals_router.get(
+    "/{int:deal_id}/win-probability",
+    response=WinProbabilityOut,
+    summary="A deal's win probability (the win model's when one is in use, else the stage's)",
+)
+def get_deal_win_probability(request: HttpRequest, deal_id: ObjectId):
+    check_perm(request, "sales.view_deal")
+    deal = get_object_or_404(_deals(request).select_related("stage"), pk=deal_id)
+    model = WinModel.objects.filter(is_used=True).first()
+    from_model = model is not None and deal.status == Deal.Status.OPEN
+    return {
+        "deal_id": deal.pk,
+        "probability": round(winmodel.get_win_probability(deal), 4),
+        "source": "model" if from_model else "stage",
+        "model_trained_at": model.trained_at if from_model and model else None,
+    }
 
 
 @deals_router.get(
