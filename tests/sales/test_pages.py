@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import openpyxl
@@ -61,7 +62,11 @@ def test_calendar_feed_is_signed_and_lists_open_tasks():
     services.create_task(
         by=rep, title="拜访, 华强; 门店", due_at=due, remind_at=due - timedelta(minutes=15)
     )
-    url = reverse("sales:calendar_feed", args=[make_feed_token(rep)])
+    token = make_feed_token(rep)
+    # URL-safe whatever the password hash holds, and no piece of the hash is in the address.
+    assert re.fullmatch(r"[0-9]+\.[0-9a-f]{16}:[A-Za-z0-9_-]+", token)
+    assert rep.password[-12:] not in token
+    url = reverse("sales:calendar_feed", args=[token])
     body = Client().get(url).content.decode()
     assert "BEGIN:VCALENDAR" in body and "SUMMARY:拜访\\, 华强\\; 门店" in body
     assert "TRIGGER:-PT15M" in body

@@ -7,19 +7,25 @@ from typing import Any
 
 from django.core import signing
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from kequn.sales.models import Activity, Task
 
 SALT = "kequn.sales.calendar"
 
 
+def mark_password(user: Any) -> str:
+    """Return a URL-safe fingerprint of the user's password hash (never a part of the hash)."""
+    return salted_hmac(SALT, user.password).hexdigest()[:16]
+
+
 def make_feed_token(user: Any) -> str:
     """Return the secret token of a user's feed (changes when their password changes)."""
-    return signing.Signer(salt=SALT).sign(f"{user.pk}.{user.password[-12:]}")
+    return signing.Signer(salt=SALT).sign(f"{user.pk}.{mark_password(user)}")
 
 
 def read_feed_token(token: str) -> tuple[int, str] | None:
-    """Return (user id, password tail) from a token, or None when it was tampered with."""
+    """Return (user id, password mark) from a token, or None when it was tampered with."""
     try:
         value = signing.Signer(salt=SALT).unsign(token)
     except signing.BadSignature:

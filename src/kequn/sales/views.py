@@ -11,10 +11,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext
 from django.views.decorators.http import require_GET
 
-from kequn.sales.calendar import build_feed, make_feed_token, read_feed_token
+from kequn.sales.calendar import build_feed, make_feed_token, mark_password, read_feed_token
 from kequn.sales.models import Task
 from kequn.security.permissions import require_permission
 
@@ -25,9 +26,9 @@ def calendar_feed(request: HttpRequest, token: str) -> HttpResponse:
     found = read_feed_token(token)
     if found is None:
         raise Http404("no such calendar")
-    user_id, tail = found
+    user_id, mark = found
     user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
-    if user is None or user.password[-12:] != tail:
+    if user is None or not constant_time_compare(mark_password(user), mark):
         raise Http404("no such calendar")
     response = HttpResponse(
         build_feed(user, host=request.get_host()), content_type="text/calendar; charset=utf-8"
