@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import re
+import zlib
 from zoneinfo import ZoneInfo
 
 from kequn.security.actors import system_actor
@@ -35,3 +38,17 @@ def make_policy(calendar: BusinessCalendar | None = None, **fields) -> SlaPolicy
     }
     defaults.update(fields)
     return SlaPolicy.objects.create(**defaults)
+
+
+def pdf_text(content: bytes) -> str:
+    """Return a PDF's page streams, inflated, as text (enough to find the figures)."""
+    chunks = []
+    for raw in re.findall(rb"stream\r?\n(.*?)endstream", content, re.S):
+        data = raw.strip()
+        if data.endswith(b"~>"):  # reportlab writes ASCII85 streams
+            data = base64.a85decode(data[:-2].replace(b"\n", b""))
+        try:
+            chunks.append(zlib.decompress(data).decode("latin-1"))
+        except zlib.error:
+            chunks.append(data.decode("latin-1"))
+    return "\n".join(chunks)

@@ -18,8 +18,10 @@ from unfold.admin import ModelAdmin
 from kequn.customers.access import CustomerScopedAdminMixin
 from kequn.feedback import selectors
 from kequn.feedback.models import FollowUp, Response, Survey
+from kequn.feedback.reports import build_report_tables
 from kequn.feedback.services import resolve_follow_up
 from kequn.security.actors import Actor
+from kequn.service import exports
 
 
 @admin.register(Survey)
@@ -61,6 +63,19 @@ class SurveyAdmin(ModelAdmin):
             "loop": selectors.get_loop_outcome(survey),
             "opts": self.model._meta,
         }
+        kind = request.GET.get("format", "")
+        if kind in exports.FORMATS:
+            try:
+                return exports.render_file(
+                    request,
+                    tables=build_report_tables(context),
+                    title=str(context["title"]),
+                    name=f"survey-{survey.pk}-report",
+                    kind=kind,
+                    label="feedback.survey",
+                )
+            except exports.ReportFontError as exc:
+                messages.error(request, str(exc))
         return TemplateResponse(request, "admin/feedback/report.html", context)
 
 

@@ -19,7 +19,7 @@ from kequn.customers.access import CustomerScopedAdminMixin
 from kequn.security.actors import Actor
 from kequn.security.masking import EMAIL, get_unmasked_groups, mask_email
 from kequn.security.permissions import record_personal_view
-from kequn.service import selectors, services
+from kequn.service import exports, selectors, services
 from kequn.service.calendar import CalendarError, parse_week
 from kequn.service.models import (
     BusinessCalendar,
@@ -278,10 +278,25 @@ class TicketAdmin(CustomerScopedAdminMixin, ModelAdmin):
         if not request.user.has_perm("service.view_ticket"):
             raise PermissionDenied
         report = selectors.compute_sla_report()
+        queues = selectors.get_open_by_queue()
+        kind = request.GET.get("format", "")
+        if kind in exports.FORMATS:
+            try:
+                return exports.render_file(
+                    request,
+                    tables=exports.build_sla_tables(report, queues),
+                    title=str(_("SLA compliance")),
+                    name="sla-report",
+                    kind=kind,
+                    label="service.ticket",
+                )
+            except exports.ReportFontError as exc:
+                messages.error(request, str(exc))
         context = {
             **self.admin_site.each_context(request),
             "title": _("SLA compliance"),
             "report": report,
+            "queues": queues,
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/service/sla_report.html", context)

@@ -195,23 +195,7 @@ def compute_dashboard(now: dt.datetime, days: int = PANEL_DAYS) -> dict[str, Any
         met, missed = counts.get((target, "met"), 0), counts.get((target, "breach"), 0)
         return round(100 * met / (met + missed), 1) if met + missed else None
 
-    queues = [
-        {
-            "queue": row["queue__name"] or "",
-            "queue_id": row["queue_id"],
-            "open": row["open"],
-            "breached": row["breached"],
-            "warning": row["warning"],
-        }
-        for row in Ticket.objects.filter(status__in=OPEN_STATUSES, merged_into__isnull=True)
-        .values("queue_id", "queue__name")
-        .annotate(
-            open=Count("id"),
-            breached=Count("id", filter=Q(sla_state="breached")),
-            warning=Count("id", filter=Q(sla_state="warning")),
-        )
-        .order_by("-open", "queue__name")
-    ]
+    queues = get_open_by_queue()
     return {
         "days": days,
         "tickets": times["tickets"],
@@ -229,3 +213,24 @@ def compute_dashboard(now: dt.datetime, days: int = PANEL_DAYS) -> dict[str, Any
         "open": sum(q["open"] for q in queues),
         "breached_now": sum(q["breached"] for q in queues),
     }
+
+
+def get_open_by_queue() -> list[dict[str, Any]]:
+    """Return each queue's open tickets with those due soon and those past a deadline."""
+    return [
+        {
+            "queue": row["queue__name"] or "",
+            "queue_id": row["queue_id"],
+            "open": row["open"],
+            "breached": row["breached"],
+            "warning": row["warning"],
+        }
+        for row in Ticket.objects.filter(status__in=OPEN_STATUSES, merged_into__isnull=True)
+        .values("queue_id", "queue__name")
+        .annotate(
+            open=Count("id"),
+            breached=Count("id", filter=Q(sla_state="breached")),
+            warning=Count("id", filter=Q(sla_state="warning")),
+        )
+        .order_by("-open", "queue__name")
+    ]

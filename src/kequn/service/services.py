@@ -18,6 +18,7 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.dispatch import Signal
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from kequn.security.actors import Actor, get_user_or_none
 from kequn.security.audit import services as audit
@@ -52,6 +53,14 @@ from kequn.service.models import (
 ticket_closed = Signal()
 # Sent once a ticket's resolution has committed (same arguments).
 ticket_resolved = Signal()
+
+# What a visitor may file through the public contact form.
+WEB_FORM_TYPES = (
+    TicketType.INQUIRY,
+    TicketType.COMPLAINT,
+    TicketType.RETURN,
+    TicketType.SUGGESTION,
+)
 
 # Which statuses an agent may move a ticket to from each one.
 TRANSITIONS: dict[str, set[str]] = {
@@ -891,3 +900,78 @@ __all__ = [
     "ticket_resolved",
     "update_ticket",
 ]
+
+
+# --- the public contact form -------------------------------------------------------------
+
+
+def submit_web_form(
+    *,
+    name: str,
+    email: str,
+    subject: str,
+    body: str,
+    type: str = TicketType.INQUIRY,
+    phone: str = "",
+    order_number: str = "",
+    attachments: Sequence[tuple[str, bytes]] = (),
+    by: Actor,
+) -> Ticket:
+    """Open a ticket from the public contact form for the customer owning the email or phone.
+
+    A visitor no customer matches becomes a new contact (source "web"). An order number is
+    linked only when it is that customer's order. A bad attachment refuses the whole form
+    (ValidationError naming the file), so the visitor can fix it; nothing is stored then.
+    """
+    from kequn.commerce.models import Order  # noqa: PLC0415 -- read only, for the order link
+    from kequn.customers.services import (  # noqa: PLC0415 -- customer writes only on this path
+        IdentityInput,
+        create_customer,
+        find_customer_by_identity,
+    )
+
+    _check_choice(type, TicketType, "type")
+    if type not in WEB_FORM_TYPES:
+        raise ValidationError(
+            _("type: choose one of %(types)s") % {"types": ", ".join(WEB_FORM_TYPES)}
+        )
+    email, phone = email.strip(), phone.strip()
+    if not email:
+        raise ValidationError(_("email: we need an address to answer you"))
+    _refused = check_files(attachments)[1]
+    if _refused:
+        raise ValidationError(_refused[0])
+    with transaction.atomic():
+        customer = find_customer_by_identity("email", email) or (
+            find_customer_by_identity("phone", phone) if phone else None
+        )
+        if customer is not None and customer.merged_into is not None:
+            customer = customer.merged_into
+        if customer is None:
+            identities = [IdentityInput("email", email)]
+            if phone:
+                identities.append(IdentityInput("phone", phone))
+            customer = create_customer(
+                {"name": name.strip() or email.split("@")[0]}, identities, by=by, source="web"
+            )
+        order_id = None
+        number = order_number.strip()
+        if number:
+            order_id = (
+                Order.objects.filter(customer_id=customer.pk, number=number)
+                .values_list("id", flat=True)
+                .first()
+            )
+            if order_id is None:
+                body = f"{body}\n\n{_('Order number given')}: {number}"
+        return open_ticket(
+            customer_id=customer.pk,
+            subject=subject,
+            body=body,
+            type=type,
+            source=Source.WEB,
+            by=by,
+            order_id=order_id,
+            from_address=email,
+            attachments=attachments,
+        )

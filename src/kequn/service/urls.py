@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from kequn.service import views
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("contact/", views.contact_view, name="service-contact"),
+]
