@@ -1,10 +1,11 @@
 """Loyalty: the programme, members and tiers, the points ledger, rewards, coupons, referrals.
 
 The ledger is append-only: an entry's kind, points and key never change once written. Grants
-(earn and adjust entries that add points) carry two running counters, ``remaining`` (available
-points not yet spent or expired) and ``held`` (points still pending), which the services keep
-in step with the entries that draw on them (``Allocation`` rows say which spend, expiry or
-reversal took or gave back how much of which grant). A member's balance is the sum of the
+(earn and adjust entries that add points) carry running counters, ``remaining`` (available
+points not yet spent or expired), ``held`` (points still pending) and ``expired`` (points the
+expiry took), which the services keep in step with the entries that draw on them
+(``Allocation`` rows say which spend or reversal took or gave back how much of which grant;
+an expire entry sums what it moved from its member's grants' ``remaining`` to ``expired``). A member's balance is the sum of the
 ledger's ``points`` and its pending points the sum of ``pending``; ``Member.balance`` and
 ``Member.pending`` store both for speed and ``kequn loyalty reconcile`` checks them.
 """
@@ -179,8 +180,13 @@ class LedgerEntry(models.Model):
         REVERSE = "reverse", _("Reverse")
         ADJUST = "adjust", _("Adjust")
 
+    # No index of its own: loyalty_entry_member_idx (member, id) serves every member lookup.
     member = models.ForeignKey(
-        Member, on_delete=models.CASCADE, related_name="entries", verbose_name=_("member")
+        Member,
+        on_delete=models.CASCADE,
+        related_name="entries",
+        verbose_name=_("member"),
+        db_index=False,
     )
     kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices)
     points = models.BigIntegerField(_("points"), help_text=_("Change of the available balance."))
@@ -205,19 +211,17 @@ class LedgerEntry(models.Model):
     # Grants only: running counters (see the module docstring).
     remaining = models.BigIntegerField(_("unspent points"), default=0)
     held = models.BigIntegerField(_("points still pending"), default=0)
+    expired = models.BigIntegerField(_("expired points"), default=0)
 
     class Meta:
         verbose_name = _("ledger entry")
         verbose_name_plural = _("ledger entries")
         ordering = ["-id"]
         indexes = [
+            # Spending and the nightly expiry read a member's (or a range of members') entries
+            # through this index. No index mentions ``remaining``: PostgreSQL can then update
+            # it in place (a HOT update), which is most of the expiry's work.
             models.Index(fields=["member", "id"], name="loyalty_entry_member_idx"),
-            # Spending (oldest expiry first) and the nightly expiry read open grants only.
-            models.Index(
-                fields=["member", "expires_at"],
-                condition=Q(remaining__gt=0),
-                name="loyalty_open_grant_idx",
-            ),
             models.Index(
                 fields=["available_at"], condition=Q(held__gt=0), name="loyalty_held_grant_idx"
             ),

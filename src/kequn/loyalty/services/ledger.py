@@ -177,14 +177,10 @@ def draw_points(
 
 def expire_overdue(member: Member, now: datetime, by: Actor) -> LedgerEntry | None:
     """Expire a locked member's grants whose expiry has passed (before a spend reads the balance)."""
-    overdue = list(
-        LedgerEntry.objects.filter(member=member, remaining__gt=0, expires_at__lte=now).only(
-            "pk", "remaining"
-        )
-    )
-    if not overdue:
+    overdue = LedgerEntry.objects.filter(member=member, remaining__gt=0, expires_at__lte=now)
+    total = sum(overdue.values_list("remaining", flat=True))
+    if not total:
         return None
-    total = sum(g.remaining for g in overdue)
     entry = LedgerEntry.objects.create(
         member=member,
         kind=Kind.EXPIRE,
@@ -195,10 +191,8 @@ def expire_overdue(member: Member, now: datetime, by: Actor) -> LedgerEntry | No
         created_at=now,
         created_by=_actor_name(by),
     )
-    Allocation.objects.bulk_create(
-        [Allocation(entry=entry, grant_id=g.pk, points=-g.remaining) for g in overdue]
-    )
-    LedgerEntry.objects.filter(pk__in=[g.pk for g in overdue]).update(remaining=0)
+    # As the nightly run does: each grant keeps what expired of it (see services.expiry).
+    overdue.update(expired=F("expired") + F("remaining"), remaining=0)
     member.balance -= total
     member.save(update_fields=["balance"])
     return entry
