@@ -99,6 +99,12 @@ class Programme(models.Model):
     referral_monthly_cap = models.PositiveIntegerField(
         _("referral rewards per referrer per month"), default=10
     )
+    events_cursor = models.BigIntegerField(
+        _("last order event read"),
+        default=0,
+        editable=False,
+        help_text=_("Order events after this id have not earned their points yet."),
+    )
 
     class Meta:
         verbose_name = _("loyalty programme")

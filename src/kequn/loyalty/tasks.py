@@ -13,12 +13,15 @@ from kequn.security.actors import system_actor
 
 @task()
 def nightly_loyalty_task() -> dict[str, Any]:
-    """Release due pending points, expire points past their date, announce points expiring soon."""
+    """Earn on order events, release due pending points, expire points, announce expiring ones."""
     by = system_actor("loyalty-nightly")
+    from_events = services.earn_for_order_events(by=by)
     released = services.release_pending(by=by)
     expired = services.expire_points(by=by)
     notified = notify_expiring(by=by)
     return {
+        "order_events": from_events["events"],
+        "earned_from_events": from_events["earned"],
         "released": released,
         "expired_points": expired.points,
         "expired_members": expired.members,

@@ -11,7 +11,11 @@ from kequn.loyalty.services.ledger import (
     reverse_entry,
     spend_points,
 )
-from kequn.loyalty.services.orders import earn_for_orders, earn_for_orders_listener
+from kequn.loyalty.services.orders import (
+    earn_for_order_events,
+    earn_for_orders,
+    earn_for_orders_listener,
+)
 from kequn.loyalty.services.referrals import qualify_referrals, register_referral
 from kequn.loyalty.services.rewards import (
     cancel_redemption,
@@ -31,6 +35,7 @@ __all__ = [
     "cancel_redemption",
     "check_coupon",
     "compute_expiry",
+    "earn_for_order_events",
     "earn_for_orders",
     "earn_for_orders_listener",
     "enroll_member",

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from kequn.commerce.models import Order, OrderLine
 from kequn.db import insert_objects
+from kequn.events.models import Event
 from kequn.loyalty.models import LedgerEntry, Member, Programme, TierChange
 from kequn.loyalty.services.base import compute_expiry, get_base_tier, get_programme, new_member
 from kequn.loyalty.services.ledger import reverse_locked
@@ -70,20 +71,31 @@ def _line_categories(order_ids: list[int]) -> dict[int, list[tuple[Decimal, str]
     return lines
 
 
+# One order as earning sees it: (order id or None, number, customer, status, total, ordered at).
+OrderFacts = tuple[int | None, str, int, str, Decimal, datetime]
+
+
 def earn_for_orders(order_ids: list[int], by: Actor, now: datetime | None = None) -> dict[str, int]:
     """Earn points on purchases and take them back on refunds; return what was done."""
-    done = {"earned": 0, "points": 0, "reversed": 0, "enrolled": 0}
-    programme = get_programme()
-    if not programme.is_active or not order_ids:
-        return done
-    now = now or timezone.now()
+    if not order_ids:
+        return {"earned": 0, "points": 0, "reversed": 0, "enrolled": 0}
     orders = list(
         Order.objects.filter(pk__in=order_ids, customer_id__isnull=False).values_list(
             "pk", "number", "customer_id", "status", "total_amount", "ordered_at"
         )
     )
-    if not orders:
+    return earn_for_facts(cast("list[OrderFacts]", orders), by, now)
+
+
+def earn_for_facts(
+    orders: list[OrderFacts], by: Actor, now: datetime | None = None
+) -> dict[str, int]:
+    """Earn (once per order number) or take back points for orders from any source."""
+    done = {"earned": 0, "points": 0, "reversed": 0, "enrolled": 0}
+    programme = get_programme()
+    if not programme.is_active or not orders:
         return done
+    now = now or timezone.now()
     keys = [earn_key(o[1]) for o in orders]
     earned = {
         e.key: e
@@ -94,7 +106,14 @@ def earn_for_orders(order_ids: list[int], by: Actor, now: datetime | None = None
             "reverses_id", flat=True
         )
     )
-    to_earn = [o for o in orders if o[3] in PURCHASE and earn_key(o[1]) not in earned]
+    # An order named twice in one batch (an event sent again) earns once: first one wins.
+    to_earn = list(
+        {
+            earn_key(o[1]): o
+            for o in reversed(orders)
+            if o[3] in PURCHASE and earn_key(o[1]) not in earned
+        }.values()
+    )
     to_reverse = [
         o
         for o in orders
@@ -131,7 +150,11 @@ def earn_for_orders(order_ids: list[int], by: Actor, now: datetime | None = None
         .filter(customer_id__in=customer_ids)
         .order_by("customer_id")
     }
-    lines = _line_categories([o[0] for o in to_earn]) if programme.category_multipliers else {}
+    lines = (
+        _line_categories([o[0] for o in to_earn if o[0] is not None])
+        if programme.category_multipliers
+        else {}
+    )
     entries = []
     actor = by.get_username()[:150]
     for pk, number, customer_id, _status, total, ordered_at in to_earn:
@@ -139,7 +162,9 @@ def earn_for_orders(order_ids: list[int], by: Actor, now: datetime | None = None
         if member is None:
             continue  # not a member and no automatic enrolment
         multiplier = member.tier.earn_multiplier if member.tier else Decimal(1)
-        points = compute_order_points(programme, total, multiplier, lines.get(pk))
+        points = compute_order_points(
+            programme, total, multiplier, lines.get(pk) if pk is not None else None
+        )
         if points <= 0:
             continue
         available_at = ordered_at + timedelta(days=programme.pending_days)
@@ -222,3 +247,65 @@ def earn_for_orders_listener(order_ids: list[int], by: Actor) -> None:
     """The commerce order listener: earn (or take back) points in the writer's transaction."""
     with transaction.atomic():
         earn_for_orders(order_ids, by)
+
+
+ORDER_EVENTS = {
+    "Order Completed": str(Order.Status.COMPLETED),
+    "Order Refunded": str(Order.Status.REFUNDED),
+    "Order Cancelled": str(Order.Status.CANCELLED),
+}
+
+
+def _event_facts(event: Event) -> OrderFacts | None:
+    """Return an order event's facts (Segment's order_id is the shop's order number), or None."""
+    properties = event.properties if isinstance(event.properties, dict) else {}
+    number = str(properties.get("order_id") or "").strip()[:64]
+    if not number or event.customer_id is None:
+        return None
+    raw = properties.get("total", properties.get("revenue", 0))
+    try:
+        total = Decimal(str(raw if raw is not None else 0))
+    except ArithmeticError:
+        return None  # a total that is not a number earns nothing (the event stays as it is)
+    if not total.is_finite() or total < 0:
+        return None
+    return (None, number, event.customer_id, ORDER_EVENTS[event.name], total, event.occurred_at)
+
+
+def earn_for_order_events(
+    *, by: Actor, now: datetime | None = None, batch_size: int = 1000
+) -> dict[str, int]:
+    """Earn on "Order Completed" events sent through the event API; take back on refunds.
+
+    Reads the events after the programme's cursor, a batch per transaction, and earns under
+    the same key as an imported order of that number (``order:<order_id>``): an order sent
+    twice, or both sent and imported, earns once.
+    """
+    total = {"events": 0, "earned": 0, "points": 0, "reversed": 0, "enrolled": 0}
+    programme = get_programme()
+    if not programme.is_active:
+        return total
+    while True:
+        with transaction.atomic():
+            cursor = (
+                Programme.objects.select_for_update().filter(pk=programme.pk).first() or programme
+            )
+            events = list(
+                Event.objects.filter(
+                    pk__gt=cursor.events_cursor, name__in=list(ORDER_EVENTS), type="track"
+                )
+                .only("pk", "name", "customer_id", "properties", "occurred_at")
+                .order_by("pk")[:batch_size]
+            )
+            if not events:
+                return total
+            facts = [f for f in map(_event_facts, events) if f is not None]
+            # Earn first, then take back: a refund in the same batch finds its earn.
+            for part in (
+                [f for f in facts if f[3] in PURCHASE],
+                [f for f in facts if f[3] in TAKEN_BACK],
+            ):
+                for name, value in earn_for_facts(part, by, now).items():
+                    total[name] += value
+            Programme.objects.filter(pk=cursor.pk).update(events_cursor=events[-1].pk)
+            total["events"] += len(events)

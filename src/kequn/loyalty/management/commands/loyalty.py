@@ -1,4 +1,4 @@
-"""`kequn loyalty expire|release|review-tiers|reconcile|adjust|enroll`."""
+"""`kequn loyalty expire|earn-events|release|review-tiers|reconcile|adjust|enroll`."""
 
 from __future__ import annotations
 
@@ -23,6 +23,10 @@ class Command(BaseCommand):
         expire.add_argument(
             "--range-size", type=int, default=20_000, help="members per transaction [20000]"
         )
+        events = sub.add_parser(
+            "earn-events", help="earn on order events from the event API (nightly in the worker)"
+        )
+        add_operator_argument(events)
         release = sub.add_parser("release", help="make pending points available once due")
         add_operator_argument(release)
         review = sub.add_parser("review-tiers", help="yearly review: upgrade, or down one tier")
@@ -55,6 +59,13 @@ class Command(BaseCommand):
         )
         self.stdout.write(
             f"Expired {result.points} points of {result.grants} grants ({result.members} members)"
+        )
+
+    def do_earn_events(self, options):
+        done = services.earn_for_order_events(by=get_operator(options["by"]))
+        self.stdout.write(
+            f"Read {done['events']} order events: {done['earned']} orders earned "
+            f"{done['points']} points, {done['reversed']} taken back"
         )
 
     def do_release(self, options):
