@@ -1,6 +1,6 @@
 """Benchmark: importing orders while loyalty earns points on them, against the same import without.
 
-    python benchmarks/loyalty_import.py [--rows 20000] [--repeat 2] [--database sqlite|postgresql]
+    python benchmarks/loyalty_import.py [--rows 20000] [--repeat 3] [--database sqlite|postgresql]
         [--smoke]
 
 A scratch database gets its buyers from a warm-up import first (so neither side pays for
@@ -77,7 +77,7 @@ def write_orders(path: Path, prefix: str, rows: int, buyers: int, seed: int) -> 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=20_000)
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
