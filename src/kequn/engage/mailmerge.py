@@ -3,14 +3,13 @@
 Inlining CSS and sanitising a body costs more than everything else in an email, and a
 campaign's bodies differ only in their field values. So a template is rendered once per
 shape (the branches of its {% if %} tags a customer takes) with a marker in place of each
-field; that skeleton is inlined, sanitised and turned into plain text once, and each
-recipient's message is the skeleton's pieces joined with their escaped values.
+field; that skeleton is inlined and sanitised once, and each recipient's body is the
+skeleton's pieces joined with their escaped values (the plain text made from that).
 
 This gives what preparing each message would, because an escaped value cannot add markup.
-A field whose marker did not come through as text or as the tail of a fixed link (inside a
-style rule, an attribute, at the head of a link, or dropped by the sanitiser) makes that
-shape fall back to preparing each message, as does a link value with a scheme the sanitiser
-would refuse.
+A field whose marker did not come through as text or inside a link's address (in a style
+rule or another attribute, or dropped by the sanitiser) makes that shape fall back to
+preparing each message, as does a value heading a link with a scheme the sanitiser refuses.
 """
 
 from __future__ import annotations
@@ -34,13 +33,11 @@ _OPEN_ATTRIBUTE = re.compile(r'([a-zA-Z-]+)="([^"]*)$')
 
 @dataclass(frozen=True)
 class _Shape:
-    """A prepared skeleton: literal pieces around field slots, for HTML and for text."""
+    """A prepared skeleton: literal pieces of HTML around field slots."""
 
     html_pieces: tuple[str, ...]
     html_slots: tuple[int, ...]  # field index of each gap between pieces
     link_heads: frozenset[int]  # fields that start a link: their scheme is checked
-    text_pieces: tuple[str, ...]
-    text_slots: tuple[int, ...]
 
 
 def _marker(index: int) -> str:
@@ -83,8 +80,7 @@ def _prepare_shape(source: str, branches: tuple[bool, ...], fields: int) -> _Sha
     heads = _check_contexts(html_pieces, html_slots)
     if heads is None:
         return None
-    text_pieces, text_slots = _split(html_to_text(_join(html_pieces, html_slots, markers)))
-    return _Shape(html_pieces, html_slots, heads, text_pieces, text_slots)
+    return _Shape(html_pieces, html_slots, heads)
 
 
 def _join(pieces: tuple[str, ...], slots: tuple[int, ...], values: list[str]) -> str:
@@ -103,9 +99,8 @@ def render_email_body(source: str, context: Mapping[str, Any]) -> tuple[str, str
         values[i].lower().startswith(_SAFE_SCHEMES) or not values[i] for i in shape.link_heads
     ):
         escaped = [html.escape(v, quote=True) for v in values]
-        return (
-            _join(shape.html_pieces, shape.html_slots, escaped),
-            _join(shape.text_pieces, shape.text_slots, values),
-        )
+        document = _join(shape.html_pieces, shape.html_slots, escaped)
+        # The text follows the filled-in links and lines (cheap next to preparing HTML).
+        return document, html_to_text(document)
     prepared = prepare_html(content.render(source, context, escape=True))
     return prepared, html_to_text(prepared)
