@@ -22,7 +22,7 @@ def build_report_tables(context: dict[str, Any]) -> list[Table]:
                 [_("Promoters"), summary["promoters"]],
                 [_("Passives"), summary["passives"]],
                 [_("Detractors"), summary["detractors"]],
-                [_("CSAT (% satisfied)"), summary["csat_percent"]],
+                [_("CSAT satisfied (%)"), summary["csat_percent"]],
                 [_("Mean score"), summary["mean"]],
                 [_("Invitations sent"), rate["sent"]],
                 [_("Answered"), rate["answered"]],

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 # Signature -> kind. Longer signatures first where they share a prefix.
 SIGNATURES: tuple[tuple[bytes, str], ...] = (
@@ -100,27 +101,37 @@ def check_attachment(name: str, data: bytes, max_bytes: int | None = None) -> Ch
     limit = get_max_bytes() if max_bytes is None else max_bytes
     if len(data) > limit:
         raise AttachmentError(
-            f"{name}: {len(data) / 1048576:.1f} MB is over the {limit / 1048576:.0f} MB limit "
-            "(KEQUN_SERVICE_ATTACHMENT_MAX_MB); ask for a smaller file or a link"
+            _(
+                "%(name)s: %(size).1f MB is over the %(limit).0f MB limit "
+                "(KEQUN_SERVICE_ATTACHMENT_MAX_MB); ask for a smaller file or a link"
+            )
+            % {"name": name, "size": len(data) / 1048576, "limit": limit / 1048576}
         )
     if not data:
-        raise AttachmentError(f"{name}: the file is empty")
+        raise AttachmentError(_("%(name)s: the file is empty") % {"name": name})
     extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
     kind = sniff(data)
     if kind == "executable":
         raise AttachmentError(
-            f"{name}: the content is a program (executable), not a .{extension or '?'} file; "
-            "programs are never accepted"
+            _(
+                "%(name)s: the content is a program (executable), not a .%(extension)s file; "
+                "programs are never accepted"
+            )
+            % {"name": name, "extension": extension or "?"}
         )
     if extension not in ALLOWED:
         allowed = ", ".join(sorted(ALLOWED))
         raise AttachmentError(
-            f"{name}: .{extension or '(none)'} files are not accepted; use {allowed}"
+            _("%(name)s: .%(extension)s files are not accepted; use %(allowed)s")
+            % {"name": name, "extension": extension or "(none)", "allowed": allowed}
         )
     expected, content_type = ALLOWED[extension]
     if kind != expected:
         raise AttachmentError(
-            f"{name}: the content is {kind}, not the {expected} a .{extension} file holds; "
-            "the file is disguised or damaged"
+            _(
+                "%(name)s: the content is %(kind)s, not the %(expected)s a .%(extension)s file "
+                "holds; the file is disguised or damaged"
+            )
+            % {"name": name, "kind": kind, "expected": expected, "extension": extension}
         )
     return CheckedFile(name=name, content_type=content_type, data=data)

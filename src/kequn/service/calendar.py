@@ -20,6 +20,8 @@ from functools import lru_cache
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
+from django.utils.translation import gettext as _
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # Looking further than this for working time means the calendar has (almost) none.
 MAX_DAYS = 3 * 366
@@ -36,9 +38,15 @@ def parse_clock(text: str, *, where: str) -> int:
     try:
         hours, minutes = (int(part) for part in str(text).strip().split(":"))
     except ValueError:
-        raise CalendarError(f"{where}: {text!r} is not a time; write HH:MM, e.g. 09:00") from None
+        raise CalendarError(
+            _("%(where)s: %(text)r is not a time; write HH:MM, e.g. 09:00")
+            % {"where": where, "text": text}
+        ) from None
     if not (0 <= hours <= 24 and 0 <= minutes < 60) or (hours == 24 and minutes):
-        raise CalendarError(f"{where}: {text!r} is not a time of day (00:00 to 24:00)")
+        raise CalendarError(
+            _("%(where)s: %(text)r is not a time of day (00:00 to 24:00)")
+            % {"where": where, "text": text}
+        )
     return hours * 60 + minutes
 
 
@@ -53,20 +61,30 @@ def parse_intervals(spans: Iterable[Iterable[str]], *, where: str) -> tuple[Inte
     for span in spans:
         parts = list(span)
         if len(parts) != 2:
-            raise CalendarError(f"{where}: {parts!r} must be a pair [start, end], e.g. 09:00-12:00")
+            raise CalendarError(
+                _("%(where)s: %(parts)r must be a pair [start, end], e.g. 09:00-12:00")
+                % {"where": where, "parts": parts}
+            )
         start, end = (parse_clock(p, where=where) for p in parts)
         if end <= start:
             raise CalendarError(
-                f"{where}: {parts[0]}-{parts[1]} ends before it starts; "
-                "split hours past midnight over two days"
+                _(
+                    "%(where)s: %(start)s-%(end)s ends before it starts; "
+                    "split hours past midnight over two days"
+                )
+                % {"where": where, "start": parts[0], "end": parts[1]}
             )
         intervals.append((start, end))
     intervals.sort()
     for (s1, e1), (s2, e2) in pairwise(intervals):
         if s2 < e1:
             raise CalendarError(
-                f"{where}: {format_clock(s1)}-{format_clock(e1)} overlaps "
-                f"{format_clock(s2)}-{format_clock(e2)}; make the hours of a day not overlap"
+                _("%(where)s: %(first)s overlaps %(second)s; make the hours of a day not overlap")
+                % {
+                    "where": where,
+                    "first": f"{format_clock(s1)}-{format_clock(e1)}",
+                    "second": f"{format_clock(s2)}-{format_clock(e2)}",
+                }
             )
     return tuple(intervals)
 
@@ -76,11 +94,12 @@ def parse_week(hours: Mapping[str, Iterable[Iterable[str]]]) -> dict[int, tuple[
     unknown = set(hours) - set(WEEKDAYS)
     if unknown:
         raise CalendarError(
-            f"working hours: unknown day {', '.join(sorted(unknown))}; use {', '.join(WEEKDAYS)}"
+            _("working hours: unknown day %(days)s; use %(allowed)s")
+            % {"days": ", ".join(sorted(unknown)), "allowed": ", ".join(WEEKDAYS)}
         )
     week = {i: parse_intervals(hours.get(day, ()), where=day) for i, day in enumerate(WEEKDAYS)}
     if not any(week.values()):
-        raise CalendarError("working hours: no day has any; give at least one day its hours")
+        raise CalendarError(_("working hours: no day has any; give at least one day its hours"))
     return week
 
 
@@ -104,7 +123,10 @@ def country_holidays(country: str, year: int) -> frozenset[dt.date]:
         return frozenset(holidays.country_holidays(country, years=year))
     except NotImplementedError:
         raise CalendarError(
-            f"country {country!r} is not known to the holidays package; use an ISO code such as CN"
+            _(
+                "country %(country)r is not known to the holidays package; use an ISO code such as CN"
+            )
+            % {"country": country}
         ) from None
 
 
@@ -155,7 +177,7 @@ class WorkCalendar:
         day = local.date()
         now = local.hour * 60 + local.minute + local.second / 60 + local.microsecond / 60e6
         left = float(minutes)
-        for _ in range(MAX_DAYS):
+        for _day in range(MAX_DAYS):
             for begin, end in self.hours_of(day):
                 if now >= end:
                     continue
@@ -166,8 +188,11 @@ class WorkCalendar:
             day += dt.timedelta(days=1)
             now = 0.0
         raise CalendarError(
-            f"no working time within {MAX_DAYS} days of {start:%Y-%m-%d}; check the hours "
-            "and the closed days of the calendar"
+            _(
+                "no working time within %(days)d days of %(start)s; check the hours "
+                "and the closed days of the calendar"
+            )
+            % {"days": MAX_DAYS, "start": f"{start:%Y-%m-%d}"}
         )
 
     def minutes_between(self, start: dt.datetime, end: dt.datetime) -> float:
@@ -178,7 +203,10 @@ class WorkCalendar:
         total = 0.0
         day = a.date()
         if (b.date() - day).days > MAX_DAYS * 3:
-            raise CalendarError(f"{start:%Y-%m-%d} to {end:%Y-%m-%d} is too long a span to count")
+            raise CalendarError(
+                _("%(start)s to %(end)s is too long a span to count")
+                % {"start": f"{start:%Y-%m-%d}", "end": f"{end:%Y-%m-%d}"}
+            )
         while day <= b.date():
             lo = a.hour * 60 + a.minute + a.second / 60 if day == a.date() else 0
             hi = b.hour * 60 + b.minute + b.second / 60 if day == b.date() else 24 * 60

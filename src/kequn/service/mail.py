@@ -14,6 +14,7 @@ from email.message import EmailMessage
 from email.utils import getaddresses, parsedate_to_datetime
 
 from django.utils.html import strip_tags
+from django.utils.translation import gettext as _
 
 TICKET_TAG = re.compile(r"\[#(\d{1,18})\]")
 # Message-IDs of our outgoing replies: <ticket-123.456.nonce@host>.
@@ -104,5 +105,8 @@ def parse_email(raw: bytes) -> ParsedEmail:
             subject="",
             text="",
             references=[],
-            problem=f"the message cannot be read as email: {type(exc).__name__}: {exc}"[:300],
+            problem=(
+                _("the message cannot be read as email: %(error)s")
+                % {"error": f"{type(exc).__name__}: {exc}"}
+            )[:300],
         )

@@ -84,7 +84,10 @@ def _now() -> dt.datetime:
 
 def _check_choice(value: str, choices: Any, field: str) -> str:
     if value not in choices.values:
-        raise ValidationError(f"{field} {value!r} is not one of {', '.join(choices.values)}")
+        raise ValidationError(
+            _("%(field)s %(value)r is not one of %(choices)s")
+            % {"field": field, "value": value, "choices": ", ".join(choices.values)}
+        )
     return value
 
 
@@ -179,12 +182,12 @@ def open_ticket(
     _check_choice(source, Source, "source")
     subject = " ".join(str(subject).split())[:300]
     if not subject:
-        raise ValidationError("subject: a ticket needs a subject")
+        raise ValidationError(_("subject: a ticket needs a subject"))
     opened = opened_at or _now()
     if timezone.is_naive(opened):
-        raise ValidationError("opened_at: give the time zone (e.g. 2025-09-30T17:00:00+08:00)")
+        raise ValidationError(_("opened_at: give the time zone (e.g. 2025-09-30T17:00:00+08:00)"))
     if opened > _now() + dt.timedelta(minutes=5):
-        raise ValidationError("opened_at: a ticket cannot be opened in the future")
+        raise ValidationError(_("opened_at: a ticket cannot be opened in the future"))
     files, refused = check_files(attachments)
     if refused:
         raise ValidationError(refused)
@@ -208,7 +211,7 @@ def open_ticket(
         try:
             sla.refresh_ticket_sla(ticket)
         except CalendarError as exc:
-            raise ValidationError(f"SLA calendar: {exc}") from None
+            raise ValidationError(_("SLA calendar: %(error)s") % {"error": exc}) from None
         _save(ticket, by)
         message = TicketMessage.objects.create(
             ticket=ticket,
@@ -251,7 +254,9 @@ def update_ticket(*, ticket: Ticket, changes: dict[str, Any], by: Actor) -> Tick
     allowed = {"type", "priority", "subject", "queue", "assignee", "status"}
     unknown = set(changes) - allowed
     if unknown:
-        raise ValidationError(f"cannot change {', '.join(sorted(unknown))} of a ticket")
+        raise ValidationError(
+            _("cannot change %(fields)s of a ticket") % {"fields": ", ".join(sorted(unknown))}
+        )
     status = changes.pop("status", None)
     with transaction.atomic():
         if "type" in changes:
@@ -301,8 +306,12 @@ def change_status(
         return ticket
     if status not in TRANSITIONS[ticket.status]:
         raise ValidationError(
-            f"status: a {ticket.status} ticket cannot become {status}; "
-            f"allowed: {', '.join(sorted(TRANSITIONS[ticket.status]))}"
+            _("status: a %(status)s ticket cannot become %(new)s; allowed: %(allowed)s")
+            % {
+                "status": ticket.status,
+                "new": status,
+                "allowed": ", ".join(sorted(TRANSITIONS[ticket.status])),
+            }
         )
     now = at or _now()
     with transaction.atomic():
@@ -349,7 +358,7 @@ def add_reply(
 ) -> TicketMessage:
     """Add an agent's reply (emailed when the ticket has an address) or an internal note."""
     if not str(body).strip():
-        raise ValidationError("body: a reply needs text")
+        raise ValidationError(_("body: a reply needs text"))
     files, refused = check_files(attachments)
     if refused:
         raise ValidationError(refused)
@@ -426,15 +435,16 @@ def add_customer_message(
 def merge_tickets(*, source: Ticket, target: Ticket, by: Actor) -> Ticket:
     """Merge a duplicate into another ticket: its messages move over, it is closed."""
     if source.pk == target.pk:
-        raise ValidationError("a ticket cannot be merged into itself")
+        raise ValidationError(_("a ticket cannot be merged into itself"))
     if target.merged_into_id:
         raise ValidationError(
-            f"ticket #{target.pk} was itself merged into #{target.merged_into_id}"
+            _("ticket #%(id)s was itself merged into #%(into)s")
+            % {"id": target.pk, "into": target.merged_into_id}
         )
     if source.customer_id and target.customer_id and source.customer_id != target.customer_id:
         raise ValidationError(
-            f"tickets #{source.pk} and #{target.pk} belong to different customers; "
-            "merge the customers first"
+            _("tickets #%(a)s and #%(b)s belong to different customers; merge the customers first")
+            % {"a": source.pk, "b": target.pk}
         )
     with transaction.atomic():
         moved = TicketMessage.objects.filter(ticket=source).update(ticket=target)
@@ -523,12 +533,14 @@ def receive_email(raw: bytes, *, by: Actor, via: str = "imap") -> InboundEmail:
     if parsed.problem:
         return quarantine(parsed.problem)
     if not parsed.sender:
-        return quarantine("no sender address (From); reply by hand or discard it")
+        return quarantine(_("no sender address (From); reply by hand or discard it"))
     if parsed.is_automatic:
-        return quarantine("an automatic reply or delivery report (Auto-Submitted); no ticket made")
+        return quarantine(
+            _("an automatic reply or delivery report (Auto-Submitted); no ticket made")
+        )
     ours = (getattr(settings, "KEQUN_SERVICE_ADDRESS", "") or "").lower()
     if ours and parsed.sender == ours:
-        return quarantine("sent from our own support address (a mail loop); no ticket made")
+        return quarantine(_("sent from our own support address (a mail loop); no ticket made"))
     files, refused = check_files(parsed.attachments)
     body = parsed.text or "(no text)"
     if refused:
@@ -553,9 +565,12 @@ def receive_email(raw: bytes, *, by: Actor, via: str = "imap") -> InboundEmail:
                     policy = getattr(settings, "KEQUN_SERVICE_UNKNOWN_SENDER", "create")
                     if policy != "create":
                         raise _QuarantineError(
-                            f"unknown sender {parsed.sender}: no customer has this email; "
-                            "add it to a customer and retry, or set "
-                            "KEQUN_SERVICE_UNKNOWN_SENDER=create"
+                            _(
+                                "unknown sender %(sender)s: no customer has this email; "
+                                "add it to a customer and retry, or set "
+                                "KEQUN_SERVICE_UNKNOWN_SENDER=create"
+                            )
+                            % {"sender": parsed.sender}
                         )
                     customer = create_customer(
                         {"name": parsed.sender_name or parsed.sender.split("@")[0]},
@@ -591,7 +606,7 @@ def receive_email(raw: bytes, *, by: Actor, via: str = "imap") -> InboundEmail:
         return quarantine(str(exc))
     except (ValidationError, IntegrityError) as exc:
         text = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
-        return quarantine(f"cannot be filed: {text}")
+        return quarantine(_("cannot be filed: %(error)s") % {"error": text})
     return record
 
 
@@ -611,7 +626,7 @@ def _to_address(raw: bytes) -> str:
 def retry_inbound(*, record: InboundEmail, by: Actor) -> InboundEmail:
     """File a quarantined email again (after its sender was added to a customer)."""
     if record.outcome != InboundEmail.Outcome.QUARANTINED:
-        raise ValidationError(f"inbound email #{record.pk} is not quarantined")
+        raise ValidationError(_("inbound email #%(id)s is not quarantined") % {"id": record.pk})
     raw = bytes(record.raw)
     with transaction.atomic():
         with audit.acting_as(by):
@@ -855,14 +870,20 @@ def load_holidays(*, calendar: BusinessCalendar, rows: Iterable[dict[str, str]],
 
     entries = []
     for number, row in enumerate(rows, start=2):
-        where = f"row {number}"
+        where = _("row %(n)d") % {"n": number}
         try:
             date = dt.date.fromisoformat(str(row.get("date", "")).strip())
         except ValueError:
-            raise ValidationError(f"{where}: date {row.get('date')!r} is not YYYY-MM-DD") from None
+            raise ValidationError(
+                _("%(where)s: date %(date)r is not YYYY-MM-DD")
+                % {"where": where, "date": row.get("date")}
+            ) from None
         kind = str(row.get("workday", "")).strip().lower()
         if kind not in ("0", "1", "true", "false", "yes", "no", "holiday", "workday"):
-            raise ValidationError(f"{where}: workday must be 1 (make-up workday) or 0 (holiday)")
+            raise ValidationError(
+                _("%(where)s: workday must be 1 (make-up workday) or 0 (holiday)")
+                % {"where": where}
+            )
         is_workday = kind in ("1", "true", "yes", "workday")
         hours = []
         text = str(row.get("hours", "") or "").strip()
