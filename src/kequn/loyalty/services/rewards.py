@@ -72,7 +72,9 @@ def redeem_reward(
                     "key_conflict",
                 )
             return redemption
-        item = Reward.objects.select_for_update().filter(pk=get_reward(reward).pk).get()
+        # No lock on the reward: it would queue every redemption of it behind one another.
+        # A limited stock is taken by one conditional UPDATE at the end (see below).
+        item = get_reward(reward)
         if not item.is_active:
             raise LoyaltyError(
                 _("reward %(r)s is not offered any more") % {"r": item.code}, "inactive"
@@ -99,7 +101,12 @@ def redeem_reward(
             source="redemption",
         )
         if item.stock is not None:
-            Reward.objects.filter(pk=item.pk).update(stock=F("stock") - 1)
+            # Late in the transaction, so the reward's row stays locked only until the commit.
+            taken = Reward.objects.filter(pk=item.pk, stock__gt=0).update(stock=F("stock") - 1)
+            if not taken:  # the last one went to a concurrent redemption: undo the spend too
+                raise LoyaltyError(
+                    _("reward %(r)s is out of stock") % {"r": item.code}, "out_of_stock"
+                )
         redemption = Redemption.objects.create(
             member=member, reward=item, points=item.points_cost, spend=spend, created_at=now
         )
