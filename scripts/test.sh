@@ -9,7 +9,8 @@
 #        redis-server         the Redis cache test (started on 127.0.0.1:6379 when down)
 #      and the CDNOW reference data of the analytics tests in ../shared/data;
 #   2. the suite on the embedded SQLite database;
-#   3. the suite again on PostgreSQL when one answers on 127.0.0.1:5432 (user postgres).
+#   3. the suite again on PostgreSQL when one answers on 127.0.0.1:5432 (user postgres),
+#      without the tests marked `pure` (the same on every database: tests/conftest.py).
 #
 # Usage (in the virtualenv, after `pip install -c constraints.txt -e '.[test]'`):
 #   scripts/test.sh [pytest arguments]        e.g. scripts/test.sh -k smoke
@@ -89,7 +90,7 @@ env -u KEQUN_DATABASE_URL KEQUN_DATA_DIR="$WORK/data-sqlite" \
 if [ "$postgres" = yes ]; then
   say "Tests on PostgreSQL ($PG_URL)"
   KEQUN_DATA_DIR="$WORK/data-postgresql" KEQUN_DATABASE_URL="$PG_URL" \
-    python -m pytest -n "$WORKERS" "$@" || status=1
+    python -m pytest -n "$WORKERS" -m "not pure" "$@" || status=1
 else
   say "PostgreSQL is not answering on 127.0.0.1:5432: the PostgreSQL run is left out"
 fi

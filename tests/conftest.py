@@ -9,6 +9,34 @@ from django.test import Client
 from kequn.security.actors import system_actor
 from kequn.security.services import create_api_token
 
+# Tests that give the same answer whichever database the suite runs on: pure analytics and
+# model choice over tables and files, the channel peers, text analysis. scripts/test.sh runs
+# them in the SQLite run only (`-m "not pure"` on PostgreSQL). A test here that touches the
+# Django database is an error, so the marker cannot hide a database test.
+PURE = (
+    "tests/analytics/",
+    "tests/recommend/test_choice_validation.py",
+    "tests/feedback/test_text.py",
+    "tests/ingest/test_cleaning.py",
+    "tests/engage/test_mailmerge.py",
+    "tests/engage/test_channels_sms.py",
+    "tests/engage/test_channels_webhook.py",
+    "tests/engage/test_channels_wechat.py",
+)
+DATABASE_FIXTURES = {"db", "transactional_db", "live_server", "django_db_setup", "admin_user"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the database-independent tests ``pure`` (and refuse one that uses the database)."""
+    root = config.rootpath
+    for item in items:
+        where = item.path.relative_to(root).as_posix()
+        if not where.startswith(PURE):
+            continue
+        if item.get_closest_marker("django_db") or DATABASE_FIXTURES & set(item.fixturenames):
+            raise pytest.UsageError(f"{item.nodeid} uses the database: take it out of PURE")
+        item.add_marker(pytest.mark.pure)
+
 
 def grant(user: User, *perms: str) -> User:
     """Give a user permissions named app_label.codename."""
