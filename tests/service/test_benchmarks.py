@@ -13,6 +13,8 @@ from tests.test_benchmarks_smoke import ON_POSTGRES, run_benchmark
     [
         ("service_sla_check", ["--database", "postgresql" if ON_POSTGRES else "sqlite"]),
         *([("service_ticket_list", [])] if ON_POSTGRES else []),
+        ("survey_answer", []),
+        ("feedback_text_eval", []),
     ],
 )
 def test_service_benchmark_smoke_run_passes_its_checks(name, args, tmp_path):

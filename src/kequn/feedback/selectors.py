@@ -167,12 +167,14 @@ def compute_dashboard(now: dt.datetime, months: int = PANEL_MONTHS) -> dict[str,
         )
         .order_by("month")
     )
-    by_month = {row["month"].date().isoformat()[:7]: row for row in rows if row["month"]}
+    by_month: dict[str, dict[str, Any]] = {
+        row["month"].date().isoformat()[:7]: dict(row) for row in rows if row["month"]
+    }
     month_rows, totals = [], Counter[str]()
     for offset in range(months):
         index = since.year * 12 + since.month - 1 + offset
         key = f"{index // 12:04d}-{index % 12 + 1:02d}"
-        row = by_month.get(key, {})
+        row: dict[str, Any] = by_month.get(key, {})
         for name in ("promoters", "detractors", "nps_n", "happy", "csat_n"):
             totals[name] += row.get(name, 0)
         month_rows.append(
@@ -199,11 +201,9 @@ def compute_dashboard(now: dt.datetime, months: int = PANEL_MONTHS) -> dict[str,
         else []
     )
     examples: dict[str, str] = {}
+    chosen = poor.none() if not topics else poor.filter(topic__in=[t["topic"] for t in topics])
     for topic, comment in (
-        poor.none()
-        if not topics
-        else poor.filter(topic__in=[t["topic"] for t in topics])
-        .exclude(comment="")
+        chosen.exclude(comment="")
         .order_by("-answered_at", "-id")
         .values_list("topic", "comment")[:200]
     ):
