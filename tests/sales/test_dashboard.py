@@ -5,11 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.template import Context, Template
 from django.test import RequestFactory
 from django.utils import translation
 
+from kequn.dashboard.services import refresh_dashboard
 from kequn.sales import selectors, services
 from kequn.sales.models import Quota, Team
 from tests.sales.helpers import SYSTEM, make_deal, make_pipeline, make_rep, stage
@@ -108,3 +109,24 @@ def test_the_panel_is_hidden_from_who_may_not_read_deals(team_world):
     agent = make_rep("agent", role="service")  # the service role has no sales grants
     assert render(agent).strip() == ""
     assert "kq-sales-title" in render(make_rep("analyst", role="analyst"))
+
+
+def test_the_home_page_shows_the_panel_in_the_viewers_scope(team_world):
+    from django.test import Client
+
+    manager, rep_a, _rep_c = team_world
+    for user, won in ((rep_a, "0.00"), (manager, "30,000.00")):
+        client = Client(HTTP_ACCEPT_LANGUAGE="en")
+        client.force_login(user)
+        client.cookies["django_language"] = "en"
+        html = client.get("/admin/").content.decode()
+        assert 'data-chart="sales"' in html, user
+        assert f'data-figure="won">{won}<' in html
+    boss = User.objects.create_superuser("boss", password="x")
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(boss)
+    html = client.get("/admin/").content.decode()  # the dashboard is not computed yet
+    assert 'data-testid="empty-state"' in html and html.count('data-chart="sales"') == 1
+    refresh_dashboard(by=SYSTEM)
+    html = client.get("/admin/").content.decode()  # now inside the dashboard, once
+    assert 'class="kq-asof"' in html and html.count('data-chart="sales"') == 1

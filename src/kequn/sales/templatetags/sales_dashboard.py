@@ -13,11 +13,8 @@ from kequn.security.permissions import has_permission
 register = template.Library()
 
 
-@register.inclusion_tag("sales/dashboard_panel.html", takes_context=True)
-def sales_panel(context: dict[str, Any]) -> dict[str, Any]:
-    """Return the viewer's sales figures (a rep's own, a manager's team's) if they read deals."""
-    request = context.get("request")
-    user = getattr(request, "user", None)
+def get_panel_context(user: Any) -> dict[str, Any]:
+    """Return the panel's figures for a user who reads deals (a rep's own, a manager's team's)."""
     if user is None or not has_permission(user, "sales.view_deal"):
         return {"show": False}
     panel = selectors.get_dashboard_panel(user)
@@ -31,3 +28,9 @@ def sales_panel(context: dict[str, Any]) -> dict[str, Any]:
         "board_url": board,
         "reports_url": reverse("admin:sales_reports"),
     }
+
+
+@register.inclusion_tag("sales/dashboard_panel.html", takes_context=True)
+def sales_panel(context: dict[str, Any]) -> dict[str, Any]:
+    """Return the viewer's sales figures if they read deals."""
+    return get_panel_context(getattr(context.get("request"), "user", None))
