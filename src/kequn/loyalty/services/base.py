@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import calendar
 import secrets
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import ROUND_FLOOR, Decimal
+from functools import lru_cache
 
 from django.db import transaction
 from django.utils import timezone
@@ -54,8 +55,16 @@ def compute_expiry(programme: Programme, available_at: datetime) -> datetime | N
         return None
     if programme.expiry == Programme.Expiry.DAYS:
         return available_at + timedelta(days=programme.expiry_days)
-    end = _month_end(available_at, programme.expiry_months)
-    if programme.expiry == Programme.Expiry.YEAR_END:
+    local = timezone.localtime(available_at)
+    return _period_end(local.date(), local.tzinfo, programme.expiry, programme.expiry_months)
+
+
+@lru_cache(maxsize=4096)
+def _period_end(day: date, zone: tzinfo | None, expiry: str, months: int) -> datetime:
+    """Return the end of the month (or year) `months` after a local day (cached: an import
+    asks for the same few days thousands of times)."""
+    end = _month_end(datetime.combine(day, time(12), tzinfo=zone), months)
+    if expiry == Programme.Expiry.YEAR_END:
         end = end.replace(month=12, day=31)
     return end
 
