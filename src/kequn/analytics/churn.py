@@ -59,6 +59,17 @@ FEATURES = [
     "p_no_purchase",
 ]
 
+# The plain comparison model (evaluate_churn(plain_model=True)): scikit-learn's defaults on
+# recency, frequency, monetary value, age and the BG/NBD outputs, as a notebook would start.
+PLAIN_FEATURES = [
+    "recency_days",
+    "frequency",
+    "monetary_avg",
+    "tenure_days",
+    "p_alive",
+    "expected_purchases",
+]
+
 
 def build_churn_features(
     summary: pd.DataFrame, bgnbd_params: dict[str, float] | None, horizon_units: float
@@ -357,6 +368,7 @@ def evaluate_churn(
     seed: int = 0,
     backend: Any = None,
     snapshots: int = TRAINING_SNAPSHOTS,
+    plain_model: bool = False,
 ) -> tuple[ChurnEvaluation, Any]:
     """Train at an earlier cut-off, evaluate at ``test_cutoff`` against recency and BG/NBD baselines.
 
@@ -366,6 +378,8 @@ def evaluate_churn(
     defaulting to ``horizon_days``. When the history is too short for that, pass an
     explicit earlier ``train_cutoff`` and a shorter ``train_horizon_days``. Training stacks
     ``snapshots`` monthly cut-offs ending at ``train_cutoff`` (see build_training_set).
+    With ``plain_model`` a default gradient-boosting model on PLAIN_FEATURES, trained on the
+    same rows, is scored too ("plain_gbm"), the bar the shipped features must clear.
     Returns the evaluation and the trained model.
     """
     test_cut = to_date(test_cutoff)
@@ -391,6 +405,7 @@ def evaluate_churn(
         backend,
     )
     prob = predict_churn(model, x_test)
+    plain = _fit_plain_model(x_train, y_train, x_test, seed) if plain_model else None
     # Baselines use their own best form: BG/NBD over the true test horizon.
     base = build_churn_features(summary_test, params, int(horizon_days) / days_per_unit(time_unit))
     if params is not None and train_h != int(horizon_days):
@@ -400,6 +415,8 @@ def evaluate_churn(
             x_test["p_no_purchase"].to_numpy(float), 1e-12
         )
         prob = np.clip(prob * ratio, 0.0, 1.0)
+        if plain is not None:
+            plain = np.clip(plain * ratio, 0.0, 1.0)
     if len(np.unique(y_test)) < 2:
         raise InsufficientDataError(
             "churn: every test customer has the same outcome; AUC is undefined"
@@ -410,9 +427,13 @@ def evaluate_churn(
         "bgnbd_expected_purchases": -base["expected_purchases"].to_numpy(float),
         "bgnbd_p_no_purchase": base["p_no_purchase"].to_numpy(float),
     }
+    if plain is not None:
+        scores["plain_gbm"] = plain
     auc = {k: float(roc_auc_score(y_test, v)) for k, v in scores.items() if np.isfinite(v).all()}
     lift = {k: compute_lift(y_test, v) for k, v in scores.items() if np.isfinite(v).all()}
     brier = {"model": float(brier_score_loss(y_test, prob))}
+    if plain is not None:
+        brier["plain_gbm"] = float(brier_score_loss(y_test, plain))
     if params is not None:
         # BG/NBD's own churn probability: P(no purchase in the horizon).
         brier["bgnbd_p_no_purchase"] = float(
@@ -434,6 +455,21 @@ def evaluate_churn(
         bgnbd_test=params or {},
     )
     return evaluation, model
+
+
+def _fit_plain_model(
+    x_train: pd.DataFrame, y_train: np.ndarray, x_test: pd.DataFrame, seed: int
+) -> np.ndarray:
+    """Return the plain comparison model's churn probabilities for the test customers."""
+    X_train = x_train[PLAIN_FEATURES].to_numpy(float)
+    X_test = x_test[PLAIN_FEATURES].to_numpy(float)
+    empty = np.isnan(X_train).all(axis=0)  # no BG/NBD fit: constant columns, as in training
+    X_train[:, empty] = 0.0
+    X_test[:, empty] = 0.0
+    model = HistGradientBoostingClassifier(random_state=seed)
+    with threadpool_limits(limits=1, user_api="openmp"):
+        model.fit(X_train, y_train)
+    return np.asarray(model.predict_proba(X_test)[:, 1])
 
 
 def score_churn_risk(model: Any, features: pd.DataFrame) -> pd.DataFrame:
