@@ -113,3 +113,8 @@ def test_a_promoter_opens_no_follow_up(client, smtp):
     response = Response.objects.get()
     assert response.category == "promoter" and response.sentiment > 0
     assert not FollowUp.objects.exists()
+
+
+def test_a_link_with_an_overlong_number_is_not_valid(client):
+    response = client.get("/s/99999999999999999999999.abc/")
+    assert response.status_code == 404

@@ -148,10 +148,15 @@ def find_invitation(token: str) -> Invitation:
     """Return the invitation a link's token names, or raise InvitationError (unknown or forged)."""
     pk_text, _dot, signature = token.partition(".")
     invitation = None
-    if pk_text.isdigit() and signature:
-        invitation = (
-            Invitation.objects.select_related("survey", "customer").filter(pk=int(pk_text)).first()
-        )
+    # At most 18 digits: a longer number is no invitation id (no query for it).
+    if pk_text.isdigit() and len(pk_text) <= 18 and signature:
+        # get(), not first(): no ORDER BY on the answer page's every request.
+        try:
+            invitation = Invitation.objects.select_related("survey", "customer").get(
+                pk=int(pk_text)
+            )
+        except Invitation.DoesNotExist:
+            invitation = None
     if invitation is None or not hmac.compare_digest(
         signature, _sign(invitation.pk, invitation.nonce)
     ):
