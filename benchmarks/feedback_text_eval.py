@@ -17,8 +17,10 @@ mean over --seeds seeds. Exit 1 when a model on the generated desk does not beat
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -137,6 +139,7 @@ def main() -> int:
     verdict = Verdict("feedback_text_eval", smoke=args.smoke)
     verdict.conditions("the latest 20 % by opening time held out; majority class as baseline")
     scratch = tempfile.mkdtemp(prefix="kequn-bench-text-")
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     os.environ.update({"KEQUN_DATA_DIR": scratch, "DJANGO_SETTINGS_MODULE": "kequn.settings"})
     os.environ.pop("KEQUN_DATABASE_URL", None)
     import django
