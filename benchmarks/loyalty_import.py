@@ -103,11 +103,17 @@ def run(args: argparse.Namespace, verdict: Verdict, tmp: Path) -> None:
     from kequn.commerce.models import Order
     from kequn.ingest.runs import import_file
     from kequn.loyalty import selectors, services
-    from kequn.loyalty.models import LedgerEntry
+    from kequn.loyalty.models import LedgerEntry, Tier
     from kequn.security.actors import system_actor
 
     by = system_actor("benchmark")
     services.get_programme()
+    # The tiers of the demo programme, so each batch's upgrade check has tiers to check.
+    for rank, (code, name, threshold) in enumerate(
+        [("normal", "普通", 0), ("silver", "银卡", 1000), ("gold", "金卡", 5000),
+         ("diamond", "钻石", 20000)]
+    ):  # fmt: skip
+        Tier.objects.create(code=code, name=name, rank=rank, threshold=threshold)
     buyers = min(BUYERS, args.rows)
     listener = unregister_order_listener("loyalty")
     warm = tmp / "warm.csv"

@@ -158,11 +158,31 @@ def upgrade_members(member_ids: Iterable[int], *, by: Actor, now: datetime | Non
     now = now or timezone.now()
     ids = sorted(set(member_ids))
     result = ReviewResult()
+    tiers = list(Tier.objects.order_by("rank"))
+    if not tiers or not ids:
+        return 0
+    # Most orders move nobody up: lock and load only the members whose 12 months now reach
+    # a tier above theirs (one aggregate and one plain read for the whole batch).
+    values = compute_qualifying(ids, get_programme(), now)
+    ranks = dict(
+        Member.objects.filter(customer_id__in=ids).values_list("customer_id", "tier__rank")
+    )
+    candidates = [
+        i
+        for i in ids
+        if i in ranks
+        and (
+            ranks[i] is None
+            or (find_tier(values.get(i, Decimal(0)), tiers) or tiers[0]).rank > ranks[i]
+        )
+    ]
+    if not candidates:
+        return 0
     with transaction.atomic():
         members = list(
             Member.objects.select_for_update(of=("self",))
             .select_related("tier")
-            .filter(customer_id__in=ids)
+            .filter(customer_id__in=candidates)
             .order_by("customer_id")
         )
         _apply(members, review=False, now=now, result=result)
