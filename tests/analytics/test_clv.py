@@ -97,3 +97,30 @@ def test_clv_is_discounted_and_positive(cdnow_sample_summary):
     discounted = clv.compute_clv(fit.params, spend, s.x, s["t_x"], s["T"], discount_rate=0.01)
     assert np.all(discounted >= 0)
     assert np.all(discounted <= undiscounted + 1e-9)
+
+
+def test_paretonbd_pairs_give_each_row_its_own_likelihood(cdnow_sample_summary):
+    # The 2F1 terms are computed once per distinct (x, t) pair and mapped back to the rows:
+    # every row must still get the value of the published formula for its own (x, t_x, T).
+    from scipy import special
+
+    s = cdnow_sample_summary.sample(frac=1.0, random_state=3)  # any row order
+    r, alpha, sh, beta = 0.553, 10.578, 0.606, 11.669
+    x, t_x, T = (s[c].to_numpy(float) for c in ("x", "t_x", "T"))  # noqa: N806 - the papers' name
+    got = clv.paretonbd_log_likelihood_terms((r, alpha, sh, beta), x, t_x, T)
+    rsx = r + sh + x
+    big, small = beta, alpha  # beta > alpha: the 2F1 takes r + x as its second argument
+
+    def a0_part(t):
+        return special.hyp2f1(rsx, r + x, rsx + 1, (big - small) / (big + t)) / (big + t) ** rsx
+
+    a0 = a0_part(t_x) - a0_part(T)
+    likelihood = (
+        special.gamma(r + x)
+        / special.gamma(r)
+        * alpha**r
+        * beta**sh
+        * ((alpha + T) ** -(r + x) * (beta + T) ** -sh + sh / rsx * a0)
+    )
+    assert np.allclose(got, np.log(likelihood), rtol=1e-9, atol=1e-9)
+    assert float(got.sum()) == pytest.approx(-9595.0, abs=0.1)

@@ -15,11 +15,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from pyarrow import csv
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from . import churn, clv, cohorts, report, rfm, valuemodels
 from .config import AnalyticsConfig, read_analytics_config
-from .engine import days_per_unit, summarize_customers, to_date
+from .engine import days_per_unit, prepare_daily, summarize_customers, to_date
 from .errors import AnalyticsInputError, InsufficientDataError
 from .io import check_not_future, read_transactions
 from .lifecycle import STAGE_LABELS
@@ -195,7 +197,10 @@ def run_analysis(
     sections: list[tuple[str, str]] = []
 
     step("calibration fits")
-    cal = summarize_customers(tx, cal_end, hold_end, time_unit=time_unit)
+    # Netted per customer and day once: the calibration summary, the churn evaluation and
+    # (when it scores every row) the customer scores all start from the same days.
+    daily = prepare_daily(tx)
+    cal = summarize_customers(daily, cal_end, hold_end, time_unit=time_unit)
     models["calibration"] = {
         "customers": len(cal),
         "repeat_buyers": int((cal["x"] > 0).sum()),
@@ -258,14 +263,15 @@ def run_analysis(
         # Train on the first half of the calibration history, label on the second half.
         train_h = min(horizon_days, max(7, (cal_end - first_day).days // 2))
         try:
-            ev, _ = churn.evaluate_churn(
-                tx,
-                cal_end,
-                horizon_days,
-                train_cutoff=cal_end - timedelta(days=train_h),
-                train_horizon_days=train_h,
-                time_unit=time_unit,
-            )
+            with threadpool_limits(limits=1, user_api="openmp"):  # see scores._score_churn
+                ev, _ = churn.evaluate_churn(
+                    daily,
+                    cal_end,
+                    horizon_days,
+                    train_cutoff=cal_end - timedelta(days=train_h),
+                    train_horizon_days=train_h,
+                    time_unit=time_unit,
+                )
             models["churn_evaluation"] = ev.to_dict()
             sections.append(("Churn model evaluation 流失模型评估", _churn_html(ev)))
         except InsufficientDataError as exc:
@@ -280,7 +286,7 @@ def run_analysis(
         # Scored at the holdout's end, churn means no purchase for as long as the holdout.
         options["churn_horizon_days"] = (hold_end - cal_end).days
     scores = score_customers(
-        scored_tx,
+        daily if scored_tx.num_rows == tx.num_rows else scored_tx,
         _end_of(score_day),
         time_unit=time_unit,
         progress=score_clock.start,
@@ -306,7 +312,7 @@ def run_analysis(
     sections.append(("Cohorts 同期群", _cohorts_html(co)))
 
     step("writing files")
-    escape_formulas(scores).to_csv(out / "customers.csv", index=False)
+    write_customers_csv(scores, out / "customers.csv")
     html = report.render_report(
         sections,
         title=f"Kequn customer analysis 客群分析 — {name}",
@@ -330,23 +336,36 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "�
 PLAIN_NUMBER = r"[+-]?[0-9][0-9 .,]*"
 
 
-def escape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
-    """Return the table with text cells that could start a formula prefixed with a quote.
+def escape_formulas(frame: pd.DataFrame) -> pa.Table:
+    """Return the table as Arrow with text cells that could start a formula prefixed with a quote.
 
     Customer ids come from the input file: `=HYPERLINK(...)` must open in Excel as text.
     A plain number such as -12.5 or +8613800138000 stays readable.
     """
-    out = frame.copy()
-    for name in out.columns:
-        column = out[name]
-        if not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)):
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    starts = "^[" + "".join(FORMULA_STARTS).replace("-", "\\-") + "]"
+    for i, name in enumerate(table.column_names):
+        column = table.column(i)
+        if pa.types.is_boolean(column.type):
+            # Written as pandas writes them, so the file reads the same as before.
+            text = pc.if_else(column, "True", "False")
+            table = table.set_column(i, name, text)
             continue
-        text = column.astype("string")
-        risky = text.str.startswith(FORMULA_STARTS) & ~text.str.fullmatch(PLAIN_NUMBER)
-        risky = risky.fillna(False).astype(bool)
-        if risky.any():
-            out[name] = column.where(~risky, "'" + text)
-    return out
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        risky = pc.and_(
+            pc.match_substring_regex(column, starts),
+            pc.invert(pc.match_substring_regex(column, f"^{PLAIN_NUMBER}$")),
+        )
+        if pc.any(risky).as_py():
+            quoted = pc.binary_join_element_wise("'", column, "")
+            table = table.set_column(i, name, pc.if_else(risky, quoted, column))
+    return table
+
+
+def write_customers_csv(scores: pd.DataFrame, path: Path) -> None:
+    """Write the scores as CSV with formula-like text escaped (Arrow's writer, not pandas')."""
+    csv.write_csv(escape_formulas(scores), path, csv.WriteOptions(quoting_style="needed"))
 
 
 def _fits_html(fits: dict[str, clv.FittedModel]) -> str:
