@@ -128,6 +128,10 @@ def test_sending_again_in_the_same_run_sends_nothing_twice(db, email_settings):
     second = services.send_due_messages()
     assert first.counts["sent"] == 3 and not second.counts
     assert len(email_settings.messages) == 3
+    for pk, provider_id, sent_at, claimed_until in Message.objects.values_list(
+        "pk", "provider_id", "sent_at", "claimed_until"
+    ):  # written for the whole group in one statement: each row its own Message-ID
+        assert provider_id == f"<{pk}@shop.example>" and sent_at and claimed_until is None
 
 
 def test_a_deleted_segment_is_a_one_line_error_and_nothing_is_sent(db, email_settings):

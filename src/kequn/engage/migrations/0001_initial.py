@@ -2,9 +2,10 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import kequn.security.keyring.fields
 from django.conf import settings
 from django.db import migrations, models
+
+import kequn.security.keyring.fields
 
 
 class Migration(migrations.Migration):

@@ -28,7 +28,7 @@ from django.conf import settings
 from django.core import signing
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, CharField, F, Q, Value, When
-from django.db.models.functions import Cast, Concat, Greatest
+from django.db.models.functions import Greatest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -400,35 +400,55 @@ def _mark_all(messages: list[Message], **changes: Any) -> None:
                 setattr(message, name, value)
 
 
-def _provider_ids(group: list[tuple[Message, SendResult]]) -> Any:
-    """Return each message's provider id as one SQL expression.
-
-    Email's ids are the row id inside fixed text (<id@domain>): then one concatenation
-    instead of a CASE with a branch per message, which costs more to build than to run.
-    """
+def _id_pattern(group: list[tuple[Message, SendResult]]) -> tuple[str, str] | None:
+    """Return (head, tail) when every provider id is head + row id + tail (email's <id@domain>)."""
     first, result = group[0]
     head, found, tail = result.provider_id.partition(str(first.pk))
-    if found and all(r.provider_id == f"{head}{m.pk}{tail}" for m, r in group):
-        return Concat(Value(head), Cast("pk", CharField()), Value(tail), output_field=CharField())
-    return Case(
-        *[When(pk=m.pk, then=Value(r.provider_id[:200])) for m, r in group],
-        default=Value(""),
-        output_field=CharField(),
-    )
+    fits = found and len(result.provider_id) <= 200
+    if fits and all(r.provider_id == f"{head}{m.pk}{tail}" for m, r in group):
+        return head, tail
+    return None
 
 
 def _mark_sent(pairs: list[tuple[Message, SendResult]]) -> None:
-    """Mark messages the channel accepted as sent, with each one's provider id, in one statement."""
+    """Mark messages the channel accepted as sent, with each one's provider id, in one statement.
+
+    This runs once per group commit, on the hot path: email's provider ids (the row id in
+    fixed text) go as one SQL concatenation in a hand-written UPDATE, which costs a fraction
+    of building the ORM's; other ids as a CASE per message.
+    """
     now = timezone.now()
     by_token: dict[str, list[tuple[Message, SendResult]]] = defaultdict(list)
     for message, result in pairs:
         by_token[message.claim_token].append((message, result))
     for token, group in by_token.items():
-        provider_id = _provider_ids(group)
-        Message.objects.filter(pk__in=[m.pk for m, _ in group], claim_token=token).update(
+        ids = [m.pk for m, _ in group]
+        pattern = _id_pattern(group)
+        if pattern is not None:
+            table = connection.ops.quote_name(Message._meta.db_table)
+            marks = ", ".join(["%s"] * len(ids))
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {table} SET status = %s, sent_at = %s, "  # noqa: S608 -- names from model metadata, values bound
+                    "provider_id = %s || CAST(id AS VARCHAR(20)) || %s, error = '', "
+                    f"claimed_until = NULL WHERE claim_token = %s AND id IN ({marks})",
+                    [
+                        Message.Status.SENT,
+                        connection.ops.adapt_datetimefield_value(now),
+                        *pattern,
+                        token,
+                        *ids,
+                    ],
+                )
+            continue
+        Message.objects.filter(pk__in=ids, claim_token=token).update(
             status=Message.Status.SENT,
             sent_at=now,
-            provider_id=provider_id,
+            provider_id=Case(
+                *[When(pk=m.pk, then=Value(r.provider_id[:200])) for m, r in group],
+                default=Value(""),
+                output_field=CharField(),
+            ),
             error="",
             claimed_until=None,
         )
