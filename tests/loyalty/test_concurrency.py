@@ -167,3 +167,42 @@ def test_concurrent_redemptions_spend_once(tmp_path):
     assert [o[0] for o in races[1]] == ["ok"] * SAME_KEY_CLIENTS
     assert len({o[1] for o in races[1]}) == 1
     assert state == {racer: (50, 1, 1), repeater: (50, 1, 1)}
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_the_last_item_in_stock_goes_to_one_of_many_members():
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite runs one write transaction at a time: there is no race to lose")
+    Reward.objects.create(code="mug", name="Mug", kind="gift", points_cost=100, stock=1)
+    members = [setup_member(f"买家{n}", 150) for n in range(10)]
+    start = threading.Barrier(len(members))
+    outcomes: list[str] = []
+
+    def redeem(customer_id: int) -> None:
+        try:
+            start.wait()
+            services.redeem_reward(
+                customer_id=customer_id,
+                reward="mug",
+                key=f"k{customer_id}",
+                by=system_actor("race"),
+            )
+            outcomes.append("ok")
+        except services.LoyaltyError as exc:
+            outcomes.append(exc.code)
+        except BaseException as exc:  # reported by the assertion; a thread must not die silently
+            outcomes.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=redeem, args=(m,)) for m in members]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["ok"] + ["out_of_stock"] * (len(members) - 1), outcomes
+    assert Reward.objects.get(code="mug").stock == 0 and Redemption.objects.count() == 1
+    # The refused ones spent nothing: their spends rolled back with the stock check.
+    assert sorted(Member.objects.values_list("balance", flat=True)) == [50] + [150] * 9
+    assert list(selectors.find_differences()) == []

@@ -135,6 +135,22 @@ def test_expiry_clears_expired_points_once(member):
     assert list(selectors.find_differences()) == []
 
 
+def test_points_given_back_to_an_expired_grant_expire_at_the_next_run(member):
+    now = timezone.now()
+    grant = give(member, 100, "g", expires_in_days=5, now=now)
+    spend = services.spend_points(customer_id=member.pk, points=60, key="s", by=BY, now=now)
+    later = now + timedelta(days=6)
+    assert services.expire_points(by=BY, now=later).points == 40
+    # The spend is cancelled after its grant expired: the 60 go back to that grant, with its
+    # original (past) expiry, so the next run expires them too; the grant keeps the total.
+    services.reverse_entry(entry_id=spend.pk, key="r", by=BY, now=later)
+    assert balance(member) == 60
+    assert services.expire_points(by=BY, now=later).points == 60
+    grant.refresh_from_db()
+    assert (grant.remaining, grant.expired, balance(member)) == (0, 100, 0)
+    assert list(selectors.find_differences()) == []
+
+
 def test_a_spend_never_uses_points_past_their_expiry(member):
     give(member, 70, "old", expires_in_days=-1)
     with pytest.raises(LoyaltyError, match="has 0 available"):
