@@ -285,13 +285,18 @@ def run_analysis(
     if hold_end is not None:
         # Scored at the holdout's end, churn means no purchase for as long as the holdout.
         options["churn_horizon_days"] = (hold_end - cal_end).days
+    same_rows = scored_tx.num_rows == tx.num_rows
+    # Without a holdout the calibration summary and BG/NBD fit are the scoring ones.
+    reuse = same_rows and hold_end is None
     scores = score_customers(
-        daily if scored_tx.num_rows == tx.num_rows else scored_tx,
+        daily if same_rows else scored_tx,
         _end_of(score_day),
         time_unit=time_unit,
         progress=score_clock.start,
         **options,
         **chosen,
+        summary=cal if reuse else None,
+        bgnbd_fit=fits.get("bgnbd") if reuse else None,
     )
     score_clock.start("")  # closes the last scoring stage
     score_models = scores.attrs["models"]

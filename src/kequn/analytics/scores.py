@@ -43,6 +43,8 @@ def score_customers(
     progress: Progress | None = None,
     count_model: str = "auto",
     spend_model: str = "auto",
+    summary: pd.DataFrame | None = None,
+    bgnbd_fit: clv.FittedModel | None = None,
 ) -> pd.DataFrame:
     """Return one row per customer with every score, as of ``now``.
 
@@ -64,6 +66,10 @@ def score_customers(
     DuckDB (or the given Ibis backend) and summarised from there, the models fit on
     compressed per-customer statistics, and churn trains on at most
     ``churn.TRAINING_CUSTOMERS`` customers per snapshot.
+
+    ``summary`` (summarize_customers of the same transactions at ``now``'s day, with
+    rhythm) and ``bgnbd_fit`` (BG/NBD fitted on it) save a caller that has them already
+    from computing them again; they must be of the same data, or the scores are wrong.
     """
     say = progress or (lambda _msg: None)
     now_dt = _as_datetime(now)
@@ -82,7 +88,8 @@ def score_customers(
     say("aggregating customers")
     # Netted once: the scoring summary and every churn snapshot below read the same days.
     tx = prepare_daily(tx, backend)
-    summary = summarize_customers(tx, end, time_unit=time_unit, backend=backend)
+    if summary is None:
+        summary = summarize_customers(tx, end, time_unit=time_unit, backend=backend)
     if summary.empty:
         raise AnalyticsInputError(f"no purchases on or before {end}")
     out = rfm.score_rfm(summary, rules=segment_rules, labels=segment_labels)
@@ -98,7 +105,7 @@ def score_customers(
     horizon_units = churn_horizon_days / unit
     params = None  # BG/NBD's: the churn model's features
     try:
-        fit = clv.fit_bgnbd(x, t_x, T)
+        fit = bgnbd_fit or clv.fit_bgnbd(x, t_x, T)
         params = fit.params
         models["bgnbd"] = fit.to_dict()
     except InsufficientDataError as exc:
