@@ -516,7 +516,7 @@ def _paretonbd_log_u(params: Any, x: np.ndarray, t: np.ndarray) -> np.ndarray:
     else:
         big, small, b_arg = beta, alpha, r + x
     diff = big - small
-    return _log_hyp2f1(rsx, b_arg, rsx + 1, diff / (big + t)) - rsx * np.log(big + t)
+    return np.asarray(_log_hyp2f1(rsx, b_arg, rsx + 1, diff / (big + t)) - rsx * np.log(big + t))
 
 
 def _paretonbd_combine(
