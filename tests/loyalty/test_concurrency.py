@@ -206,3 +206,36 @@ def test_the_last_item_in_stock_goes_to_one_of_many_members():
     # The refused ones spent nothing: their spends rolled back with the stock check.
     assert sorted(Member.objects.values_list("balance", flat=True)) == [50] + [150] * 9
     assert list(selectors.find_differences()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_one_key_sent_for_many_members_at_once_redeems_once():
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite runs one write transaction at a time: there is no race to lose")
+    Reward.objects.create(code="cup", name="Cup", kind="gift", points_cost=100)
+    members = [setup_member(f"同键{n}", 150) for n in range(10)]
+    start = threading.Barrier(len(members))
+    outcomes: list[str] = []
+
+    def redeem(customer_id: int) -> None:
+        try:
+            start.wait()
+            services.redeem_reward(
+                customer_id=customer_id, reward="cup", key="shared", by=system_actor("race")
+            )
+            outcomes.append("ok")
+        except services.LoyaltyError as exc:
+            outcomes.append(exc.code)
+        except BaseException as exc:  # reported by the assertion; a thread must not die silently
+            outcomes.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=redeem, args=(m,)) for m in members]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["key_conflict"] * (len(members) - 1) + ["ok"], outcomes
+    assert Redemption.objects.count() == 1 and list(selectors.find_differences()) == []

@@ -57,6 +57,23 @@ def redeem_reward(
 ) -> Redemption:
     """Spend a member's points on a reward and issue its coupon; the same key redeems once."""
     key = check_key(key)
+    try:
+        return _redeem(customer_id=customer_id, reward=reward, key=key, by=by, now=now)
+    except IntegrityError:
+        # Two members' requests with one key at the same moment: the member locks do not
+        # order them, the key's unique index does. The loser hears why, not a server error.
+        if LedgerEntry.objects.filter(key=key).exclude(member_id=customer_id).exists():
+            raise LoyaltyError(
+                _("the idempotency key %(k)r was already used for another operation: use a new key")
+                % {"k": key},
+                "key_conflict",
+            ) from None
+        raise
+
+
+def _redeem(
+    *, customer_id: int, reward: int | str, key: str, by: Actor, now: datetime | None
+) -> Redemption:
     now = now or timezone.now()
     with transaction.atomic():
         member = lock_member(customer_id)
