@@ -28,6 +28,7 @@ if ON_POSTGRES:
         "events_batch": [],
         "loyalty_expiry": ["--database", "postgresql"],
         "loyalty_import": ["--database", "postgresql"],
+        "loyalty_redeem": [],
         "segments_evaluate": [],
     }
 else:
