@@ -149,15 +149,18 @@ def create_b2b_slice(*, by: Actor, seed: int = 42, accounts: int = 60) -> str:
                 pipeline = pipelines[(n + d) % len(pipelines)]
                 stages = list(pipeline.stages.order_by("position"))
                 open_stages = [s for s in stages if not s.is_closed]
+                amount = Decimal(rng.randrange(20, 800) * 1000)
+                # Half the deals have closed, and small orders are won more often than big
+                # ones: enough closed deals, with a signal, for the win model to train on.
+                won_share = 0.4 if amount < 300_000 else 0.2
                 roll = rng.random()
                 final = (
                     next(s for s in stages if s.is_won)
-                    if roll < 0.25
+                    if roll < won_share
                     else next(s for s in stages if s.is_lost)
-                    if roll < 0.4
+                    if roll < 0.5
                     else rng.choice(open_stages)
                 )
-                amount = Decimal(rng.randrange(20, 800) * 1000)
                 lines: list[tuple[int, int, Decimal | None]] = []
                 if products:
                     product = products[(n + d) % len(products)]
