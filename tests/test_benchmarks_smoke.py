@@ -39,6 +39,7 @@ else:
         "demo_generate": [],
         "dashboard_render": [],
         "email_send": [],
+        "engage_send": [],
         "journey_dates": [],
         "journey_latency": [],
         "list_export": [],
