@@ -31,11 +31,12 @@ def test_churn_model_beats_recency_and_bgnbd_on_cdnow_master(master_tx):
     assert ev.n_test == 23570
     assert auc["recency"] == pytest.approx(0.759, abs=0.002)
     assert auc["bgnbd_expected_purchases"] == pytest.approx(0.763, abs=0.002)
-    assert auc["model"] > 0.769
+    assert auc["model"] > 0.771  # 0.7713
     assert auc["model"] > auc["recency"] + 0.008
     assert auc["model"] > auc["bgnbd_expected_purchases"] + 0.005
     # Scikit-learn's defaults on recency, frequency, monetary value, age and the BG/NBD
-    # outputs, trained on the same rows, scored 0.7647: the rhythm features earn the rest.
+    # outputs, trained on the same rows, scored 0.7647; with the shipped settings 0.7694,
+    # and the rhythm features (gaps against the usual gap, spend trend) earn the rest.
     assert auc["plain_gbm"] == pytest.approx(0.765, abs=0.003)
     assert auc["model"] > auc["plain_gbm"] + 0.003
     assert ev.lift_top_decile["model"] > max(ev.lift_top_decile["recency"], 1.2)

@@ -2,9 +2,12 @@
 
 The model's settings (churn.MODEL_PARAMS) must hold on a period that ends before the test
 period starts: features at 1997-06-30, churn = no purchase in the next 92 days (to
-1997-09-30, the calibration end), trained at 1997-03-30. On that validation period, a grid
-around the shipped settings (learning rate 0.1, 31 leaves, 20 or 300 samples per leaf,
-300 iterations) scored AUC 0.7381-0.7444 against 0.7441 for the shipped ones, so they stay.
+1997-09-30, the calibration end), trained at 1997-03-30. On that validation period the
+earlier settings (15 leaves of at least 100 customers) scored AUC 0.7441; 7 leaves of at
+least 200 scored 0.7459 and ship; 31 leaves of 400, 300 iterations at rate 0.025, 400 at
+0.02 with more regularisation, monotone constraints, and added features (MBG/NBD P(alive),
+purchases in the last 30-180 days, last order against the average, gap records) scored
+0.7405-0.7445. Earlier, learning rate 0.1 with 31 leaves scored 0.7381-0.7444.
 The test period (features at 1997-09-30, to 1998-06-30) is reported once, in
 test_churn_cli.py. Two more cut-offs check the result is not an accident of one date.
 """
@@ -28,7 +31,7 @@ def test_churn_model_beats_baselines_on_the_validation_period(master_tx):
     )
     auc = ev.auc
     assert ev.n_test == 23570
-    assert auc["model"] == pytest.approx(0.744, abs=0.003)
+    assert auc["model"] == pytest.approx(0.746, abs=0.002)
     assert auc["model"] > auc["recency"] + 0.015
     assert auc["model"] > auc["bgnbd_expected_purchases"]
     # Better than the base rate; on this short horizon BG/NBD's own P(no purchase) is as

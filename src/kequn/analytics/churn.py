@@ -32,12 +32,14 @@ SNAPSHOT_SPACING_DAYS = 30
 # at three dates cost most of a refresh; CDNOW (23,570) is far below the cap.
 TRAINING_CUSTOMERS = 50_000
 
-# Fixed, modest capacity (see train_churn_model).
+# Fixed, modest capacity (see train_churn_model), chosen on CDNOW's validation period
+# (tests/analytics/test_churn_validation.py): 7 leaves of at least 200 customers scored
+# AUC 0.7459 there against 0.7441 for 15 leaves of 100.
 MODEL_PARAMS = {
     "max_iter": 150,
     "learning_rate": 0.05,
-    "max_leaf_nodes": 15,
-    "min_samples_leaf": 100,
+    "max_leaf_nodes": 7,
+    "min_samples_leaf": 200,
     "l2_regularization": 1.0,
 }
 
