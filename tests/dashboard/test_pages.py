@@ -46,7 +46,10 @@ def refreshed(base):
 
 
 def test_home_shows_the_dashboard(refreshed, admin_client_en, django_assert_max_num_queries):
-    with django_assert_max_num_queries(25):
+    # The dashboard, its sidebar and badges, and the apps' panels: campaigns, service,
+    # feedback and sales read a few grouped queries each, loyalty's figures come from the
+    # refresh. A panel that reads per row breaks this budget.
+    with django_assert_max_num_queries(32):
         response = admin_client_en.get("/admin/?period=7")
     html = response.content.decode()
     assert response.status_code == 200

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
@@ -184,6 +185,24 @@ def compute_dashboard(now: datetime | None = None) -> dict[str, Any]:
         else None,
         "as_of": now,
     }
+
+
+DASHBOARD_KEY = "kequn:loyalty:dashboard"
+# Kept a day and a bit: the nightly job and the dashboard refresh store new figures, so the
+# page reads them and never sums the whole ledger or scans the orders itself.
+DASHBOARD_SECONDS = 26 * 3600
+
+
+def read_dashboard() -> dict[str, Any]:
+    """Return the stored dashboard figures, computing and storing them when there are none."""
+    return cache.get_or_set(DASHBOARD_KEY, compute_dashboard, DASHBOARD_SECONDS)
+
+
+def store_dashboard(now: datetime | None = None) -> dict[str, Any]:
+    """Compute the dashboard figures now and store them for the page to read."""
+    figures = compute_dashboard(now)
+    cache.set(DASHBOARD_KEY, figures, DASHBOARD_SECONDS)
+    return figures
 
 
 def filter_coupons(customer_id: int | None = None, status: str | None = None) -> Any:

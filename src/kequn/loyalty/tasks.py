@@ -6,19 +6,20 @@ from typing import Any
 
 from django_tasks import task
 
-from kequn.loyalty import services
+from kequn.loyalty import selectors, services
 from kequn.loyalty.integrations import notify_expiring
 from kequn.security.actors import system_actor
 
 
 @task()
 def nightly_loyalty_task() -> dict[str, Any]:
-    """Earn on order events, release due pending points, expire points, announce expiring ones."""
+    """Earn on order events, release and expire points, announce expiring ones, store figures."""
     by = system_actor("loyalty-nightly")
     from_events = services.earn_for_order_events(by=by)
     released = services.release_pending(by=by)
     expired = services.expire_points(by=by)
     notified = notify_expiring(by=by)
+    selectors.store_dashboard()
     return {
         "order_events": from_events["events"],
         "earned_from_events": from_events["earned"],

@@ -24,7 +24,7 @@ def loyalty_panel(context: dict[str, Any]) -> dict[str, Any]:
     user = getattr(request, "user", None)
     if user is None or not has_permission(user, "loyalty.view_member"):
         return {"show": False}
-    figures = selectors.compute_dashboard()
+    figures = selectors.read_dashboard()
     members = figures["members"]
     mix = [
         {**row, "share": as_percent(row["members"] / members) if members else None}
