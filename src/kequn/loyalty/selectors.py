@@ -195,8 +195,8 @@ DASHBOARD_SECONDS = 26 * 3600
 
 def read_dashboard() -> dict[str, Any]:
     """Return the stored dashboard figures, computing and storing them when there are none."""
-    figures: dict[str, Any] = cache.get_or_set(DASHBOARD_KEY, compute_dashboard, DASHBOARD_SECONDS)
-    return figures
+    figures = cache.get_or_set(DASHBOARD_KEY, compute_dashboard, DASHBOARD_SECONDS)
+    return figures if figures is not None else compute_dashboard()
 
 
 def store_dashboard(now: datetime | None = None) -> dict[str, Any]:
