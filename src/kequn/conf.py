@@ -35,6 +35,7 @@ ENVIRONMENT = frozenset(
         # service desk (kequn.service)
         "KEQUN_SERVICE_ADDRESS",
         "KEQUN_SERVICE_ATTACHMENT_MAX_MB",
+        "KEQUN_SERVICE_FORM_RATE",
         "KEQUN_SERVICE_IMAP_URL",
         "KEQUN_SERVICE_UNKNOWN_SENDER",
         # engagement channels (kequn.engage.channels)

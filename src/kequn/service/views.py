@@ -21,8 +21,6 @@ from kequn.service.models import TicketType
 from kequn.service.services import WEB_FORM_TYPES, submit_web_form
 
 ACTOR = system_actor("contact-form")
-# Submissions per client address; a GET never counts (KEQUN_SERVICE_FORM_RATE, "off" disables).
-DEFAULT_RATE = "5/10min"
 
 
 class ContactForm(forms.Form):
@@ -67,9 +65,7 @@ def contact_view(request: HttpRequest) -> HttpResponse:
     """Show the contact form; on POST turn it into a ticket and thank the visitor."""
     if request.method != "POST":
         return _page(request, form=ContactForm())
-    rate = parse_rate(
-        str(getattr(settings, "KEQUN_SERVICE_FORM_RATE", DEFAULT_RATE)), "KEQUN_SERVICE_FORM_RATE"
-    )
+    rate = parse_rate(settings.KEQUN_SERVICE_FORM_RATE, "KEQUN_SERVICE_FORM_RATE")
     if wait := hit("contact-form", get_client_ip(request) or "unknown", rate):
         response = _page(
             request,
