@@ -23,6 +23,9 @@ from kequn.feedback.services import resolve_follow_up
 from kequn.security.actors import Actor
 from kequn.service import exports
 
+# In the order selectors.get_scores_by returns its dimensions.
+BREAKDOWN_TITLES = (_("By store"), _("By product"), _("By agent"), _("By segment"))
+
 
 @admin.register(Survey)
 class SurveyAdmin(ModelAdmin):
@@ -61,6 +64,9 @@ class SurveyAdmin(ModelAdmin):
             "months": months,
             "topics": selectors.get_top_topics(responses),
             "loop": selectors.get_loop_outcome(survey),
+            "breakdowns": list(
+                zip(BREAKDOWN_TITLES, selectors.get_scores_by(responses).values(), strict=True)
+            ),
             "opts": self.model._meta,
         }
         kind = request.GET.get("format", "")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from kequn.service.exports import Table
 
@@ -33,6 +34,20 @@ def build_report_tables(context: dict[str, Any]) -> list[Table]:
             _("By month"),
             [_("Month"), _("Answers"), "NPS", _("Mean score")],
             [[m["month"], m["n"], m["nps"], m["mean"]] for m in context["months"]],
+        ),
+        *(
+            (
+                str(title),
+                [
+                    pgettext("survey breakdown", "Group"),
+                    _("Answers"),
+                    "NPS",
+                    _("Satisfied (%)"),
+                    _("Mean score"),
+                ],
+                [[r["label"], r["n"], r["nps"], r["satisfied_percent"], r["mean"]] for r in rows],
+            )
+            for title, rows in context["breakdowns"]
         ),
         (
             _("Top complaint topics"),

@@ -10,7 +10,12 @@ from django.db.models import Avg, Count, Q, QuerySet
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
+from kequn.commerce.models import Order, OrderLine
 from kequn.feedback.models import FollowUp, Invitation, Response, Survey
+from kequn.segments.models import Segment, SegmentMember
+from kequn.service.models import Ticket
+
+BREAKDOWN_ROWS = 10
 
 
 def summarize_scores(responses: QuerySet[Response]) -> dict[str, Any]:
@@ -63,6 +68,81 @@ def get_scores_by_month(responses: QuerySet[Response]) -> list[dict[str, Any]]:
         }
         for m in months
     ]
+
+
+def _score_rows(groups: dict[str, list[tuple[int | None, str]]]) -> list[dict[str, Any]]:
+    """Return NPS/CSAT figures per group label, the largest groups first."""
+    rows: list[dict[str, Any]] = []
+    for label, answers in groups.items():
+        nps = [c for _score, c in answers if c in ("promoter", "passive", "detractor")]
+        # CSAT 4–5 or CES 1–3 (one survey has one kind)
+        csat = [c for _score, c in answers if c in ("happy", "neutral", "unhappy")]
+        scores = [score for score, _c in answers if score is not None]
+        rows.append(
+            {
+                "label": label,
+                "n": len(answers),
+                "nps": _nps(nps.count("promoter"), nps.count("detractor"), len(nps)),
+                "satisfied_percent": _percent(csat.count("happy"), len(csat)),
+                "mean": round(sum(scores) / len(scores), 2) if scores else None,
+            }
+        )
+    rows.sort(key=lambda row: (-row["n"], row["label"]))
+    return rows[:BREAKDOWN_ROWS]
+
+
+def get_scores_by(responses: QuerySet[Response]) -> dict[str, list[dict[str, Any]]]:
+    """Return NPS, the satisfied share and mean score by store, product, agent and segment.
+
+    An answer counts for the store and products of the order it was asked about, the agent
+    of the ticket it was asked about, and every named segment its customer belongs to.
+    """
+    answers = list(responses.values_list("score", "category", "invitation__about", "customer_id"))
+    orders: dict[int, list[int]] = {}
+    tickets: dict[int, list[int]] = {}
+    for n, (_score, _category, about, _customer) in enumerate(answers):
+        kind, _sep, ref = (about or "").partition(":")
+        if ref.isdigit() and kind in ("order", "ticket"):
+            (orders if kind == "order" else tickets).setdefault(int(ref), []).append(n)
+    by: dict[str, dict[str, list[tuple[int | None, str]]]] = {
+        "store": {},
+        "product": {},
+        "agent": {},
+        "segment": {},
+    }
+
+    def add(dimension: str, label: str, n: int) -> None:
+        score, category = answers[n][0], answers[n][1]
+        by[dimension].setdefault(label, []).append((score, category))
+
+    for order_id, store in Order.objects.filter(pk__in=orders, channel__isnull=False).values_list(
+        "pk", "channel__name"
+    ):
+        for n in orders[order_id]:
+            add("store", store, n)
+    seen: set[tuple[int, str]] = set()
+    for order_id, product in OrderLine.objects.filter(order_id__in=orders).values_list(
+        "order_id", "product__name"
+    ):
+        if (order_id, product) not in seen:  # two lines of one product count the answer once
+            seen.add((order_id, product))
+            for n in orders[order_id]:
+                add("product", product, n)
+    for ticket_id, agent in Ticket.objects.filter(
+        pk__in=tickets, assignee__isnull=False
+    ).values_list("pk", "assignee__username"):
+        for n in tickets[ticket_id]:
+            add("agent", agent, n)
+    customers: dict[int, list[int]] = {}
+    for n, answer in enumerate(answers):
+        customers.setdefault(answer[3], []).append(n)
+    names = dict(Segment.objects.values_list("pk", "name"))
+    for segment_id, customer_id in SegmentMember.objects.filter(
+        customer_id__in=customers
+    ).values_list("segment_id", "customer_id"):
+        for n in customers[customer_id]:
+            add("segment", names.get(segment_id, str(segment_id)), n)
+    return {dimension: _score_rows(groups) for dimension, groups in by.items()}
 
 
 def get_response_rate(survey: Survey) -> dict[str, Any]:
