@@ -219,6 +219,7 @@ class Consent(models.Model):
     class Purpose(models.TextChoices):
         MARKETING = "marketing", _("Marketing")
         SERVICE = "service", _("Service")
+        TRACKING = "tracking", _("Open and click tracking")
 
     customer = models.ForeignKey(
         Customer,

@@ -8,4 +8,6 @@ from kequn.engage import views
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("unsubscribe/<str:token>/", views.unsubscribe_view, name="engage-unsubscribe"),
+    path("t/o/<str:token>.gif", views.open_pixel_view, name="engage-track-open"),
+    path("t/c/<str:token>", views.click_view, name="engage-track-click"),
 ]

@@ -54,6 +54,14 @@ def _latest_consents(ids: list[int], channel: str, purpose: str) -> dict[int, tu
     return latest
 
 
+def get_tracking_consented(ids: list[int], channel: str) -> set[int]:
+    """Return the customers whose latest tracking consent on the channel is granted (email only)."""
+    if channel != "email" or not ids:  # only email carries a pixel and redirected links
+        return set()
+    latest = _latest_consents(ids, CONSENT_CHANNELS[channel], Consent.Purpose.TRACKING)
+    return {pk for pk, (granted, _source) in latest.items() if granted}
+
+
 def _addresses(ids: list[int], kind: str) -> dict[int, str]:
     """Return each customer's address of a kind: a verified one first, then the newest."""
     found: dict[int, str] = {}

@@ -34,7 +34,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from django_tasks_db.models import DBTaskResult, get_date_max
 
-from kequn.engage import content
+from kequn.engage import content, tracking
 from kequn.engage.channels import (
     Channel,
     ChannelNotConfiguredError,
@@ -47,7 +47,11 @@ from kequn.engage.channels.email import EmailChannel
 from kequn.engage.mailmerge import render_email_body
 from kequn.engage.models import Campaign, Message, Purpose, Suppression, Template
 from kequn.engage.policy import end_of_quiet_hours, get_caps, is_in_control_group
-from kequn.engage.services.audience import check_eligibility, hash_address
+from kequn.engage.services.audience import (
+    check_eligibility,
+    get_tracking_consented,
+    hash_address,
+)
 from kequn.security.actors import Actor
 
 logger = logging.getLogger(__name__)
@@ -320,7 +324,12 @@ def _is_capped(
 
 
 def _build(
-    message: Message, address: str, language: str, context: dict[str, Any]
+    message: Message,
+    address: str,
+    language: str,
+    context: dict[str, Any],
+    *,
+    track: bool = False,
 ) -> OutgoingMessage:
     subject_source, body_source = message.template.get_content(language)
     unsubscribe = ""
@@ -332,6 +341,9 @@ def _build(
     is_webhook = message.channel == "webhook"
     if is_email and content.is_html(body_source):  # prepared once per template shape
         document, text = render_email_body(body_source, context)
+        if track and unsubscribe:  # consented marketing only; the text part keeps plain links
+            keep = _unsubscribe_link_parts(settings.KEQUN_PUBLIC_URL)[0]
+            document = tracking.add_tracking(document, message.pk, keep=[keep])
         return OutgoingMessage(
             key=str(message.pk),
             to=address,
@@ -584,6 +596,7 @@ def _send_group(
     ids = [m.customer_id for m in messages if m.customer_id]
     standing = check_eligibility(ids, channel_kind, purpose)
     today, week = _count_recent(ids, now) if is_marketing else (Counter(), Counter())
+    tracked = get_tracking_consented(ids, channel_kind) if is_marketing else set()
     fields: set[str] = set()
     for template in {m.template for m in messages}:
         for language in content.LANGUAGES:
@@ -604,7 +617,13 @@ def _send_group(
             continue
         info = standing[customer_id]
         try:
-            built = _build(message, info.address, info.language, contexts.get(customer_id, {}))
+            built = _build(
+                message,
+                info.address,
+                info.language,
+                contexts.get(customer_id, {}),
+                track=customer_id in tracked,
+            )
         except Exception as exc:  # a template problem is this message's failure, not the pass's
             _mark(
                 message, status=Message.Status.FAILED, skip_reason="", error=f"render: {exc}"[:500]
