@@ -8,7 +8,7 @@ class ServiceConfig(AppConfig):
     verbose_name = _("Service")
 
     def ready(self) -> None:
-        """Grant the roles their ticket rights; add the tickets panel; drop stale calendars."""
+        """Grant ticket rights; add the tickets panel and complaint triggers; drop stale calendars."""
         # Models can be imported only once the app registry is ready.
         from kequn.security.permissions import register_role_permissions
         from kequn.service.models import BusinessCalendar, CalendarDay, SlaPolicy
@@ -41,6 +41,15 @@ class ServiceConfig(AppConfig):
         from kequn.service.segment_fields import register_segment_fields
 
         register_segment_fields()  # open tickets and complaints in segment rules
+        from kequn.journeys.registry import register_trigger
+        from kequn.service.services import COMPLAINT_OPENED, COMPLAINT_RESOLVED
+
+        # A complaint can start a win-back journey; its resolution can start a check-in.
+        for kind, label in (
+            (COMPLAINT_OPENED, _("A complaint was opened")),
+            (COMPLAINT_RESOLVED, _("A complaint was resolved")),
+        ):
+            register_trigger(kind, label, config_fields={"priority": _("priority")})
         for model in (BusinessCalendar, CalendarDay, SlaPolicy):
             post_save.connect(
                 forget_calendars, sender=model, dispatch_uid=f"service_cal_{model.__name__}"

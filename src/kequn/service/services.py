@@ -20,6 +20,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from kequn.journeys.services import fire_trigger
 from kequn.security.actors import Actor, get_user_or_none
 from kequn.security.audit import services as audit
 from kequn.service import sla
@@ -53,6 +54,9 @@ from kequn.service.models import (
 ticket_closed = Signal()
 # Sent once a ticket's resolution has committed (same arguments).
 ticket_resolved = Signal()
+# Journey triggers: a complaint opened (e.g. start a win-back) and a complaint resolved.
+COMPLAINT_OPENED = "service.complaint_opened"
+COMPLAINT_RESOLVED = "service.complaint_resolved"
 
 # What a visitor may file through the public contact form.
 WEB_FORM_TYPES = (
@@ -223,6 +227,7 @@ def open_ticket(
             author_id=_user_id(by) if source in (Source.PHONE, Source.STORE) else None,
         )
         _store_attachments(message, files)
+        _fire_complaint_trigger(ticket, COMPLAINT_OPENED, by=by)
         if ticket.sla_policy_id:
             _log_sla(
                 ticket,
@@ -331,11 +336,26 @@ def change_status(
         ticket.status = status
         sla.refresh_ticket_sla(ticket)
         _save(ticket, by)
+        if status in (Status.RESOLVED, Status.CLOSED):
+            _fire_complaint_trigger(ticket, COMPLAINT_RESOLVED, by=by)
         if status == Status.CLOSED:
             transaction.on_commit(lambda: ticket_closed.send(sender=Ticket, ticket=ticket, by=by))
         elif status == Status.RESOLVED:
             transaction.on_commit(lambda: ticket_resolved.send(sender=Ticket, ticket=ticket, by=by))
     return ticket
+
+
+def _fire_complaint_trigger(ticket: Ticket, kind: str, *, by: Actor) -> None:
+    """Start the journeys set to this complaint event, once per ticket, after the commit."""
+    if ticket.type != TicketType.COMPLAINT or ticket.customer_id is None:
+        return
+    # One key per ticket and event: resolving then closing (or reopening and resolving
+    # again) enters a journey once.
+    payload = {"ticket_id": ticket.pk, "priority": ticket.priority, "key": f"{kind}-{ticket.pk}"}
+    customer_ids = [ticket.customer_id]
+    transaction.on_commit(
+        lambda: fire_trigger(kind=kind, customer_ids=customer_ids, payload=payload, by=by)
+    )
 
 
 # --- messages --------------------------------------------------------------------------
