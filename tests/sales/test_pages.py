@@ -13,6 +13,8 @@ from django.utils import timezone
 
 from kequn.sales import services
 from kequn.sales.calendar import make_feed_token
+from kequn.security.audit import services as audit
+from kequn.security.audit.models import AuditEntry
 from tests.sales.helpers import make_deal, make_pipeline, make_rep
 
 pytestmark = pytest.mark.django_db
@@ -54,6 +56,11 @@ def test_reports_page_and_excel_file():
     book = openpyxl.load_workbook(__import__("io").BytesIO(response.content))
     assert book.sheetnames[0] == "销售预测"  # the default language is Chinese
     assert book.worksheets[0].max_row >= 2  # the header and at least one month
+    pdf = client.get(reverse("admin:sales_reports"), {"format": "pdf"})
+    assert pdf["Content-Type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
+    assert b"WenQuanYi" in pdf.content or b"wqy" in pdf.content.lower()  # the font is embedded
+    exported = AuditEntry.objects.filter(action=audit.EXPORT, target_type="sales.deal")
+    assert sorted(e.detail["format"] for e in exported) == ["pdf", "xlsx"]
 
 
 def test_calendar_feed_is_signed_and_lists_open_tasks():

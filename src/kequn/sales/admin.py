@@ -37,6 +37,7 @@ from kequn.sales.models import (
 )
 from kequn.security.actors import Actor
 from kequn.security.permissions import has_permission, require_permission
+from kequn.service import exports
 
 
 def _by(request: HttpRequest) -> Actor:
@@ -263,8 +264,19 @@ class DealAdmin(ModelAdmin):
             "title": gettext("Sales reports"),
             **reports.build_report(request.user, request.GET),
         }
-        if request.GET.get("format") in ("xlsx", "pdf"):
-            return reports.render_file(context, request.GET["format"])
+        kind = request.GET.get("format", "")
+        if kind in exports.FORMATS:
+            try:
+                return exports.render_file(
+                    request,
+                    tables=context["tables"],
+                    title=str(context["title"]),
+                    name="sales-report",
+                    kind=kind,
+                    label="sales.deal",
+                )
+            except exports.ReportFontError as exc:
+                messages.error(request, str(exc))
         return TemplateResponse(request, "admin/sales/reports.html", context)
 
 

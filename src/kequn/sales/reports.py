@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import io
 from datetime import date
-from pathlib import Path
 from typing import Any
 
-from django.conf import settings
-from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from kequn.sales import selectors
 from kequn.sales.models import Pipeline
-from kequn.security.formulas import escape_row, make_sheet_title
-
-CJK_FONT = "KequnSalesCJK"
 
 
 def _month(value: str | None) -> date:
@@ -136,69 +129,3 @@ def build_report(user: Any, params: Any) -> dict[str, Any]:
         "pipelines": pipelines,
         "pipeline": chosen,
     }
-
-
-def build_xlsx(tables: list[tuple[str, list[str], list[list[Any]]]]) -> bytes:
-    """Return the tables as an Excel workbook, one sheet each."""
-    from openpyxl import Workbook  # noqa: PLC0415 -- only for the file
-
-    book = Workbook()
-    book.remove(book.active)
-    taken: list[str] = []
-    for title, header, rows in tables:
-        sheet = book.create_sheet(make_sheet_title(title, taken))
-        taken.append(sheet.title)
-        sheet.append(escape_row(header))
-        for row in rows:
-            sheet.append(escape_row(row))
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
-
-
-def build_pdf(tables: list[tuple[str, list[str], list[list[Any]]]], title: str) -> bytes:
-    """Return the tables as a PDF (A4 landscape) with a Chinese font when one is installed."""
-    from reportlab.lib.pagesizes import A4, landscape  # noqa: PLC0415 -- only for the file
-    from reportlab.lib.styles import ParagraphStyle  # noqa: PLC0415
-    from reportlab.pdfbase import pdfmetrics  # noqa: PLC0415
-    from reportlab.pdfbase.ttfonts import TTFont  # noqa: PLC0415
-    from reportlab.platypus import (  # noqa: PLC0415
-        Paragraph,
-        SimpleDocTemplate,
-        Spacer,
-        Table,
-    )
-
-    font = "Helvetica"
-    path = Path(str(getattr(settings, "PDF_FONT", "")))
-    if path.is_file():
-        if CJK_FONT not in pdfmetrics.getRegisteredFontNames():
-            pdfmetrics.registerFont(TTFont(CJK_FONT, str(path), subfontIndex=0))
-        font = CJK_FONT
-    heading = ParagraphStyle("h", fontName=font, fontSize=14, leading=18)
-    buffer = io.BytesIO()
-    story: list[Any] = [Paragraph(title, heading), Spacer(1, 8)]
-    for name, header, rows in tables:
-        story.append(Paragraph(name, heading))
-        cells = [header, *[["" if v is None else str(v) for v in row] for row in rows]]
-        table = Table(cells, repeatRows=1)
-        table.setStyle([("FONTNAME", (0, 0), (-1, -1), font), ("FONTSIZE", (0, 0), (-1, -1), 8)])
-        story += [table, Spacer(1, 10)]
-    SimpleDocTemplate(buffer, pagesize=landscape(A4)).build(story)
-    return buffer.getvalue()
-
-
-def render_file(context: dict[str, Any], kind: str) -> HttpResponse:
-    """Return the report as an Excel or PDF download."""
-    stamp = timezone.localdate().isoformat()
-    if kind == "xlsx":
-        response = HttpResponse(
-            build_xlsx(context["tables"]),
-            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        )
-    else:
-        response = HttpResponse(
-            build_pdf(context["tables"], str(context["title"])), content_type="application/pdf"
-        )
-    response["Content-Disposition"] = f'attachment; filename="sales-report-{stamp}.{kind}"'
-    return response
