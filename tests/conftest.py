@@ -1,9 +1,11 @@
-"""Shared fixtures: users with chosen permissions and their API tokens."""
+"""Shared fixtures: users with chosen permissions and their API tokens, back-office clients."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import Group, Permission, User
 from django.test import Client
 
 from kequn.security.actors import system_actor
@@ -46,6 +48,28 @@ def grant(user: User, *perms: str) -> User:
             Permission.objects.get(content_type__app_label=app_label, codename=codename)
         )
     return User.objects.get(pk=user.pk)  # drop the permission cache
+
+
+def client_for(user: User) -> Client:
+    """Return a back-office client signed in as the user, showing pages in English."""
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(user)
+    client.cookies["django_language"] = "en"
+    return client
+
+
+def role_client(role: str) -> Client:
+    """Return an English back-office client of a new staff user in the role's group."""
+    user = User.objects.create_user(f"{role}-user", password="x", is_staff=True)
+    user.groups.add(Group.objects.get(name=role))
+    return client_for(user)
+
+
+def kpi(html: str, name: str) -> str:
+    """Return the text of a page's figure marked data-kpi="name" (fail if it is missing)."""
+    found = re.search(rf'data-kpi="{name}">([^<]*)<', html)
+    assert found, f"no {name} on the page"
+    return found.group(1).strip()
 
 
 class TokenClient(Client):

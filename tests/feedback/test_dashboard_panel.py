@@ -6,14 +6,13 @@ import datetime as dt
 import re
 
 import pytest
-from django.contrib.auth.models import Group, User
-from django.test import Client
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from kequn.dashboard.services import refresh_dashboard
 from kequn.feedback.models import Response, Survey
 from kequn.feedback.services import build_token, create_survey, invite_customers, record_response
-from tests.conftest import grant
+from tests.conftest import client_for, grant, kpi, role_client
 from tests.feedback.conftest import BY, make_customer
 
 pytestmark = pytest.mark.django_db
@@ -23,25 +22,6 @@ def answer(survey: Survey, customer, score: int, comment: str = "", about: str =
     invitation = invite_customers(survey=survey, customer_ids=[customer.pk], about=about, by=BY)
     token = build_token(invitation.created[0])
     return record_response(token=token, answers={"score": score, "comment": comment}, by=BY)
-
-
-def client_for(user: User) -> Client:
-    client = Client(HTTP_ACCEPT_LANGUAGE="en")
-    client.force_login(user)
-    client.cookies["django_language"] = "en"
-    return client
-
-
-def role_client(role: str) -> Client:
-    user = User.objects.create_user(f"{role}-user", password="x", is_staff=True)
-    user.groups.add(Group.objects.get(name=role))
-    return client_for(user)
-
-
-def kpi(html: str, name: str) -> str:
-    found = re.search(rf'data-kpi="{name}">([^<]*)<', html)
-    assert found, f"no {name} on the page"
-    return found.group(1).strip()
 
 
 @pytest.fixture

@@ -6,30 +6,14 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group, User
-from django.test import Client
 from django.utils import timezone
 
 from kequn.dashboard.services import refresh_dashboard
 from kequn.loyalty import services
 from kequn.loyalty.models import LedgerEntry
+from tests.conftest import kpi, role_client
 from tests.factories import make_customer, make_order
 from tests.loyalty.conftest import BY
-
-
-def role_client(role: str) -> Client:
-    user = User.objects.create_user(f"{role}-user", password="x", is_staff=True)
-    user.groups.add(Group.objects.get(name=role))
-    client = Client(HTTP_ACCEPT_LANGUAGE="en")
-    client.force_login(user)
-    client.cookies["django_language"] = "en"
-    return client
-
-
-def kpi(html: str, name: str) -> str:
-    found = re.search(rf'data-kpi="{name}">([^<]*)<', html)
-    assert found, f"no {name} on the page"
-    return found.group(1).strip()
 
 
 @pytest.fixture

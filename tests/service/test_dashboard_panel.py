@@ -6,13 +6,12 @@ import datetime as dt
 import re
 
 import pytest
-from django.contrib.auth.models import Group, User
-from django.test import Client
 from django.utils import timezone
 
 from kequn.dashboard.services import refresh_dashboard
 from kequn.service import services
 from kequn.service.models import Queue
+from tests.conftest import kpi, role_client
 from tests.factories import make_customer
 from tests.service.helpers import BY, make_calendar, make_policy
 
@@ -23,21 +22,6 @@ ALL_DAY = {day: [["00:00", "24:00"]] for day in ("mon", "tue", "wed", "thu", "fr
 def refresh() -> None:
     """Compute the dashboard: its panels show once figures exist."""
     refresh_dashboard(by=BY)
-
-
-def role_client(role: str) -> Client:
-    user = User.objects.create_user(f"{role}-user", password="x", is_staff=True)
-    user.groups.add(Group.objects.get(name=role))
-    client = Client(HTTP_ACCEPT_LANGUAGE="en")
-    client.force_login(user)
-    client.cookies["django_language"] = "en"
-    return client
-
-
-def kpi(html: str, name: str) -> str:
-    found = re.search(rf'data-kpi="{name}">([^<]*)<', html)
-    assert found, f"no {name} on the page"
-    return found.group(1).strip()
 
 
 @pytest.fixture
