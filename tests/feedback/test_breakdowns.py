@@ -82,3 +82,15 @@ def test_report_page_and_file_show_the_breakdowns(survey_answers):
     book = openpyxl.load_workbook(io.BytesIO(workbook.content))
     cells = {str(c.value) for sheet in book.worksheets for row in sheet.iter_rows() for c in row}
     assert "万象城店" in cells and "lin" in cells
+
+
+def test_breakdowns_read_in_chinese(survey_answers):
+    survey, _orders = survey_answers
+    client = role_client("analyst")
+    client.cookies["django_language"] = "zh-hans"
+    html = client.get(
+        f"/admin/feedback/survey/{survey.pk}/report/", HTTP_ACCEPT_LANGUAGE="zh-hans"
+    ).content.decode()
+    for title in ("按门店", "按商品", "按客服", "按分群", "满意率", "分组"):
+        assert title in html
+    assert "Satisfied" not in html and "By store" not in html
