@@ -74,9 +74,16 @@ PLAIN_FEATURES = [
 
 
 def build_churn_features(
-    summary: pd.DataFrame, bgnbd_params: dict[str, float] | None, horizon_units: float
+    summary: pd.DataFrame,
+    bgnbd_params: dict[str, float] | None,
+    horizon_units: float,
+    *,
+    population_gap_days: float | None = None,
 ) -> pd.DataFrame:
-    """Return the model features per customer from a summary (and BG/NBD params if fitted)."""
+    """Return the model features per customer from a summary (and BG/NBD params if fitted).
+
+    ``population_gap_days`` is the whole base's median gap when ``summary`` is a batch of it.
+    """
     s = summary
     f = pd.DataFrame({"customer_id": s["customer_id"].to_numpy()})
     f["recency_days"] = s["recency_days"].to_numpy(float)
@@ -90,6 +97,8 @@ def build_churn_features(
     )
     # One-time buyers have no rhythm of their own; judge them by the population's typical gap.
     population_gap = float(np.nanmedian(median_gap)) if np.isfinite(median_gap).any() else np.nan
+    if population_gap_days is not None:
+        population_gap = population_gap_days
     usual = np.where(np.isfinite(median_gap) & (median_gap > 0), median_gap, population_gap)
     f["usual_gap_days"] = usual
     f["gap_ratio"] = f["recency_days"] / np.maximum(usual, 1.0)

@@ -49,6 +49,7 @@ def assign_lifecycle_stages(
     p_alive: np.ndarray | None = None,
     customers: Any = None,
     thresholds: LifecycleThresholds | None = None,
+    population_gap_days: float | None = None,
 ) -> pd.DataFrame:
     """Return customer_id, lifecycle_stage and its labels; rules are checked in this order.
 
@@ -62,6 +63,7 @@ def assign_lifecycle_stages(
 
     ``summary`` needs customer_id, frequency, recency_days, T_days and, for rhythm,
     median_gap_days and last_gap_days (from ``summarize_customers``).
+    ``population_gap_days`` is the whole base's median gap when ``summary`` is a batch of it.
     """
     th = thresholds or LifecycleThresholds()
     n = len(summary)
@@ -73,6 +75,8 @@ def assign_lifecycle_stages(
     gaps = np.maximum(freq - 1, 0)
     finite = np.isfinite(median_gap) & (median_gap > 0)
     population_gap = float(np.median(median_gap[finite])) if finite.any() else th.default_gap_days
+    if population_gap_days is not None:
+        population_gap = population_gap_days
     own = finite & (gaps >= th.min_gaps_for_own_rhythm)
     usual = np.where(own, median_gap, population_gap)
     ratio = recency / np.maximum(usual, 1.0)
