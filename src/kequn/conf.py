@@ -84,6 +84,8 @@ ENVIRONMENT = frozenset(
         "KEQUN_SESSION_IDLE_MINUTES",
         "KEQUN_SESSION_MAX_HOURS",
         "KEQUN_SOURCE_TRUST",
+        # `kequn analytics refresh --engine spark`
+        "KEQUN_SPARK_MASTER",
         "KEQUN_TIME_ZONE",
         "KEQUN_XLSX_MAX_COLUMNS",
         "KEQUN_XLSX_MAX_MB",
@@ -165,6 +167,11 @@ def get_analytics_config_path() -> Path | None:
         return Path(value).expanduser()
     default = get_data_dir() / "analytics.toml"
     return default if default.exists() else None
+
+
+def get_spark_master() -> str:
+    """Return KEQUN_SPARK_MASTER, the Spark master of `analytics refresh --engine spark` [local[2]]."""
+    return read_env("KEQUN_SPARK_MASTER") or "local[2]"
 
 
 def env_bool(name: str, default: bool) -> bool:

@@ -10,7 +10,8 @@ from typing import TypeVar
 
 from kequn.dashboard.services import refresh_dashboard
 from kequn.recommend.services import train_recommendations
-from kequn.scoring.services import refresh_scores
+from kequn.scoring.services import RefreshResult, refresh_scores
+from kequn.scoring.spark_refresh import refresh_scores_on_spark
 from kequn.security.actors import Actor
 from kequn.segments.services import refresh_all
 
@@ -25,9 +26,18 @@ class PipelineResult:
 
 
 def refresh_analytics(
-    *, by: Actor, progress: bool = False, recommendations: bool = False
+    *,
+    by: Actor,
+    progress: bool = False,
+    recommendations: bool = False,
+    engine: str = "duckdb",
+    spark_master: str | None = None,
+    orders_parquet: str | None = None,
 ) -> PipelineResult:
-    """Refresh scores, then segments and tag rules, then the dashboard (and recommendations)."""
+    """Refresh scores, then segments and tag rules, then the dashboard (and recommendations).
+
+    ``engine`` "spark" scores on Spark (kequn.scoring.spark_refresh) at ``spark_master``.
+    """
     result = PipelineResult()
     say: Callable[[str], None] = (
         (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
@@ -40,7 +50,14 @@ def refresh_analytics(
         result.steps[name] = round(time.perf_counter() - started, 2)
         return value
 
-    scores = step("scores", lambda: refresh_scores(progress=progress, by=by))
+    def score() -> RefreshResult:
+        if engine == "spark":
+            return refresh_scores_on_spark(
+                master=spark_master, orders_parquet=orders_parquet, progress=progress, by=by
+            )
+        return refresh_scores(progress=progress, by=by)
+
+    scores = step("scores", score)
     result.customers = scores.customers
     if scores.message:
         result.notes.append(scores.message)

@@ -1,0 +1,174 @@
+"""Refresh the stored scores on Spark: orders out to Parquet, scores computed there, written back.
+
+For bases past one machine (see README, "Customer value analytics"). The orders leave the
+store through the same bulk loader as the DuckDB refresh (kequn.scoring.loading) into a
+Parquet file that Spark reads, or come from Parquet files the operator names (exported
+elsewhere, on storage every executor reads). The scores come back to this process and
+are written by the same column writer, in one transaction, as kequn.scoring.services.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from django.db import connections, transaction
+from django.utils import timezone
+
+from kequn.analytics import lifecycle
+from kequn.analytics.config import read_analytics_config
+from kequn.analytics.spark import score_customers_on_spark, start_spark
+from kequn.conf import get_analytics_config_path, get_data_dir, get_spark_master
+from kequn.db import (
+    analyze_tables,
+    clear_table,
+    insert_columns,
+    large_sqlite_cache,
+    without_indexes,
+)
+from kequn.scoring.loading import drop_restricted, live_customer_ids, load_customers, load_purchases
+from kequn.scoring.models import CustomerScore, ScoreRun, StageChange
+from kequn.scoring.services import (
+    RefreshResult,
+    _finish_without_purchases,
+    _previous_stages,
+    _progress_printer,
+    _record_refresh,
+    _score_columns,
+    _stage_changes,
+)
+from kequn.security.actors import Actor
+
+
+def refresh_scores_on_spark(
+    *,
+    master: str | None = None,
+    orders_parquet: str | None = None,
+    now: datetime | None = None,
+    progress: bool | Callable[[str], None] = True,
+    using: str = "default",
+    by: Actor,
+) -> RefreshResult:
+    """Recompute every customer's scores on Spark, record stage changes, keep a run log.
+
+    ``master`` defaults to KEQUN_SPARK_MASTER (local[2]). ``orders_parquet`` (a file,
+    directory or URL Spark reads, with customer_id, ts, amount and quantity) replaces
+    reading the orders out of the store. Until the new scores are written in one
+    transaction, the stored ones stay as they were, whatever fails.
+    """
+    started = time.perf_counter()
+    now = now or timezone.now()
+    master = master or get_spark_master()
+    run = ScoreRun.objects.using(using).create(started_at=now, status=ScoreRun.Status.RUNNING)
+    say = _progress_printer(progress)
+    work = Path(tempfile.mkdtemp(prefix="spark-", dir=_work_root()))
+    spark = None
+    try:
+        config = read_analytics_config(get_analytics_config_path(), known_segments_only=True)
+        say(f"starting Spark on {master}")
+        spark = start_spark(master, work_dir=work)
+        say("loading customers")
+        everyone = load_customers(using)
+        customers = live_customer_ids(everyone)
+        purchases = _purchases_frame(spark, everyone, orders_parquet, work, using, say)
+        if purchases is None:
+            return _finish_without_purchases(run, customers, now, started, using, by)
+        options = config.score_options()
+        result = score_customers_on_spark(spark, purchases, now, progress=say, **options)
+        say("collecting scores")
+        scores = result.frame.toPandas()
+        scores = _add_prospects(scores, customers.column("customer_id").to_numpy())
+        details = result.models
+        say("writing scores")
+        written, n_changes = _write_scores(scores, run=run, now=now, using=using, by=by)
+        message = "; ".join(details.get("notes", []))
+        run.status = ScoreRun.Status.DONE
+        run.customers = written
+        run.details = json.loads(json.dumps(details, default=str))
+        run.message = message
+        return RefreshResult(written, n_changes, time.perf_counter() - started, message)
+    except Exception as exc:
+        run.status = ScoreRun.Status.FAILED
+        run.message = f"{type(exc).__name__}: {exc}"[:2000]
+        raise
+    finally:
+        if spark is not None:
+            spark.stop()
+        shutil.rmtree(work, ignore_errors=True)
+        run.finished_at = timezone.now()
+        run.save(using=using)
+
+
+def _work_root() -> Path:
+    """Return where a refresh keeps its Parquet and Spark scratch files (inside the data dir)."""
+    root = get_data_dir() / "spark"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _purchases_frame(
+    spark, everyone: pa.Table, orders_parquet: str | None, work: Path, using: str, say
+):
+    """Return the purchases as a Spark DataFrame (restricted customers left out), or None if none."""
+    if orders_parquet is None:
+        say("loading purchases")
+        purchases = drop_restricted(load_purchases(using), everyone)
+        if purchases.num_rows == 0:
+            return None
+        path = work / "orders.parquet"
+        pq.write_table(purchases, path)
+        return spark.read.parquet(str(path))
+    frame = spark.read.parquet(orders_parquet).select("customer_id", "ts", "amount", "quantity")
+    # Only the store's customers, and none whose processing is restricted.
+    allowed = everyone.filter(pa.compute.invert(everyone.column("restricted")))
+    ids = spark.createDataFrame(
+        pd.DataFrame({"customer_id": allowed.column("customer_id").to_numpy()})
+    )
+    frame = frame.join(ids, "customer_id", "left_semi")
+    return None if frame.isEmpty() else frame
+
+
+def _add_prospects(scores: pd.DataFrame, customer_ids: np.ndarray) -> pd.DataFrame:
+    """Add the live customers without purchases as prospects; rank churn risk among the scored."""
+    missing = pd.Index(customer_ids).difference(pd.Index(scores["customer_id"]))
+    if len(missing):
+        prospects = pd.DataFrame({"customer_id": missing.to_numpy(np.int64)})
+        prospects["lifecycle_stage"] = "prospect"
+        prospects["lifecycle_stage_en"] = lifecycle.STAGE_LABELS["prospect"][0]
+        prospects["lifecycle_stage_zh"] = lifecycle.STAGE_LABELS["prospect"][1]
+        prospects["frequency"] = 0
+        scores = pd.concat([scores, prospects], ignore_index=True)
+    scores = scores.sort_values("customer_id", kind="stable").reset_index(drop=True)
+    # Percentile among scored customers, as the DuckDB refresh stores it.
+    scores["churn_percentile"] = scores["churn_risk"].rank(pct=True) * 100
+    return scores
+
+
+def _write_scores(
+    scores: pd.DataFrame, *, run: ScoreRun, now: datetime, using: str, by: Actor
+) -> tuple[int, int]:
+    """Replace the stored scores and record stage changes in one transaction (as services does)."""
+    ids = scores["customer_id"].astype(np.int64).to_numpy()
+    columns = {"customer": pa.array(ids), **_score_columns(scores)}
+    changes = _stage_changes(ids, columns["lifecycle_stage"], _previous_stages(using))
+    bulk = not connections[using].in_atomic_block
+    with transaction.atomic(using=using), large_sqlite_cache(using=using):
+        with without_indexes(CustomerScore, using=using) if bulk else nullcontext():
+            clear_table(CustomerScore, using=using)
+            insert_columns(CustomerScore, columns, fixed={"computed_at": now}, using=using)
+        many = bulk and len(changes["customer"]) > StageChange.objects.using(using).count()
+        with without_indexes(StageChange, using=using) if many else nullcontext():
+            insert_columns(StageChange, changes, fixed={"changed_at": now}, using=using)
+        _record_refresh(run, by, customers=len(ids), stage_changes=len(changes["customer"]))
+    analyze_tables([CustomerScore], using=using)
+    return len(ids), len(changes["customer"])
