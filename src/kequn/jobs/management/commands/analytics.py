@@ -16,10 +16,24 @@ class Command(BaseCommand):
         refresh.add_argument(
             "--with-recommendations", action="store_true", help="retrain recommendations too"
         )
+        refresh.add_argument(
+            "--engine",
+            choices=["duckdb", "spark"],
+            default="duckdb",
+            help="where the scores are computed: DuckDB in this process, or Spark (PySpark)",
+        )
+        refresh.add_argument(
+            "--spark-master", help="Spark master URL [KEQUN_SPARK_MASTER, else local[2]]"
+        )
+        refresh.add_argument(
+            "--orders-parquet",
+            help="with --engine spark: read the orders from these Parquet files, not the store",
+        )
         add_operator_argument(refresh)
 
     def handle(self, *args, action: str, quiet: bool = False, **options):
         from kequn.analytics.errors import AnalyticsInputError
+        from kequn.analytics.spark import SparkUnavailableError
         from kequn.jobs.pipelines import refresh_analytics
 
         by = get_operator(options.get("by"))
@@ -27,8 +41,13 @@ class Command(BaseCommand):
             result = refresh_analytics(
                 progress=not quiet,
                 recommendations=options.get("with_recommendations", False),
+                engine=options.get("engine", "duckdb"),
+                spark_master=options.get("spark_master"),
+                orders_parquet=options.get("orders_parquet"),
                 by=by,
             )
+        except SparkUnavailableError as exc:
+            raise CommandError(str(exc), returncode=2) from None
         except AnalyticsInputError as exc:
             raise CommandError(str(exc)) from None
         steps = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.steps.items())
