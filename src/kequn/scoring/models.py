@@ -32,14 +32,9 @@ class RFMSegment(models.TextChoices):
     HIBERNATING = "hibernating", _("Hibernating")
 
 
-class CustomerScore(models.Model):
-    customer = models.OneToOneField(
-        Customer,
-        on_delete=models.CASCADE,
-        primary_key=True,
-        related_name="score",
-        verbose_name=_("customer"),
-    )
+class ScoreFields(models.Model):
+    """The score columns, shared by the live table and the one a refresh builds beside it."""
+
     computed_at = models.DateTimeField(_("computed at"))
     orders = models.PositiveIntegerField(_("purchases"), default=0)
     revenue = models.FloatField(_("revenue"), default=0)
@@ -60,6 +55,19 @@ class CustomerScore(models.Model):
     churn_risk = models.FloatField(_("churn risk"), null=True)
     churn_percentile = models.FloatField(_("churn-risk percentile"), null=True)
     churn_reasons = models.JSONField(_("churn reasons"), default=list, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class CustomerScore(ScoreFields):
+    customer = models.OneToOneField(
+        Customer,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="score",
+        verbose_name=_("customer"),
+    )
 
     class Meta:
         verbose_name = _("customer score")
@@ -122,3 +130,72 @@ class ScoreRun(models.Model):
 
     def __str__(self) -> str:
         return f"{timezone.localtime(self.started_at):%Y-%m-%d %H:%M} {self.status}"
+
+
+class NextCustomerScore(ScoreFields):
+    """The score table a refresh fills beside CustomerScore and swaps in (see scoring.swap).
+
+    Not managed: a refresh creates it as a copy of CustomerScore's table and renames it.
+    """
+
+    # A plain id: the swap gives the table CustomerScore's foreign key with its name.
+    customer_id = models.BigIntegerField(_("customer"), primary_key=True)
+
+    class Meta:
+        managed = False
+        db_table = "scoring_customerscore_next"
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.rfm_segment} / {self.lifecycle_stage}"
+
+
+class PurchaseSummary(models.Model):
+    """One customer's purchase statistics that do not depend on the scoring day.
+
+    Kept by the refresh from SummaryJournal: only customers whose orders changed are read
+    again. Days count from 1970-01-01 (UTC), like the purchases the analytics read.
+    Columns are those of kequn.analytics.summaries.summarize_purchases.
+    """
+
+    customer_id = models.BigIntegerField(_("customer"), primary_key=True)
+    first_day = models.IntegerField(_("first purchase day"))
+    last_day = models.IntegerField(_("last purchase day"))
+    latest_at = models.BigIntegerField(_("latest order time (µs since 1970)"))
+    n_days = models.IntegerField(_("purchase days"))
+    total = models.FloatField(_("spend on purchase days"))
+    first_amount = models.FloatField(_("spend on the first purchase day"))
+    n_rows = models.IntegerField(_("orders on purchase days"))
+    refunds = models.FloatField(_("net of refund-only days"))
+    median_gap_days = models.FloatField(_("median gap in days"), null=True)
+    last_gap_days = models.FloatField(_("last gap in days"), null=True)
+    max_prior_gap_days = models.FloatField(_("longest earlier gap in days"), null=True)
+    last_amount = models.FloatField(_("spend on the last purchase day"), null=True)
+    late_total = models.FloatField(_("spend of the later half of purchase days"), null=True)
+    early_total = models.FloatField(_("spend of the earlier half of purchase days"), null=True)
+
+    class Meta:
+        verbose_name = _("purchase summary")
+        verbose_name_plural = _("purchase summaries")
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.n_days} purchase days"
+
+
+class SummaryJournal(models.Model):
+    """A customer whose orders changed since their summary was computed.
+
+    Written by database triggers on the orders table (migration 0003), so every writer
+    (services, importers, bulk updates, merges and their undo, erasure) is covered. A
+    change to a listed customer bumps ``version``; the refresh deletes only the
+    (customer, version) pairs it read, in the transaction that stores their summaries.
+    """
+
+    customer_id = models.BigIntegerField(_("customer"), primary_key=True)
+    version = models.BigIntegerField(_("version"), default=0)
+
+    class Meta:
+        verbose_name = _("changed customer")
+        verbose_name_plural = _("changed customers")
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} (v{self.version})"

@@ -1,4 +1,11 @@
-"""Refresh the stored scores from the store's orders (the only writer of scoring tables)."""
+"""Refresh the stored scores from the customers' purchase summaries (the only writer of scoring tables).
+
+A refresh first brings the purchase summaries up to date (kequn.scoring.summaries: only
+customers whose orders changed are read again; all with ``full``), scores every customer
+from the summaries plus the orders of a sample that trains the churn model and judges the
+value models, writes the scores into a table beside the live one and swaps it in
+(kequn.scoring.swap): readers see yesterday's scores until the swap commits.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +23,13 @@ import pyarrow as pa
 from django.db import connections, models, transaction
 from django.utils import timezone
 
+from kequn.analytics.churn import TRAINING_CUSTOMERS
 from kequn.analytics.config import read_analytics_config
 from kequn.analytics.scores import score_customers
+from kequn.analytics.summaries import check_summaries_not_future, sample_customer_ids, summary_at
 from kequn.conf import get_analytics_config_path
 from kequn.db import (
     analyze_tables,
-    clear_table,
     insert_columns,
     large_sqlite_cache,
     without_indexes,
@@ -32,11 +40,15 @@ from kequn.scoring.loading import (
     load_customers,
     load_purchases,
 )
-from kequn.scoring.models import CustomerScore, ScoreRun, StageChange
+from kequn.scoring.models import CustomerScore, NextCustomerScore, ScoreRun, StageChange
+from kequn.scoring.summaries import load_summaries, update_summaries
+from kequn.scoring.swap import finish_next_table, prepare_next_table, swap_in_with_retries
 from kequn.security.actors import Actor
 from kequn.security.audit.services import record_event
 
 WRITE_BATCH = 5_000
+# The model time unit of the stored scores (score_customers' default).
+TIME_UNIT = "week"
 
 # Columns of kequn.analytics.score_customers → fields of CustomerScore.
 COLUMN_MAP = {
@@ -139,13 +151,16 @@ def refresh_scores(
     *,
     now: datetime | None = None,
     progress: bool | Callable[[str], None] = True,
+    full: bool = False,
     using: str = "default",
     by: Actor,
 ) -> RefreshResult:
     """Recompute every customer's scores, record stage changes, keep a run log.
 
-    ``progress`` is True (print stage messages to stderr), False, or a callable taking
-    each stage message (the benchmarks time the stages with it).
+    ``full`` recomputes every purchase summary from all orders instead of only those of
+    customers whose orders changed (the scores are the same either way). ``progress`` is
+    True (print stage messages to stderr), False, or a callable taking each stage message
+    (the benchmarks time the stages with it).
     """
     started = time.perf_counter()
     now = now or timezone.now()
@@ -155,50 +170,41 @@ def refresh_scores(
         # First: a mistake in the settings fails the run (with its message) before any work.
         config = read_analytics_config(get_analytics_config_path(), known_segments_only=True)
         say("loading purchases")
+        reread = update_summaries(full=full, using=using)
         everyone = load_customers(using)
-        purchases = drop_restricted(load_purchases(using), everyone)
+        summaries = _drop_restricted_summaries(load_summaries(using), everyone)
         customers = live_customer_ids(everyone)
-        if purchases.num_rows == 0:
+        if summaries.empty:
             return _finish_without_purchases(run, customers, now, started, using, by)
+        check_summaries_not_future(summaries, now)
+        # The churn model trains on at most TRAINING_CUSTOMERS customers and the value
+        # models are judged on the same ones: only their orders are read.
+        sample = sample_customer_ids(summaries["customer_id"], TRAINING_CUSTOMERS)
+        purchases = drop_restricted(load_purchases(using, customer_ids=sample), everyone)
         # Integer ids as loaded: the analytics package ranks them as text where order
         # matters, and grouping or sorting integers is cheaper than their text.
         customer_ids = customers.column("customer_id").to_pandas()
         scores = score_customers(
-            purchases, now, customer_ids, progress=say, **config.score_options()
+            purchases,
+            now,
+            customer_ids,
+            time_unit=TIME_UNIT,
+            progress=say,
+            summary=summary_at(summaries, now, TIME_UNIT),
+            **config.score_options(),
         )
-        del purchases  # netted per day inside; the raw rows are no longer needed
+        del purchases, summaries
         details = scores.attrs["models"]
+        details["summaries"] = {"reread_customers": reread, "full": full}
         say("writing scores")
-        scores = scores.copy()
-        # Percentile among scored customers: "top 10% churn risk" is what operators filter on.
-        scores["churn_percentile"] = scores["churn_risk"].rank(pct=True) * 100
-        ids = scores["customer_id"].astype(np.int64).to_numpy()
-        columns = {"customer": pa.array(ids), **_score_columns(scores)}
-        changes = _stage_changes(ids, columns["lifecycle_stage"], _previous_stages(using))
-        # Inside someone else's transaction (tests, callers batching work) keep the schema
-        # as it is: PostgreSQL cannot alter tables with that transaction's pending checks.
-        bulk = not connections[using].in_atomic_block
-        with transaction.atomic(using=using), large_sqlite_cache(using=using):
-            with without_indexes(CustomerScore, using=using) if bulk else nullcontext():
-                # Cleared without its indexes: SQLite would otherwise update each of them
-                # for every one of the 1M rows it deletes.
-                clear_table(CustomerScore, using=using)
-                insert_columns(CustomerScore, columns, fixed={"computed_at": now}, using=using)
-            # A first refresh records a change for everyone: then rebuilding the history's
-            # indexes (and checking its foreign key in one join) beats maintaining them per
-            # row; on a daily refresh, with few changes and a long history, it does not.
-            many = bulk and len(changes["customer"]) > StageChange.objects.using(using).count()
-            with without_indexes(StageChange, using=using) if many else nullcontext():
-                insert_columns(StageChange, changes, fixed={"changed_at": now}, using=using)
-            _record_refresh(run, by, customers=len(ids), stage_changes=len(changes["customer"]))
+        n_changes = _write_scores(scores, run, now, using, by)
         analyze_tables([CustomerScore], using=using)
         message = "; ".join(details.get("notes", []))
         run.status = ScoreRun.Status.DONE
-        run.customers = len(ids)
+        run.customers = len(scores)
         run.details = json.loads(json.dumps(details, default=str))
         run.message = message
-        n_changes = len(changes["customer"])
-        return RefreshResult(len(ids), n_changes, time.perf_counter() - started, message)
+        return RefreshResult(len(scores), n_changes, time.perf_counter() - started, message)
     except Exception as exc:
         run.status = ScoreRun.Status.FAILED
         run.message = f"{type(exc).__name__}: {exc}"[:2000]
@@ -206,6 +212,48 @@ def refresh_scores(
     finally:
         run.finished_at = timezone.now()
         run.save(using=using)
+
+
+def _drop_restricted_summaries(summaries: pd.DataFrame, customers: pa.Table) -> pd.DataFrame:
+    """Remove the summaries of customers whose processing is restricted."""
+    restricted = customers.filter(customers.column("restricted")).column("customer_id")
+    if len(restricted) == 0:
+        return summaries
+    keep = ~np.isin(summaries["customer_id"].to_numpy(np.int64), restricted.to_numpy())
+    return summaries.loc[keep].reset_index(drop=True)
+
+
+def _write_scores(scores: pd.DataFrame, run: ScoreRun, now: datetime, using: str, by: Actor) -> int:
+    """Fill the next score table, then swap it in with the stage changes; return their count."""
+    scores = scores.copy()
+    # Percentile among scored customers: "top 10% churn risk" is what operators filter on.
+    scores["churn_percentile"] = scores["churn_risk"].rank(pct=True) * 100
+    ids = scores["customer_id"].astype(np.int64).to_numpy()
+    columns = {"customer_id": pa.array(ids), **_score_columns(scores)}
+    changes = _stage_changes(ids, columns["lifecycle_stage"], _previous_stages(using))
+    n_changes = len(changes["customer"])
+    # Inside someone else's transaction (tests, callers batching work) keep the schema
+    # of StageChange as it is: PostgreSQL cannot alter tables with pending checks.
+    bulk = not connections[using].in_atomic_block
+    with large_sqlite_cache(using=using):
+        # Built beside the live table, outside the swap's transaction: readers of the live
+        # scores never wait for the million rows written here.
+        table = prepare_next_table(using=using)
+        with transaction.atomic(using=using):
+            insert_columns(NextCustomerScore, columns, fixed={"computed_at": now}, using=using)
+        finish_next_table(table, using=using)
+
+        def record_changes() -> None:
+            # A first refresh records a change for everyone: then rebuilding the history's
+            # indexes (and checking its foreign key in one join) beats maintaining them per
+            # row; on a daily refresh, with few changes and a long history, it does not.
+            many = bulk and n_changes > StageChange.objects.using(using).count()
+            with without_indexes(StageChange, using=using) if many else nullcontext():
+                insert_columns(StageChange, changes, fixed={"changed_at": now}, using=using)
+            _record_refresh(run, by, customers=len(ids), stage_changes=n_changes)
+
+        swap_in_with_retries(table, record_changes, using=using)
+    return n_changes
 
 
 def _progress_printer(progress: bool | Callable[[str], None]) -> Callable[[str], None]:
