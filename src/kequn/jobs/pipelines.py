@@ -33,10 +33,12 @@ def refresh_analytics(
     engine: str = "duckdb",
     spark_master: str | None = None,
     orders_parquet: str | None = None,
+    full: bool = False,
 ) -> PipelineResult:
     """Refresh scores, then segments and tag rules, then the dashboard (and recommendations).
 
     ``engine`` "spark" scores on Spark (kequn.scoring.spark_refresh) at ``spark_master``.
+    ``full`` recomputes every customer's purchase summary from all orders (see refresh_scores).
     """
     result = PipelineResult()
     say: Callable[[str], None] = (
@@ -55,7 +57,7 @@ def refresh_analytics(
             return refresh_scores_on_spark(
                 master=spark_master, orders_parquet=orders_parquet, progress=progress, by=by
             )
-        return refresh_scores(progress=progress, by=by)
+        return refresh_scores(progress=progress, full=full, by=by)
 
     scores = step("scores", score)
     result.customers = scores.customers

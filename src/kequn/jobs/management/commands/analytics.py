@@ -29,6 +29,12 @@ class Command(BaseCommand):
             "--orders-parquet",
             help="with --engine spark: read the orders from these Parquet files, not the store",
         )
+        refresh.add_argument(
+            "--full",
+            action="store_true",
+            help="recompute every customer's purchase summary from all orders, "
+            "not only those of customers whose orders changed",
+        )
         add_operator_argument(refresh)
 
     def handle(self, *args, action: str, quiet: bool = False, **options):
@@ -43,6 +49,7 @@ class Command(BaseCommand):
                 recommendations=options.get("with_recommendations", False),
                 engine=options.get("engine", "duckdb"),
                 spark_master=options.get("spark_master"),
+                full=options.get("full", False),
                 orders_parquet=options.get("orders_parquet"),
                 by=by,
             )
