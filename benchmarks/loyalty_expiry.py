@@ -6,9 +6,9 @@
 Builds a scratch database (SQLite in a temporary directory, or a PostgreSQL database of its
 own) with members, each holding --entries-per-member grants of which about half are past
 their expiry, then times ``kequn.loyalty.services.expire_points`` (lock the members, one
-expire entry per member, one allocation per grant, the stored balance, the grants zeroed,
-one audit entry per range) against the reference: one bare ``UPDATE ... SET remaining = 0``
-of the same overdue grants (rolled back), the least any expiry must do. Both run warm in this
+expire entry per member, the stored balances and the members' expiry marks; no grant row is
+written; one audit entry per range) against the reference: one bare ``UPDATE ... SET remaining = 0``
+of the same overdue grants (rolled back), what an expiry that rewrites the grants costs at least. Both run warm in this
 one process, the reference first. Target: 1,000,000 members and 20,000,000 entries under
 60 s on PostgreSQL; a smaller run extrapolates linearly from its own time (both steps are
 set-based range scans, linear in the rows) and prints that estimate beside the measured one.

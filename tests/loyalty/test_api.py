@@ -99,6 +99,13 @@ def test_member_shows_balance_tier_pending_and_expiring_points(till, programme, 
     ledger = till.get(f"/api/v1/loyalty/members/{customer.pk}/ledger?limit=2").json()
     assert [e["points"] for e in ledger["items"]] == [0, 60] and ledger["next_cursor"]
     assert till.get("/api/v1/loyalty/members/987654").status_code == 404
+    # After the nightly expiry the expired grant reads as spent out, though its row is as it was.
+    services.expire_points(by=BY, now=now + timedelta(days=6))
+    body = till.get(f"/api/v1/loyalty/members/{customer.pk}").json()
+    assert (body["balance"], body["expiring_points"]) == (60, 0)
+    ledger = till.get(f"/api/v1/loyalty/members/{customer.pk}/ledger").json()["items"]
+    assert {e["id"]: e["remaining"] for e in ledger}[soon.pk] == 0
+    assert LedgerEntry.objects.get(pk=soon.pk).remaining == 40
 
 
 def test_redeem_once_per_key_then_use_the_coupon_at_the_till(till, programme):

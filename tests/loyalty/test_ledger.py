@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from kequn.loyalty import selectors, services
-from kequn.loyalty.models import Allocation, LedgerEntry
+from kequn.loyalty.models import Allocation, LedgerEntry, open_grants_q
 from kequn.loyalty.services import LoyaltyError
+from kequn.loyalty.services.base import lock_member
+from kequn.loyalty.services.orders import earn_for_facts
+from tests.factories import make_customer
 from tests.loyalty.conftest import BY, balance, give
 
 
@@ -128,11 +133,40 @@ def test_expiry_clears_expired_points_once(member):
     assert balance(member) == 30
     entry = LedgerEntry.objects.get(member=member, kind="expire")
     assert entry.points == -70
+    # The run wrote no grant: the member's mark says the old grant is spent out.
+    member.refresh_from_db()
+    assert member.expired_through == now
+    open_keys = LedgerEntry.objects.filter(open_grants_q(), member=member)
+    assert list(open_keys.values_list("key", flat=True)) == ["new"]
+    assert selectors.get_expiring(member.pk, days=40, now=now)[0]["points"] == 30
+    assert list(selectors.find_differences()) == []
+    # The member's next write moves the expired points into the grant and clears the mark.
+    services.spend_points(customer_id=member.pk, points=10, key="s", by=BY, now=now)
     old = LedgerEntry.objects.get(key="old")
     assert (old.remaining, old.expired) == (0, 70)
     keep.refresh_from_db()
-    assert (keep.remaining, keep.expired) == (30, 0)
+    assert (keep.remaining, keep.expired) == (20, 0)
+    member.refresh_from_db()
+    assert (member.expired_through, member.balance) == (None, 20)
     assert list(selectors.find_differences()) == []
+
+
+def test_a_grant_written_after_a_run_with_a_past_expiry_expires_at_the_next_run(member):
+    now = timezone.now()
+    give(member, 70, "old", expires_in_days=-2, now=now)
+    assert services.expire_points(by=BY, now=now).points == 70
+    # An order imported late earns a grant whose expiry has passed already; it lies above
+    # the member's mark, so it counts as open until the next run expires it.
+    ordered = now - timedelta(days=3 * 365)
+    facts = [(None, "LATE-1", member.pk, "completed", Decimal("40"), ordered)]
+    with transaction.atomic():
+        earned = earn_for_facts(facts, BY, now)["points"]
+    member.refresh_from_db()
+    assert earned > 0 and member.expired_through == now  # the bulk earn left the mark
+    assert balance(member) == earned and list(selectors.find_differences()) == []
+    result = services.expire_points(by=BY, now=now + timedelta(minutes=1))
+    assert (result.members, result.grants, result.points) == (1, 1, earned)
+    assert balance(member) == 0 and list(selectors.find_differences()) == []
 
 
 def test_points_given_back_to_an_expired_grant_expire_at_the_next_run(member):
@@ -146,6 +180,9 @@ def test_points_given_back_to_an_expired_grant_expire_at_the_next_run(member):
     services.reverse_entry(entry_id=spend.pk, key="r", by=BY, now=later)
     assert balance(member) == 60
     assert services.expire_points(by=BY, now=later).points == 60
+    assert not LedgerEntry.objects.filter(open_grants_q(), pk=grant.pk).exists()
+    with transaction.atomic():
+        lock_member(member.pk)  # a write settles the mark into the grant
     grant.refresh_from_db()
     assert (grant.remaining, grant.expired, balance(member)) == (0, 100, 0)
     assert list(selectors.find_differences()) == []
@@ -193,3 +230,23 @@ def test_reconcile_names_a_member_whose_stored_balance_drifted(member, capsys):
         call_command("loyalty", "reconcile")
     assert exit_info.value.code == 2
     assert f"member {member.pk}: stored balance 11, ledger 10" in capsys.readouterr().err
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_nightly_run_covers_every_range_once_and_a_rerun_finds_nothing():
+    """Ranges of one member each (on PostgreSQL, several connections at once)."""
+    services.get_programme()
+    now = timezone.now()
+    members = [
+        services.enroll_member(customer_id=make_customer(f"会员{n}").pk, by=BY) for n in range(7)
+    ]
+    for n, member in enumerate(members):
+        give(member, 10 + n, f"old{n}", expires_in_days=-1, now=now)
+        give(member, 5, f"new{n}", expires_in_days=9, now=now)
+    result = services.expire_points(by=BY, now=now, range_size=1)
+    assert (result.members, result.grants) == (7, 7)
+    assert result.points == sum(10 + n for n in range(7))
+    assert [balance(m) for m in members] == [5] * 7
+    assert services.expire_points(by=BY, now=now, range_size=2).points == 0
+    assert list(selectors.find_differences()) == []
+    assert LedgerEntry.objects.filter(kind="expire").count() == 7

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
@@ -26,6 +27,7 @@ from kequn.loyalty.models import (
     Reward,
     Tier,
     TierChange,
+    open_points,
 )
 from kequn.security.actors import Actor
 
@@ -127,12 +129,19 @@ class LedgerEntryAdmin(CustomerScopedAdminMixin, ReadOnlyAdmin):
         "reason",
         "created_at",
         "expires_at",
-        "remaining",
+        "unspent",
     )
     list_filter = ("kind", "source")
     search_fields = ("=member__customer__id", "=order_ref", "=key")
     paginator = InfinitePaginator
     show_full_result_count = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[LedgerEntry]:
+        return super().get_queryset(request).annotate(open_points=open_points())
+
+    @admin.display(description=_("unspent points"), ordering="open_points")
+    def unspent(self, obj: LedgerEntry) -> int:
+        return obj.open_points
 
 
 @admin.register(TierChange)

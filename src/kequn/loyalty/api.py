@@ -14,7 +14,7 @@ from ninja.errors import HttpError
 from kequn.apiutils import MAX_LIMIT, ObjectId, Page, check_perm, decode_cursor, paginate
 from kequn.customers.models import Customer
 from kequn.loyalty import selectors, services
-from kequn.loyalty.models import Coupon, LedgerEntry, Member, Redemption, Reward
+from kequn.loyalty.models import Coupon, LedgerEntry, Member, Redemption, Reward, open_points
 from kequn.security.permissions import scope_customers
 
 router = Router(tags=["loyalty"])
@@ -85,7 +85,11 @@ class EntryOut(Schema):
     created_at: datetime
     available_at: datetime | None
     expires_at: datetime | None
-    remaining: int
+    remaining: int = Field(description="Unspent points of a grant that have not expired")
+
+    @staticmethod
+    def resolve_remaining(obj: LedgerEntry) -> int:
+        return getattr(obj, "open_points", obj.remaining)
 
 
 class AdjustIn(Schema):
@@ -232,7 +236,8 @@ def list_ledger(
 ):
     check_perm(request, "loyalty.view_ledgerentry")
     member = _member(request, customer_id)
-    return paginate(LedgerEntry.objects.filter(member=member), cursor, limit)
+    entries = LedgerEntry.objects.filter(member=member).annotate(open_points=open_points(member))
+    return paginate(entries, cursor, limit)
 
 
 @router.post(

@@ -15,7 +15,7 @@ from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from kequn.loyalty.models import LedgerEntry
+from kequn.loyalty.models import LedgerEntry, open_grants_q
 from kequn.security.actors import Actor, system_actor
 
 TIER_CHANGED = "loyalty.tier_changed"
@@ -134,8 +134,8 @@ def get_merge_values(customer_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         values[customer_id].update(tier=tier or "", points=balance)
     expiring = (
         LedgerEntry.objects.filter(
+            open_grants_q(),
             member_id__in=values,
-            remaining__gt=0,
             expires_at__lte=now + timedelta(days=EXPIRING_DAYS),
         )
         .values("member_id")

@@ -5,9 +5,13 @@ The ledger is append-only: an entry's kind, points and key never change once wri
 points not yet spent or expired), ``held`` (points still pending) and ``expired`` (points the
 expiry took), which the services keep in step with the entries that draw on them
 (``Allocation`` rows say which spend or reversal took or gave back how much of which grant;
-an expire entry sums what it moved from its member's grants' ``remaining`` to ``expired``). A member's balance is the sum of the
-ledger's ``points`` and its pending points the sum of ``pending``; ``Member.balance`` and
-``Member.pending`` store both for speed and ``kequn loyalty reconcile`` checks them.
+an expire entry sums what expired of its member's grants). The nightly expiry does not touch
+the grants: it writes one expire entry per member and marks the member (``expired_through``,
+``expired_upto_entry``); the grants under the mark count as expired until the member's next
+write moves their ``remaining`` to ``expired`` (``open_grants`` is the reader's view). A
+member's balance is the sum of the ledger's ``points`` and its pending points the sum of
+``pending``; ``Member.balance`` and ``Member.pending`` store both for speed and ``kequn
+loyalty reconcile`` checks them.
 """
 
 from __future__ import annotations
@@ -166,6 +170,14 @@ class Member(models.Model):
         verbose_name=_("referred by"),
     )
     joined_at = models.DateTimeField(_("joined at"), default=timezone.now)
+    # The nightly expiry's mark (see services.expiry): grants with id <= expired_upto_entry
+    # that expire by expired_through are expired, whatever their own ``remaining`` says.
+    expired_through = models.DateTimeField(
+        _("expired through"), null=True, blank=True, editable=False
+    )
+    expired_upto_entry = models.BigIntegerField(
+        _("expired up to entry"), null=True, blank=True, editable=False
+    )
 
     class Meta:
         verbose_name = _("member")
@@ -236,6 +248,36 @@ class LedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.points:+d}"
+
+
+def open_grants_q(member: Member | None = None) -> Q:
+    """Return the filter of grants with unspent, unexpired points (under the expiry's mark).
+
+    With a member given, its mark is read from the object instead of joined in.
+    """
+    if member is not None:
+        if member.expired_through is None or member.expired_upto_entry is None:
+            return Q(remaining__gt=0)
+        return Q(remaining__gt=0) & (
+            Q(expires_at__isnull=True)
+            | Q(expires_at__gt=member.expired_through)
+            | Q(id__gt=member.expired_upto_entry)
+        )
+    return Q(remaining__gt=0) & (
+        Q(member__expired_through__isnull=True)
+        | Q(expires_at__isnull=True)
+        | Q(expires_at__gt=models.F("member__expired_through"))
+        | Q(id__gt=models.F("member__expired_upto_entry"))
+    )
+
+
+def open_points(member: Member | None = None) -> models.Case:
+    """Return an expression for a grant's unspent, unexpired points (0 under the mark)."""
+    return models.Case(
+        models.When(open_grants_q(member), then=models.F("remaining")),
+        default=models.Value(0),
+        output_field=models.BigIntegerField(),
+    )
 
 
 class Allocation(models.Model):

@@ -14,7 +14,15 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from kequn.commerce.models import Order
-from kequn.loyalty.models import Coupon, LedgerEntry, Member, Programme, Redemption, Tier
+from kequn.loyalty.models import (
+    Coupon,
+    LedgerEntry,
+    Member,
+    Programme,
+    Redemption,
+    Tier,
+    open_grants_q,
+)
 
 EXPIRING_DAYS = 30
 
@@ -36,7 +44,7 @@ def get_expiring(
     now = now or timezone.now()
     rows = (
         LedgerEntry.objects.filter(
-            member_id=customer_id, remaining__gt=0, expires_at__lte=now + timedelta(days=days)
+            open_grants_q(), member_id=customer_id, expires_at__lte=now + timedelta(days=days)
         )
         .values("expires_at")
         .annotate(points=Sum("remaining"))
@@ -101,7 +109,11 @@ def find_differences(batch_size: int = 5000) -> Iterator[Difference]:
             r["member_id"]: r
             for r in LedgerEntry.objects.filter(member_id__in=ids)
             .values("member_id")
-            .annotate(points=Sum("points"), pending=Sum("pending"), remaining=Sum("remaining"))
+            .annotate(
+                points=Sum("points"),
+                pending=Sum("pending"),
+                remaining=Sum("remaining", filter=open_grants_q()),
+            )
         }
         for customer_id, balance, pending in members:
             row: dict[str, Any] = dict(sums.get(customer_id) or {})

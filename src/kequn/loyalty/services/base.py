@@ -9,10 +9,11 @@ from decimal import ROUND_FLOOR, Decimal
 from functools import lru_cache
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from kequn.loyalty.models import Member, Programme, Tier
+from kequn.loyalty.models import LedgerEntry, Member, Programme, Tier
 
 # Unambiguous letters and digits (no 0/O, 1/I/L) for codes people read out at a till.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -103,7 +104,25 @@ def lock_member(customer_id: int) -> Member:
             _("customer %(id)s is not a loyalty member: enrol them first") % {"id": customer_id},
             "unknown_member",
         )
+    if member.expired_through is not None:
+        settle_expired(member)
     return member
+
+
+def settle_expired(member: Member) -> None:
+    """Move what the nightly expiry took from a locked member's grants into the grants.
+
+    The nightly run only marks the member (see services.expiry); once the grants under the
+    mark say so themselves, the mark is cleared and every write sees plain counters again.
+    """
+    LedgerEntry.objects.filter(
+        member=member,
+        remaining__gt=0,
+        expires_at__lte=member.expired_through,
+        id__lte=member.expired_upto_entry,
+    ).update(expired=F("expired") + F("remaining"), remaining=0)
+    member.expired_through = member.expired_upto_entry = None
+    member.save(update_fields=["expired_through", "expired_upto_entry"])
 
 
 def get_base_tier() -> Tier | None:
