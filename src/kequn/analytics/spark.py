@@ -22,6 +22,7 @@ PySpark is imported when a function here runs: Kequn runs without it.
 
 from __future__ import annotations
 
+import os
 import socket
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -111,8 +112,10 @@ def start_spark(master: str, *, work_dir: str | Path, app_name: str = "kequn-ana
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
     )
     if master.startswith("local"):
-        # A handful of cores: the default 200 shuffle partitions are mostly start-up cost.
-        builder = builder.config("spark.sql.shuffle.partitions", "4").config(
+        # One machine's cores: the default 200 shuffle partitions are mostly start-up cost.
+        cores = master.removeprefix("local").strip("[]").split(",")[0]
+        partitions = (os.cpu_count() or 2) if cores in {"", "*"} else int(cores)
+        builder = builder.config("spark.sql.shuffle.partitions", str(partitions)).config(
             "spark.ui.showConsoleProgress", "false"
         )
     try:
@@ -235,6 +238,8 @@ def _check_not_future(tx: Any, now: datetime) -> None:
 
     limit = now.replace(tzinfo=None) if now.tzinfo else now
     late = tx.where(F.col("ts") > F.lit(limit).cast(tx.schema["ts"].dataType))
+    if late.isEmpty():  # one pass that stops at the first late row; the details only then
+        return
     first = late.orderBy("ts", "customer_id").select("customer_id", "ts").first()
     if first is not None:
         raise AnalyticsInputError(
