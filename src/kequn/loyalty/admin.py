@@ -141,7 +141,7 @@ class LedgerEntryAdmin(CustomerScopedAdminMixin, ReadOnlyAdmin):
 
     @admin.display(description=_("unspent points"), ordering="open_points")
     def unspent(self, obj: LedgerEntry) -> int:
-        return obj.open_points
+        return int(getattr(obj, "open_points", obj.remaining))
 
 
 @admin.register(TierChange)
