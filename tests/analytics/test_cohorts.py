@@ -64,3 +64,16 @@ def test_activity_alone_matches_the_full_computation(transactions):
 def test_unknown_split_column_is_named(transactions):
     with pytest.raises(AnalyticsInputError, match="region"):
         compute_cohort_activity(transactions, date(2024, 4, 30), by="region")
+
+
+def test_days_netted_once_give_the_same_tables(transactions):
+    """kequn analyze passes the days it netted already; the tables must not change."""
+    from kequn.analytics.engine import prepare_daily
+
+    until = date(2024, 4, 30)
+    from_rows = compute_cohorts(transactions, until)
+    from_days = compute_cohorts(prepare_daily(transactions), until)
+    for name in ("activity", "retention", "repeat_rate", "order_value"):
+        pd.testing.assert_frame_equal(getattr(from_days, name), getattr(from_rows, name))
+    with pytest.raises(AnalyticsInputError, match="channel"):
+        compute_cohorts(prepare_daily(transactions), until, by="channel")

@@ -26,8 +26,9 @@ from .errors import AnalyticsInputError, InsufficientDataError
 from .io import check_not_future, read_transactions
 from .lifecycle import STAGE_LABELS
 from .scores import score_customers
+from .side import SideWork
 
-STEPS = 7  # progress-bar steps (run_analysis's step calls)
+STEPS = 8  # progress-bar steps (run_analysis's step calls)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,6 +143,37 @@ def run_analysis(
     ``calibration_end`` and is evaluated on the holdout. customers.csv holds the scores
     as of the end of the data used (``holdout_end`` or ``calibration_end``).
     """
+    # Two side processes for work that waits on nothing else (Pareto/NBD; the value-model
+    # comparison, then the churn training): forked first, before Arrow and DuckDB start
+    # their threads and while memory is small.
+    with SideWork("kequn-paretonbd") as paretonbd, SideWork("kequn-scores") as side:
+        return _run_analysis(
+            source,
+            out_dir,
+            paretonbd,
+            side,
+            calibration_end=calibration_end,
+            holdout_end=holdout_end,
+            time_unit=time_unit,
+            now=now,
+            progress=progress,
+            config=config,
+        )
+
+
+def _run_analysis(
+    source: str | Path | pa.Table,
+    out_dir: str | Path,
+    paretonbd: SideWork,
+    side: SideWork,
+    *,
+    calibration_end: date | str | None,
+    holdout_end: date | str | None,
+    time_unit: str,
+    now: datetime | None,
+    progress: bool,
+    config: AnalyticsConfig | None,
+) -> dict[str, Any]:
     started = time.perf_counter()
     bar = tqdm(total=STEPS, desc="analyze", file=sys.stderr, disable=not progress, leave=False)
 
@@ -207,19 +239,42 @@ def run_analysis(
         "repeat_purchases": int(cal["x"].sum()),
     }
     fits: dict[str, clv.FittedModel] = {}
-    for key, fitter in (("bgnbd", clv.fit_bgnbd), ("paretonbd", clv.fit_paretonbd)):
-        try:
-            fits[key] = fitter(cal["x"], cal["t_x"], cal["T"])
-            models[key] = fits[key].to_dict()
-        except InsufficientDataError as exc:
-            models["notes"].append(str(exc))
+    # Without a holdout nothing downstream reads Pareto/NBD: it is fitted by the side
+    # process while the scores and cohorts are computed, and collected before the files
+    # are written. With a holdout the check below needs it at once.
+    paretonbd.submit(
+        clv.fit_paretonbd,
+        cal["x"].to_numpy(float),
+        cal["t_x"].to_numpy(float),
+        cal["T"].to_numpy(float),
+    )
+    try:
+        fits["bgnbd"] = clv.fit_bgnbd(cal["x"], cal["t_x"], cal["T"])
+        models["bgnbd"] = fits["bgnbd"].to_dict()
+    except InsufficientDataError as exc:
+        models["notes"].append(str(exc))
     rep = cal[cal["x"] > 0]
     try:
         fits["gammagamma"] = clv.fit_gammagamma(rep["x"], rep["repeat_avg"])
         models["gammagamma"] = fits["gammagamma"].to_dict()
     except InsufficientDataError as exc:
         models["notes"].append(str(exc))
-    sections.append(("Model fits 模型参数", _fits_html(fits)))
+
+    def collect_paretonbd() -> None:
+        try:
+            fit, seconds = paretonbd.result()
+        except InsufficientDataError as exc:
+            models["notes"].append(str(exc))
+            return
+        fits["paretonbd"] = fit
+        models["paretonbd"] = fit.to_dict()
+        clock.seconds["Pareto/NBD fit (alongside, in a second process)"] = seconds
+
+    if hold_end is not None:
+        clock.start("calibration fits: waiting for Pareto/NBD")
+        collect_paretonbd()
+    fits_section = len(sections)
+    sections.append(("Model fits 模型参数", ""))  # filled in once Pareto/NBD is in
 
     step("holdout check")
     if hold_end is not None and "bgnbd" in fits:
@@ -297,6 +352,7 @@ def run_analysis(
         **chosen,
         summary=cal if reuse else None,
         bgnbd_fit=fits.get("bgnbd") if reuse else None,
+        side=side,
     )
     score_clock.start("")  # closes the last scoring stage
     score_models = scores.attrs["models"]
@@ -310,11 +366,19 @@ def run_analysis(
     sections.append(("Segments and lifecycle 客户分群与生命周期", _segments_html(scores)))
 
     step("cohorts")
-    co = cohorts.compute_cohorts(scored_tx, score_day)
+    co = cohorts.compute_cohorts(daily, score_day)  # its days up to score_day: scored_tx's
     models["cohorts"] = {
         "repeat_rate": co.repeat_rate.to_dict(orient="records"),
     }
     sections.append(("Cohorts 同期群", _cohorts_html(co)))
+
+    step("waiting for Pareto/NBD")
+    if hold_end is None:
+        collect_paretonbd()
+    in_order: dict[str, clv.FittedModel] = {
+        k: fits[k] for k in ("bgnbd", "paretonbd", "gammagamma") if k in fits
+    }
+    sections[fits_section] = ("Model fits 模型参数", _fits_html(in_order))
 
     step("writing files")
     write_customers_csv(scores, out / "customers.csv")
@@ -348,7 +412,7 @@ def escape_formulas(frame: pd.DataFrame) -> pa.Table:
     A plain number such as -12.5 or +8613800138000 stays readable.
     """
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    starts = "^[" + "".join(FORMULA_STARTS).replace("-", "\\-") + "]"
+    starts = pa.array(FORMULA_STARTS)
     for i, name in enumerate(table.column_names):
         column = table.column(i)
         if pa.types.is_boolean(column.type):
@@ -358,10 +422,12 @@ def escape_formulas(frame: pd.DataFrame) -> pa.Table:
             continue
         if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
             continue
-        risky = pc.and_(
-            pc.match_substring_regex(column, starts),
-            pc.invert(pc.match_substring_regex(column, f"^{PLAIN_NUMBER}$")),
-        )
+        # The first character alone first: a regex over every long reason text cost seconds.
+        first = pc.utf8_slice_codeunits(column, 0, 1)
+        suspect = pc.fill_null(pc.is_in(first, value_set=starts), False)
+        if not pc.any(suspect).as_py():
+            continue
+        risky = pc.and_(suspect, pc.invert(pc.match_substring_regex(column, f"^{PLAIN_NUMBER}$")))
         if pc.any(risky).as_py():
             quoted = pc.binary_join_element_wise("'", column, "")
             table = table.set_column(i, name, pc.if_else(risky, quoted, column))

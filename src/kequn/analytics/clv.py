@@ -559,12 +559,26 @@ def fit_paretonbd(x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike) -> Fit
     px, pt = pairs.real, pairs.imag
     i1, i2 = inverse.ravel()[: len(ux)], inverse.ravel()[len(ux) :]
 
+    # Terms of x alone or T alone are evaluated once per distinct value (130 and 730 on
+    # 500,000 generated customers, against 154,000 distinct rows), the rest per row.
+    xs, xi = np.unique(ux, return_inverse=True)
+    Ts, Ti = np.unique(uT, return_inverse=True)
+    wx = np.bincount(xi, weights=w, minlength=len(xs))
+    w_total = float(w.sum())
+
     def negll(logp: np.ndarray) -> float:
-        p = np.exp(logp)
+        r, alpha, s, beta = p = np.exp(logp)
         with np.errstate(all="ignore"):
             log_u = _paretonbd_log_u(p, px, pt)
-            ll = _paretonbd_combine(p, ux, uT, log_u[i1], log_u[i2])
-        val = float(-np.dot(w, ll))
+            log_u1, log_u2 = log_u[i1], log_u[i2]
+            # A0 = u1 - u2 >= 0 (t_x <= T); log of a difference, kept exact when t_x == T.
+            log_a0 = log_u1 + np.log(-np.expm1(np.minimum(log_u2 - log_u1, 0.0)))
+            common = np.dot(wx, special.gammaln(r + xs)) + w_total * (
+                r * np.log(alpha) + s * np.log(beta) - special.gammaln(r)
+            )
+            term1 = -(r + xs)[xi] * np.log(alpha + Ts)[Ti] - s * np.log(beta + Ts)[Ti]
+            term2 = (np.log(s) - np.log(r + s + xs))[xi] + log_a0
+            val = -float(common + np.dot(w, np.logaddexp(term1, term2)))
         return val if np.isfinite(val) else 1e300
 
     starts = [

@@ -9,7 +9,14 @@ from typing import Any
 import ibis
 import pandas as pd
 
-from .engine import build_cohort_expr, build_daily_expr, connect, register_transactions, to_date
+from .engine import (
+    DailyPurchases,
+    build_cohort_expr,
+    build_daily_expr,
+    connect,
+    register_transactions,
+    to_date,
+)
 from .errors import AnalyticsInputError
 
 
@@ -34,9 +41,16 @@ def compute_cohorts(
     cohort's customers with a purchase day in calendar month k after their first month.
     ``by`` names an optional column (e.g. ``channel``) to split cohorts by.
     """
-    con = connect(backend)
-    t = register_transactions(con, transactions, name="kequn_cohort_tx")
-    act = _activity(con, t, until, by)
+    if isinstance(transactions, DailyPurchases):
+        # Already netted per customer and day (kequn analyze): not netted twice more here.
+        if by is not None:
+            raise AnalyticsInputError(f"cohorts by {by!r} need the transactions, not their days")
+        con, t, daily = transactions.con, None, transactions.table
+    else:
+        con = connect(backend)
+        t = register_transactions(con, transactions, name="kequn_cohort_tx")
+        daily = build_daily_expr(t)
+    act = _activity(con, t, daily, until, by)
     keys = ["cohort"] + ([by] if by else [])
     size = act[act["age"] == 0].set_index(keys)["customers"]
     retention = act.pivot_table(index=keys, columns="age", values="share", fill_value=0.0)
@@ -46,7 +60,7 @@ def compute_cohorts(
     retention = retention.reindex(columns=list(ages), fill_value=0.0)
     retention = retention.reset_index()
     per_customer = act.groupby(keys, as_index=False).agg(purchase_days=("purchase_days", "sum"))
-    repeat = _repeat_customers(con, t, to_date(until), by)
+    repeat = _repeat_customers(con, t, daily, to_date(until), by)
     rr = size.rename("customers").reset_index().merge(repeat, on=keys, how="left")
     rr["repeat_customers"] = rr["repeat_customers"].fillna(0).astype(int)
     rr["repeat_rate"] = rr["repeat_customers"] / rr["customers"]
@@ -69,17 +83,16 @@ def compute_cohort_activity(
     which cost as much again on millions of transactions.
     """
     con = connect(backend)
-    return _activity(
-        con, register_transactions(con, transactions, name="kequn_cohort_tx"), until, by
-    )
+    t = register_transactions(con, transactions, name="kequn_cohort_tx")
+    return _activity(con, t, build_daily_expr(t), until, by)
 
 
 def _activity(
-    con: Any, t: ibis.Table, until: date | datetime | str, by: str | None
+    con: Any, t: ibis.Table | None, daily: ibis.Table, until: date | datetime | str, by: str | None
 ) -> pd.DataFrame:
-    if by is not None and by not in t.columns:
+    if by is not None and (t is None or by not in t.columns):
         raise AnalyticsInputError(f"cohort column {by!r} not in transactions", column=by)
-    act = con.execute(build_cohort_expr(t, to_date(until), by))
+    act = con.execute(build_cohort_expr(t, to_date(until), by, daily=daily))
     act["cohort"] = pd.to_datetime(act["cohort"]).dt.strftime("%Y-%m")
     keys = ["cohort"] + ([by] if by else [])
     act = act.sort_values([*keys, "age"]).reset_index(drop=True)
@@ -88,11 +101,12 @@ def _activity(
     return act
 
 
-def _repeat_customers(con: Any, t: ibis.Table, until: date, by: str | None) -> pd.DataFrame:
-    daily = build_daily_expr(t)
+def _repeat_customers(
+    con: Any, t: ibis.Table | None, daily: ibis.Table, until: date, by: str | None
+) -> pd.DataFrame:
     p = daily.filter((daily.day <= ibis.literal(until)) & daily.is_purchase)
     per = p.group_by("customer_id").aggregate(cohort=p.day.truncate("M").min(), days=p.count())
-    if by is not None:
+    if by is not None and t is not None:
         chan = t.group_by("customer_id").aggregate(**{by: t[by].min()})
         per = per.left_join(chan, "customer_id").select(per.cohort, per.days, chan[by])
     keys = ["cohort"] + ([by] if by else [])

@@ -204,14 +204,25 @@ def build_daily_summary_expr(
     return summary.order_by("customer_id")
 
 
-def build_cohort_expr(t: ibis.Table, until: date, by: str | None = None) -> ibis.Table:
-    """Build monthly cohort activity: customers, purchase days and spend per cohort month and age."""
-    daily = build_daily_expr(t)
+def build_cohort_expr(
+    t: ibis.Table | None, until: date, by: str | None = None, *, daily: ibis.Table | None = None
+) -> ibis.Table:
+    """Build monthly cohort activity: customers, purchase days and spend per cohort month and age.
+
+    ``daily`` (build_daily_expr of ``t``, e.g. a DailyPurchases table) saves netting the
+    transactions again; ``t`` is then only read for the ``by`` column.
+    """
+    if daily is None:
+        if t is None:
+            raise ValueError("build_cohort_expr needs the transactions or their daily table")
+        daily = build_daily_expr(t)
+    if by is not None and t is None:
+        raise ValueError(f"cohorts by {by!r} need the transactions, not only their days")
     p = daily.filter((daily.day <= ibis.literal(until)) & daily.is_purchase)
     month = p.day.truncate("M")
     p = p.mutate(month=month)
     first = p.group_by("customer_id").aggregate(cohort=p.month.min())
-    if by is not None:
+    if by is not None and t is not None:
         chan = t.group_by("customer_id").aggregate(**{by: t[by].min()})
         first = first.left_join(chan, "customer_id").select(
             first.customer_id, first.cohort, chan[by]

@@ -15,6 +15,7 @@ from . import churn, clv, lifecycle, rfm, valuemodels
 from .engine import DailyPurchases, days_per_unit, prepare_daily, summarize_customers, to_date
 from .errors import AnalyticsInputError, InsufficientDataError
 from .io import check_not_future, normalize_transactions
+from .side import SideWork
 
 Progress = Callable[[str], None]
 
@@ -45,6 +46,7 @@ def score_customers(
     spend_model: str = "auto",
     summary: pd.DataFrame | None = None,
     bgnbd_fit: clv.FittedModel | None = None,
+    side: SideWork | None = None,
 ) -> pd.DataFrame:
     """Return one row per customer with every score, as of ``now``.
 
@@ -70,6 +72,9 @@ def score_customers(
     ``summary`` (summarize_customers of the same transactions at ``now``'s day, with
     rhythm) and ``bgnbd_fit`` (BG/NBD fitted on it) save a caller that has them already
     from computing them again; they must be of the same data, or the scores are wrong.
+    ``side`` (a SideWork, e.g. `kequn analyze`'s) runs the value-model comparison and the
+    churn training in a second process while this one summarises and predicts; the
+    scores are the same.
     """
     say = progress or (lambda _msg: None)
     now_dt = _as_datetime(now)
@@ -95,9 +100,31 @@ def score_customers(
     out = rfm.score_rfm(summary, rules=segment_rules, labels=segment_labels)
 
     say("choosing value models")
-    count_model, spend_model = _choose_value_models(
-        tx, summary, end, churn_horizon_days, time_unit, backend, count_model, spend_model, models
+    choice = _start_choosing_value_models(
+        tx,
+        summary,
+        end,
+        churn_horizon_days,
+        time_unit,
+        backend,
+        count_model,
+        spend_model,
+        models,
+        side,
     )
+    training: tuple[pd.DataFrame, np.ndarray] | InsufficientDataError | None = None
+    if side is not None:
+        # The comparison runs on the side meanwhile: this process reads the churn snapshots.
+        say("building the churn training set")
+        training = _churn_training_set(tx, end, churn_horizon_days, time_unit, backend)
+        say("choosing value models: waiting for the second process")
+    count_model, spend_model = choice()
+    trained = False
+    if isinstance(training, tuple):
+        # The model's inputs only, all numbers: cheap to pickle to the side.
+        x_train, y_train = training
+        side.submit(_train_churn_model, x_train[churn.FEATURES], y_train)  # type: ignore[union-attr]
+        trained = True
     say("fitting BG/NBD")
     x = summary["x"].to_numpy(float)
     t_x = summary["t_x"].to_numpy(float)
@@ -168,9 +195,13 @@ def score_customers(
         how="left",
     )
 
-    say("training churn model")
+    say("training churn model")  # with a side process: collecting the model trained there
     features = churn.build_churn_features(summary, params, horizon_units)
-    risk, churn_info = _score_churn(tx, features, end, churn_horizon_days, time_unit, backend)
+    if training is None:
+        training = _churn_training_set(tx, end, churn_horizon_days, time_unit, backend)
+    risk, churn_info = _score_churn(
+        training, features, end, churn_horizon_days, side if trained else None
+    )
     models["churn"] = churn_info
     if risk is None and params is not None:
         models["notes"].append("churn risk falls back to BG/NBD P(no purchase in horizon)")
@@ -213,6 +244,27 @@ def _choose_value_models(
     models: dict[str, Any],
 ) -> tuple[str, str]:
     """Return the purchase and order-value models to score with; "auto" judges them on a holdout."""
+    return _start_choosing_value_models(
+        tx, summary, end, horizon_days, time_unit, backend, count_model, spend_model, models
+    )()
+
+
+def _start_choosing_value_models(
+    tx: Any,
+    summary: pd.DataFrame,
+    end: date,
+    horizon_days: int,
+    time_unit: str,
+    backend: Any,
+    count_model: str,
+    spend_model: str,
+    models: dict[str, Any],
+    side: SideWork | None = None,
+) -> Callable[[], tuple[str, str]]:
+    """Start choosing the purchase and order-value models; the returned call gives them.
+
+    "auto" judges the candidates on the last horizon; with ``side`` the judging runs there.
+    """
     for given, known in (
         (count_model, clv.COUNT_MODELS),
         (spend_model, valuemodels.SPEND_MODELS),
@@ -224,10 +276,15 @@ def _choose_value_models(
     info: dict[str, Any] = {"requested": {"count_model": count_model, "spend_model": spend_model}}
     models["value_models"] = info
     if count_model != "auto" and spend_model != "auto":
-        return count_model, spend_model
+        return lambda: (count_model, spend_model)
     chosen_count = valuemodels.DEFAULT_COUNT_MODEL if count_model == "auto" else count_model
     chosen_spend = valuemodels.DEFAULT_SPEND_MODEL if spend_model == "auto" else spend_model
     cut = end - timedelta(days=horizon_days)
+
+    def defaults(exc: Exception) -> tuple[str, str]:
+        info["note"] = f"value models not judged ({exc}); defaults used"
+        return chosen_count, chosen_spend
+
     try:
         first_day = summary["first_day"].min()
         if first_day is None or cut <= first_day:
@@ -235,29 +292,74 @@ def _choose_value_models(
         calibration = summarize_customers(
             tx, cut, end, time_unit=time_unit, backend=backend, with_rhythm=False
         )
-        comparison = valuemodels.compare_value_models(
-            calibration,
-            horizon_days / days_per_unit(time_unit),
-            count_models=AUTO_COUNT_MODELS if count_model == "auto" else (count_model,),
-            spend_models=valuemodels.SPEND_MODELS if spend_model == "auto" else (spend_model,),
-        )
     except (InsufficientDataError, KeyError) as exc:
-        info["note"] = f"value models not judged ({exc}); defaults used"
-        return chosen_count, chosen_spend
-    info["holdout"] = {"calibration_end": cut.isoformat(), "holdout_end": end.isoformat()}
-    info["comparison"] = comparison
-    return comparison.get("count_model", chosen_count), comparison.get("spend_model", chosen_spend)
+        chosen = defaults(exc)
+        return lambda: chosen
+    candidates = {
+        "count_models": AUTO_COUNT_MODELS if count_model == "auto" else (count_model,),
+        "spend_models": valuemodels.SPEND_MODELS if spend_model == "auto" else (spend_model,),
+    }
+    horizon = horizon_days / days_per_unit(time_unit)
+    if side is not None:
+        # Numbers only: pickling half a million dates and ids to the side cost seconds.
+        numbers = calibration.select_dtypes(include=["number", "bool"])
+        side.submit(valuemodels.compare_value_models, numbers, horizon, **candidates)
+
+    def finish() -> tuple[str, str]:
+        try:
+            if side is not None:
+                comparison = side.result()[0]
+            else:
+                comparison = valuemodels.compare_value_models(calibration, horizon, **candidates)
+        except (InsufficientDataError, KeyError) as exc:
+            return defaults(exc)
+        info["holdout"] = {"calibration_end": cut.isoformat(), "holdout_end": end.isoformat()}
+        info["comparison"] = comparison
+        return (
+            comparison.get("count_model", chosen_count),
+            comparison.get("spend_model", chosen_spend),
+        )
+
+    return finish
+
+
+def _churn_training_set(
+    tx: Any, end: date, horizon_days: int, time_unit: str, backend: Any
+) -> tuple[pd.DataFrame, np.ndarray] | InsufficientDataError:
+    """Return the churn features and labels at ``end - horizon``, or why there are none."""
+    try:
+        x_train, y_train = churn.build_training_set(
+            tx, end - timedelta(days=horizon_days), horizon_days, time_unit, backend
+        )
+    except InsufficientDataError as exc:
+        return exc
+    if len(y_train) < 100:
+        cut = end - timedelta(days=horizon_days)
+        return InsufficientDataError(
+            f"churn: {len(y_train)} customers bought before {cut} (need 100)"
+        )
+    return x_train, y_train
+
+
+def _train_churn_model(x_train: pd.DataFrame, y_train: np.ndarray) -> Any:
+    """Return the churn model trained on one OpenMP thread (see _score_churn)."""
+    # One OpenMP thread: on a shared or busy host the boosting's spinning threads made
+    # training 100x slower (294 s against about 3 s at 150,000 rows on two loaded cores).
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return churn.train_churn_model(x_train, y_train)
 
 
 def _score_churn(
-    tx: Any,
+    training: tuple[pd.DataFrame, np.ndarray] | InsufficientDataError,
     features: pd.DataFrame,
     end: date,
     horizon_days: int,
-    time_unit: str,
-    backend: Any,
+    side: SideWork | None,
 ) -> tuple[np.ndarray | None, dict[str, Any]]:
-    """Train at ``end - horizon`` with labels up to ``end``; return (risk or None, info)."""
+    """Train at ``end - horizon`` with labels up to ``end`` (or collect the side's training).
+
+    Returns (risk or None, info).
+    """
     train_cut = end - timedelta(days=horizon_days)
     info: dict[str, Any] = {
         "train_cutoff": train_cut.isoformat(),
@@ -265,16 +367,12 @@ def _score_churn(
         "horizon_days": horizon_days,
     }
     try:
-        x_train, y_train = churn.build_training_set(tx, train_cut, horizon_days, time_unit, backend)
-        if len(y_train) < 100:
-            raise InsufficientDataError(
-                f"churn: {len(y_train)} customers bought before {train_cut} (need 100)"
-            )
-        # One OpenMP thread: on a shared or busy host the boosting's spinning threads made
-        # training 100x slower (294 s against about 3 s at 150,000 rows on two loaded cores).
+        if isinstance(training, InsufficientDataError):
+            raise training
+        x_train, y_train = training
+        model = side.result()[0] if side is not None else _train_churn_model(x_train, y_train)
+        info.update(n_train=len(y_train), train_churn_rate=float(y_train.mean()))
         with threadpool_limits(limits=1, user_api="openmp"):
-            model = churn.train_churn_model(x_train, y_train)
-            info.update(n_train=len(y_train), train_churn_rate=float(y_train.mean()))
             return churn.predict_churn(model, features), info
     except InsufficientDataError as exc:
         info["skipped"] = str(exc)

@@ -1,0 +1,103 @@
+"""`kequn analyze` without a holdout: Pareto/NBD fitted in a second process, same answer."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kequn.analytics import clv
+from kequn.analytics.cli import main
+from kequn.analytics.engine import summarize_customers
+from kequn.analytics.errors import InsufficientDataError
+from kequn.analytics.io import read_transactions
+from kequn.analytics.scores import score_customers
+from kequn.analytics.side import SideWork
+
+
+def test_pareto_fit_in_a_second_process_is_the_in_process_fit(cdnow_sample_path, tmp_path):
+    out = tmp_path / "report"
+    assert main([str(cdnow_sample_path), "--out", str(out), "--quiet"]) == 0
+    models = json.loads((out / "models.json").read_text(encoding="utf-8"))
+    # The whole file is the calibration period: the same summary fitted here, in process.
+    tx = read_transactions(cdnow_sample_path)
+    cal = summarize_customers(tx, models["calibration_end"])
+    here = clv.fit_paretonbd(cal["x"], cal["t_x"], cal["T"])
+    there = models["paretonbd"]
+    assert there["log_likelihood"] == pytest.approx(here.log_likelihood, rel=1e-12)
+    for name, value in here.params.items():
+        assert there["params"][name] == pytest.approx(value, rel=1e-9)
+    seconds = models["stage_seconds"]["Pareto/NBD fit (alongside, in a second process)"]
+    assert seconds > 0
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "paretonbd" in page and f"{there['params']['r']:.4g}" in page
+    customers = pd.read_csv(out / "customers.csv", dtype={"customer_id": str})
+    assert len(customers) == models["calibration"]["customers"]
+
+
+def _cdnow_arrays(cdnow_sample_summary):
+    return tuple(cdnow_sample_summary[c].to_numpy(float) for c in ("x", "t_x", "T"))
+
+
+def test_side_work_without_fork_runs_in_process(cdnow_sample_summary, monkeypatch):
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    args = _cdnow_arrays(cdnow_sample_summary)
+    with SideWork() as side:
+        assert side.process is None
+        side.submit(clv.fit_paretonbd, *args)
+        fit, seconds = side.result()
+    assert fit.params == clv.fit_paretonbd(*args).params and seconds > 0
+
+
+def test_side_work_serves_calls_in_turn_and_passes_on_errors(cdnow_sample_summary):
+    few = np.array([0.0, 1.0, 2.0])
+    args = _cdnow_arrays(cdnow_sample_summary)
+    with SideWork() as side:
+        process = side.process
+        assert process is not None and process.is_alive()
+        side.submit(clv.fit_paretonbd, few, few, few + 1)
+        with pytest.raises(InsufficientDataError, match="too few"):
+            side.result()
+        side.submit(clv.fit_bgnbd, *args)
+        assert side.result()[0].params == clv.fit_bgnbd(*args).params
+    assert not process.is_alive()
+
+
+def test_a_failed_run_does_not_wait_for_the_side_work(cdnow_sample_summary):
+    with pytest.raises(KeyError), SideWork() as side:
+        process = side.process
+        side.submit(clv.fit_paretonbd, *_cdnow_arrays(cdnow_sample_summary))
+        raise KeyError("the run failed while the fit was going on")
+    assert not process.is_alive()
+
+
+def test_scores_with_a_side_process_are_the_scores_without(cdnow_sample_path):
+    tx = read_transactions(cdnow_sample_path)
+    alone = score_customers(tx, "1998-06-30")
+    with SideWork() as side:
+        beside = score_customers(tx, "1998-06-30", side=side)
+    pd.testing.assert_frame_equal(beside, alone)
+    # Both pieces of side work were done: the models judged and the churn model trained.
+    assert "comparison" in alone.attrs["models"]["value_models"]
+    assert alone.attrs["models"]["churn"]["n_train"] > 100
+    for part in ("value_models", "churn"):
+        _assert_same(beside.attrs["models"][part], alone.attrs["models"][part])
+
+
+def _assert_same(got, want, path=""):
+    """Assert nested results equal; floats to 1e-12 (a mean summed in another order), NaN = NaN."""
+    if isinstance(want, dict):
+        assert set(got) == set(want), path
+        for key in want:
+            _assert_same(got[key], want[key], f"{path}/{key}")
+    elif isinstance(want, list):
+        assert len(got) == len(want), path
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            _assert_same(g, w, f"{path}[{i}]")
+    elif isinstance(want, float):
+        assert got == pytest.approx(want, rel=1e-12, nan_ok=True), path
+    else:
+        assert got == want, path
