@@ -23,6 +23,9 @@ DEFAULT_SEGMENT_RULES: dict[str, dict[str, tuple[int, int]]] = {
     "hibernating": {"r": (1, 2), "f": (1, 2)},
 }
 
+# Decimals of spend compared when ranking it (money has cents; sums carry float noise).
+MONETARY_DECIMALS = 6
+
 SEGMENT_LABELS: dict[str, tuple[str, str]] = {
     "champions": ("Champions", "冠军客户"),
     "loyal_customers": ("Loyal customers", "忠诚客户"),
@@ -139,7 +142,10 @@ def score_rfm(
         out["recency_days"], ids, higher_is_better=False, tie_break=tie_break, id_order=order
     )
     out["f_score"] = score_quintiles(out["frequency"], ids, tie_break=tie_break, id_order=order)
-    out["m_score"] = score_quintiles(out["monetary"], ids, tie_break=tie_break, id_order=order)
+    # Spend ranked to the millionth: the same amounts summed in another order (another
+    # engine, another partitioning) differ in the last bits, and equal spend is a tie.
+    spend = np.round(out["monetary"].to_numpy(float), MONETARY_DECIMALS)
+    out["m_score"] = score_quintiles(spend, ids, tie_break=tie_break, id_order=order)
     # "543" for R5 F4 M3: looked up from the 125 codes instead of joining 3M strings.
     codes = np.array([f"{n // 25 + 1}{n // 5 % 5 + 1}{n % 5 + 1}" for n in range(125)], object)
     out["rfm_score"] = codes[

@@ -53,7 +53,7 @@ SUMMARY_SCHEMA = (
     "monetary_net double, monetary_avg double, repeat_avg double, first_amount double, "
     "quantity double, n_rows long, refunds double, median_gap_days double, "
     "last_gap_days double, max_prior_gap_days double, last_amount double, "
-    "late_mean double, early_mean double"
+    "late_mean double, early_mean double, monetary_key double"
 )
 SCORE_SCHEMA = (
     "customer_id long, recency_days long, frequency long, monetary double, r_score int, "
@@ -365,7 +365,7 @@ def _add_ranks(spark: Any, summary: Any, n: int) -> Any:
     for rank, key in (
         ("r_rank", F.col("recency_days").desc()),
         ("f_rank", F.col("frequency").asc()),
-        ("m_rank", F.col("monetary_net").asc()),
+        ("m_rank", F.col("monetary_key").asc()),
     ):
         ranked = ranked.join(_rank_globally(spark, summary, key, rank), "customer_id")
     return ranked
@@ -414,6 +414,10 @@ def _finisher(end: date, unit: float) -> Callable[[Iterator[pd.DataFrame]], Iter
                 continue
             done = finish_summary(raw, end, unit)
             done["first_day"] = pd.to_datetime(done["first_day"]).dt.date
+            # rfm.score_rfm's ranking key, rounded here by NumPy exactly as there.
+            done["monetary_key"] = np.round(
+                done["monetary_net"].to_numpy(float), rfm.MONETARY_DECIMALS
+            )
             yield done.reindex(columns=columns)
 
     return finish
