@@ -17,10 +17,12 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from django.db import connections, transaction
 from django.utils import timezone
@@ -117,8 +119,13 @@ def _work_root() -> Path:
 
 
 def _purchases_frame(
-    spark, everyone: pa.Table, orders_parquet: str | None, work: Path, using: str, say
-):
+    spark: Any,
+    everyone: pa.Table,
+    orders_parquet: str | None,
+    work: Path,
+    using: str,
+    say: Callable[[str], None],
+) -> Any:
     """Return the purchases as a Spark DataFrame (restricted customers left out), or None if none."""
     if orders_parquet is None:
         say("loading purchases")
@@ -130,7 +137,7 @@ def _purchases_frame(
         return spark.read.parquet(str(path))
     frame = spark.read.parquet(orders_parquet).select("customer_id", "ts", "amount", "quantity")
     # Only the store's customers, and none whose processing is restricted.
-    allowed = everyone.filter(pa.compute.invert(everyone.column("restricted")))
+    allowed = everyone.filter(pc.invert(everyone.column("restricted")))
     ids = spark.createDataFrame(
         pd.DataFrame({"customer_id": allowed.column("customer_id").to_numpy()})
     )
