@@ -11,8 +11,12 @@ then, each in its own subprocess so peak memory is per pipeline:
   and RFM, fit BG/NBD, fit Gamma-Gamma, predict (P(alive), expected purchases, expected
   spend, CLV), lifecycle, churn, write the scores and stage changes. Each measured run is
   the nightly refresh: a refresh a day earlier is run first (untimed), so the measured
-  one replaces 1M stored score rows and records the stage changes of one day.
-  ``--first-refresh`` times a first refresh instead (empty tables, 1M stage changes).
+  one replaces 1M stored score rows and records the stage changes of one day. Between
+  the two, a day's orders arrive (one for 1 % of the customers): the measured refresh
+  reads those customers' orders again, every other customer's purchase summary as
+  stored, and the orders of the churn and value-model sample.
+  ``--first-refresh`` times a first refresh instead (empty tables, 1M stage changes);
+  ``--full`` times a refresh that recomputes every summary from all orders.
 * reference (benchmarks/_analytics_reference.py, in ``--lifetimes-python`` where lifetimes
   and SQLAlchemy are installed): ``pandas.read_sql`` from the same database,
   ``lifetimes.utils.summary_data_from_transaction_data``, qcut RFM, BetaGeoFitter,
@@ -193,10 +197,46 @@ def prepare_database(vendor: str, customers: int, reuse: bool) -> dict:
     return info
 
 
-def run_kequn_refresh(vendor: str, customers: int, first: bool = False) -> dict:
-    """Set up yesterday's scores (untimed), then time one full refresh_scores stage by stage.
+# Today's new orders: one for this share of the customers, dated a few hours before NOW.
+DAY_ORDERS_SHARE = 0.01
+DAY_ORDER_PREFIX = "BENCH-DAY-"
+
+
+def replace_days_orders(vendor: str) -> int:
+    """Write today's orders for DAY_ORDERS_SHARE of the customers; return how many."""
+    from decimal import Decimal
+
+    from kequn.commerce.models import Order
+    from kequn.customers.models import Customer
+
+    remove_days_orders()
+    ids = list(Customer.objects.order_by("pk").values_list("pk", flat=True))
+    step = max(1, round(1 / DAY_ORDERS_SHARE))
+    orders = [
+        Order(
+            number=f"{DAY_ORDER_PREFIX}{i}",
+            customer_id=customer_id,
+            total_amount=Decimal(f"{20 + i % 80}.90"),
+            ordered_at=NOW - timedelta(hours=3),
+        )
+        for i, customer_id in enumerate(ids[::step])
+    ]
+    Order.objects.bulk_create(orders, batch_size=5_000)
+    return len(orders)
+
+
+def remove_days_orders() -> None:
+    """Remove the orders replace_days_orders wrote (kept after the run: the reference reads them)."""
+    from kequn.commerce.models import Order
+
+    Order.objects.filter(number__startswith=DAY_ORDER_PREFIX).delete()
+
+
+def run_kequn_refresh(vendor: str, customers: int, first: bool = False, full: bool = False) -> dict:
+    """Set up yesterday's scores (untimed), then time one nightly refresh_scores stage by stage.
 
     ``first``: time a first refresh instead (no stored scores; a stage change per customer).
+    ``full``: recompute every purchase summary from all orders (``refresh --full``).
     """
     import resource
 
@@ -215,10 +255,12 @@ def run_kequn_refresh(vendor: str, customers: int, first: bool = False) -> dict:
             table = model._meta.db_table
             verb = "TRUNCATE" if connection.vendor == "postgresql" else "DELETE FROM"
             cursor.execute(f'{verb} "{table}"')
+    remove_days_orders()  # an earlier run's, so yesterday's refresh does not see them
     if not first:
         # What the nightly job meets: yesterday's scores stored, so today's refresh replaces
         # 1M rows and records only the customers whose stage moved overnight.
         refresh_scores(now=NOW - timedelta(days=1), progress=False, by=system_actor("benchmark"))
+    day_orders = replace_days_orders(vendor)
     marks: list[tuple[str, float]] = []
 
     def mark(message: str) -> None:
@@ -226,7 +268,7 @@ def run_kequn_refresh(vendor: str, customers: int, first: bool = False) -> dict:
         log(f"{vendor} kequn: {message}")
 
     start = time.perf_counter()
-    result = refresh_scores(now=NOW, progress=mark, by=system_actor("benchmark"))
+    result = refresh_scores(now=NOW, progress=mark, full=full, by=system_actor("benchmark"))
     finish = time.perf_counter()
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     times: dict[str, float] = {}
@@ -246,6 +288,8 @@ def run_kequn_refresh(vendor: str, customers: int, first: bool = False) -> dict:
         "bgnbd": details.get("bgnbd", {}).get("params"),
         "gammagamma": details.get("gammagamma", {}).get("params"),
         "notes": details.get("notes", []),
+        "day_orders": day_orders,
+        "reread_customers": details.get("summaries", {}).get("reread_customers"),
     }
 
 
@@ -274,7 +318,7 @@ def export_scores(vendor: str, customers: int, path: Path) -> dict:
 
 WORKERS = {
     "prepare": lambda a: prepare_database(a.database, a.customers, a.reuse),
-    "kequn": lambda a: run_kequn_refresh(a.database, a.customers, a.first_refresh),
+    "kequn": lambda a: run_kequn_refresh(a.database, a.customers, a.first_refresh, a.full),
     "scores": lambda a: export_scores(a.database, a.customers, Path(a.out)),
 }
 
@@ -512,6 +556,11 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="time a first refresh (no stored scores) instead of the nightly one",
     )
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="time refresh --full (every purchase summary from all orders)",
+    )
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -554,6 +603,7 @@ def main() -> int:
         for i in range(args.repeat):
             log(f"{vendor}: Kequn refresh, run {i + 1}/{args.repeat}")
             extra = ["--first-refresh"] if args.first_refresh else []
+            extra += ["--full"] if args.full else []
             run, child_peak = run_worker("kequn", vendor, args.customers, *extra)
             run["child_peak_rss_kib"] = child_peak
             kequn.append(run)

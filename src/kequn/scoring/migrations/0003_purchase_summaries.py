@@ -68,6 +68,12 @@ PG_TRIGGERS = [
     "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT "
     "EXECUTE FUNCTION scoring_journal_orders()",
 ]
+# ALWAYS: bulk loads that skip per-row checks with session_replication_role = replica
+# (kequn.db.BulkLoader) must still list their customers.
+PG_TRIGGERS += [
+    f"ALTER TABLE commerce_order ENABLE ALWAYS TRIGGER scoring_journal_order_{op}"
+    for op in ("insert", "delete", "update")
+]
 PG_DROP = [
     *(
         f"DROP TRIGGER IF EXISTS scoring_journal_order_{op} ON commerce_order"
