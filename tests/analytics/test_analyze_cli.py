@@ -101,3 +101,30 @@ def _assert_same(got, want, path=""):
         assert got == pytest.approx(want, rel=1e-12, nan_ok=True), path
     else:
         assert got == want, path
+
+
+def test_plain_cells_read_as_the_checked_path_reads_them(tmp_path, monkeypatch):
+    """The quick casts for plain numbers and ISO times must give what the checks give."""
+    import kequn.analytics.io as io
+
+    plain = tmp_path / "plain.csv"
+    plain.write_text(
+        "customer_id,timestamp,amount\n"
+        "007,2024-05-31 14:00:00,12.5\n"
+        "8,2024-06-01,-3\n"
+        "9,2024-06-02T08:30:00.250,.5\n"
+        "9,2024-06-03 08:30,1e3\n",
+        encoding="utf-8",
+    )
+    mixed = tmp_path / "mixed.csv"  # a zone, a currency sign, separators: the checked path
+    mixed.write_text(
+        'customer_id,timestamp,amount\n7,2024-05-31T14:00:00Z,"¥1,234.5"\n8,20240601,2\n',
+        encoding="utf-8",
+    )
+    quick = {p: io.read_transactions(p) for p in (plain, mixed)}
+    monkeypatch.setattr(io, "_cast_plain_numbers", lambda col: None)
+    monkeypatch.setattr(io, "_cast_plain_timestamps", lambda text: None)
+    for path, table in quick.items():
+        assert table.equals(io.read_transactions(path)), path.name
+    assert quick[plain]["customer_id"].to_pylist()[0] == "007"
+    assert quick[mixed]["amount"].to_pylist() == [1234.5, 2.0]

@@ -199,16 +199,35 @@ def score_customers(
     features = churn.build_churn_features(summary, params, horizon_units)
     if training is None:
         training = _churn_training_set(tx, end, churn_horizon_days, time_unit, backend)
+    # The reasons quote the P(alive) shown beside them, not BG/NBD's (the churn model's input).
+    reasons_input = features.select_dtypes(include=["number", "bool"]).assign(
+        p_alive=out["p_alive"].to_numpy(float)
+    )
+    reasons_beside = False
+
+    def start_reasons() -> None:
+        nonlocal reasons_beside
+        if side is not None:  # idle once the model is in: the reasons while this one predicts
+            side.submit(churn.explain_churn_risk, reasons_input)
+            reasons_beside = True
+
     risk, churn_info = _score_churn(
-        training, features, end, churn_horizon_days, side if trained else None
+        training,
+        features,
+        end,
+        churn_horizon_days,
+        side if trained else None,
+        meanwhile=start_reasons,
     )
     models["churn"] = churn_info
     if risk is None and params is not None:
         models["notes"].append("churn risk falls back to BG/NBD P(no purchase in horizon)")
         risk = features["p_no_purchase"].to_numpy(float)
     out["churn_risk"] = risk if risk is not None else np.nan
-    # The reasons quote the P(alive) shown beside them, not BG/NBD's (the churn model's input).
-    en, zh = churn.explain_churn_risk(features.assign(p_alive=out["p_alive"].to_numpy(float)))
+    if reasons_beside:
+        en, zh = side.result()[0]  # type: ignore[union-attr]
+    else:
+        en, zh = churn.explain_churn_risk(reasons_input)
     out["churn_reasons_en"] = en
     out["churn_reasons_zh"] = zh
 
@@ -355,10 +374,12 @@ def _score_churn(
     end: date,
     horizon_days: int,
     side: SideWork | None,
+    *,
+    meanwhile: Callable[[], None] = lambda: None,
 ) -> tuple[np.ndarray | None, dict[str, Any]]:
     """Train at ``end - horizon`` with labels up to ``end`` (or collect the side's training).
 
-    Returns (risk or None, info).
+    ``meanwhile`` is called once the model is in, before predicting. Returns (risk or None, info).
     """
     train_cut = end - timedelta(days=horizon_days)
     info: dict[str, Any] = {
@@ -372,6 +393,7 @@ def _score_churn(
         x_train, y_train = training
         model = side.result()[0] if side is not None else _train_churn_model(x_train, y_train)
         info.update(n_train=len(y_train), train_churn_rate=float(y_train.mean()))
+        meanwhile()
         with threadpool_limits(limits=1, user_api="openmp"):
             return churn.predict_churn(model, features), info
     except InsufficientDataError as exc:
