@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import brier_score_loss, roc_auc_score
+from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 from . import clv
@@ -380,6 +381,7 @@ def evaluate_churn(
     backend: Any = None,
     snapshots: int = TRAINING_SNAPSHOTS,
     plain_model: bool = False,
+    ceiling: bool = False,
 ) -> tuple[ChurnEvaluation, Any]:
     """Train at an earlier cut-off, evaluate at ``test_cutoff`` against recency and BG/NBD baselines.
 
@@ -390,8 +392,11 @@ def evaluate_churn(
     explicit earlier ``train_cutoff`` and a shorter ``train_horizon_days``. Training stacks
     ``snapshots`` monthly cut-offs ending at ``train_cutoff`` (see build_training_set).
     With ``plain_model`` a default gradient-boosting model on PLAIN_FEATURES, trained on the
-    same rows, is scored too ("plain_gbm"), the bar the shipped features must clear.
-    Returns the evaluation and the trained model.
+    same rows, is scored too ("plain_gbm"), the bar the shipped features must clear. With
+    ``ceiling`` the same features and settings are fitted on the test period's own labels,
+    5-fold cross-validated ("ceiling"): not a model anyone could ship (it sees the future),
+    but how much these features can tell at all, so a missed target reads as a limit of
+    the data or of the training design. Returns the evaluation and the trained model.
     """
     test_cut = to_date(test_cutoff)
     train_h = int(train_horizon_days or horizon_days)
@@ -440,11 +445,15 @@ def evaluate_churn(
     }
     if plain is not None:
         scores["plain_gbm"] = plain
+    if ceiling:
+        scores["ceiling"] = _cross_validate_on_test(base, y_test, seed)
     auc = {k: float(roc_auc_score(y_test, v)) for k, v in scores.items() if np.isfinite(v).all()}
     lift = {k: compute_lift(y_test, v) for k, v in scores.items() if np.isfinite(v).all()}
     brier = {"model": float(brier_score_loss(y_test, prob))}
     if plain is not None:
         brier["plain_gbm"] = float(brier_score_loss(y_test, plain))
+    if ceiling:
+        brier["ceiling"] = float(brier_score_loss(y_test, scores["ceiling"]))
     if params is not None:
         # BG/NBD's own churn probability: P(no purchase in the horizon).
         brier["bgnbd_p_no_purchase"] = float(
@@ -481,6 +490,21 @@ def _fit_plain_model(
     with threadpool_limits(limits=1, user_api="openmp"):
         model.fit(X_train, y_train)
     return np.asarray(model.predict_proba(X_test)[:, 1])
+
+
+def _cross_validate_on_test(features: pd.DataFrame, y: np.ndarray, seed: int) -> np.ndarray:
+    """Return out-of-fold churn probabilities of the shipped model fitted on the test labels."""
+    X = build_feature_matrix(features)
+    prob = np.empty(len(y))
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
+    with threadpool_limits(limits=1, user_api="openmp"):
+        for fit_rows, held_rows in folds.split(X, y):
+            model = HistGradientBoostingClassifier(
+                **MODEL_PARAMS, early_stopping=False, random_state=seed
+            )
+            model.fit(X[fit_rows], y[fit_rows])
+            prob[held_rows] = model.predict_proba(X[held_rows])[:, 1]
+    return prob
 
 
 def score_churn_risk(model: Any, features: pd.DataFrame) -> pd.DataFrame:
