@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db import OperationalError, connections, transaction
@@ -135,7 +136,9 @@ def swap_in(table: NextTable, *, using: str = "default") -> None:
             cursor.execute("SET LOCAL lock_timeout = 0")
 
 
-def swap_in_with_retries(table: NextTable, work, *, using: str = "default") -> None:
+def swap_in_with_retries(
+    table: NextTable, work: Callable[[], None], *, using: str = "default"
+) -> None:
     """Run ``work()`` and swap_in in one transaction; retry while readers hold the live table."""
     for attempt in range(SWAP_ATTEMPTS):
         try:
