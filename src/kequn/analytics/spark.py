@@ -39,6 +39,7 @@ from . import churn, clv, lifecycle, rfm, valuemodels
 from .engine import DailyPurchases, build_daily_expr, build_daily_summary_expr, days_per_unit
 from .errors import AnalyticsInputError, InsufficientDataError
 from .scores import _as_datetime, _choose_value_models
+from .summaries import sample_customer_ids
 
 Progress = Callable[[str], None]
 
@@ -185,9 +186,12 @@ def score_customers_on_spark(
         if n == 0:
             raise AnalyticsInputError(f"no purchases on or before {end}")
         stats = _collect_statistics(spark, summary)
+        # The value models are judged and churn trained on the same sample of customers,
+        # drawn as the DuckDB refresh draws it: only their days reach the driver.
+        sample = _sample_customers(daily, summary, churn.TRAINING_CUSTOMERS)
         say("choosing value models")
         count_model, spend_model = _choose_value_models(
-            daily,
+            sample,
             pd.DataFrame({"first_day": [stats.first_day]}),
             end,
             churn_horizon_days,
@@ -203,7 +207,7 @@ def score_customers_on_spark(
         ranked = _add_ranks(spark, summary, n)
         say("training churn model on the driver")
         horizon_units = churn_horizon_days / unit
-        model, churn_info = _train_churn(daily, end, churn_horizon_days, time_unit, con)
+        model, churn_info = _train_churn(sample, end, churn_horizon_days, time_unit, con)
         models["churn"] = churn_info
         if model is None and fits.bgnbd is not None:
             models["notes"].append("churn risk falls back to BG/NBD P(no purchase in horizon)")
@@ -571,9 +575,8 @@ def _train_churn(
         "horizon_days": horizon_days,
     }
     try:
-        sample = _sample_customers(daily, churn.TRAINING_CUSTOMERS)
         x_train, y_train = churn.build_training_set(
-            sample, train_cut, horizon_days, time_unit, con, max_customers=None
+            daily, train_cut, horizon_days, time_unit, con, max_customers=None
         )
         if len(y_train) < 100:
             raise InsufficientDataError(
@@ -588,22 +591,19 @@ def _train_churn(
         return None, info
 
 
-def _sample_customers(daily: DailyPurchases, limit: int, seed: int = 0) -> DailyPurchases:
-    """Return the days of at most ``limit`` customers, drawn as DailyPurchases.sample_customers does."""
+def _sample_customers(daily: DailyPurchases, summary: Any, limit: int) -> DailyPurchases:
+    """Return the days of at most ``limit`` of the summarised customers (summaries.sample_customer_ids)."""
+    count = summary.count()
+    if count <= limit:
+        return daily
     con = daily.con
     spark = con._session
-    frame = spark.table(daily.table.get_name())
-    ids = frame.select("customer_id").distinct()
-    if ids.count() <= limit:
-        return daily
-    # The same draw as on DuckDB: sorted ids, the same generator and seed.
-    all_ids = np.sort(ids.toPandas()["customer_id"].to_numpy(np.int64))
-    chosen = all_ids[
-        np.sort(np.random.default_rng(seed).choice(len(all_ids), limit, replace=False))
-    ]
-    picked = spark.createDataFrame(pd.DataFrame({"customer_id": chosen}))
+    # The same draw as the DuckDB refresh: every id on the driver (8 bytes a customer).
+    ids = summary.select("customer_id").toPandas()["customer_id"]
+    chosen = spark.createDataFrame(pd.DataFrame({"customer_id": sample_customer_ids(ids, limit)}))
     name = f"kequn_sample_{uuid.uuid4().hex[:12]}"
-    frame.join(picked, "customer_id", "left_semi").createOrReplaceTempView(name)
+    frame = spark.table(daily.table.get_name())
+    frame.join(chosen, "customer_id", "left_semi").createOrReplaceTempView(name)
     return DailyPurchases(con, con.table(name))
 
 

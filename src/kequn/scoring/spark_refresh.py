@@ -4,7 +4,7 @@ For bases past one machine (see README, "Customer value analytics"). The orders 
 store through the same bulk loader as the DuckDB refresh (kequn.scoring.loading) into a
 Parquet file that Spark reads, or come from Parquet files the operator names (exported
 elsewhere, on storage every executor reads). The scores come back to this process and
-are written by the same column writer, in one transaction, as kequn.scoring.services.
+are written by kequn.scoring.services's writer (the next table built, then swapped in).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from django.db import connections, transaction
 from django.utils import timezone
 
 from kequn.analytics import lifecycle
@@ -33,21 +31,15 @@ from kequn.analytics.spark import score_customers_on_spark, start_spark
 from kequn.conf import get_analytics_config_path, get_data_dir, get_spark_master
 from kequn.db import (
     analyze_tables,
-    clear_table,
-    insert_columns,
-    large_sqlite_cache,
-    without_indexes,
 )
 from kequn.scoring.loading import drop_restricted, live_customer_ids, load_customers, load_purchases
-from kequn.scoring.models import CustomerScore, ScoreRun, StageChange
+from kequn.scoring.models import CustomerScore, ScoreRun
 from kequn.scoring.services import (
+    TIME_UNIT,
     RefreshResult,
     _finish_without_purchases,
-    _previous_stages,
     _progress_printer,
-    _record_refresh,
-    _score_columns,
-    _stage_changes,
+    _write_scores,
 )
 from kequn.security.actors import Actor
 
@@ -86,13 +78,18 @@ def refresh_scores_on_spark(
         if purchases is None:
             return _finish_without_purchases(run, customers, now, started, using, by)
         options = config.score_options()
-        result = score_customers_on_spark(spark, purchases, now, progress=say, **options)
+        result = score_customers_on_spark(
+            spark, purchases, now, time_unit=TIME_UNIT, progress=say, **options
+        )
         say("collecting scores")
         scores = result.frame.toPandas()
         scores = _add_prospects(scores, customers.column("customer_id").to_numpy())
         details = result.models
         say("writing scores")
-        written, n_changes = _write_scores(scores, run=run, now=now, using=using, by=by)
+        # The DuckDB refresh's writer: the next table built beside the live one, swapped in.
+        n_changes = _write_scores(scores, run, now, using, by)
+        analyze_tables([CustomerScore], using=using)
+        written = len(scores)
         message = "; ".join(details.get("notes", []))
         run.status = ScoreRun.Status.DONE
         run.customers = written
@@ -146,7 +143,7 @@ def _purchases_frame(
 
 
 def _add_prospects(scores: pd.DataFrame, customer_ids: np.ndarray) -> pd.DataFrame:
-    """Add the live customers without purchases as prospects; rank churn risk among the scored."""
+    """Add the live customers without purchases as prospects, in customer order."""
     missing = pd.Index(customer_ids).difference(pd.Index(scores["customer_id"]))
     if len(missing):
         prospects = pd.DataFrame({"customer_id": missing.to_numpy(np.int64)})
@@ -156,26 +153,4 @@ def _add_prospects(scores: pd.DataFrame, customer_ids: np.ndarray) -> pd.DataFra
         prospects["frequency"] = 0
         scores = pd.concat([scores, prospects], ignore_index=True)
     scores = scores.sort_values("customer_id", kind="stable").reset_index(drop=True)
-    # Percentile among scored customers, as the DuckDB refresh stores it.
-    scores["churn_percentile"] = scores["churn_risk"].rank(pct=True) * 100
     return scores
-
-
-def _write_scores(
-    scores: pd.DataFrame, *, run: ScoreRun, now: datetime, using: str, by: Actor
-) -> tuple[int, int]:
-    """Replace the stored scores and record stage changes in one transaction (as services does)."""
-    ids = scores["customer_id"].astype(np.int64).to_numpy()
-    columns = {"customer": pa.array(ids), **_score_columns(scores)}
-    changes = _stage_changes(ids, columns["lifecycle_stage"], _previous_stages(using))
-    bulk = not connections[using].in_atomic_block
-    with transaction.atomic(using=using), large_sqlite_cache(using=using):
-        with without_indexes(CustomerScore, using=using) if bulk else nullcontext():
-            clear_table(CustomerScore, using=using)
-            insert_columns(CustomerScore, columns, fixed={"computed_at": now}, using=using)
-        many = bulk and len(changes["customer"]) > StageChange.objects.using(using).count()
-        with without_indexes(StageChange, using=using) if many else nullcontext():
-            insert_columns(StageChange, changes, fixed={"changed_at": now}, using=using)
-        _record_refresh(run, by, customers=len(ids), stage_changes=len(changes["customer"]))
-    analyze_tables([CustomerScore], using=using)
-    return len(ids), len(changes["customer"])
