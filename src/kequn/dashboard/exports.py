@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
-from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from openpyxl import Workbook
@@ -17,8 +15,6 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFError, TTFont
 from reportlab.platypus import (
     KeepTogether,
     PageBreak,
@@ -32,10 +28,15 @@ from reportlab.platypus import (
 from kequn.dashboard import numbers
 from kequn.dashboard.constants import CHART_TITLES
 from kequn.security.formulas import escape_row, make_sheet_title
+from kequn.security.reportfiles import (
+    LATIN_FONT,
+    ReportFontError,
+    add_table_sheet,
+    choose_font,
+    format_cell,
+    register_pdf_font,
+)
 
-# A TrueType font embedded (as a subset) in every PDF, so Chinese shows on any machine.
-CJK_FONT = "KequnCJK"
-LATIN_FONT = "Helvetica"
 LIST_PDF_ROWS = 2_000
 LIST_XLSX_ROWS = 1_000_000
 ACCENT = colors.HexColor("#6366f1")
@@ -43,44 +44,8 @@ ACCENT = colors.HexColor("#6366f1")
 MONEY_HEADERS = ("Revenue", "Total CLV", "CLV at stake", "Revenue, previous period")
 
 
-class PdfFontError(RuntimeError):
-    """The Chinese font the PDFs embed is missing or unreadable."""
-
-
-_registered_font_path: str | None = None
-
-
-def register_pdf_font() -> None:
-    """Register the Chinese TrueType font named by KEQUN_PDF_FONT (again only if it changed)."""
-    global _registered_font_path
-    path = str(settings.PDF_FONT)
-    if path == _registered_font_path:
-        return
-    hint = _(
-        "install Debian's fonts-wqy-microhei (apt-get install fonts-wqy-microhei) or set "
-        "KEQUN_PDF_FONT to a TrueType .ttf/.ttc file"
-    )
-    if not Path(path).is_file():
-        raise PdfFontError(
-            _("PDF export needs a Chinese font and %(path)s does not exist: %(hint)s.")
-            % {"path": path, "hint": hint}
-        )
-    try:
-        # In a collection (.ttc) the first face is the proportional one (Micro Hei, not Mono).
-        font = TTFont(CJK_FONT, path, subfontIndex=0)
-    except (OSError, TTFError) as exc:
-        # reportlab reads TrueType outlines only: an OpenType/CFF font (.otf) ends here too.
-        raise PdfFontError(
-            _("PDF export cannot use the font %(path)s (%(error)s): %(hint)s.")
-            % {"path": path, "error": exc, "hint": hint}
-        ) from None
-    pdfmetrics.registerFont(font)
-    _registered_font_path = path
-
-
-def _font_for(text: str) -> str:
-    # Latin text stays in Helvetica so that numbers remain plain, searchable text in the file.
-    return LATIN_FONT if text.isascii() else CJK_FONT
+# The name the dashboard's views and weekly report catch; the error is the shared writer's.
+PdfFontError = ReportFontError
 
 
 def _num(value: float | None, kind: str = "count") -> str:
@@ -267,12 +232,7 @@ def build_dashboard_xlsx(data: dict[str, Any]) -> bytes:
             line[3].number_format = "+0.0%;-0.0%;0.0%"
         sheet.column_dimensions["A"].width = 28
         for title, header, rows in get_chart_tables(data):
-            chart_sheet = book.create_sheet(_sheet_title(title, book.sheetnames))
-            chart_sheet.append(escape_row(header))
-            for cell in chart_sheet[1]:
-                cell.font = Font(bold=True)
-            for row in rows:
-                chart_sheet.append(escape_row(row))
+            chart_sheet = add_table_sheet(book, title, header, rows)
             _format_columns(chart_sheet, title, header)
     buffer = io.BytesIO()
     book.save(buffer)
@@ -297,12 +257,8 @@ def _format_columns(sheet: Any, title: str, header: list[str]) -> None:
                 cell.number_format = fmt
 
 
-def _sheet_title(title: str, taken: Sequence[str]) -> str:
-    return make_sheet_title(title, taken)
-
-
 def _para(text: str, size: int = 9, bold: bool = False) -> Paragraph:
-    font = _font_for(text)
+    font = choose_font(text)
     if bold and font == LATIN_FONT:
         font = "Helvetica-Bold"
     style = ParagraphStyle("k", fontName=font, fontSize=size, leading=size * 1.3)
@@ -349,7 +305,7 @@ def _text(
     colour: Any = colors.black,
 ) -> String:
     return String(
-        x, y, text, fontName=_font_for(text), fontSize=size, textAnchor=anchor, fillColor=colour
+        x, y, text, fontName=choose_font(text), fontSize=size, textAnchor=anchor, fillColor=colour
     )
 
 
@@ -565,7 +521,7 @@ def build_dashboard_pdf(data: dict[str, Any]) -> bytes:
 def build_list_xlsx(title: str, header: list[str], rows: Iterable[list[Any]]) -> bytes:
     """Return rows of an admin list as an Excel workbook (streamed: large lists fit in memory)."""
     book = Workbook(write_only=True)
-    sheet = book.create_sheet(_sheet_title(title, []))
+    sheet = book.create_sheet(make_sheet_title(title))
     sheet.append(escape_row(header))
     for n, row in enumerate(rows):
         if n >= LIST_XLSX_ROWS:
@@ -610,13 +566,12 @@ def build_list_pdf(
     return buffer.getvalue()
 
 
+
 def _cell_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return numbers.format_number(value, numbers.COUNT)
-    if isinstance(value, float):
-        return numbers.format_number(value, numbers.MONEY)
-    return str(value)
+    # Lists show amounts as money (two decimals) and leave empty cells blank.
+    return format_cell(
+        value,
+        empty="",
+        whole=lambda n: numbers.format_number(n, numbers.COUNT),
+        decimal=lambda n: numbers.format_number(n, numbers.MONEY),
+    )

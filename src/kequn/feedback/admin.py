@@ -20,8 +20,8 @@ from kequn.feedback import selectors
 from kequn.feedback.models import FollowUp, Response, Survey
 from kequn.feedback.reports import build_report_tables
 from kequn.feedback.services import resolve_follow_up
+from kequn.security import reportfiles
 from kequn.security.actors import Actor
-from kequn.service import exports
 
 # In the order selectors.get_scores_by returns its dimensions.
 BREAKDOWN_TITLES = (_("By store"), _("By product"), _("By agent"), _("By segment"))
@@ -70,9 +70,9 @@ class SurveyAdmin(ModelAdmin):
             "opts": self.model._meta,
         }
         kind = request.GET.get("format", "")
-        if kind in exports.FORMATS:
+        if kind in reportfiles.FORMATS:
             try:
-                return exports.render_file(
+                return reportfiles.render_file(
                     request,
                     tables=build_report_tables(context),
                     title=str(context["title"]),
@@ -80,7 +80,7 @@ class SurveyAdmin(ModelAdmin):
                     kind=kind,
                     label="feedback.survey",
                 )
-            except exports.ReportFontError as exc:
+            except reportfiles.ReportFontError as exc:
                 messages.error(request, str(exc))
         return TemplateResponse(request, "admin/feedback/report.html", context)
 

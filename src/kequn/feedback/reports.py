@@ -1,4 +1,4 @@
-"""The survey report as tables for its Excel and PDF files (built by kequn.service.exports)."""
+"""The survey report as tables for its Excel and PDF files (built by kequn.security.reportfiles)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 
-from kequn.service.exports import Table
+from kequn.security.reportfiles import Table
 
 
 def build_report_tables(context: dict[str, Any]) -> list[Table]:

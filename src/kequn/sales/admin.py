@@ -35,9 +35,9 @@ from kequn.sales.models import (
     Team,
     WinModel,
 )
+from kequn.security import reportfiles
 from kequn.security.actors import Actor
 from kequn.security.permissions import has_permission, require_permission
-from kequn.service import exports
 
 
 def _by(request: HttpRequest) -> Actor:
@@ -265,9 +265,9 @@ class DealAdmin(ModelAdmin):
             **reports.build_report(request.user, request.GET),
         }
         kind = request.GET.get("format", "")
-        if kind in exports.FORMATS:
+        if kind in reportfiles.FORMATS:
             try:
-                return exports.render_file(
+                return reportfiles.render_file(
                     request,
                     tables=context["tables"],
                     title=str(context["title"]),
@@ -275,7 +275,7 @@ class DealAdmin(ModelAdmin):
                     kind=kind,
                     label="sales.deal",
                 )
-            except exports.ReportFontError as exc:
+            except reportfiles.ReportFontError as exc:
                 messages.error(request, str(exc))
         return TemplateResponse(request, "admin/sales/reports.html", context)
 

@@ -16,6 +16,7 @@ from unfold.admin import ModelAdmin, TabularInline
 from unfold.decorators import action, display
 
 from kequn.customers.access import CustomerScopedAdminMixin
+from kequn.security import reportfiles
 from kequn.security.actors import Actor
 from kequn.security.masking import EMAIL, get_unmasked_groups, mask_email
 from kequn.security.permissions import record_personal_view
@@ -280,9 +281,9 @@ class TicketAdmin(CustomerScopedAdminMixin, ModelAdmin):
         report = selectors.compute_sla_report()
         queues = selectors.get_open_by_queue()
         kind = request.GET.get("format", "")
-        if kind in exports.FORMATS:
+        if kind in reportfiles.FORMATS:
             try:
-                return exports.render_file(
+                return reportfiles.render_file(
                     request,
                     tables=exports.build_sla_tables(report, queues),
                     title=str(_("SLA compliance")),
@@ -290,7 +291,7 @@ class TicketAdmin(CustomerScopedAdminMixin, ModelAdmin):
                     kind=kind,
                     label="service.ticket",
                 )
-            except exports.ReportFontError as exc:
+            except reportfiles.ReportFontError as exc:
                 messages.error(request, str(exc))
         context = {
             **self.admin_site.each_context(request),
