@@ -566,7 +566,6 @@ def build_list_pdf(
     return buffer.getvalue()
 
 
-
 def _cell_text(value: Any) -> str:
     # Lists show amounts as money (two decimals) and leave empty cells blank.
     return format_cell(
