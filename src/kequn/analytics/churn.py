@@ -35,10 +35,11 @@ TRAINING_CUSTOMERS = 50_000
 
 # Fixed, modest capacity (see train_churn_model), chosen on CDNOW's validation period
 # (tests/analytics/test_churn_validation.py): 7 leaves of at least 200 customers scored
-# AUC 0.7459 there against 0.7441 for 15 leaves of 100.
+# AUC 0.7459 there against 0.7441 for 15 leaves of 100; 75 rounds at rate 0.1 score 0.7466
+# against 0.7459 for 150 at 0.05, and fit in 0.6x the time (2.9 s against 4.6 s at 150,000 rows).
 MODEL_PARAMS = {
-    "max_iter": 150,
-    "learning_rate": 0.05,
+    "max_iter": 75,
+    "learning_rate": 0.1,
     "max_leaf_nodes": 7,
     "min_samples_leaf": 200,
     "l2_regularization": 1.0,
