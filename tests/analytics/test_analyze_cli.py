@@ -80,7 +80,7 @@ def test_scores_with_a_side_process_are_the_scores_without(cdnow_sample_path):
     with SideWork() as side:
         beside = score_customers(tx, "1998-06-30", side=side)
     pd.testing.assert_frame_equal(beside, alone)
-    # Both pieces of side work were done: the models judged and the churn model trained.
+    # The side work was done: the churn model trained there (the models judged here).
     assert "comparison" in alone.attrs["models"]["value_models"]
     assert alone.attrs["models"]["churn"]["n_train"] > 100
     for part in ("value_models", "churn"):

@@ -143,8 +143,8 @@ def run_analysis(
     ``calibration_end`` and is evaluated on the holdout. customers.csv holds the scores
     as of the end of the data used (``holdout_end`` or ``calibration_end``).
     """
-    # Two side processes for work that waits on nothing else (Pareto/NBD; the value-model
-    # comparison, then the churn training): forked first, before Arrow and DuckDB start
+    # Two side processes for work that waits on nothing else (Pareto/NBD; the churn
+    # training, then the churn reasons): forked first, before Arrow and DuckDB start
     # their threads and while memory is small.
     with SideWork("kequn-paretonbd") as paretonbd, SideWork("kequn-scores") as side:
         return _run_analysis(

@@ -72,8 +72,8 @@ def score_customers(
     ``summary`` (summarize_customers of the same transactions at ``now``'s day, with
     rhythm) and ``bgnbd_fit`` (BG/NBD fitted on it) save a caller that has them already
     from computing them again; they must be of the same data, or the scores are wrong.
-    ``side`` (a SideWork, e.g. `kequn analyze`'s) runs the value-model comparison and the
-    churn training in a second process while this one summarises and predicts; the
+    ``side`` (a SideWork, e.g. `kequn analyze`'s) trains the churn model and writes the
+    churn reasons in a second process while this one judges, fits and predicts; the
     scores are the same.
     """
     say = progress or (lambda _msg: None)
@@ -99,32 +99,21 @@ def score_customers(
         raise AnalyticsInputError(f"no purchases on or before {end}")
     out = rfm.score_rfm(summary, rules=segment_rules, labels=segment_labels)
 
-    say("choosing value models")
-    choice = _start_choosing_value_models(
-        tx,
-        summary,
-        end,
-        churn_horizon_days,
-        time_unit,
-        backend,
-        count_model,
-        spend_model,
-        models,
-        side,
-    )
     training: tuple[pd.DataFrame, np.ndarray] | InsufficientDataError | None = None
+    trained = False
     if side is not None:
-        # The comparison runs on the side meanwhile: this process reads the churn snapshots.
+        # The churn snapshots first, so that the side trains the model while this process
+        # judges, fits and predicts the value models.
         say("building the churn training set")
         training = _churn_training_set(tx, end, churn_horizon_days, time_unit, backend)
-        say("choosing value models: waiting for the second process")
-    count_model, spend_model = choice()
-    trained = False
-    if isinstance(training, tuple):
-        # The model's inputs only, all numbers: cheap to pickle to the side.
-        x_train, y_train = training
-        side.submit(_train_churn_model, x_train[churn.FEATURES], y_train)  # type: ignore[union-attr]
-        trained = True
+        if isinstance(training, tuple):
+            x_train, y_train = training  # the model's inputs only, all numbers: cheap to pickle
+            side.submit(_train_churn_model, x_train[churn.FEATURES], y_train)
+            trained = True
+    say("choosing value models")
+    count_model, spend_model = _choose_value_models(
+        tx, summary, end, churn_horizon_days, time_unit, backend, count_model, spend_model, models
+    )
     say("fitting BG/NBD")
     x = summary["x"].to_numpy(float)
     t_x = summary["t_x"].to_numpy(float)
@@ -263,27 +252,6 @@ def _choose_value_models(
     models: dict[str, Any],
 ) -> tuple[str, str]:
     """Return the purchase and order-value models to score with; "auto" judges them on a holdout."""
-    return _start_choosing_value_models(
-        tx, summary, end, horizon_days, time_unit, backend, count_model, spend_model, models
-    )()
-
-
-def _start_choosing_value_models(
-    tx: Any,
-    summary: pd.DataFrame,
-    end: date,
-    horizon_days: int,
-    time_unit: str,
-    backend: Any,
-    count_model: str,
-    spend_model: str,
-    models: dict[str, Any],
-    side: SideWork | None = None,
-) -> Callable[[], tuple[str, str]]:
-    """Start choosing the purchase and order-value models; the returned call gives them.
-
-    "auto" judges the candidates on the last horizon; with ``side`` the judging runs there.
-    """
     for given, known in (
         (count_model, clv.COUNT_MODELS),
         (spend_model, valuemodels.SPEND_MODELS),
@@ -295,15 +263,10 @@ def _start_choosing_value_models(
     info: dict[str, Any] = {"requested": {"count_model": count_model, "spend_model": spend_model}}
     models["value_models"] = info
     if count_model != "auto" and spend_model != "auto":
-        return lambda: (count_model, spend_model)
+        return count_model, spend_model
     chosen_count = valuemodels.DEFAULT_COUNT_MODEL if count_model == "auto" else count_model
     chosen_spend = valuemodels.DEFAULT_SPEND_MODEL if spend_model == "auto" else spend_model
     cut = end - timedelta(days=horizon_days)
-
-    def defaults(exc: Exception) -> tuple[str, str]:
-        info["note"] = f"value models not judged ({exc}); defaults used"
-        return chosen_count, chosen_spend
-
     try:
         first_day = summary["first_day"].min()
         if first_day is None or cut <= first_day:
@@ -311,35 +274,18 @@ def _start_choosing_value_models(
         calibration = summarize_customers(
             tx, cut, end, time_unit=time_unit, backend=backend, with_rhythm=False
         )
-    except (InsufficientDataError, KeyError) as exc:
-        chosen = defaults(exc)
-        return lambda: chosen
-    candidates = {
-        "count_models": AUTO_COUNT_MODELS if count_model == "auto" else (count_model,),
-        "spend_models": valuemodels.SPEND_MODELS if spend_model == "auto" else (spend_model,),
-    }
-    horizon = horizon_days / days_per_unit(time_unit)
-    if side is not None:
-        # Numbers only: pickling half a million dates and ids to the side cost seconds.
-        numbers = calibration.select_dtypes(include=["number", "bool"])
-        side.submit(valuemodels.compare_value_models, numbers, horizon, **candidates)
-
-    def finish() -> tuple[str, str]:
-        try:
-            if side is not None:
-                comparison = side.result()[0]
-            else:
-                comparison = valuemodels.compare_value_models(calibration, horizon, **candidates)
-        except (InsufficientDataError, KeyError) as exc:
-            return defaults(exc)
-        info["holdout"] = {"calibration_end": cut.isoformat(), "holdout_end": end.isoformat()}
-        info["comparison"] = comparison
-        return (
-            comparison.get("count_model", chosen_count),
-            comparison.get("spend_model", chosen_spend),
+        comparison = valuemodels.compare_value_models(
+            calibration,
+            horizon_days / days_per_unit(time_unit),
+            count_models=AUTO_COUNT_MODELS if count_model == "auto" else (count_model,),
+            spend_models=valuemodels.SPEND_MODELS if spend_model == "auto" else (spend_model,),
         )
-
-    return finish
+    except (InsufficientDataError, KeyError) as exc:
+        info["note"] = f"value models not judged ({exc}); defaults used"
+        return chosen_count, chosen_spend
+    info["holdout"] = {"calibration_end": cut.isoformat(), "holdout_end": end.isoformat()}
+    info["comparison"] = comparison
+    return comparison.get("count_model", chosen_count), comparison.get("spend_model", chosen_spend)
 
 
 def _churn_training_set(
