@@ -12,10 +12,9 @@ base that outgrows one machine:
 * the executors score their customers with pandas batches (mapInPandas), the fitted
   parameters and churn model shipped to them.
 
-Two steps still read one narrow row per customer on the driver: judging the value models
-on a holdout ("auto" models) and the churn model's training set (at most
-churn.TRAINING_CUSTOMERS customers per snapshot). Name the models in the analytics
-settings to skip the first.
+The value models are judged and the churn model trained on the driver, on the days of
+the same sample of at most churn.TRAINING_CUSTOMERS customers as the DuckDB refresh
+(drawn from every id, 8 bytes a customer on the driver).
 
 PySpark is imported when a function here runs: Kequn runs without it.
 """
