@@ -14,6 +14,7 @@ from pypdf import PdfReader
 from kequn.customers.services import create_customer
 from kequn.dashboard import exports, reports, services
 from kequn.security.actors import system_actor
+from kequn.security.reportfiles import ReportFontError
 
 FONT = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
 
@@ -88,7 +89,7 @@ def test_list_pdf_keeps_chinese_names(db, zh_client):
 
 def test_missing_font_is_one_clear_line(refreshed, zh_client, settings, tmp_path):
     settings.PDF_FONT = str(tmp_path / "nowhere.ttc")
-    with translation.override("en"), pytest.raises(exports.PdfFontError) as caught:
+    with translation.override("en"), pytest.raises(ReportFontError) as caught:
         exports.register_pdf_font()
     message = str(caught.value)
     assert "\n" not in message and "nowhere.ttc" in message
@@ -105,7 +106,7 @@ def test_a_file_that_is_not_truetype_is_refused(db, settings, tmp_path):
     fake = tmp_path / "fake.otf"
     fake.write_bytes(b"OTTO" + b"\0" * 64)
     settings.PDF_FONT = str(fake)
-    with translation.override("en"), pytest.raises(exports.PdfFontError) as caught:
+    with translation.override("en"), pytest.raises(ReportFontError) as caught:
         exports.register_pdf_font()
     assert "fake.otf" in str(caught.value) and "TrueType" in str(caught.value)
 
@@ -113,7 +114,7 @@ def test_a_file_that_is_not_truetype_is_refused(db, settings, tmp_path):
 def test_weekly_report_keeps_the_excel_file_when_the_font_is_missing(refreshed, settings, tmp_path):
     settings.DATA_DIR = tmp_path
     settings.PDF_FONT = str(tmp_path / "nowhere.ttf")
-    with pytest.raises(exports.PdfFontError):
+    with pytest.raises(ReportFontError):
         reports.write_weekly_report(now=refreshed.now)
     assert [p.suffix for p in reports.list_reports()] == [".xlsx"]
     settings.PDF_FONT = str(FONT)

@@ -13,6 +13,7 @@ from django.utils import translation
 from kequn.dashboard import exports as dashboard_exports
 from kequn.security import reportfiles
 from kequn.security.audit.models import AuditEntry
+from kequn.security.reportfiles import ReportFontError
 from tests.service.helpers import pdf_text
 from tests.service.test_dashboard_panel import role_client, tickets  # noqa: F401 -- fixture
 
@@ -73,7 +74,7 @@ def test_a_font_setting_changed_to_a_missing_file_is_one_clear_line(tickets, set
     [message] = [str(m) for m in response.context["messages"]]
     assert "\n" not in message and "nowhere.ttc" in message and "KEQUN_PDF_FONT" in message
     # The dashboard's files stop on the same error.
-    with pytest.raises(dashboard_exports.PdfFontError):
+    with pytest.raises(ReportFontError):
         dashboard_exports.build_list_pdf("t", "", ["a"], [["张伟"]])
 
 

@@ -30,7 +30,6 @@ from kequn.dashboard.constants import CHART_TITLES
 from kequn.security.formulas import escape_row, make_sheet_title
 from kequn.security.reportfiles import (
     LATIN_FONT,
-    ReportFontError,
     add_table_sheet,
     choose_font,
     format_cell,
@@ -42,10 +41,6 @@ LIST_XLSX_ROWS = 1_000_000
 ACCENT = colors.HexColor("#6366f1")
 # Chart table columns holding money (two decimals); other numeric columns are counts.
 MONEY_HEADERS = ("Revenue", "Total CLV", "CLV at stake", "Revenue, previous period")
-
-
-# The name the dashboard's views and weekly report catch; the error is the shared writer's.
-PdfFontError = ReportFontError
 
 
 def _num(value: float | None, kind: str = "count") -> str:

@@ -8,8 +8,9 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone, translation
 
-from kequn.dashboard.exports import PdfFontError, build_dashboard_pdf, build_dashboard_xlsx
+from kequn.dashboard.exports import build_dashboard_pdf, build_dashboard_xlsx
 from kequn.dashboard.queries import Filters, build_dashboard
+from kequn.security.reportfiles import ReportFontError
 
 
 def get_reports_dir() -> Path:
@@ -39,7 +40,7 @@ def write_weekly_report(*, now: datetime | None = None) -> list[Path]:
         contents = {".xlsx": build_dashboard_xlsx(data)}
         try:
             contents[".pdf"] = build_dashboard_pdf(data)
-        except PdfFontError as exc:
+        except ReportFontError as exc:
             font_error = exc
     written = []
     for suffix, content in contents.items():

@@ -30,6 +30,7 @@ from kequn.dashboard import exports, list_export, tasks
 from kequn.dashboard import reports as report_files
 from kequn.dashboard.queries import build_dashboard, parse_filters
 from kequn.security.audit import services as audit
+from kequn.security.reportfiles import ReportFontError
 
 PERMISSION = "dashboard.view_dashboard"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -77,7 +78,7 @@ def export_dashboard(request: HttpRequest, fmt: str) -> HttpResponse:
             if fmt == "xlsx"
             else exports.build_dashboard_pdf(data)
         )
-    except exports.PdfFontError as exc:
+    except ReportFontError as exc:
         messages.error(request, str(exc))
         return HttpResponseRedirect(f"{reverse('admin:index')}?{request.GET.urlencode()}")
     return _download(content, f"kequn-dashboard-{data['filters'].period}d-{stamp}.{fmt}", fmt)
@@ -154,7 +155,7 @@ def export_list(request: HttpRequest, app_label: str, model_name: str, fmt: str)
         }
         try:
             content = exports.build_list_pdf(title, subtitle, header, rows())
-        except exports.PdfFontError as exc:
+        except ReportFontError as exc:
             messages.error(request, str(exc))
             return HttpResponseRedirect(f"{list_url}?{request.GET.urlencode()}")
     count.finished = True
