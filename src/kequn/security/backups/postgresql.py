@@ -342,8 +342,11 @@ def _restore_postgresql_copy(path: Path, db: dict, progress: bool) -> BackupCont
     try:
         with conn.cursor() as cursor:
             # Replica mode skips foreign-key and append-only triggers while the rows go in;
-            # the rows were consistent when they were copied out.
+            # the rows were consistent when they were copied out. Triggers that must fire
+            # even then (ENABLE ALWAYS: journals of derived data) stand down on
+            # kequn.restoring, as the backup holds what they would write.
             cursor.execute("SET session_replication_role = replica")
+            cursor.execute("SET kequn.restoring = 'on'")
             tables = pg_tables(cursor)
             if tables:
                 cursor.execute(
@@ -357,6 +360,7 @@ def _restore_postgresql_copy(path: Path, db: dict, progress: bool) -> BackupCont
             loader.abort(exc)
             raise
         conn.execute("SET session_replication_role = DEFAULT")
+        conn.execute("RESET kequn.restoring")
         conn.commit()
         with conn.cursor() as cursor:
             sums = pg_table_sums(cursor, progress)
