@@ -119,24 +119,10 @@ def score_customers(
     t_x = summary["t_x"].to_numpy(float)
     T = summary["T"].to_numpy(float)  # noqa: N806 - the papers' name
     horizon_units = churn_horizon_days / unit
-    params = None  # BG/NBD's: the churn model's features
-    try:
-        fit = bgnbd_fit or clv.fit_bgnbd(x, t_x, T)
-        params = fit.params
-        models["bgnbd"] = fit.to_dict()
-    except InsufficientDataError as exc:
-        models["notes"].append(f"BG/NBD not fitted: {exc}")
-    value_params = params if count_model == "bgnbd" else None
-    if count_model != "bgnbd" and params is not None:
-        try:
-            value_fit = clv.fit_count_model(count_model, x, t_x, T)
-            value_params = value_fit.params
-            models[count_model] = value_fit.to_dict()
-        except InsufficientDataError as exc:
-            models["notes"].append(f"{count_model} not fitted: {exc}")
-    if value_params is None:
-        count_model = "bgnbd"
-        value_params = params
+    # BG/NBD's parameters feed the churn model's features.
+    params, value_params, count_model = fit_count_models(
+        x, t_x, T, count_model, models, bgnbd_fit=bgnbd_fit
+    )
     say("fitting Gamma-Gamma")
     gg = None
     try:
@@ -238,6 +224,40 @@ def score_customers(
 # Candidates "auto" tries in a refresh. Pareto/NBD is left to `kequn analyze`: its
 # likelihood has no analytic gradient here and costs seconds per fit at a million customers.
 AUTO_COUNT_MODELS = ("bgnbd", "mbgnbd")
+
+
+def fit_count_models(
+    x: np.ndarray,
+    t_x: np.ndarray,
+    T: np.ndarray,  # noqa: N803 - the papers' name
+    count_model: str,
+    models: dict[str, Any],
+    *,
+    bgnbd_fit: Any = None,
+) -> tuple[Any, Any, str]:
+    """Fit BG/NBD and the chosen purchase model; return both parameter sets and the model used.
+
+    The chosen model falls back to BG/NBD when it cannot be fitted; fits and notes go to
+    ``models``.
+    """
+    params = None
+    try:
+        fit = bgnbd_fit or clv.fit_bgnbd(x, t_x, T)
+        params = fit.params
+        models["bgnbd"] = fit.to_dict()
+    except InsufficientDataError as exc:
+        models["notes"].append(f"BG/NBD not fitted: {exc}")
+    value_params = params if count_model == "bgnbd" else None
+    if count_model != "bgnbd" and params is not None:
+        try:
+            value_fit = clv.fit_count_model(count_model, x, t_x, T)
+            value_params = value_fit.params
+            models[count_model] = value_fit.to_dict()
+        except InsufficientDataError as exc:
+            models["notes"].append(f"{count_model} not fitted: {exc}")
+    if value_params is None:
+        return params, params, "bgnbd"
+    return params, value_params, count_model
 
 
 def _choose_value_models(

@@ -37,7 +37,7 @@ from threadpoolctl import threadpool_limits
 from . import churn, clv, lifecycle, rfm, valuemodels
 from .engine import DailyPurchases, build_daily_expr, build_daily_summary_expr, days_per_unit
 from .errors import AnalyticsInputError, InsufficientDataError
-from .scores import _as_datetime, _choose_value_models
+from .scores import _as_datetime, _choose_value_models, fit_count_models
 from .summaries import sample_customer_ids
 
 Progress = Callable[[str], None]
@@ -328,24 +328,7 @@ def _fit_value_models(
     x = rows["x"].to_numpy(float)
     t_x = rows["t_x_days"].to_numpy(float) / unit
     T = rows["T_days"].to_numpy(float) / unit  # noqa: N806 - the papers' name
-    params = None
-    try:
-        fit = clv.fit_bgnbd(x, t_x, T)
-        params = fit.params
-        models["bgnbd"] = fit.to_dict()
-    except InsufficientDataError as exc:
-        models["notes"].append(f"BG/NBD not fitted: {exc}")
-    value_params = params if count_model == "bgnbd" else None
-    if count_model != "bgnbd" and params is not None:
-        try:
-            value_fit = clv.fit_count_model(count_model, x, t_x, T)
-            value_params = value_fit.params
-            models[count_model] = value_fit.to_dict()
-        except InsufficientDataError as exc:
-            models["notes"].append(f"{count_model} not fitted: {exc}")
-    if value_params is None:
-        count_model = "bgnbd"
-        value_params = params
+    params, value_params, count_model = fit_count_models(x, t_x, T, count_model, models)
     spend_rows = _expand(stats.spend, ["frequency", "monetary_avg", "repeat_avg", "first_amount"])
     spend_rows["x"] = spend_rows["frequency"] - 1
     spend = None
