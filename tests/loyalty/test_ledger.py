@@ -6,7 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from kequn.loyalty import selectors, services
@@ -149,6 +149,23 @@ def test_expiry_clears_expired_points_once(member):
     member.refresh_from_db()
     assert (member.expired_through, member.balance) == (None, 20)
     assert list(selectors.find_differences()) == []
+
+
+def test_the_expiry_turns_foreign_key_checks_back_on_after_its_entries(member):
+    """The expire entries skip their per-row checks; the rest of the transaction does not."""
+    if connection.vendor != "postgresql":
+        pytest.skip("session_replication_role is PostgreSQL's")
+    now = timezone.now()
+    give(member, 70, "old", expires_in_days=-1, now=now)
+    assert services.expire_points(by=BY, now=now).points == 70
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW session_replication_role")
+        assert cursor.fetchone()[0] == "origin"
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        with pytest.raises(IntegrityError), transaction.atomic():
+            LedgerEntry.objects.create(
+                member_id=member.pk + 10**9, kind="adjust", points=1, key="ghost", reason="x"
+            )
 
 
 def test_a_grant_written_after_a_run_with_a_past_expiry_expires_at_the_next_run(member):
