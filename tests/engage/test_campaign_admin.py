@@ -82,3 +82,45 @@ def test_the_dashboard_panel_lists_sent_campaigns_to_who_may_read_them(db, rf, s
     )
     request.user = AnonymousUser()
     assert "Panel campaign" not in panel.render(Context({"request": request}))
+
+
+def test_the_dashboard_panel_reads_reports_stored_by_the_dashboard_refresh(
+    db, rf, settings, django_assert_max_num_queries
+):
+    from django.contrib.auth.models import User
+    from django.template import Context
+    from django.template import Template as Page
+
+    from kequn.dashboard.services import refresh_dashboard
+    from kequn.engage.models import Message
+
+    settings.KEQUN_EMAIL_URL = "smtp://127.0.0.1:2525"
+    settings.KEQUN_EMAIL_FROM = "shop@example.com"
+    segment = Segment.objects.create(name="Stored audience", kind=Segment.Kind.STATIC)
+    people = [make_customer(email=f"stored{n}@example.com") for n in range(5)]
+    for person in people:
+        record_consent(person, "email", "marketing", True, "tests", by=BY)
+    set_static_members(segment, [p.pk for p in people], by=BY)
+    template = services.create_template(
+        name="Stored", channel="email", subject_zh="你好", body_zh="<p>hi</p>", by=BY
+    )
+    campaign = services.create_campaign(
+        name="Stored campaign", segment=segment, template=template, by=BY
+    )
+    services.start_run(campaign, by=BY)
+    panel = Page("{% load engage_dashboard %}{% campaigns_panel %}")
+    request = rf.get("/admin/")
+    request.user = User.objects.create_superuser("boss", password="x")
+
+    def sent_cell() -> str:
+        html = panel.render(Context({"request": request}))
+        return html.split("Stored campaign</a></th>", 1)[1].split("</td>", 1)[0]
+
+    first = sent_cell()  # a campaign new to the panel gets its report at once
+    assert first.endswith(">0")  # nothing sent yet
+    messages = Message.objects.filter(campaign=campaign).update(status=Message.Status.SENT)
+    assert messages  # some were not held out
+    with django_assert_max_num_queries(3):  # the stored report: no attribution per view
+        assert sent_cell() == first
+    refresh_dashboard(by=BY)
+    assert sent_cell().endswith(f">{messages}")

@@ -16,6 +16,7 @@ from django.utils import timezone
 from kequn.dashboard.aggregates import Aggregates, compute_aggregates
 from kequn.dashboard.constants import WRITE_BATCH
 from kequn.dashboard.models import ChartCell, DashboardRefresh, HistoryPoint, KpiWindow
+from kequn.engage.selectors import store_dashboard_reports as store_campaign_reports
 from kequn.loyalty.selectors import store_dashboard as store_loyalty_figures
 from kequn.security.actors import Actor
 from kequn.security.audit import services as audit
@@ -65,8 +66,10 @@ def refresh_dashboard(
         aggregates = compute_aggregates(now=now, using=using)
         store_aggregates(aggregates, by=by, run=run, using=using)
         if using == "default":
-            # The loyalty panel sums the ledger and scans the orders: once here, not per view.
+            # The loyalty panel sums the ledger and scans the orders, the campaigns panel
+            # attributes orders to campaigns: once here, not per view.
             store_loyalty_figures(now)
+            store_campaign_reports()
         run.status = DashboardRefresh.Status.DONE
         run.customers = aggregates.customers
         run.purchases = aggregates.purchases

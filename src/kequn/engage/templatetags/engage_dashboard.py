@@ -7,11 +7,9 @@ from typing import Any
 from django import template
 
 from kequn.engage import selectors
-from kequn.engage.models import Campaign
 from kequn.security.permissions import has_permission
 
 register = template.Library()
-PANEL_CAMPAIGNS = 3
 
 
 @register.inclusion_tag("engage/dashboard_panel.html", takes_context=True)
@@ -21,7 +19,4 @@ def campaigns_panel(context: dict[str, Any]) -> dict[str, Any]:
     user = getattr(request, "user", None)
     if user is None or not has_permission(user, "engage.view_campaign"):
         return {"show": False}
-    campaigns = (
-        Campaign.objects.filter(runs__isnull=False).distinct().order_by("-id")[:PANEL_CAMPAIGNS]
-    )
-    return {"show": True, "reports": [selectors.build_report(c) for c in campaigns]}
+    return {"show": True, "reports": selectors.read_dashboard_reports()}
