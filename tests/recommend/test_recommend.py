@@ -218,3 +218,20 @@ def test_chosen_model_beats_baselines_on_demo_data():
     assert chosen["ndcg@10"] > models["item_knn_cosine"]["ndcg@10"], models
     for name in ("item_knn_tuned", "als_tuned", "ease_tuned"):
         assert chosen["ndcg@10"] >= models[name]["ndcg@10"] - 0.005, (name, models)
+
+
+def test_popular_lists_are_read_once_an_hour_not_on_every_profile(
+    catalogue, django_assert_max_num_queries
+):
+    channel, products = catalogue
+    for n in range(6):
+        order(make_customer(city="成都"), channel, [products[5], products[6 + n % 2]], 3)
+    first, second = make_customer(city="成都"), make_customer(city="成都")
+    order(second, channel, [products[5]], 1)
+    assert get_recommendations_for_customer(first.pk, n=3)[0]["sku"] == "S5"
+    get_recommendations_for_customer(second.pk, n=3)  # the city's and the global lists
+    # Both lists are stored: the profile reads its own purchases, not the orders'
+    # popularity, and still leaves out what it bought.
+    with django_assert_max_num_queries(5):
+        picks = get_recommendations_for_customer(second.pk, n=3)
+    assert [p["sku"] for p in picks] == ["S6", "S7"]

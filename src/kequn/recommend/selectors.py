@@ -5,8 +5,11 @@ Kept apart from services.py (training), so that reading them loads no NumPy/SciP
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
+from typing import Any
 
+from django.core.cache import cache
 from django.db.models import Count
 from django.utils import timezone
 
@@ -19,9 +22,14 @@ MAX_PER_CATEGORY = 3
 # FALLBACK_DAYS days, among the customer's segment, else city (if MIN_CITY_BUYERS bought there).
 FALLBACK_DAYS = 180
 MIN_CITY_BUYERS = 5
+# Popularity lists are kept this deep, so that a customer's own purchases can be left out of
+# a stored list and still leave enough to choose from.
+POPULAR_DEPTH = 100
+POPULAR_SECONDS = 3600
 
 
-def _popular_products(customer_filter: dict, exclude_ids: set[int], n: int) -> list[dict]:
+def rank_popular_products(customer_filter: dict[str, Any]) -> list[dict]:
+    """Return the products most bought lately by the customers matching the filter, best first."""
     since = timezone.now() - timedelta(days=FALLBACK_DAYS)
     rows = (
         OrderLine.objects.filter(
@@ -30,12 +38,37 @@ def _popular_products(customer_filter: dict, exclude_ids: set[int], n: int) -> l
             product__is_active=True,
             **customer_filter,
         )
-        .exclude(product_id__in=exclude_ids)
         .values("product_id")
         .annotate(buyers=Count("order__customer", distinct=True))
-        .order_by("-buyers", "product_id")[: n * 3]
+        .order_by("-buyers", "product_id")[:POPULAR_DEPTH]
     )
     return [{"product_id": r["product_id"], "score": float(r["buyers"])} for r in rows]
+
+
+def get_popular_products(customer_filter: dict[str, Any]) -> list[dict]:
+    """Return rank_popular_products(customer_filter), stored for an hour."""
+    # The same lists for every customer of a segment or city, and each one scans months of
+    # order lines (seconds at ten million orders): once an hour, not on every profile view.
+    key = (
+        "kequn:recommend:popular:"
+        + hashlib.sha256(repr(sorted(customer_filter.items())).encode()).hexdigest()
+    )
+    return cache.get_or_set(key, lambda: rank_popular_products(customer_filter), POPULAR_SECONDS)
+
+
+def _popular_products(customer_filter: dict, exclude_ids: set[int], n: int) -> list[dict]:
+    ranked = get_popular_products(customer_filter)
+    return [p for p in ranked if p["product_id"] not in exclude_ids][: n * 3]
+
+
+def count_city_buyers(city: str) -> int:
+    """Return how many customers of a city ever ordered, stored for an hour."""
+    key = "kequn:recommend:city-buyers:" + hashlib.sha256(city.encode()).hexdigest()
+    return cache.get_or_set(
+        key,
+        lambda: Order.objects.filter(customer__city=city).values("customer").distinct().count(),
+        POPULAR_SECONDS,
+    )
 
 
 def get_recommendations_for_customer(customer_id: int, n: int = 10) -> list[dict]:
@@ -67,13 +100,10 @@ def get_recommendations_for_customer(customer_id: int, n: int = 10) -> list[dict
             {"order__customer__segment_memberships__segment_id": segment_ids[0]}, bought, n
         )
         source = "popular_in_segment"
-    if len(picks) < n and customer.city:
-        city_buyers = (
-            Order.objects.filter(customer__city=customer.city).values("customer").distinct().count()
-        )
-        if city_buyers >= MIN_CITY_BUYERS:
-            picks += _popular_products({"order__customer__city": customer.city}, bought, n)
-            source = source if segment_ids and picks else "popular_in_city"
+    city = customer.city
+    if len(picks) < n and city and count_city_buyers(city) >= MIN_CITY_BUYERS:
+        picks += _popular_products({"order__customer__city": city}, bought, n)
+        source = source if segment_ids and picks else "popular_in_city"
     if len(picks) < n:
         picks += _popular_products({}, bought, n)
     products = Product.objects.select_related("category").in_bulk([p["product_id"] for p in picks])
