@@ -53,7 +53,8 @@ def get_popular_products(customer_filter: dict[str, Any]) -> list[dict]:
         "kequn:recommend:popular:"
         + hashlib.sha256(repr(sorted(customer_filter.items())).encode()).hexdigest()
     )
-    return cache.get_or_set(key, lambda: rank_popular_products(customer_filter), POPULAR_SECONDS)
+    ranked = cache.get_or_set(key, lambda: rank_popular_products(customer_filter), POPULAR_SECONDS)
+    return ranked if ranked is not None else rank_popular_products(customer_filter)
 
 
 def _popular_products(customer_filter: dict, exclude_ids: set[int], n: int) -> list[dict]:
@@ -64,11 +65,12 @@ def _popular_products(customer_filter: dict, exclude_ids: set[int], n: int) -> l
 def count_city_buyers(city: str) -> int:
     """Return how many customers of a city ever ordered, stored for an hour."""
     key = "kequn:recommend:city-buyers:" + hashlib.sha256(city.encode()).hexdigest()
-    return cache.get_or_set(
-        key,
-        lambda: Order.objects.filter(customer__city=city).values("customer").distinct().count(),
-        POPULAR_SECONDS,
-    )
+
+    def count() -> int:
+        return Order.objects.filter(customer__city=city).values("customer").distinct().count()
+
+    buyers = cache.get_or_set(key, count, POPULAR_SECONDS)
+    return buyers if buyers is not None else count()
 
 
 def get_recommendations_for_customer(customer_id: int, n: int = 10) -> list[dict]:
