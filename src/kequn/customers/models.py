@@ -97,6 +97,12 @@ class Customer(models.Model):
             models.Index(fields=["kind", "id"], name="customer_kind_idx"),
             models.Index(fields=["province", "city"], name="customer_geo_idx"),
             models.Index(fields=["city"], name="customer_city_idx"),
+            # Segments by city count the live customers of a city from this index alone.
+            models.Index(
+                fields=["city", "id"],
+                name="customer_live_city_idx",
+                condition=Q(merged_into__isnull=True, processing_restricted=False),
+            ),
             models.Index(fields=["source_channel"], name="customer_source_idx"),
             models.Index(fields=["created_at"], name="customer_created_idx"),
             models.Index(fields=["name"], name="customer_name_idx"),

@@ -72,11 +72,13 @@ class CustomerScore(ScoreFields):
     class Meta:
         verbose_name = _("customer score")
         verbose_name_plural = _("customer scores")
+        # Each ends with the customer: a segment's "customer id IN (scores WHERE …)" then
+        # reads the index alone (the refresh vacuums the new table for that).
         indexes = [
-            models.Index(fields=["rfm_segment"], name="score_rfm_idx"),
-            models.Index(fields=["lifecycle_stage"], name="score_stage_idx"),
-            models.Index(fields=["clv"], name="score_clv_idx"),
-            models.Index(fields=["churn_percentile"], name="score_churn_idx"),
+            models.Index(fields=["rfm_segment", "customer"], name="score_rfm_idx"),
+            models.Index(fields=["lifecycle_stage", "customer"], name="score_stage_idx"),
+            models.Index(fields=["clv", "customer"], name="score_clv_idx"),
+            models.Index(fields=["churn_percentile", "customer"], name="score_churn_idx"),
         ]
 
     def __str__(self) -> str:

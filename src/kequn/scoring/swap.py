@@ -111,7 +111,12 @@ def finish_next_table(table: NextTable, *, using: str = "default") -> None:
                     f"ALTER TABLE {quote(NEXT)} ADD CONSTRAINT {temporary} "
                     f"{keyword} USING INDEX {temporary}"
                 )
-        cursor.execute(f"ANALYZE {quote(NEXT)}")
+        if connection.in_atomic_block:
+            cursor.execute(f"ANALYZE {quote(NEXT)}")
+        else:
+            # VACUUM also marks the pages all-visible, so that segment counts read the
+            # indexes alone (VACUUM cannot run inside a transaction: tests, callers' atomic).
+            cursor.execute(f"VACUUM (ANALYZE) {quote(NEXT)}")
 
 
 def _temporary_name(name: str) -> str:
