@@ -10,7 +10,8 @@
 #      and the CDNOW reference data of the analytics tests in ../shared/data;
 #   2. the suite on the embedded SQLite database;
 #   3. the suite again on PostgreSQL when one answers on 127.0.0.1:5432 (user postgres),
-#      without the tests marked `pure` (the same on every database: tests/conftest.py).
+#      without the tests marked `pure` (the same on every database: tests/conftest.py)
+#      and those marked `sqlite_only` (tests/conftest.py leaves them out on PostgreSQL).
 #
 # Usage (in the virtualenv, after `pip install -c constraints.txt -e '.[test]'`):
 #   scripts/test.sh [pytest arguments]        e.g. scripts/test.sh -k smoke

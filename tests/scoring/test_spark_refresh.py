@@ -47,6 +47,11 @@ def demo_store(db, tmp_path, monkeypatch):
 
 @pytest.mark.slow  # demo data and a local[2] Spark: about 40 s on two quiet cores
 @pytest.mark.spark
+# Spark reads the orders from a Parquet file and computes in its own JVM; what touches the
+# database (reading orders out, writing scores back) is the DuckDB refresh's own code, which
+# tests/scoring/test_refresh.py and test_incremental.py run on both databases. One run is
+# enough for the comparison, and saves a JVM start and a minute of Spark in the other.
+@pytest.mark.sqlite_only
 @pytest.mark.django_db(transaction=True)
 def test_spark_refresh_matches_the_duckdb_refresh(demo_store):
     if shutil.which("java") is None:
