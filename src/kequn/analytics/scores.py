@@ -20,7 +20,7 @@ from .side import SideWork
 Progress = Callable[[str], None]
 
 
-def _as_datetime(now: date | datetime | str) -> datetime:
+def as_datetime(now: date | datetime | str) -> datetime:
     if isinstance(now, datetime):
         return now
     d = to_date(now)
@@ -77,7 +77,7 @@ def score_customers(
     scores are the same.
     """
     say = progress or (lambda _msg: None)
-    now_dt = _as_datetime(now)
+    now_dt = as_datetime(now)
     end = now_dt.date()
     tx = transactions
     netted = isinstance(tx, DailyPurchases)  # from prepare_daily: checked when it was read
@@ -111,7 +111,7 @@ def score_customers(
             side.submit(_train_churn_model, x_train[churn.FEATURES], y_train)
             trained = True
     say("choosing value models")
-    count_model, spend_model = _choose_value_models(
+    count_model, spend_model = choose_value_models(
         tx, summary, end, churn_horizon_days, time_unit, backend, count_model, spend_model, models
     )
     say("fitting BG/NBD")
@@ -260,7 +260,7 @@ def fit_count_models(
     return params, value_params, count_model
 
 
-def _choose_value_models(
+def choose_value_models(
     tx: Any,
     summary: pd.DataFrame,
     end: date,

@@ -37,7 +37,7 @@ from threadpoolctl import threadpool_limits
 from . import churn, clv, lifecycle, rfm, valuemodels
 from .engine import DailyPurchases, build_daily_expr, build_daily_summary_expr, days_per_unit
 from .errors import AnalyticsInputError, InsufficientDataError
-from .scores import _as_datetime, _choose_value_models, fit_count_models
+from .scores import as_datetime, choose_value_models, fit_count_models
 from .summaries import sample_customer_ids
 
 Progress = Callable[[str], None]
@@ -161,7 +161,7 @@ def score_customers_on_spark(
     import ibis  # noqa: PLC0415 -- its PySpark backend loads only with PySpark
 
     say = progress or (lambda _msg: None)
-    now_dt = _as_datetime(now)
+    now_dt = as_datetime(now)
     end = now_dt.date()
     unit = days_per_unit(time_unit)
     models: dict[str, Any] = {"now": now_dt.isoformat(), "time_unit": time_unit, "notes": []}
@@ -189,7 +189,7 @@ def score_customers_on_spark(
         # drawn as the DuckDB refresh draws it: only their days reach the driver.
         sample = _sample_customers(daily, summary, churn.TRAINING_CUSTOMERS)
         say("choosing value models")
-        count_model, spend_model = _choose_value_models(
+        count_model, spend_model = choose_value_models(
             sample,
             pd.DataFrame({"first_day": [stats.first_day]}),
             end,

@@ -165,7 +165,7 @@ def refresh_scores(
     started = time.perf_counter()
     now = now or timezone.now()
     run = ScoreRun.objects.using(using).create(started_at=now, status=ScoreRun.Status.RUNNING)
-    say = _progress_printer(progress)
+    say = make_progress_printer(progress)
     try:
         # First: a mistake in the settings fails the run (with its message) before any work.
         config = read_analytics_config(get_analytics_config_path(), known_segments_only=True)
@@ -175,7 +175,9 @@ def refresh_scores(
         summaries = _drop_restricted_summaries(load_summaries(using), everyone)
         customers = live_customer_ids(everyone)
         if summaries.empty:
-            return _finish_without_purchases(run, customers, now, started, using, by)
+            return finish_without_purchases(
+                run, customers, now=now, started=started, using=using, by=by
+            )
         check_summaries_not_future(summaries, now)
         # The churn model trains on at most TRAINING_CUSTOMERS customers and the value
         # models are judged on the same ones: only their orders are read.
@@ -197,7 +199,7 @@ def refresh_scores(
         details = scores.attrs["models"]
         details["summaries"] = {"reread_customers": reread, "full": full}
         say("writing scores")
-        n_changes = _write_scores(scores, run, now, using, by)
+        n_changes = write_scores(scores, run, now=now, using=using, by=by)
         analyze_tables([CustomerScore], using=using)
         message = "; ".join(details.get("notes", []))
         run.status = ScoreRun.Status.DONE
@@ -223,7 +225,9 @@ def _drop_restricted_summaries(summaries: pd.DataFrame, customers: pa.Table) -> 
     return summaries.loc[keep].reset_index(drop=True)
 
 
-def _write_scores(scores: pd.DataFrame, run: ScoreRun, now: datetime, using: str, by: Actor) -> int:
+def write_scores(
+    scores: pd.DataFrame, run: ScoreRun, *, now: datetime, using: str, by: Actor
+) -> int:
     """Fill the next score table, then swap it in with the stage changes; return their count."""
     scores = scores.copy()
     # Percentile among scored customers: "top 10% churn risk" is what operators filter on.
@@ -256,7 +260,7 @@ def _write_scores(scores: pd.DataFrame, run: ScoreRun, now: datetime, using: str
     return n_changes
 
 
-def _progress_printer(progress: bool | Callable[[str], None]) -> Callable[[str], None]:
+def make_progress_printer(progress: bool | Callable[[str], None]) -> Callable[[str], None]:
     """Return the stage-message callback for refresh_scores's ``progress`` argument."""
     if callable(progress):
         return progress
@@ -275,8 +279,14 @@ def _record_refresh(run: ScoreRun, by: Actor, *, customers: int, stage_changes: 
     )
 
 
-def _finish_without_purchases(
-    run: ScoreRun, customers: pa.Table, now: datetime, started: float, using: str, by: Actor
+def finish_without_purchases(
+    run: ScoreRun,
+    customers: pa.Table,
+    *,
+    now: datetime,
+    started: float,
+    using: str,
+    by: Actor,
 ) -> RefreshResult:
     """Mark everyone a prospect when the store has no purchases yet."""
     ids = customers.column("customer_id").to_pylist()

@@ -37,9 +37,9 @@ from kequn.scoring.models import CustomerScore, ScoreRun
 from kequn.scoring.services import (
     TIME_UNIT,
     RefreshResult,
-    _finish_without_purchases,
-    _progress_printer,
-    _write_scores,
+    finish_without_purchases,
+    make_progress_printer,
+    write_scores,
 )
 from kequn.security.actors import Actor
 
@@ -64,7 +64,7 @@ def refresh_scores_on_spark(
     now = now or timezone.now()
     master = master or get_spark_master()
     run = ScoreRun.objects.using(using).create(started_at=now, status=ScoreRun.Status.RUNNING)
-    say = _progress_printer(progress)
+    say = make_progress_printer(progress)
     work = Path(tempfile.mkdtemp(prefix="spark-", dir=_work_root()))
     spark = None
     try:
@@ -76,7 +76,9 @@ def refresh_scores_on_spark(
         customers = live_customer_ids(everyone)
         purchases = _purchases_frame(spark, everyone, orders_parquet, work, using, say)
         if purchases is None:
-            return _finish_without_purchases(run, customers, now, started, using, by)
+            return finish_without_purchases(
+                run, customers, now=now, started=started, using=using, by=by
+            )
         options = config.score_options()
         result = score_customers_on_spark(
             spark, purchases, now, time_unit=TIME_UNIT, progress=say, **options
@@ -87,7 +89,7 @@ def refresh_scores_on_spark(
         details = result.models
         say("writing scores")
         # The DuckDB refresh's writer: the next table built beside the live one, swapped in.
-        n_changes = _write_scores(scores, run, now, using, by)
+        n_changes = write_scores(scores, run, now=now, using=using, by=by)
         analyze_tables([CustomerScore], using=using)
         written = len(scores)
         message = "; ".join(details.get("notes", []))
