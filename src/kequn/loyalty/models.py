@@ -243,7 +243,11 @@ class LedgerEntry(models.Model):
             models.Index(
                 fields=["available_at"], condition=Q(held__gt=0), name="loyalty_held_grant_idx"
             ),
-            models.Index(fields=["order_ref"], name="loyalty_entry_order_idx"),
+            # Only entries of an order: expiry, adjustments and events (most of the ledger)
+            # carry none and need not pay for an index entry each.
+            models.Index(
+                fields=["order_ref"], condition=~Q(order_ref=""), name="loyalty_entry_order_idx"
+            ),
         ]
 
     def __str__(self) -> str:
