@@ -29,7 +29,8 @@ class Marketer(HttpUser):
     """A marketing user: customer lists and searches, the 360 page, segment counts."""
 
     weight = 5
-    wait_time = between(1, 3)
+    # A person reads the list or the profile before the next click.
+    wait_time = between(5, 15)
 
     def on_start(self) -> None:
         login = self.client.get("/admin/login/", name="page login")
@@ -89,7 +90,8 @@ class ApiClient(HttpUser):
     """An integration paging through customers and reading single ones."""
 
     weight = 3
-    wait_time = between(0.5, 2)
+    # An integration's sync loop, with its own work on each record between calls.
+    wait_time = between(1, 5)
 
     def on_start(self) -> None:
         self.headers = {"Authorization": f"Bearer {next(TOKENS)}"}
@@ -120,7 +122,8 @@ class EventSender(HttpUser):
     """A website's server sending Segment batches of 20 events."""
 
     weight = 2
-    wait_time = between(0.5, 1.5)
+    # A web server flushing its queue of events every few seconds.
+    wait_time = between(1, 5)
 
     def on_start(self) -> None:
         key = os.environ["LOAD_WRITE_KEY"]

@@ -135,7 +135,13 @@ def main() -> int:
     parser.add_argument("--data-dir", default="", help="default: a scratch directory")
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--users", type=int, default=200)
-    parser.add_argument("--spawn-rate", type=float, default=10)
+    parser.add_argument(
+        "--spawn-rate",
+        type=float,
+        default=2,
+        help="users started per second [2: 200 users sign in over 100 s, not in one burst of "
+        "password hashing]",
+    )
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--workers", type=int, default=4, help="kequn serve --workers")
     parser.add_argument("--skip-demo", action="store_true", help="reuse the data already loaded")
