@@ -29,7 +29,6 @@ from kequn.analytics.scores import score_customers
 from kequn.analytics.summaries import check_summaries_not_future, sample_customer_ids, summary_at
 from kequn.conf import get_analytics_config_path
 from kequn.db import (
-    analyze_tables,
     insert_columns,
     large_sqlite_cache,
     without_indexes,
@@ -200,7 +199,6 @@ def refresh_scores(
         details["summaries"] = {"reread_customers": reread, "full": full}
         say("writing scores")
         n_changes = write_scores(scores, run, now=now, using=using, by=by)
-        analyze_tables([CustomerScore], using=using)
         message = "; ".join(details.get("notes", []))
         run.status = ScoreRun.Status.DONE
         run.customers = len(scores)

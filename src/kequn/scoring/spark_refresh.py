@@ -29,11 +29,8 @@ from kequn.analytics import lifecycle
 from kequn.analytics.config import read_analytics_config
 from kequn.analytics.spark import score_customers_on_spark, start_spark
 from kequn.conf import get_analytics_config_path, get_data_dir, get_spark_master
-from kequn.db import (
-    analyze_tables,
-)
 from kequn.scoring.loading import drop_restricted, live_customer_ids, load_customers, load_purchases
-from kequn.scoring.models import CustomerScore, ScoreRun
+from kequn.scoring.models import ScoreRun
 from kequn.scoring.services import (
     TIME_UNIT,
     RefreshResult,
@@ -90,7 +87,6 @@ def refresh_scores_on_spark(
         say("writing scores")
         # The DuckDB refresh's writer: the next table built beside the live one, swapped in.
         n_changes = write_scores(scores, run, now=now, using=using, by=by)
-        analyze_tables([CustomerScore], using=using)
         written = len(scores)
         message = "; ".join(details.get("notes", []))
         run.status = ScoreRun.Status.DONE
