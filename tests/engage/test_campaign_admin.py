@@ -55,24 +55,34 @@ def test_a_template_with_an_unknown_field_is_refused_in_the_form(admin_client):
     assert not Template.objects.filter(name="Broken").exists()
 
 
+PANEL = "{% load engage_dashboard %}{% campaigns_panel %}"
+
+
+def start_campaign(settings, name: str, emails: list[str]):
+    """Send a campaign to consenting customers with these emails; return it."""
+    settings.KEQUN_EMAIL_URL = "smtp://127.0.0.1:2525"
+    settings.KEQUN_EMAIL_FROM = "shop@example.com"
+    segment = Segment.objects.create(name=f"{name} audience", kind=Segment.Kind.STATIC)
+    people = [make_customer(email=email) for email in emails]
+    for person in people:
+        record_consent(person, "email", "marketing", True, "tests", by=BY)
+    set_static_members(segment, [p.pk for p in people], by=BY)
+    template = services.create_template(
+        name=name, channel="email", subject_zh="你好", body_zh="<p>hi</p>", by=BY
+    )
+    campaign = services.create_campaign(
+        name=f"{name} campaign", segment=segment, template=template, by=BY
+    )
+    services.start_run(campaign, by=BY)
+    return campaign
+
+
 def test_the_dashboard_panel_lists_sent_campaigns_to_who_may_read_them(db, rf, settings):
     from django.contrib.auth.models import AnonymousUser, User
     from django.template import Context, Template
 
-    settings.KEQUN_EMAIL_URL = "smtp://127.0.0.1:2525"
-    settings.KEQUN_EMAIL_FROM = "shop@example.com"
-    person = make_customer(email="panel@example.com")
-    record_consent(person, "email", "marketing", True, "tests", by=BY)
-    segment = Segment.objects.create(name="Panel audience", kind=Segment.Kind.STATIC)
-    set_static_members(segment, [person.pk], by=BY)
-    template = services.create_template(
-        name="Panel", channel="email", subject_zh="你好", body_zh="<p>hi</p>", by=BY
-    )
-    campaign = services.create_campaign(
-        name="Panel campaign", segment=segment, template=template, by=BY
-    )
-    services.start_run(campaign, by=BY)
-    panel = Template("{% load engage_dashboard %}{% campaigns_panel %}")
+    campaign = start_campaign(settings, "Panel", ["panel@example.com"])
+    panel = Template(PANEL)
     request = rf.get("/admin/")
     request.user = User.objects.create_superuser("boss", password="x")
     html = panel.render(Context({"request": request}))
@@ -88,27 +98,14 @@ def test_the_dashboard_panel_reads_reports_stored_by_the_dashboard_refresh(
     db, rf, settings, django_assert_max_num_queries
 ):
     from django.contrib.auth.models import User
-    from django.template import Context
-    from django.template import Template as Page
+    from django.template import Context, Template
 
     from kequn.dashboard.services import refresh_dashboard
     from kequn.engage.models import Message
 
-    settings.KEQUN_EMAIL_URL = "smtp://127.0.0.1:2525"
-    settings.KEQUN_EMAIL_FROM = "shop@example.com"
-    segment = Segment.objects.create(name="Stored audience", kind=Segment.Kind.STATIC)
-    people = [make_customer(email=f"stored{n}@example.com") for n in range(5)]
-    for person in people:
-        record_consent(person, "email", "marketing", True, "tests", by=BY)
-    set_static_members(segment, [p.pk for p in people], by=BY)
-    template = services.create_template(
-        name="Stored", channel="email", subject_zh="你好", body_zh="<p>hi</p>", by=BY
-    )
-    campaign = services.create_campaign(
-        name="Stored campaign", segment=segment, template=template, by=BY
-    )
-    services.start_run(campaign, by=BY)
-    panel = Page("{% load engage_dashboard %}{% campaigns_panel %}")
+    emails = [f"stored{n}@example.com" for n in range(5)]
+    campaign = start_campaign(settings, "Stored", emails)
+    panel = Template(PANEL)
     request = rf.get("/admin/")
     request.user = User.objects.create_superuser("boss", password="x")
 
