@@ -63,7 +63,12 @@ def expire_range(
     bounds: list[Any] = [low, high, now, upto]
     result = ExpiryResult()
     with transaction.atomic(), connection.cursor() as cursor:
-        lock = " FOR UPDATE" if connection.vendor == "postgresql" else ""
+        lock = ""
+        if connection.vendor == "postgresql":
+            lock = " FOR UPDATE"
+            # A range's scans cost enough for PostgreSQL to compile them (JIT), which took
+            # longer than running them: 1.5 s against 0.2 s a range at a million members.
+            cursor.execute("SET LOCAL jit = off")
         cursor.execute(
             f"SELECT m.customer_id FROM {MEMBER} m WHERE m.customer_id >= %s "  # noqa: S608 -- table names are ours
             f"AND m.customer_id < %s AND EXISTS (SELECT 1 FROM {ENTRY} g WHERE "
@@ -75,9 +80,9 @@ def expire_range(
         # Read after the locks: a spend that committed meanwhile is seen (READ COMMITTED).
         cursor.execute(
             f"SELECT g.member_id, SUM(g.remaining), COUNT(*) FROM {ENTRY} g "  # noqa: S608
-            f"JOIN {MEMBER} m ON m.customer_id = g.member_id WHERE {OVERDUE} "
-            "GROUP BY g.member_id ORDER BY g.member_id",
-            bounds,
+            f"JOIN {MEMBER} m ON m.customer_id = g.member_id AND m.customer_id >= %s "
+            f"AND m.customer_id < %s WHERE {OVERDUE} GROUP BY g.member_id ORDER BY g.member_id",
+            [low, high, *bounds],
         )
         rows = cursor.fetchall()
         if not rows:  # what was overdue was spent before the lock was ours
