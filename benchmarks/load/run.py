@@ -3,7 +3,7 @@
 Full run (the issue's target; about an hour to prepare a million customers first):
 
     python benchmarks/load/run.py --database-url postgresql://postgres@127.0.0.1:5432/kequn_load \
-        --customers 1000000 --users 200 --minutes 10 --workers 4
+        --customers 1000000 --users 200 --minutes 10
 
 Targets: no failed request, API p95 < 300 ms, back-office pages p95 < 800 ms, and the server
 processes' memory (RSS of the gunicorn master and workers) flat within 10 % from minute 2 to
@@ -143,7 +143,12 @@ def main() -> int:
         "password hashing]",
     )
     parser.add_argument("--minutes", type=float, default=10)
-    parser.add_argument("--workers", type=int, default=4, help="kequn serve --workers")
+    parser.add_argument(
+        "--workers", type=int, help="kequn serve --workers [its default, KEQUN_SERVE_WORKERS]"
+    )
+    parser.add_argument(
+        "--threads", type=int, help="kequn serve --threads [its default, KEQUN_SERVE_THREADS]"
+    )
     parser.add_argument("--skip-demo", action="store_true", help="reuse the data already loaded")
     parser.add_argument("--smoke", action="store_true", help="a few users for seconds on SQLite")
     args = parser.parse_args()
@@ -151,8 +156,8 @@ def main() -> int:
         set_smoke_tag()
         args.customers, args.users, args.spawn_rate, args.minutes = 300, 6, 6, 0.25
         args.workers = 1
-    for name in ("customers", "users", "workers"):
-        if getattr(args, name) < 1:
+    for name in ("customers", "users", "workers", "threads"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     verdict = Verdict("load", smoke=args.smoke)
     data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="kequn-load-"))
@@ -172,8 +177,10 @@ def main() -> int:
     else:
         env.pop("KEQUN_DATABASE_URL", None)
     database = "PostgreSQL" if args.database_url.startswith("postgres") else "SQLite"
+    sizes = {"workers": args.workers, "threads": args.threads}
+    serve_options = [f"--{k} {v}" for k, v in sizes.items() if v is not None]
     verdict.conditions(
-        f"kequn serve --workers {args.workers} (gthread, 4 threads each) on {database}, "
+        f"kequn serve {' '.join(serve_options) or '(default workers and threads)'} on {database}, "
         f"{args.customers:,} demo customers, {args.users} locust users for {args.minutes:g} min "
         f"on the same machine ({os.cpu_count()} cores)"
     )
@@ -196,7 +203,7 @@ def main() -> int:
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         [sys.executable, "-m", "kequn.cli", "serve", "--port", str(port),
-         "--workers", str(args.workers)],
+         *" ".join(serve_options).split()],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=open(data_dir / "server.log", "w"),  # noqa: SIM115 -- lives as long as the server

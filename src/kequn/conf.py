@@ -81,6 +81,9 @@ ENVIRONMENT = frozenset(
         "KEQUN_REDIS_URL",
         "KEQUN_SECRET_KEY",
         "KEQUN_SECURE_COOKIES",
+        # `kequn serve` (kequn.serving)
+        "KEQUN_SERVE_WORKERS",
+        "KEQUN_SERVE_THREADS",
         "KEQUN_SESSION_IDLE_MINUTES",
         "KEQUN_SESSION_MAX_HOURS",
         "KEQUN_SOURCE_TRUST",
@@ -172,6 +175,30 @@ def get_analytics_config_path() -> Path | None:
 def get_spark_master() -> str:
     """Return KEQUN_SPARK_MASTER, the Spark master of `analytics refresh --engine spark` [local[2]]."""
     return read_env("KEQUN_SPARK_MASTER") or "local[2]"
+
+
+def read_whole_number(name: str, default: int, *, low: int = 1, high: int = 64) -> int:
+    """Return the whole-number setting ``name``, or raise ConfigError naming it and the range."""
+    text = read_env(name)
+    if text is None or not text.strip():
+        return default
+    try:
+        value = int(text.strip())
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={text!r} must be a whole number from {low} to {high}")
+    return value
+
+
+def get_serve_workers() -> int:
+    """Return KEQUN_SERVE_WORKERS, the server's worker processes [2]."""
+    return read_whole_number("KEQUN_SERVE_WORKERS", 2)
+
+
+def get_serve_threads() -> int:
+    """Return KEQUN_SERVE_THREADS, the threads (and database connections) of each worker [4]."""
+    return read_whole_number("KEQUN_SERVE_THREADS", 4)
 
 
 def env_bool(name: str, default: bool) -> bool:

@@ -21,6 +21,8 @@ from django.core.management.base import CommandError
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
+from kequn.conf import get_serve_threads, get_serve_workers
+
 # Unix socket paths are limited to 108 bytes (sun_path) on Linux.
 MAX_SOCKET_PATH = 100
 
@@ -49,12 +51,17 @@ def get_control_socket(data_dir: Path, port: int) -> str | None:
     return path if len(path.encode()) <= MAX_SOCKET_PATH else None
 
 
-def serve(host: str, port: int, workers: int = 2) -> None:
-    """Serve kequn.wsgi on host:port until interrupted, replacing the current process."""
+def serve(host: str, port: int, workers: int | None = None, threads: int | None = None) -> None:
+    """Serve kequn.wsgi on host:port until interrupted, replacing the current process.
+
+    workers and threads default to KEQUN_SERVE_WORKERS and KEQUN_SERVE_THREADS.
+    """
+    workers, threads = workers or get_serve_workers(), threads or get_serve_threads()
     options = {
         "host": host,
         "port": port,
         "workers": workers,
+        "threads": threads,
         "control_socket": get_control_socket(settings.DATA_DIR, port),
         "static_prefix": "/" + settings.STATIC_URL.lstrip("/"),
         # Each worker writes its metrics here; /metrics adds them up (kequn.monitoring).
@@ -97,7 +104,7 @@ def run_gunicorn(options: dict) -> None:
         def load_config(self) -> None:
             self.cfg.set("bind", f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
             self.cfg.set("workers", options["workers"])
-            self.cfg.set("threads", 4)
+            self.cfg.set("threads", options["threads"])
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("timeout", 120)
             # Longer than clients' pauses between requests: a connection closed while a client

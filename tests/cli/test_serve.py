@@ -37,16 +37,16 @@ def fetch(url: str) -> int:
 class Server:
     """One `kequn serve` subprocess with its own data directory and port."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *options: str, **settings: str) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # Each server on the embedded database of its own data directory: what is tested is
         # the process (log, signals, control socket), the same on either database.
         env = {k: v for k, v in os.environ.items() if not k.startswith("KEQUN_")}
-        env["KEQUN_DATA_DIR"] = str(data_dir)
+        env.update(settings, KEQUN_DATA_DIR=str(data_dir))
         self.process = subprocess.Popen(
-            [*KEQUN, "serve", "--port", str(self.port), "--workers", "2"],
+            [*KEQUN, "serve", "--port", str(self.port), *(options or ("--workers", "2"))],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -106,3 +106,48 @@ def test_two_servers_serve_quietly_and_stop_cleanly(tmp_path):
         assert "/static/" not in log
         assert log.count("Not Found: /no-such-page/") == 1
     assert not (first.data_dir / f"gunicorn-{first.port}.ctl").exists()
+
+
+def test_server_size_comes_from_the_settings(tmp_path):
+    server = Server(tmp_path, KEQUN_SERVE_WORKERS="3", KEQUN_SERVE_THREADS="1")
+    try:
+        server.wait_until_up()
+        assert fetch(f"{server.url}/admin/login/") == 200
+        code, output = server.stop()
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait()
+    assert code == 0, output
+    assert output.count("Booting worker with pid") == 3, output
+
+
+@pytest.mark.parametrize(
+    ("arguments", "settings", "message"),
+    [
+        (
+            (),
+            {"KEQUN_SERVE_THREADS": "many"},
+            "KEQUN_SERVE_THREADS='many' must be a whole number from 1 to 64",
+        ),
+        (
+            (),
+            {"KEQUN_SERVE_WORKERS": "0"},
+            "KEQUN_SERVE_WORKERS='0' must be a whole number from 1 to 64",
+        ),
+        (("--threads", "0"), {}, "--threads must be at least 1"),
+    ],
+)
+def test_a_bad_server_size_is_refused_in_one_line(tmp_path, arguments, settings, message):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEQUN_")}
+    env.update(settings, KEQUN_DATA_DIR=str(tmp_path))
+    result = subprocess.run(
+        [*KEQUN, "serve", "--port", str(free_port()), *arguments],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
