@@ -180,3 +180,41 @@ def test_anonymous_user_is_sent_to_login(client, data):
         response = client.get(url)
         assert response.status_code == 302
         assert reverse("admin:login") in response["Location"]
+
+
+def test_a_list_builds_its_column_headers_once_not_once_per_row(admin_client, data, monkeypatch):
+    from kequn.dashboard import changelists
+
+    builds = []
+    build = changelists._build_headers
+
+    def counted(cl):
+        builds.append(cl)
+        return build(cl)
+
+    monkeypatch.setattr(changelists, "_build_headers", counted)
+    html = get_list(admin_client, "customers_customer", {"o": "-2"})
+    check_rows(html, ["Alice Wang", "Bob Li", "Acme Trading"], [])
+    assert len(builds) == 1
+    # Every row still has its cells under the headers' columns, sorted as asked.
+    assert html.count('class="field-name_link') == 3
+    assert html.index("Bob Li") < html.index("Alice Wang") < html.index("Acme Trading")
+
+
+def test_pages_build_the_app_list_only_where_it_is_shown(admin_client, data, monkeypatch):
+    from unfold.sites import UnfoldAdminSite
+
+    built = []
+    build = UnfoldAdminSite.get_app_list
+
+    def counted(site, request, app_label=None):
+        built.append(app_label)
+        return build(site, request, app_label)
+
+    monkeypatch.setattr(UnfoldAdminSite, "get_app_list", counted)
+    get_list(admin_client, "customers_customer")
+    assert built == []  # the sidebar is Kequn's own: no page reads Django's app list
+    answer = admin_client.get(reverse("admin:app_list", args=["customers"]))
+    assert answer.status_code == 200 and built == ["customers"]
+    assert reverse("admin:customers_customer_changelist") in answer.content.decode()
+    assert admin_client.get("/admin/no_such_app/").status_code == 404

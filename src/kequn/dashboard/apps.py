@@ -12,7 +12,10 @@ class DashboardConfig(AppConfig):
         """Name the admin home page after the dashboard it shows, not "Site administration"."""
         from django.contrib import admin
 
+        from kequn.dashboard import changelists
         from kequn.labels import name_upstream_apps
+
+        changelists.install()
 
         # Here, in the last app of INSTALLED_APPS, every upstream app is loaded.
         name_upstream_apps()
