@@ -74,6 +74,25 @@ def test_a_failed_run_does_not_wait_for_the_side_work(cdnow_sample_summary):
     assert not process.is_alive()
 
 
+def test_a_large_file_trains_on_a_sample_and_scores_everyone(
+    cdnow_sample_path, tmp_path, monkeypatch
+):
+    from kequn.analytics import churn
+
+    # As if the file's 2,357 customers were a large base: training draws 500 of them.
+    monkeypatch.setattr(churn, "TRAINING_CUSTOMERS", 500)
+    out = tmp_path / "report"
+    assert main([str(cdnow_sample_path), "--out", str(out), "--quiet"]) == 0
+    models = json.loads((out / "models.json").read_text(encoding="utf-8"))
+    # One row per sampled customer who had bought by each of the monthly snapshots.
+    assert 100 < models["scores"]["churn"]["n_train"] <= 500 * churn.TRAINING_SNAPSHOTS
+    customers = pd.read_csv(out / "customers.csv", dtype={"customer_id": str})
+    assert len(customers) == models["calibration"]["customers"] == 2357
+    assert customers["churn_risk"].notna().all() and customers["clv"].notna().all()
+    # The purchase model is fitted on every customer, not on the sample.
+    assert models["scores"]["bgnbd"]["params"] == pytest.approx(models["bgnbd"]["params"])
+
+
 def test_scores_with_a_side_process_are_the_scores_without(cdnow_sample_path):
     tx = read_transactions(cdnow_sample_path)
     alone = score_customers(tx, "1998-06-30")

@@ -341,16 +341,22 @@ def _run_analysis(
         # Scored at the holdout's end, churn means no purchase for as long as the holdout.
         options["churn_horizon_days"] = (hold_end - cal_end).days
     same_rows = scored_tx.num_rows == tx.num_rows
+    scoring_days = daily if same_rows else prepare_daily(scored_tx)
     # Without a holdout the calibration summary and BG/NBD fit are the scoring ones.
     reuse = same_rows and hold_end is None
+    score_clock.start("summarising customers")
+    summary = cal if reuse else summarize_customers(scoring_days, score_day, time_unit=time_unit)
     scores = score_customers(
-        daily if same_rows else scored_tx,
+        # Every customer is scored from the summary; as in the nightly refresh, the value
+        # models are judged and churn is trained on the days of at most
+        # churn.TRAINING_CUSTOMERS customers drawn at random.
+        scoring_days.sample_customers(churn.TRAINING_CUSTOMERS),
         _end_of(score_day),
         time_unit=time_unit,
         progress=score_clock.start,
         **options,
         **chosen,
-        summary=cal if reuse else None,
+        summary=summary,
         bgnbd_fit=fits.get("bgnbd") if reuse else None,
         side=side,
     )
