@@ -52,3 +52,21 @@ def test_tier_changes_fire_the_listener_after_commit(
     with django_capture_on_commit_callbacks(execute=True):
         services.earn_for_orders([make_order(customer, amount="1500", days_ago=10).pk], BY)
     assert ([customer.pk], "silver") in seen
+
+
+def test_a_batch_of_upgrades_fires_once_per_tier_move(
+    programme, tiers, django_capture_on_commit_callbacks
+):
+    seen = []
+    services.register_tier_listener(lambda ids, payload: seen.append((sorted(ids), payload)))
+    silver = [make_customer(f"银{i}") for i in range(3)]
+    gold = make_customer("金")
+    orders = [make_order(c, amount="1500", days_ago=10).pk for c in silver]
+    orders.append(make_order(gold, amount="6000", days_ago=10).pk)
+    for customer in [*silver, gold]:
+        services.enroll_member(customer_id=customer.pk, by=BY)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.earn_for_orders(orders, BY)
+    moves = {payload["tier"]: ids for ids, payload in seen}
+    assert len(seen) == 2
+    assert moves == {"gold": [gold.pk], "silver": sorted(c.pk for c in silver)}

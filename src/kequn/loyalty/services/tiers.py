@@ -37,9 +37,14 @@ def register_tier_listener(listener: TierListener) -> None:
 def _notify(changes: list[tuple[int, str, str]]) -> None:
     if not changes or not _listeners:
         return
+    # One call per (from, to) pair with all its members: a call per member (one journey
+    # lookup each) made an import batch that upgraded 3,600 members spend 10 s here.
+    moves: dict[tuple[str, str], list[int]] = {}
+    for customer_id, old, new in changes:
+        moves.setdefault((old, new), []).append(customer_id)
     for listener in _listeners:
-        for customer_id, old, new in changes:
-            listener([customer_id], {"from_tier": old, "tier": new})
+        for (old, new), customer_ids in moves.items():
+            listener(customer_ids, {"from_tier": old, "tier": new})
 
 
 def compute_qualifying(
