@@ -37,7 +37,9 @@ def fetch(url: str) -> int:
 class Server:
     """One `kequn serve` subprocess with its own data directory and port."""
 
-    def __init__(self, data_dir: Path, *options: str, **settings: str) -> None:
+    def __init__(
+        self, data_dir: Path, options: tuple[str, ...] = ("--workers", "2"), **settings: str
+    ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -46,7 +48,7 @@ class Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KEQUN_")}
         env.update(settings, KEQUN_DATA_DIR=str(data_dir))
         self.process = subprocess.Popen(
-            [*KEQUN, "serve", "--port", str(self.port), *(options or ("--workers", "2"))],
+            [*KEQUN, "serve", "--port", str(self.port), *options],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -109,7 +111,7 @@ def test_two_servers_serve_quietly_and_stop_cleanly(tmp_path):
 
 
 def test_server_size_comes_from_the_settings(tmp_path):
-    server = Server(tmp_path, KEQUN_SERVE_WORKERS="3", KEQUN_SERVE_THREADS="1")
+    server = Server(tmp_path, (), KEQUN_SERVE_WORKERS="3", KEQUN_SERVE_THREADS="1")
     try:
         server.wait_until_up()
         assert fetch(f"{server.url}/admin/login/") == 200
