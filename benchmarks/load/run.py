@@ -178,7 +178,7 @@ def main() -> int:
         env.pop("KEQUN_DATABASE_URL", None)
     database = "PostgreSQL" if args.database_url.startswith("postgres") else "SQLite"
     sizes = {"workers": args.workers, "threads": args.threads}
-    serve_options = [f"--{k} {v}" for k, v in sizes.items() if v is not None]
+    serve_options = [o for k, v in sizes.items() if v is not None for o in (f"--{k}", str(v))]
     verdict.conditions(
         f"kequn serve {' '.join(serve_options) or '(default workers and threads)'} on {database}, "
         f"{args.customers:,} demo customers, {args.users} locust users for {args.minutes:g} min "
@@ -203,7 +203,7 @@ def main() -> int:
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         [sys.executable, "-m", "kequn.cli", "serve", "--port", str(port),
-         *" ".join(serve_options).split()],
+         *serve_options],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=open(data_dir / "server.log", "w"),  # noqa: SIM115 -- lives as long as the server

@@ -25,6 +25,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def make_env(data_dir: Path, **settings: str) -> dict[str, str]:
+    """Return this process's environment without its KEQUN_* settings, plus these."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEQUN_")}
+    env.update(settings, KEQUN_DATA_DIR=str(data_dir))
+    return env
+
+
 def fetch(url: str) -> int:
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
@@ -45,11 +52,9 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         # Each server on the embedded database of its own data directory: what is tested is
         # the process (log, signals, control socket), the same on either database.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("KEQUN_")}
-        env.update(settings, KEQUN_DATA_DIR=str(data_dir))
         self.process = subprocess.Popen(
             [*KEQUN, "serve", "--port", str(self.port), *options],
-            env=env,
+            env=make_env(data_dir, **settings),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -141,11 +146,9 @@ def test_server_size_comes_from_the_settings(tmp_path):
     ],
 )
 def test_a_bad_server_size_is_refused_in_one_line(tmp_path, arguments, settings, message):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KEQUN_")}
-    env.update(settings, KEQUN_DATA_DIR=str(tmp_path))
     result = subprocess.run(
         [*KEQUN, "serve", "--port", str(free_port()), *arguments],
-        env=env,
+        env=make_env(tmp_path, **settings),
         capture_output=True,
         text=True,
         timeout=60,

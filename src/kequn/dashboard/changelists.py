@@ -19,10 +19,9 @@ _build_headers = unfold_list.result_headers
 
 def result_headers_once(cl: Any) -> Iterator[dict[str, Any]]:
     """Yield the change list's column headers, built on the first call for this list."""
-    headers = cl.__dict__.get("_kequn_headers")
-    if headers is None:
-        headers = cl.__dict__["_kequn_headers"] = list(_build_headers(cl))
-    return iter(headers)
+    if not hasattr(cl, "_kequn_headers"):
+        cl._kequn_headers = list(_build_headers(cl))
+    return iter(cl._kequn_headers)
 
 
 def install() -> None:
