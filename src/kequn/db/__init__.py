@@ -17,6 +17,9 @@ Writes (kequn.db.writes), in the caller's transaction:
 Reads (kequn.db.reads): ``read_arrow(queryset_or_sql, schema, *, fields=None,
 params=None, using="default")``: an Arrow table (COPY TO STDOUT on PostgreSQL).
 
+Conditions (kequn.db.lookups): ``field_in(name, values)``: ``.filter()`` condition
+`name IN values` for long lists, one array parameter on PostgreSQL.
+
 Loads (kequn.db.loader): ``BulkLoader`` (tuned connection, background COPY, indexes
 dropped and rebuilt once) writing ``TableData(model, columns)``.
 
@@ -27,6 +30,7 @@ Table upkeep (kequn.db.tables): ``without_indexes(model, *, using)``, ``drop_ind
 
 from kequn.db.columns import Column, Dates, NullableInts, Timestamps
 from kequn.db.loader import BulkLoader, TableData
+from kequn.db.lookups import field_in
 from kequn.db.reads import read_arrow
 from kequn.db.tables import (
     analyze_tables,
@@ -52,6 +56,7 @@ __all__ = [
     "clear_table",
     "create_indexes",
     "drop_indexes",
+    "field_in",
     "get_next_id",
     "insert_columns",
     "insert_objects",

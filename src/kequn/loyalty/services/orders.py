@@ -17,7 +17,8 @@ from django.db.models import Field
 from django.utils import timezone
 
 from kequn.commerce.models import Order, OrderLine
-from kequn.db import insert_columns, insert_objects
+from kequn.db import field_in, insert_columns, insert_objects
+from kequn.db.lookups import to_array_literal
 from kequn.events.models import Event
 from kequn.loyalty.models import LedgerEntry, Member, Programme, TierChange
 from kequn.loyalty.services.base import (
@@ -69,7 +70,7 @@ def compute_order_points(
 def _line_categories(order_ids: list[int]) -> dict[int, list[tuple[Decimal, str]]]:
     lines: dict[int, list[tuple[Decimal, str]]] = defaultdict(list)
     for order_id, amount, code, parent in OrderLine.objects.filter(
-        order_id__in=order_ids
+        field_in("order_id", order_ids)
     ).values_list(
         "order_id", "amount", "product__category__code", "product__category__parent__code"
     ):
@@ -86,7 +87,7 @@ def earn_for_orders(order_ids: list[int], by: Actor, now: datetime | None = None
     if not order_ids:
         return {"earned": 0, "points": 0, "reversed": 0, "enrolled": 0}
     orders = list(
-        Order.objects.filter(pk__in=order_ids, customer_id__isnull=False).values_list(
+        Order.objects.filter(field_in("pk", order_ids), customer_id__isnull=False).values_list(
             "pk", "number", "customer_id", "status", "total_amount", "ordered_at"
         )
     )
@@ -105,12 +106,14 @@ def earn_for_facts(
     keys = [earn_key(o[1]) for o in orders]
     earned = {
         e.key: e
-        for e in LedgerEntry.objects.filter(key__in=keys).only("pk", "key", "member_id", "held")
+        for e in LedgerEntry.objects.filter(field_in("key", keys)).only(
+            "pk", "key", "member_id", "held"
+        )
     }
     reversed_ids = set(
-        LedgerEntry.objects.filter(reverses_id__in=[e.pk for e in earned.values()]).values_list(
-            "reverses_id", flat=True
-        )
+        LedgerEntry.objects.filter(
+            field_in("reverses_id", [e.pk for e in earned.values()])
+        ).values_list("reverses_id", flat=True)
     )
     # An order named twice in one batch (an event sent again) earns once: first one wins.
     to_earn = list(
@@ -131,7 +134,9 @@ def earn_for_facts(
         return done
     customer_ids = sorted({o[2] for o in to_earn} | {o[2] for o in to_reverse})
     known = set(
-        Member.objects.filter(customer_id__in=customer_ids).values_list("customer_id", flat=True)
+        Member.objects.filter(field_in("customer_id", customer_ids)).values_list(
+            "customer_id", flat=True
+        )
     )
     if programme.auto_enroll:
         tier = get_base_tier()
@@ -152,13 +157,15 @@ def earn_for_facts(
     # Plain rows, not model instances: building objects cost more than the import's own work.
     balances: dict[int, int] = {}
     multipliers: dict[int, Decimal] = {}
-    for customer_id, balance, multiplier in (
+    ranks: dict[int, int | None] = {}
+    for customer_id, balance, multiplier, rank in (
         Member.objects.select_for_update(of=("self",))
-        .filter(customer_id__in=customer_ids)
+        .filter(field_in("customer_id", customer_ids))
         .order_by("customer_id")
-        .values_list("customer_id", "balance", "tier__earn_multiplier")
+        .values_list("customer_id", "balance", "tier__earn_multiplier", "tier__rank")
     ):
         balances[customer_id] = balance
+        ranks[customer_id] = rank
         multipliers[customer_id] = multiplier if multiplier is not None else Decimal(1)
     lines = (
         _line_categories([o[0] for o in to_earn if o[0] is not None])
@@ -219,7 +226,7 @@ def earn_for_facts(
     )
     earners = sorted(deltas)
     if earners:
-        upgrade_members(earners, by=by, now=now)
+        upgrade_members(earners, by=by, now=now, ranks=ranks)
         qualify_referrals(earners, by=by, now=now)
     return done
 
@@ -246,22 +253,39 @@ def _insert_earns(columns: dict[str, list], *, now: datetime, actor: str) -> Non
 
 
 def add_to_members(deltas: dict[int, tuple[int, int]], chunk: int = 500) -> None:
-    """Add (balance, pending) deltas to locked members: one UPDATE ... FROM (VALUES) a chunk.
+    """Add (balance, pending) deltas to locked members in a few set-based UPDATEs.
 
     Django's bulk_update writes a CASE per row and costs more than the import it follows.
+    PostgreSQL gets the three columns as arrays (one statement, three parameters); SQLite
+    an UPDATE ... FROM (VALUES) a chunk.
     """
     items = sorted(deltas.items())
+    if not items:
+        return
     table = Member._meta.db_table
+    head = (
+        f"UPDATE {table} SET balance = {table}.balance + v.points, "  # noqa: S608 -- our table name, values bound
+        f"pending = {table}.pending + v.pending FROM "
+    )
+    tail = f" WHERE {table}.customer_id = v.id"
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            columns = [
+                to_array_literal(list(c))
+                for c in zip(*((i, p, q) for i, (p, q) in items), strict=True)
+            ]
+            cursor.execute(
+                head + "unnest(CAST(%s AS BIGINT[]), CAST(%s AS BIGINT[]), CAST(%s AS BIGINT[])) "
+                "AS v(id, points, pending)" + tail,
+                columns,
+            )
+            return
         for start in range(0, len(items), chunk):
             part = items[start : start + chunk]
-            values = ", ".join(
-                ["(CAST(%s AS BIGINT), CAST(%s AS BIGINT), CAST(%s AS BIGINT))"] * len(part)
-            )
+            values = ", ".join(["(%s, %s, %s)"] * len(part))
             cursor.execute(
-                f"UPDATE {table} SET balance = {table}.balance + v.column2, "  # noqa: S608 -- our table name, values bound
-                f"pending = {table}.pending + v.column3 FROM (VALUES {values}) AS v "
-                f"WHERE {table}.customer_id = v.column1",
+                head + "(SELECT column1 AS id, column2 AS points, column3 AS pending "  # noqa: S608 -- placeholders only
+                f"FROM (VALUES {values})) AS v" + tail,
                 [x for member_id, (points, pending) in part for x in (member_id, points, pending)],
             )
 

@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 
 from kequn.commerce.models import Order
 from kequn.customers.models import Address, Customer, Identity
+from kequn.db import field_in
 from kequn.loyalty.models import Member, Referral
 from kequn.loyalty.services.base import LoyaltyError, get_programme, lock_member
 from kequn.loyalty.services.ledger import add_grant, record
@@ -96,7 +97,7 @@ def qualify_referrals(
     """Reward both sides of pending referrals whose referee made a first qualifying purchase."""
     now = now or timezone.now()
     pending = list(
-        Referral.objects.filter(referee_id__in=list(customer_ids), status=Status.PENDING)
+        Referral.objects.filter(field_in("referee_id", customer_ids), status=Status.PENDING)
     )
     if not pending:
         return 0

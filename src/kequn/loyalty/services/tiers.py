@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from django.db import transaction
 from django.db.models import Sum
@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from tqdm import tqdm
 
 from kequn.commerce.models import Order
+from kequn.db import field_in
 from kequn.loyalty.models import LedgerEntry, Member, Programme, Tier, TierChange
 from kequn.loyalty.services.base import get_programme
 from kequn.security.actors import Actor
@@ -57,7 +58,7 @@ def compute_qualifying(
     if programme.tier_basis == Programme.TierBasis.POINTS:
         rows = (
             LedgerEntry.objects.filter(
-                member_id__in=ids,
+                field_in("member_id", ids),
                 kind=LedgerEntry.Kind.EARN,
                 created_at__gte=since,
                 reversals__isnull=True,
@@ -69,7 +70,7 @@ def compute_qualifying(
     else:
         rows = (
             Order.objects.filter(
-                customer_id__in=ids,
+                field_in("customer_id", ids),
                 status__in=Order.PURCHASE_STATUSES,
                 ordered_at__gte=since,
                 ordered_at__lte=now,
@@ -110,6 +111,7 @@ def _apply(
     review: bool,
     now: datetime,
     result: ReviewResult,
+    values: dict[int, Decimal] | None = None,
 ) -> None:
     programme = get_programme()
     tiers = list(Tier.objects.order_by("rank"))
@@ -117,7 +119,8 @@ def _apply(
         return
     by_rank = {t.rank: t for t in tiers}
     ranks = [t.rank for t in tiers]
-    values = compute_qualifying((m.customer_id for m in members), programme, now)
+    if values is None:
+        values = compute_qualifying((m.customer_id for m in members), programme, now)
     changed: list[Member] = []
     history: list[TierChange] = []
     for member in members:
@@ -151,46 +154,63 @@ def _apply(
         by_tier.setdefault(member.tier_id, []).append(member.customer_id)
     for tier_id, ids in by_tier.items():
         for start in range(0, len(ids), 1000):
-            Member.objects.filter(customer_id__in=ids[start : start + 1000]).update(
+            Member.objects.filter(field_in("customer_id", ids[start : start + 1000])).update(
                 tier_id=tier_id, tier_since=now
             )
     if history:
         TierChange.objects.bulk_create(history, batch_size=1000)
 
 
-def upgrade_members(member_ids: Iterable[int], *, by: Actor, now: datetime | None = None) -> int:
-    """Upgrade at once the members who now qualify for a higher tier; return how many."""
+def upgrade_members(
+    member_ids: Iterable[int],
+    *,
+    by: Actor,
+    now: datetime | None = None,
+    ranks: dict[int, int | None] | None = None,
+) -> int:
+    """Upgrade at once the members who now qualify for a higher tier; return how many.
+
+    ``ranks`` (member → rank of their tier) saves reading them when the caller has.
+    """
     now = now or timezone.now()
-    ids = sorted(set(member_ids))
-    result = ReviewResult()
+    wanted = set(member_ids)
     tiers = list(Tier.objects.order_by("rank"))
-    if not tiers or not ids:
+    if not tiers or not wanted:
+        return 0
+    if ranks is None:
+        ranks = dict(
+            Member.objects.filter(field_in("customer_id", wanted)).values_list(
+                "customer_id", "tier__rank"
+            )
+        )
+    # Members of the top tier have nowhere to go: most of a loyal shop's buyers, once
+    # it has run a while, and the 12-month sums below are the check's main cost.
+    top = tiers[-1].rank
+    ids = sorted(i for i in wanted if i in ranks and ranks[i] != top)
+    if not ids:
         return 0
     # Most orders move nobody up: lock and load only the members whose 12 months now reach
-    # a tier above theirs (one aggregate and one plain read for the whole batch).
+    # a tier above theirs (one aggregate for the whole batch).
     values = compute_qualifying(ids, get_programme(), now)
-    ranks = dict(
-        Member.objects.filter(customer_id__in=ids).values_list("customer_id", "tier__rank")
-    )
     candidates = [
         i
         for i in ids
-        if i in ranks
-        and (
-            ranks[i] is None
-            or (find_tier(values.get(i, Decimal(0)), tiers) or tiers[0]).rank > ranks[i]
-        )
+        if ranks[i] is None
+        or (find_tier(values.get(i, Decimal(0)), tiers) or tiers[0]).rank > cast(int, ranks[i])
     ]
     if not candidates:
         return 0
+    result = ReviewResult()
     with transaction.atomic():
         members = list(
             Member.objects.select_for_update(of=("self",))
             .select_related("tier")
-            .filter(customer_id__in=candidates)
+            .filter(field_in("customer_id", candidates))
             .order_by("customer_id")
         )
-        _apply(members, review=False, now=now, result=result)
+        # The sums above serve: summing again after the lock would add only the orders of
+        # a concurrent batch, and the candidates were chosen without those anyway.
+        _apply(members, review=False, now=now, result=result, values=values)
         if result.upgraded:
             audit.record_event(
                 audit.CHANGE,
