@@ -204,5 +204,5 @@ class OrderImporter(Importer):
             )
         # Apps reacting to orders (loyalty points) see the inserted and changed ones.
         touched = {r.number for r in records if outcomes.get(r.row_number) != "unchanged"}
-        notify_orders_written((all_orders[n].pk for n in touched), by=self.by)
+        notify_orders_written((all_orders[n] for n in touched), by=self.by)
         return outcomes, rejections

@@ -290,10 +290,15 @@ def add_to_members(deltas: dict[int, tuple[int, int]], chunk: int = 500) -> None
             )
 
 
-def earn_for_orders_listener(order_ids: list[int], by: Actor) -> None:
+def earn_for_orders_listener(orders: list[Order], by: Actor) -> None:
     """The commerce order listener: earn (or take back) points in the writer's transaction."""
+    facts = [
+        (o.pk, o.number, o.customer_id, str(o.status), o.total_amount, o.ordered_at)
+        for o in orders
+        if o.customer_id is not None
+    ]
     with transaction.atomic():
-        earn_for_orders(order_ids, by)
+        earn_for_facts(cast("list[OrderFacts]", facts), by)
 
 
 ORDER_EVENTS = {
