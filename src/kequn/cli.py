@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kequn: interrupted", file=sys.stderr)
         return 130
+    except ConfigError as exc:  # a setting out of range, found when the settings load
+        return fail(str(exc))
     except Exception as exc:  # users get one line; KEQUN_DEBUG shows the traceback
         from kequn.conf import env_bool
 

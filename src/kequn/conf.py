@@ -191,6 +191,20 @@ def read_whole_number(name: str, default: int, *, low: int = 1, high: int = 64) 
     return value
 
 
+def read_number(name: str, default: float, *, low: float, high: float) -> float:
+    """Return the number setting ``name``, or raise ConfigError naming it and the range."""
+    text = read_env(name)
+    if text is None or not text.strip():
+        return default
+    try:
+        value = float(text.strip())
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:  # also refuses nan and inf
+        raise ConfigError(f"{name}={text!r} must be a number from {low:.10g} to {high:.10g}")
+    return value
+
+
 def get_serve_workers() -> int:
     """Return KEQUN_SERVE_WORKERS, the server's worker processes [2]."""
     return read_whole_number("KEQUN_SERVE_WORKERS", 2)

@@ -42,7 +42,15 @@ import dj_database_url
 from django.templatetags.static import static
 from django.utils.translation import gettext_lazy as _
 
-from kequn.conf import env_bool, get_data_dir, get_database_url, load_secret_key, read_env
+from kequn.conf import (
+    env_bool,
+    get_data_dir,
+    get_database_url,
+    load_secret_key,
+    read_env,
+    read_number,
+    read_whole_number,
+)
 
 BASE_DIR = Path(__file__).resolve().parent
 DATA_DIR = get_data_dir()
@@ -177,18 +185,22 @@ AUTHENTICATION_BACKENDS = [
 # Lock the pair (user name, address): spraying user names locks nobody else out, and a user
 # locked at one address can still log in from another.
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
-AXES_FAILURE_LIMIT = int(read_env("KEQUN_LOGIN_FAILURE_LIMIT", "5"))
-AXES_COOLOFF_TIME = timedelta(minutes=int(read_env("KEQUN_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_FAILURE_LIMIT = read_whole_number("KEQUN_LOGIN_FAILURE_LIMIT", 5, low=1, high=1_000)
+AXES_COOLOFF_TIME = timedelta(
+    minutes=read_whole_number("KEQUN_LOGIN_COOLOFF_MINUTES", 15, low=1, high=10_080)
+)
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "kequn.security.views.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "kequn.security.middleware.axes_client_ip"
 AXES_VERBOSE = False
-KEQUN_PROXY_COUNT = int(read_env("KEQUN_PROXY_COUNT", "0"))
+KEQUN_PROXY_COUNT = read_whole_number("KEQUN_PROXY_COUNT", 0, low=0, high=10)
 
 # The address customers reach this server at, for links in messages (survey answers,
 # unsubscribing); and how long the closed loop gives a poor survey answer's follow-up.
 KEQUN_PUBLIC_URL = read_env("KEQUN_PUBLIC_URL", "http://localhost:8000")
-KEQUN_FEEDBACK_FOLLOW_UP_HOURS = int(read_env("KEQUN_FEEDBACK_FOLLOW_UP_HOURS", "48"))
+KEQUN_FEEDBACK_FOLLOW_UP_HOURS = read_whole_number(
+    "KEQUN_FEEDBACK_FOLLOW_UP_HOURS", 48, low=1, high=8_760
+)
 # Rate limits ("600/min", "10/s", "off"), read on every request so tests can override them.
 KEQUN_LOGIN_RATE = read_env("KEQUN_LOGIN_RATE", "20/min")
 KEQUN_API_RATE = read_env("KEQUN_API_RATE", "600/min")
@@ -235,20 +247,20 @@ WHITENOISE_AUTOREFRESH = DEBUG
 # the setting to set. Rates are messages per second (0 = no limit).
 KEQUN_EMAIL_URL = read_env("KEQUN_EMAIL_URL", "")
 KEQUN_EMAIL_FROM = read_env("KEQUN_EMAIL_FROM", "")
-KEQUN_EMAIL_RATE = float(read_env("KEQUN_EMAIL_RATE", "0"))
-KEQUN_EMAIL_CONNECTIONS = int(read_env("KEQUN_EMAIL_CONNECTIONS", "4"))
+KEQUN_EMAIL_RATE = read_number("KEQUN_EMAIL_RATE", 0.0, low=0, high=1_000_000)
+KEQUN_EMAIL_CONNECTIONS = read_whole_number("KEQUN_EMAIL_CONNECTIONS", 4, low=1, high=64)
 KEQUN_DKIM_KEY_FILE = read_env("KEQUN_DKIM_KEY_FILE", "")
 KEQUN_DKIM_SELECTOR = read_env("KEQUN_DKIM_SELECTOR", "")
 KEQUN_SMS_URL = read_env("KEQUN_SMS_URL", "")
 KEQUN_SMS_TOKEN = read_env("KEQUN_SMS_TOKEN", "")
 KEQUN_SMS_SIGN_NAME = read_env("KEQUN_SMS_SIGN_NAME", "")
-KEQUN_SMS_RATE = float(read_env("KEQUN_SMS_RATE", "20"))
+KEQUN_SMS_RATE = read_number("KEQUN_SMS_RATE", 20.0, low=0, high=1_000_000)
 KEQUN_WECHAT_APP_ID = read_env("KEQUN_WECHAT_APP_ID", "")
 KEQUN_WECHAT_APP_SECRET = read_env("KEQUN_WECHAT_APP_SECRET", "")
 KEQUN_WECHAT_API_URL = read_env("KEQUN_WECHAT_API_URL", "https://api.weixin.qq.com")
-KEQUN_WECHAT_RATE = float(read_env("KEQUN_WECHAT_RATE", "20"))
+KEQUN_WECHAT_RATE = read_number("KEQUN_WECHAT_RATE", 20.0, low=0, high=1_000_000)
 KEQUN_WEBHOOK_SECRET = read_env("KEQUN_WEBHOOK_SECRET", "")
-KEQUN_WEBHOOK_RATE = float(read_env("KEQUN_WEBHOOK_RATE", "10"))
+KEQUN_WEBHOOK_RATE = read_number("KEQUN_WEBHOOK_RATE", 10.0, low=0, high=1_000_000)
 # Django's own mail (alerts, reminders, password resets) goes through the same SMTP server.
 if KEQUN_EMAIL_URL:
     _mail = urllib.parse.urlsplit(KEQUN_EMAIL_URL)
@@ -266,28 +278,32 @@ if KEQUN_EMAIL_FROM:
     DEFAULT_FROM_EMAIL = SERVER_EMAIL = KEQUN_EMAIL_FROM
 # Campaigns (kequn.engage): the global control group, marketing caps, quiet hours in the
 # business time zone, and how long a worker's claim on a batch lasts (links use KEQUN_PUBLIC_URL).
-KEQUN_CONTROL_GROUP_PERCENT = float(read_env("KEQUN_CONTROL_GROUP_PERCENT", "5"))
+KEQUN_CONTROL_GROUP_PERCENT = read_number("KEQUN_CONTROL_GROUP_PERCENT", 5.0, low=0, high=100)
 KEQUN_MARKETING_CAPS = read_env("KEQUN_MARKETING_CAPS", "channel_day=1,channel_week=3,day=2,week=5")
 KEQUN_QUIET_HOURS = read_env("KEQUN_QUIET_HOURS", "21:00-09:00")
-KEQUN_SEND_LEASE_SECONDS = int(read_env("KEQUN_SEND_LEASE_SECONDS", "60"))
+KEQUN_SEND_LEASE_SECONDS = read_whole_number("KEQUN_SEND_LEASE_SECONDS", 60, low=1, high=86_400)
 # Journeys (kequn.journeys): seconds between the runner's quick passes (events to first send);
 # 0 leaves only the worker's pass every minute.
-KEQUN_JOURNEY_POLL_SECONDS = float(read_env("KEQUN_JOURNEY_POLL_SECONDS", "2"))
-KEQUN_PRIVACY_DEADLINE_DAYS = int(read_env("KEQUN_PRIVACY_DEADLINE_DAYS", "15"))
+KEQUN_JOURNEY_POLL_SECONDS = read_number("KEQUN_JOURNEY_POLL_SECONDS", 2.0, low=0, high=3600)
+KEQUN_PRIVACY_DEADLINE_DAYS = read_whole_number("KEQUN_PRIVACY_DEADLINE_DAYS", 15, low=1, high=365)
 # Limits on an Excel file, checked before it is parsed (kequn.ingest.readers).
-KEQUN_XLSX_MAX_MB = int(read_env("KEQUN_XLSX_MAX_MB", "100"))
-KEQUN_XLSX_MAX_ROWS = int(read_env("KEQUN_XLSX_MAX_ROWS", "1000000"))
-KEQUN_XLSX_MAX_COLUMNS = int(read_env("KEQUN_XLSX_MAX_COLUMNS", "500"))
-KEQUN_XLSX_MAX_STRINGS = int(read_env("KEQUN_XLSX_MAX_STRINGS", "2000000"))
+KEQUN_XLSX_MAX_MB = read_whole_number("KEQUN_XLSX_MAX_MB", 100, low=1, high=100_000)
+KEQUN_XLSX_MAX_ROWS = read_whole_number("KEQUN_XLSX_MAX_ROWS", 1_000_000, low=1, high=1_000_000_000)
+KEQUN_XLSX_MAX_COLUMNS = read_whole_number("KEQUN_XLSX_MAX_COLUMNS", 500, low=1, high=16_384)
+KEQUN_XLSX_MAX_STRINGS = read_whole_number(
+    "KEQUN_XLSX_MAX_STRINGS", 2_000_000, low=1, high=10_000_000_000
+)
 # Service (kequn.service): the inbound mailbox polled for tickets, the support address replies
 # come from, the attachment size limit, and what an email from an unknown sender becomes.
 KEQUN_SERVICE_IMAP_URL = read_env("KEQUN_SERVICE_IMAP_URL", "")
 KEQUN_SERVICE_ADDRESS = read_env("KEQUN_SERVICE_ADDRESS", "")
-KEQUN_SERVICE_ATTACHMENT_MAX_MB = float(read_env("KEQUN_SERVICE_ATTACHMENT_MAX_MB", "10"))
+KEQUN_SERVICE_ATTACHMENT_MAX_MB = read_number(
+    "KEQUN_SERVICE_ATTACHMENT_MAX_MB", 10.0, low=0, high=1000
+)
 KEQUN_SERVICE_FORM_RATE = read_env("KEQUN_SERVICE_FORM_RATE", "5/10min")
 KEQUN_SERVICE_UNKNOWN_SENDER = read_env("KEQUN_SERVICE_UNKNOWN_SENDER", "create")
-KEQUN_SESSION_IDLE_MINUTES = int(read_env("KEQUN_SESSION_IDLE_MINUTES", "30"))
-KEQUN_SESSION_MAX_HOURS = int(read_env("KEQUN_SESSION_MAX_HOURS", "12"))
+KEQUN_SESSION_IDLE_MINUTES = read_whole_number("KEQUN_SESSION_IDLE_MINUTES", 30, low=1, high=10_080)
+KEQUN_SESSION_MAX_HOURS = read_whole_number("KEQUN_SESSION_MAX_HOURS", 12, low=1, high=8_760)
 # The browser drops an idle cookie too; kequn.security.middleware enforces both limits.
 SESSION_COOKIE_AGE = KEQUN_SESSION_IDLE_MINUTES * 60
 SESSION_COOKIE_HTTPONLY = True

@@ -144,6 +144,18 @@ def test_bad_input_gets_one_line_and_exit_2(kequn_env, tmp_path):
         assert result.returncode == 2, (args, result.stderr)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("kequn: error:"), (args, result.stderr)
+    # A setting that is not a number, or out of its range, is named with its range.
+    for name, value in [("KEQUN_LOGIN_FAILURE_LIMIT", "five"), ("KEQUN_EMAIL_RATE", "-1")]:
+        result = run_kequn(["check"], dict(kequn_env, **{name: value}), timeout=60)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip().splitlines() == [
+            f"kequn: error: {name}={value!r} must be a "
+            + (
+                "whole number from 1 to 1000"
+                if name.endswith("LIMIT")
+                else "number from 0 to 1000000"
+            )
+        ]
     blocker = tmp_path / "file-not-dir"
     blocker.write_text("x")
     env = dict(kequn_env, KEQUN_DATA_DIR=str(blocker / "data"))
