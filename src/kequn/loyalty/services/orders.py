@@ -181,6 +181,7 @@ def earn_for_facts(
     }  # fmt: skip
     deltas: dict[int, tuple[int, int]] = {}
     pending_delay = timedelta(days=programme.pending_days)
+    zone = timezone.get_current_timezone()
     for pk, number, customer_id, _status, total, ordered_at in to_earn:
         if customer_id not in balances:
             continue  # not a member and no automatic enrolment
@@ -201,7 +202,7 @@ def earn_for_facts(
         columns["key"].append(earn_key(number))
         columns["order_ref"].append(number[:64])
         columns["available_at"].append(available_at)
-        columns["expires_at"].append(compute_expiry(programme, available_at))
+        columns["expires_at"].append(compute_expiry(programme, available_at, zone))
         old = deltas.get(customer_id, (0, 0))
         deltas[customer_id] = (old[0] + row[0], old[1] + row[1])
         done["points"] += points

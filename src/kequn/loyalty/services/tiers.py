@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from tqdm import tqdm
 
 from kequn.commerce.models import Order
-from kequn.db import field_in
+from kequn.db import field_in, insert_columns
 from kequn.loyalty.models import LedgerEntry, Member, Programme, Tier, TierChange
 from kequn.loyalty.services.base import get_programme
 from kequn.security.actors import Actor
@@ -99,66 +99,67 @@ class ReviewResult:
     changes: list[tuple[int, str, str]] = field(default_factory=list)
 
 
-def _describe(programme: Programme, value: Decimal) -> str:
+def _describe(programme: Programme) -> Callable[[Decimal], str]:
+    """Return the function that words a member's 12-month value (translated once)."""
     if programme.tier_basis == Programme.TierBasis.POINTS:
-        return _("%(v)s points earned in 12 months") % {"v": int(value)}
-    return _("spend %(v)s in 12 months") % {"v": value.quantize(Decimal("0.01"))}
+        text = _("%(v)s points earned in 12 months")
+        return lambda value: text % {"v": int(value)}
+    text = _("spend %(v)s in 12 months")
+    return lambda value: text % {"v": value.quantize(Decimal("0.01"))}
+
+
+# A member as the tier check reads it: (customer id, id of its tier or None).
+MemberTier = tuple[int, int | None]
 
 
 def _apply(
-    members: list[Member],
+    members: Sequence[MemberTier],
     *,
     review: bool,
     now: datetime,
     result: ReviewResult,
     values: dict[int, Decimal] | None = None,
 ) -> None:
+    """Move the given (locked) members to the tier their 12 months earn; record each move.
+
+    Plain rows in and out: model objects for a batch's members and their history cost more
+    than the check itself.
+    """
     programme = get_programme()
     tiers = list(Tier.objects.order_by("rank"))
     if not tiers:
         return
-    by_rank = {t.rank: t for t in tiers}
-    ranks = [t.rank for t in tiers]
+    by_pk = {t.pk: t for t in tiers}
     if values is None:
-        values = compute_qualifying((m.customer_id for m in members), programme, now)
-    changed: list[Member] = []
-    history: list[TierChange] = []
-    for member in members:
-        value = values.get(member.customer_id, Decimal(0))
+        values = compute_qualifying((m[0] for m in members), programme, now)
+    describe = _describe(programme)
+    upgraded, reviewed = _("upgraded: %(why)s"), _("yearly review: %(why)s")
+    history: dict[str, list] = {"member": [], "from_tier": [], "to_tier": [], "reason": []}
+    by_tier: dict[int, list[int]] = {}
+    for customer_id, tier_id in members:
+        value = values.get(customer_id, Decimal(0))
         target = find_tier(value, tiers) or tiers[0]
-        current = by_rank.get(member.tier.rank) if member.tier_id and member.tier else None
-        new = None
+        current = by_pk.get(tier_id) if tier_id is not None else None
         if current is None or target.rank > current.rank:
-            new = target
-            reason = _("upgraded: %(why)s") % {"why": _describe(programme, value)}
+            new, reason = target, upgraded
+            result.upgraded += 1
         elif review and target.rank < current.rank:
-            new = by_rank[ranks[ranks.index(current.rank) - 1]]  # one tier at a time
-            reason = _("yearly review: %(why)s") % {"why": _describe(programme, value)}
-        if new is None or (current is not None and new.pk == current.pk):
+            new, reason = tiers[tiers.index(current) - 1], reviewed  # one tier at a time
+            result.downgraded += 1
+        else:
             result.unchanged += 1
             continue
-        if current is None or new.rank > current.rank:
-            result.upgraded += 1
-        else:
-            result.downgraded += 1
-        history.append(
-            TierChange(
-                member=member, from_tier=current, to_tier=new, reason=reason[:300], changed_at=now
-            )
-        )
-        result.changes.append((member.customer_id, current.code if current else "", new.code))
-        member.tier, member.tier_since = new, now
-        changed.append(member)
-    by_tier: dict[int | None, list[int]] = {}
-    for member in changed:  # one UPDATE per tier: bulk_update's CASE per row costs far more
-        by_tier.setdefault(member.tier_id, []).append(member.customer_id)
-    for tier_id, ids in by_tier.items():
-        for start in range(0, len(ids), 1000):
-            Member.objects.filter(field_in("customer_id", ids[start : start + 1000])).update(
-                tier_id=tier_id, tier_since=now
-            )
-    if history:
-        TierChange.objects.bulk_create(history, batch_size=1000)
+        for name, item in zip(
+            history,
+            (customer_id, tier_id, new.pk, (reason % {"why": describe(value)})[:300]),
+            strict=True,
+        ):
+            history[name].append(item)
+        result.changes.append((customer_id, current.code if current else "", new.code))
+        by_tier.setdefault(new.pk, []).append(customer_id)
+    for new_tier, ids in by_tier.items():  # one UPDATE per tier, not a CASE per row
+        Member.objects.filter(field_in("customer_id", ids)).update(tier_id=new_tier, tier_since=now)
+    insert_columns(TierChange, history, fixed={"changed_at": now})
 
 
 def upgrade_members(
@@ -204,9 +205,9 @@ def upgrade_members(
     with transaction.atomic():
         members = list(
             Member.objects.select_for_update(of=("self",))
-            .select_related("tier")
             .filter(field_in("customer_id", candidates))
             .order_by("customer_id")
+            .values_list("customer_id", "tier_id")
         )
         # The sums above serve: summing again after the lock would add only the orders of
         # a concurrent batch, and the candidates were chosen without those anyway.
@@ -236,9 +237,9 @@ def review_tiers(
             with transaction.atomic():
                 members = list(
                     Member.objects.select_for_update(of=("self",))
-                    .select_related("tier")
                     .filter(customer_id__gt=last)
-                    .order_by("customer_id")[:batch_size]
+                    .order_by("customer_id")
+                    .values_list("customer_id", "tier_id")[:batch_size]
                 )
                 if not members:
                     break
@@ -261,6 +262,6 @@ def review_tiers(
             result.downgraded += part.downgraded
             result.unchanged += part.unchanged
             result.changes.extend(part.changes)
-            last = members[-1].customer_id
+            last = members[-1][0]
             bar.update(len(members))
     return result
