@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import overload
+from typing import Any, overload
 
 # Every variable Kequn reads. Values are read when asked for, not at import, so a process
 # (or a test) that changes one sees the change.
@@ -177,32 +177,28 @@ def get_spark_master() -> str:
     return read_env("KEQUN_SPARK_MASTER") or "local[2]"
 
 
-def read_whole_number(name: str, default: int, *, low: int = 1, high: int = 64) -> int:
-    """Return the whole-number setting ``name``, or raise ConfigError naming it and the range."""
+def _read_in_range(name: str, default: Any, low: Any, high: Any, parse: Any, kind: str) -> Any:
+    """Return setting ``name`` parsed, or raise ConfigError naming it, ``kind`` and the range."""
     text = read_env(name)
     if text is None or not text.strip():
         return default
     try:
-        value = int(text.strip())
+        value = parse(text.strip())
     except ValueError:
-        value = low - 1
-    if not low <= value <= high:
-        raise ConfigError(f"{name}={text!r} must be a whole number from {low} to {high}")
+        value = None
+    if value is None or not low <= value <= high:  # the comparison also refuses nan
+        raise ConfigError(f"{name}={text!r} must be {kind} from {low:.15g} to {high:.15g}")
     return value
+
+
+def read_whole_number(name: str, default: int, *, low: int = 1, high: int = 64) -> int:
+    """Return the whole-number setting ``name``, or raise ConfigError naming it and the range."""
+    return int(_read_in_range(name, default, low, high, int, "a whole number"))
 
 
 def read_number(name: str, default: float, *, low: float, high: float) -> float:
     """Return the number setting ``name``, or raise ConfigError naming it and the range."""
-    text = read_env(name)
-    if text is None or not text.strip():
-        return default
-    try:
-        value = float(text.strip())
-    except ValueError:
-        value = float("nan")
-    if not low <= value <= high:  # also refuses nan and inf
-        raise ConfigError(f"{name}={text!r} must be a number from {low:.10g} to {high:.10g}")
-    return value
+    return float(_read_in_range(name, default, low, high, float, "a number"))
 
 
 def get_serve_workers() -> int:
