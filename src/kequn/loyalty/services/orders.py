@@ -1,8 +1,9 @@
 """Points on orders: earned once per order (key ``order:<number>``), taken back on a refund.
 
-Commerce calls :func:`earn_for_orders` (registered as an order listener) with the ids of the
-orders an import or the API wrote, inside the writer's transaction. It is set-based for the
-common case (new orders of members): a handful of queries per batch, whatever its size.
+Commerce calls :func:`earn_for_orders_listener` (registered as an order listener) with the
+orders an import wrote, inside the writer's transaction; :func:`earn_for_orders` does the
+same for order ids. It is set-based for the common case (new orders of members): a handful
+of queries per batch, whatever its size.
 """
 
 from __future__ import annotations
