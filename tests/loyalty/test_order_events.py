@@ -84,6 +84,22 @@ def test_an_order_both_imported_and_sent_earns_once(send, tmp_path):
     assert LedgerEntry.objects.filter(key="order:W-3").count() == 1
 
 
+def test_an_import_of_earned_and_new_orders_earns_the_new_ones(send, tmp_path):
+    send("Order Completed", "W-8", 60)
+    services.earn_for_order_events(by=BY)
+    member = Member.objects.get(customer_id=buyer())
+    path = tmp_path / "o.csv"
+    day = (timezone.localdate() - timedelta(days=10)).isoformat()
+    rows = [f"W-8,13800138010,{day},60,已付款", f"W-9,13800138010,{day},90,已付款"]
+    path.write_text("订单号,手机,下单时间,订单金额,状态\n" + "\n".join(rows) + "\n")
+    import_file(path, "orders", by=BY)
+    keys = LedgerEntry.objects.filter(kind="earn").values_list("key", flat=True)
+    assert sorted(keys) == ["order:W-8", "order:W-9"]
+    importer = LedgerEntry.objects.get(key="order:W-9").member
+    assert importer.balance == 90 and Member.objects.get(pk=member.pk).balance == 60
+    assert list(selectors.find_differences()) == []
+
+
 def test_events_without_a_usable_order_earn_nothing(send):
     send("Order Completed", "", 50)
     send("Order Completed", "W-4", "a lot")

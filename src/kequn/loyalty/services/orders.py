@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, cast
+from typing import cast
 
-from django.db import connection, transaction
-from django.db.models import Field
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from kequn.commerce.models import Order, OrderLine
@@ -104,36 +103,12 @@ def earn_for_facts(
     if not programme.is_active or not orders:
         return done
     now = now or timezone.now()
-    keys = [earn_key(o[1]) for o in orders]
-    earned = {
-        e.key: e
-        for e in LedgerEntry.objects.filter(field_in("key", keys)).only(
-            "pk", "key", "member_id", "held"
-        )
-    }
-    reversed_ids = set(
-        LedgerEntry.objects.filter(
-            field_in("reverses_id", [e.pk for e in earned.values()])
-        ).values_list("reverses_id", flat=True)
-    )
     # An order named twice in one batch (an event sent again) earns once: first one wins.
-    to_earn = list(
-        {
-            earn_key(o[1]): o
-            for o in reversed(orders)
-            if o[3] in PURCHASE and earn_key(o[1]) not in earned
-        }.values()
-    )
-    to_reverse = [
-        o
-        for o in orders
-        if o[3] in TAKEN_BACK
-        and earn_key(o[1]) in earned
-        and earned[earn_key(o[1])].pk not in reversed_ids
-    ]
-    if not to_earn and not to_reverse:
+    purchases = list({earn_key(o[1]): o for o in reversed(orders) if o[3] in PURCHASE}.values())
+    to_reverse = _find_unreversed([o for o in orders if o[3] in TAKEN_BACK])
+    if not purchases and not to_reverse:
         return done
-    customer_ids = sorted({o[2] for o in to_earn} | {o[2] for o in to_reverse})
+    customer_ids = sorted({o[2] for o in purchases} | {o[2] for o in to_reverse})
     known = set(
         Member.objects.filter(field_in("customer_id", customer_ids)).values_list(
             "customer_id", flat=True
@@ -141,7 +116,7 @@ def earn_for_facts(
     )
     if programme.auto_enroll:
         tier = get_base_tier()
-        fresh = [new_member(c, tier, now) for c in {o[2] for o in to_earn} - known]
+        fresh = [new_member(c, tier, now) for c in {o[2] for o in purchases} - known]
         if fresh:
             Member.objects.bulk_create(fresh, ignore_conflicts=True, batch_size=1000)
             if tier is not None:
@@ -168,49 +143,25 @@ def earn_for_facts(
         balances[customer_id] = balance
         ranks[customer_id] = rank
         multipliers[customer_id] = multiplier if multiplier is not None else Decimal(1)
-    lines = (
-        _line_categories([o[0] for o in to_earn if o[0] is not None])
-        if programme.category_multipliers
-        else {}
-    )
-    columns: dict[str, list] = {
-        name: []
-        for name in (
-            "member", "points", "pending", "key", "order_ref", "available_at", "expires_at",
-            "remaining", "held",
+    earns = _Earns(programme, now, balances, multipliers)
+    earns.add(purchases)
+    actor = by.get_username()[:150]
+    try:
+        # Most orders are new: insert without first asking which earned already (a tenth of
+        # an import's loyalty work), in a savepoint, so that a duplicate key undoes only this.
+        with transaction.atomic():
+            earns.insert(actor)
+    except IntegrityError:
+        # Some of these orders earned before (imported again, or sent as events): earn the rest.
+        keys = [earn_key(o[1]) for o in purchases]
+        earned = set(
+            LedgerEntry.objects.filter(field_in("key", keys)).values_list("key", flat=True)
         )
-    }  # fmt: skip
-    deltas: dict[int, tuple[int, int]] = {}
-    pending_delay = timedelta(days=programme.pending_days)
-    zone = timezone.get_current_timezone()
-    for pk, number, customer_id, _status, total, ordered_at in to_earn:
-        if customer_id not in balances:
-            continue  # not a member and no automatic enrolment
-        points = compute_order_points(
-            programme, total, multipliers[customer_id], lines.get(pk) if pk is not None else None
-        )
-        if points <= 0:
-            continue
-        available_at = ordered_at + pending_delay
-        if available_at > now:
-            row = (0, points, 0, points)  # points, pending, remaining, held
-        else:
-            row = (points, 0, max(0, points + min(0, balances[customer_id])), 0)
-            balances[customer_id] += points
-        for name, value in zip(("points", "pending", "remaining", "held"), row, strict=True):
-            columns[name].append(value)
-        columns["member"].append(customer_id)
-        columns["key"].append(earn_key(number))
-        columns["order_ref"].append(number[:64])
-        columns["available_at"].append(available_at)
-        columns["expires_at"].append(compute_expiry(programme, available_at, zone))
-        old = deltas.get(customer_id, (0, 0))
-        deltas[customer_id] = (old[0] + row[0], old[1] + row[1])
-        done["points"] += points
-    if columns["member"]:
-        _insert_earns(columns, now=now, actor=by.get_username()[:150])
-    add_to_members(deltas)
-    done["earned"] = len(columns["member"])
+        earns = _Earns(programme, now, balances, multipliers)
+        earns.add([o for o in purchases if earn_key(o[1]) not in earned])
+        earns.insert(actor)
+    add_to_members(earns.deltas)
+    done["earned"], done["points"] = earns.count, earns.points
     for _pk, number, customer_id, _status, _total, _at in to_reverse:
         grant = LedgerEntry.objects.get(key=earn_key(number))
         reverse_locked(
@@ -226,32 +177,117 @@ def earn_for_facts(
     audit.record_event(
         audit.CHANGE, actor=by, target_type="loyalty.member", detail={"loyalty": "orders", **done}
     )
-    earners = sorted(deltas)
+    earners = sorted(earns.deltas)
     if earners:
         upgrade_members(earners, by=by, now=now, ranks=ranks)
         qualify_referrals(earners, by=by, now=now)
     return done
 
 
-def _insert_earns(columns: dict[str, list], *, now: datetime, actor: str) -> None:
-    """Write earn entries given as columns with the importers' bulk writer (no model objects)."""
-    connection = transaction.get_connection()
-    for name in ("available_at", "expires_at"):
-        field = cast("Field[Any, Any]", LedgerEntry._meta.get_field(name))
-        columns[name] = [field.get_db_prep_save(v, connection) for v in columns[name]]
-    insert_columns(
-        LedgerEntry,
-        columns,
-        fixed={
-            "kind": str(Kind.EARN),
-            "reason": "",
-            "source": "order",
-            "reverses": None,
-            "created_at": now,
-            "created_by": actor,
-            "expired": 0,
-        },
+def _find_unreversed(taken_back: list[OrderFacts]) -> list[OrderFacts]:
+    """Return the refunded or cancelled orders whose points were earned and not yet taken back."""
+    if not taken_back:
+        return []
+    earned = dict(
+        LedgerEntry.objects.filter(
+            field_in("key", [earn_key(o[1]) for o in taken_back])
+        ).values_list("key", "pk")
     )
+    reversed_ids = set(
+        LedgerEntry.objects.filter(field_in("reverses_id", list(earned.values()))).values_list(
+            "reverses_id", flat=True
+        )
+    )
+    return [
+        o
+        for o in taken_back
+        if earned.get(earn_key(o[1])) is not None and earned[earn_key(o[1])] not in reversed_ids
+    ]
+
+
+class _Earns:
+    """A batch's earn entries as columns, and what they add to each member."""
+
+    NAMES = (
+        "member", "points", "pending", "key", "order_ref", "available_at", "expires_at",
+        "remaining", "held",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        programme: Programme,
+        now: datetime,
+        balances: dict[int, int],
+        multipliers: dict[int, Decimal],
+    ) -> None:
+        self.programme, self.now, self.multipliers = programme, now, multipliers
+        self.balances = dict(balances)  # running: a negative balance absorbs what is earned
+        self.columns: dict[str, list] = {name: [] for name in self.NAMES}
+        self.deltas: dict[int, tuple[int, int]] = {}  # member -> (available, pending)
+        self.count = self.points = 0
+
+    def add(self, orders: list[OrderFacts]) -> None:
+        """Add the entries the orders of members earn."""
+        programme, now, columns = self.programme, self.now, self.columns
+        lines = (
+            _line_categories([o[0] for o in orders if o[0] is not None])
+            if programme.category_multipliers
+            else {}
+        )
+        pending_delay = timedelta(days=programme.pending_days)
+        zone = timezone.get_current_timezone()
+        for pk, number, customer_id, _status, total, ordered_at in orders:
+            if customer_id not in self.balances:
+                continue  # not a member and no automatic enrolment
+            points = compute_order_points(
+                programme,
+                total,
+                self.multipliers[customer_id],
+                lines.get(pk) if pk is not None else None,
+            )
+            if points <= 0:
+                continue
+            available_at = ordered_at + pending_delay
+            if available_at > now:
+                row = (0, points, 0, points)  # points, pending, remaining, held
+            else:
+                balance = self.balances[customer_id]
+                row = (points, 0, max(0, points + min(0, balance)), 0)
+                self.balances[customer_id] = balance + points
+            for name, value in zip(("points", "pending", "remaining", "held"), row, strict=True):
+                columns[name].append(value)
+            columns["member"].append(customer_id)
+            columns["key"].append(earn_key(number))
+            columns["order_ref"].append(number[:64])
+            columns["available_at"].append(available_at)
+            columns["expires_at"].append(compute_expiry(programme, available_at, zone))
+            old = self.deltas.get(customer_id, (0, 0))
+            self.deltas[customer_id] = (old[0] + row[0], old[1] + row[1])
+            self.count += 1
+            self.points += points
+
+    def insert(self, actor: str) -> None:
+        """Write the entries with the importers' bulk writer (no model objects)."""
+        if not self.count:
+            return
+        connection = transaction.get_connection()
+        adapt = connection.ops.adapt_datetimefield_value  # the values are aware datetimes
+        columns = dict(self.columns)
+        for name in ("available_at", "expires_at"):
+            columns[name] = [adapt(v) for v in columns[name]]
+        insert_columns(
+            LedgerEntry,
+            columns,
+            fixed={
+                "kind": str(Kind.EARN),
+                "reason": "",
+                "source": "order",
+                "reverses": None,
+                "created_at": self.now,
+                "created_by": actor,
+                "expired": 0,
+            },
+        )
 
 
 def add_to_members(deltas: dict[int, tuple[int, int]], chunk: int = 500) -> None:
