@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from kequn.commerce.models import Order
-from kequn.ingest.runs import import_file
+from kequn.ingest.runs import ImportInterruptedError, import_file
 from kequn.loyalty import selectors, services
-from kequn.loyalty.models import LedgerEntry, Member, TierChange
+from kequn.loyalty.models import LedgerEntry, Member, TierChange, TierCheck
+from kequn.loyalty.tasks import nightly_loyalty_task
 from tests.factories import make_customer, make_order
 from tests.loyalty.conftest import BY
 
@@ -54,6 +58,35 @@ def test_imported_orders_earn_once_and_refunds_take_back(tmp_path, programme, ti
     assert (member.balance, member.pending) == (0, 100)
     assert LedgerEntry.objects.filter(member=member, kind="reverse").count() == 1
     assert list(selectors.find_differences()) == []
+
+
+def test_an_import_checks_each_buyers_tier_once_at_its_end(tmp_path, programme, tiers):
+    # Three batches of one row, all the same buyer: 3 x 2,000 yuan crosses gold (5,000)
+    # only with the third order; the end-of-import check sees all three.
+    rows = [f"T-{i},13800138003,{day(20)},2000,已付款" for i in range(3)]
+    path = write_orders(tmp_path, rows)
+    with CaptureQueriesContext(connection) as queries:
+        import_file(path, "orders", by=BY, batch_size=1)
+    member = Member.objects.get(customer=Order.objects.get(number="T-0").customer)
+    assert member.tier.code == "gold"
+    assert list(TierChange.objects.filter(member=member).values_list("to_tier__code", flat=True))
+    assert not TierCheck.objects.exists()
+    sums = [q for q in queries if 'SUM("commerce_order"."total_amount")' in q["sql"]]
+    assert len(sums) == 1
+
+
+def test_the_nightly_task_checks_the_tiers_an_interrupted_import_left(tmp_path, programme, tiers):
+    path = write_orders(
+        tmp_path, [f"T-9,13800138004,{day(20)},6000,已付款", f"T-10,13800138004,{day(9)},5,已付款"]
+    )
+    with pytest.raises(ImportInterruptedError):
+        import_file(path, "orders", by=BY, batch_size=1, stop_after_batches=1)
+    member = Member.objects.get(customer=Order.objects.get(number="T-9").customer)
+    assert member.balance == 6000 and member.tier.code == "normal"  # the run died first
+    assert TierCheck.objects.filter(member=member).exists()
+    assert nightly_loyalty_task.call()["upgraded_after_imports"] == 1
+    member.refresh_from_db()
+    assert member.tier.code == "gold" and not TierCheck.objects.exists()
 
 
 def test_a_dry_run_earns_nothing(tmp_path, programme):

@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from tqdm import tqdm
 
+from kequn.commerce.hooks import writing_many_orders
 from kequn.ingest import stale
 from kequn.ingest.importers.base import IMPORTERS, OUTCOMES, Rejection, get_importer
 from kequn.ingest.models import ImportRun
@@ -156,7 +157,12 @@ def import_file(
         record_on_trail(ImportRun.Status.RUNNING)
         stale.beat(run.pk)
     try:
-        with audit.suppress_model_events(), transaction.atomic() if dry_run else nullcontext():
+        with (
+            audit.suppress_model_events(),
+            # Outside a dry run's transaction: its finishers run after the rollback.
+            writing_many_orders(by=by),
+            transaction.atomic() if dry_run else nullcontext(),
+        ):
             for number, batch in enumerate(_chunks(iter_rows(info), batch_size), start=1):
                 if stop_after_batches is not None and number > stop_after_batches:
                     raise ImportInterruptedError(f"stopped after {stop_after_batches} batches")

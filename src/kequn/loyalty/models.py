@@ -336,6 +336,25 @@ class TierChange(models.Model):
         return self.reason
 
 
+class TierCheck(models.Model):
+    """A member whose tier may have risen during an import: checked once at its end."""
+
+    member = models.OneToOneField(
+        Member,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="+",
+        verbose_name=_("member"),
+    )
+
+    class Meta:
+        verbose_name = _("pending tier check")
+        verbose_name_plural = _("pending tier checks")
+
+    def __str__(self) -> str:
+        return str(self.member_id)
+
+
 class Reward(models.Model):
     class Kind(models.TextChoices):
         COUPON_AMOUNT = "amount", _("Coupon: an amount off")

@@ -14,6 +14,7 @@ from kequn.loyalty.models import (
     Redemption,
     Referral,
     TierChange,
+    TierCheck,
 )
 from kequn.security.personal_data import register
 
@@ -46,6 +47,7 @@ register(
     position=220,
     related=["to_tier__name"],
 )
+register(TierCheck, path="member__customer")
 register(Coupon, path="member__customer", export_as="loyalty_coupons", position=230)
 register(Redemption, path="member__customer", export_as="loyalty_redemptions", position=240)
 register(

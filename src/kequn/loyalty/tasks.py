@@ -13,9 +13,10 @@ from kequn.security.actors import system_actor
 
 @task()
 def nightly_loyalty_task() -> dict[str, Any]:
-    """Earn on order events, release and expire points, announce expiring ones, store figures."""
+    """Earn on order events, finish tier checks, release and expire points, announce, store figures."""
     by = system_actor("loyalty-nightly")
     from_events = services.earn_for_order_events(by=by)
+    upgraded = services.run_tier_checks(by=by)  # left by an import that died before its end
     released = services.release_pending(by=by)
     expired = services.expire_points(by=by)
     notified = notify_expiring(by=by)
@@ -23,6 +24,7 @@ def nightly_loyalty_task() -> dict[str, Any]:
     return {
         "order_events": from_events["events"],
         "earned_from_events": from_events["earned"],
+        "upgraded_after_imports": upgraded,
         "released": released,
         "expired_points": expired.points,
         "expired_members": expired.members,

@@ -25,7 +25,12 @@ from kequn.loyalty.services.rewards import (
     redeem_reward,
     use_coupon,
 )
-from kequn.loyalty.services.tiers import register_tier_listener, review_tiers, upgrade_members
+from kequn.loyalty.services.tiers import (
+    register_tier_listener,
+    review_tiers,
+    run_tier_checks,
+    upgrade_members,
+)
 
 __all__ = [
     "ExpiryResult",
@@ -51,6 +56,7 @@ __all__ = [
     "release_pending",
     "reverse_entry",
     "review_tiers",
+    "run_tier_checks",
     "spend_points",
     "upgrade_members",
     "use_coupon",

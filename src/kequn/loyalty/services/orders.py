@@ -1,7 +1,8 @@
 """Points on orders: earned once per order (key ``order:<number>``), taken back on a refund.
 
 Commerce calls :func:`earn_for_orders_listener` (registered as an order listener) with the
-orders an import wrote, inside the writer's transaction; :func:`earn_for_orders` does the
+orders an import wrote, inside the writer's transaction (tier upgrades wait for the end of the
+import: :func:`~kequn.loyalty.services.tiers.run_tier_checks`, its run finisher); :func:`earn_for_orders` does the
 same for order ids. It is set-based for the common case (new orders of members): a handful
 of queries per batch, whatever its size.
 """
@@ -16,6 +17,7 @@ from typing import cast
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from kequn.commerce.hooks import is_writing_many_orders
 from kequn.commerce.models import Order, OrderLine
 from kequn.db import field_in, insert_columns, insert_objects
 from kequn.db.lookups import to_array_literal
@@ -30,7 +32,7 @@ from kequn.loyalty.services.base import (
 )
 from kequn.loyalty.services.ledger import reverse_locked
 from kequn.loyalty.services.referrals import qualify_referrals
-from kequn.loyalty.services.tiers import upgrade_members
+from kequn.loyalty.services.tiers import queue_tier_checks, upgrade_members
 from kequn.security.actors import Actor
 from kequn.security.audit import services as audit
 
@@ -179,7 +181,10 @@ def earn_for_facts(
     )
     earners = sorted(earns.deltas)
     if earners:
-        upgrade_members(earners, by=by, now=now, ranks=ranks)
+        if is_writing_many_orders():
+            queue_tier_checks({i: ranks[i] for i in earners})
+        else:
+            upgrade_members(earners, by=by, now=now, ranks=ranks)
         qualify_referrals(earners, by=by, now=now)
     return done
 

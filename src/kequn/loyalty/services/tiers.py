@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from kequn.commerce.models import Order
 from kequn.db import field_in, insert_columns
-from kequn.loyalty.models import LedgerEntry, Member, Programme, Tier, TierChange
+from kequn.loyalty.models import LedgerEntry, Member, Programme, Tier, TierChange, TierCheck
 from kequn.loyalty.services.base import get_programme
 from kequn.security.actors import Actor
 from kequn.security.audit import services as audit
@@ -222,6 +222,37 @@ def upgrade_members(
             changes = list(result.changes)
             transaction.on_commit(lambda: _notify(changes))
     return result.upgraded
+
+
+def queue_tier_checks(ranks: dict[int, int | None]) -> None:
+    """Leave the members (member → rank of their tier) to the end-of-import check, once each.
+
+    An import's batches name the same buyers again and again; checking them at the end
+    sums each one's 12 months once instead of once a batch.
+    """
+    top = Tier.objects.order_by("-rank").values_list("rank", flat=True).first()
+    if top is None:
+        return
+    ids = [i for i, rank in ranks.items() if rank != top]
+    TierCheck.objects.bulk_create(
+        [TierCheck(member_id=i) for i in ids], ignore_conflicts=True, batch_size=2000
+    )
+
+
+def run_tier_checks(*, by: Actor, now: datetime | None = None, batch_size: int = 5000) -> int:
+    """Check the members imports left for a tier check (also those of a run that died)."""
+    upgraded = 0
+    while True:
+        with transaction.atomic():
+            ids = list(
+                TierCheck.objects.select_for_update(skip_locked=True)
+                .order_by("member_id")
+                .values_list("member_id", flat=True)[:batch_size]
+            )
+            if not ids:
+                return upgraded
+            upgraded += upgrade_members(ids, by=by, now=now)
+            TierCheck.objects.filter(field_in("member_id", ids)).delete()
 
 
 def review_tiers(
