@@ -588,7 +588,7 @@ def main() -> int:
     if not args.skip_reference and not reference_ok:
         verdict.fail(
             f"no {args.lifetimes_python}: create it with `python3 -m venv --system-site-packages "
-            f"/tmp/lifetimes-venv && /tmp/lifetimes-venv/bin/pip install lifetimes sqlalchemy`"  # noqa: S108 -- a hint
+            f"/tmp/lifetimes-venv && /tmp/lifetimes-venv/bin/pip install lifetimes sqlalchemy pyarrow psycopg[binary]`"  # noqa: S108 -- a hint
         )
         return verdict.finish()
     if args.skip_reference and args.smoke:
