@@ -151,8 +151,8 @@ def test_expiry_clears_expired_points_once(member):
     assert list(selectors.find_differences()) == []
 
 
-def test_the_expiry_turns_foreign_key_checks_back_on_after_its_entries(member):
-    """The expire entries skip their per-row checks; the rest of the transaction does not."""
+def test_expiry_and_earning_turn_foreign_key_checks_back_on_after_their_entries(member):
+    """Expire and earn entries skip their per-row checks; the rest of the transaction does not."""
     if connection.vendor != "postgresql":
         pytest.skip("session_replication_role is PostgreSQL's")
     now = timezone.now()
@@ -161,11 +161,17 @@ def test_the_expiry_turns_foreign_key_checks_back_on_after_its_entries(member):
     with connection.cursor() as cursor:
         cursor.execute("SHOW session_replication_role")
         assert cursor.fetchone()[0] == "origin"
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        with pytest.raises(IntegrityError), transaction.atomic():
-            LedgerEntry.objects.create(
-                member_id=member.pk + 10**9, kind="adjust", points=1, key="ghost", reason="x"
-            )
+    with transaction.atomic():
+        facts = [(None, "FK-1", member.pk, "completed", Decimal("40"), now - timedelta(days=9))]
+        assert earn_for_facts(facts, BY, now)["points"] == 40
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW session_replication_role")
+            assert cursor.fetchone()[0] == "origin"
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            with pytest.raises(IntegrityError), transaction.atomic():
+                LedgerEntry.objects.create(
+                    member_id=member.pk + 10**9, kind="adjust", points=1, key="ghost", reason="x"
+                )
 
 
 def test_a_grant_written_after_a_run_with_a_past_expiry_expires_at_the_next_run(member):

@@ -7,8 +7,9 @@ import secrets
 from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import ROUND_FLOOR, Decimal
 from functools import lru_cache
+from typing import Any
 
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -146,3 +147,22 @@ def new_member(customer_id: int, tier: Tier | None, now: datetime | None = None)
         joined_at=now,
         referral_code=make_code(10),
     )
+
+
+def skip_row_checks(cursor: Any) -> bool:
+    """Skip the per-row foreign-key checks of this transaction's next inserts; True if done.
+
+    For entries of members the caller has just locked (the expiry's range, an import's
+    batch): the deferred check at commit, one trigger call per entry (a tenth of a year-end
+    night, an eighth of what loyalty adds to an import), can only pass. Needs a PostgreSQL
+    superuser (or SET granted on the parameter); without it the checks stay. The caller sets
+    ``session_replication_role = DEFAULT`` again after those inserts.
+    """
+    if connection.vendor != "postgresql":
+        return False
+    try:
+        with transaction.atomic():  # a refused SET must not abort the range's transaction
+            cursor.execute("SET LOCAL session_replication_role = replica")
+    except DatabaseError:
+        return False
+    return True

@@ -24,13 +24,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import DatabaseError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 from tqdm import tqdm
 
 from kequn.db import insert_columns
 from kequn.loyalty.models import LedgerEntry, Member
+from kequn.loyalty.services.base import skip_row_checks
 from kequn.security.actors import Actor
 from kequn.security.audit import services as audit
 
@@ -129,23 +130,6 @@ def expire_range(
             },
         )
     return result
-
-
-def skip_row_checks(cursor: Any) -> bool:
-    """Skip the per-row foreign-key checks of this transaction's next inserts; True if done.
-
-    Every expire entry names a member this range has just locked, so the deferred check at
-    commit (one trigger call per entry, a tenth of a year-end night) can only pass. Needs a
-    PostgreSQL superuser (or SET granted on the parameter); without it the checks stay.
-    """
-    if connection.vendor != "postgresql":
-        return False
-    try:
-        with transaction.atomic():  # a refused SET must not abort the range's transaction
-            cursor.execute("SET LOCAL session_replication_role = replica")
-    except DatabaseError:
-        return False
-    return True
 
 
 def map_ranges(

@@ -29,6 +29,7 @@ from kequn.loyalty.services.base import (
     get_programme,
     lock_member,
     new_member,
+    skip_row_checks,
 )
 from kequn.loyalty.services.ledger import reverse_locked
 from kequn.loyalty.services.referrals import qualify_referrals
@@ -111,14 +112,11 @@ def earn_for_facts(
     if not purchases and not to_reverse:
         return done
     customer_ids = sorted({o[2] for o in purchases} | {o[2] for o in to_reverse})
-    known = set(
-        Member.objects.filter(field_in("customer_id", customer_ids)).values_list(
-            "customer_id", flat=True
-        )
-    )
+    # Plain rows, not model instances: building objects cost more than the import's own work.
+    members = _lock_members(customer_ids)
     if programme.auto_enroll:
         tier = get_base_tier()
-        fresh = [new_member(c, tier, now) for c in {o[2] for o in purchases} - known]
+        fresh = [new_member(c, tier, now) for c in {o[2] for o in purchases} - members.keys()]
         if fresh:
             Member.objects.bulk_create(fresh, ignore_conflicts=True, batch_size=1000)
             if tier is not None:
@@ -131,28 +129,18 @@ def earn_for_facts(
                         for m in fresh
                     ],
                 )
+            members.update(_lock_members(sorted(m.customer_id for m in fresh)))
             done["enrolled"] = len(fresh)
-    # Plain rows, not model instances: building objects cost more than the import's own work.
-    balances: dict[int, int] = {}
-    multipliers: dict[int, Decimal] = {}
-    ranks: dict[int, int | None] = {}
-    for customer_id, balance, multiplier, rank in (
-        Member.objects.select_for_update(of=("self",))
-        .filter(field_in("customer_id", customer_ids))
-        .order_by("customer_id")
-        .values_list("customer_id", "balance", "tier__earn_multiplier", "tier__rank")
-    ):
-        balances[customer_id] = balance
-        ranks[customer_id] = rank
-        multipliers[customer_id] = multiplier if multiplier is not None else Decimal(1)
+    balances = {c: row[0] for c, row in members.items()}
+    multipliers = {c: row[1] for c, row in members.items()}
+    ranks = {c: row[2] for c, row in members.items()}
     earns = _Earns(programme, now, balances, multipliers)
     earns.add(purchases)
     actor = by.get_username()[:150]
     try:
         # Most orders are new: insert without first asking which earned already (a tenth of
-        # an import's loyalty work), in a savepoint, so that a duplicate key undoes only this.
-        with transaction.atomic():
-            earns.insert(actor)
+        # an import's loyalty work); a duplicate key undoes only the insert's savepoint.
+        earns.insert(actor)
     except IntegrityError:
         # Some of these orders earned before (imported again, or sent as events): earn the rest.
         keys = [earn_key(o[1]) for o in purchases]
@@ -187,6 +175,19 @@ def earn_for_facts(
             upgrade_members(earners, by=by, now=now, ranks=ranks)
         qualify_referrals(earners, by=by, now=now)
     return done
+
+
+def _lock_members(customer_ids: list[int]) -> dict[int, tuple[int, Decimal, int | None]]:
+    """Lock the members among these customers; return balance, earn multiplier, tier rank."""
+    return {
+        customer_id: (balance, multiplier if multiplier is not None else Decimal(1), rank)
+        for customer_id, balance, multiplier, rank in (
+            Member.objects.select_for_update(of=("self",))
+            .filter(field_in("customer_id", customer_ids))
+            .order_by("customer_id")
+            .values_list("customer_id", "balance", "tier__earn_multiplier", "tier__rank")
+        )
+    }
 
 
 def _find_unreversed(taken_back: list[OrderFacts]) -> list[OrderFacts]:
@@ -272,27 +273,37 @@ class _Earns:
             self.points += points
 
     def insert(self, actor: str) -> None:
-        """Write the entries with the importers' bulk writer (no model objects)."""
+        """Write the entries with the importers' bulk writer (no model objects), in a savepoint.
+
+        Every entry names a member locked by the caller: their foreign-key checks are skipped
+        (the savepoint also undoes that setting when the insert fails).
+        """
         if not self.count:
             return
-        connection = transaction.get_connection()
-        adapt = connection.ops.adapt_datetimefield_value  # the values are aware datetimes
-        columns = dict(self.columns)
-        for name in ("available_at", "expires_at"):
-            columns[name] = [adapt(v) for v in columns[name]]
-        insert_columns(
-            LedgerEntry,
-            columns,
-            fixed={
-                "kind": str(Kind.EARN),
-                "reason": "",
-                "source": "order",
-                "reverses": None,
-                "created_at": self.now,
-                "created_by": actor,
-                "expired": 0,
-            },
-        )
+        with transaction.atomic():
+            connection = transaction.get_connection()
+            with connection.cursor() as cursor:
+                skipped = skip_row_checks(cursor)
+            adapt = connection.ops.adapt_datetimefield_value  # the values are aware datetimes
+            columns = dict(self.columns)
+            for name in ("available_at", "expires_at"):
+                columns[name] = [adapt(v) for v in columns[name]]
+            insert_columns(
+                LedgerEntry,
+                columns,
+                fixed={
+                    "kind": str(Kind.EARN),
+                    "reason": "",
+                    "source": "order",
+                    "reverses": None,
+                    "created_at": self.now,
+                    "created_by": actor,
+                    "expired": 0,
+                },
+            )
+            if skipped:
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL session_replication_role = DEFAULT")
 
 
 def add_to_members(deltas: dict[int, tuple[int, int]], chunk: int = 500) -> None:
