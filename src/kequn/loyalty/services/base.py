@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import calendar
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import ROUND_FLOOR, Decimal
 from functools import lru_cache
@@ -149,20 +151,24 @@ def new_member(customer_id: int, tier: Tier | None, now: datetime | None = None)
     )
 
 
-def skip_row_checks(cursor: Any) -> bool:
-    """Skip the per-row foreign-key checks of this transaction's next inserts; True if done.
+@contextmanager
+def skipping_row_checks(cursor: Any) -> Iterator[None]:
+    """Skip the per-row foreign-key checks of the inserts inside, then turn them back on.
 
     For entries of members the caller has just locked (the expiry's range, an import's
     batch): the deferred check at commit, one trigger call per entry (a tenth of a year-end
     night, an eighth of what loyalty adds to an import), can only pass. Needs a PostgreSQL
-    superuser (or SET granted on the parameter); without it the checks stay. The caller sets
-    ``session_replication_role = DEFAULT`` again after those inserts.
+    superuser (or SET granted on the parameter); without it the checks stay. When the body
+    fails, the rollback of the caller's transaction or savepoint undoes the setting.
     """
-    if connection.vendor != "postgresql":
-        return False
-    try:
-        with transaction.atomic():  # a refused SET must not abort the range's transaction
-            cursor.execute("SET LOCAL session_replication_role = replica")
-    except DatabaseError:
-        return False
-    return True
+    skipped = False
+    if connection.vendor == "postgresql":
+        try:
+            with transaction.atomic():  # a refused SET must not abort the caller's transaction
+                cursor.execute("SET LOCAL session_replication_role = replica")
+            skipped = True
+        except DatabaseError:
+            pass
+    yield
+    if skipped:
+        cursor.execute("SET LOCAL session_replication_role = DEFAULT")

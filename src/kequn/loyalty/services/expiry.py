@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from kequn.db import insert_columns
 from kequn.loyalty.models import LedgerEntry, Member
-from kequn.loyalty.services.base import skip_row_checks
+from kequn.loyalty.services.base import skipping_row_checks
 from kequn.security.actors import Actor
 from kequn.security.audit import services as audit
 
@@ -85,30 +85,28 @@ def expire_range(
             return ExpiryResult()
         members, points, grants = zip(*rows, strict=True)
         result.members, result.points, result.grants = len(rows), int(sum(points)), int(sum(grants))
-        skipped = skip_row_checks(cursor)
-        insert_columns(
-            LedgerEntry,
-            {
-                "member": list(members),
-                "points": [-int(p) for p in points],
-                "key": [prefix + str(m).zfill(KEY_DIGITS) for m in members],
-            },
-            fixed={
-                "kind": str(LedgerEntry.Kind.EXPIRE),
-                "pending": 0,
-                "reason": "expired",
-                "source": "expiry",
-                "order_ref": "",
-                "reverses": None,
-                "created_at": now,
-                "created_by": by.get_username()[:150],
-                "remaining": 0,
-                "held": 0,
-                "expired": 0,
-            },
-        )
-        if skipped:
-            cursor.execute("SET LOCAL session_replication_role = DEFAULT")
+        with skipping_row_checks(cursor):
+            insert_columns(
+                LedgerEntry,
+                {
+                    "member": list(members),
+                    "points": [-int(p) for p in points],
+                    "key": [prefix + str(m).zfill(KEY_DIGITS) for m in members],
+                },
+                fixed={
+                    "kind": str(LedgerEntry.Kind.EXPIRE),
+                    "pending": 0,
+                    "reason": "expired",
+                    "source": "expiry",
+                    "order_ref": "",
+                    "reverses": None,
+                    "created_at": now,
+                    "created_by": by.get_username()[:150],
+                    "remaining": 0,
+                    "held": 0,
+                    "expired": 0,
+                },
+            )
         keys = [prefix + str(low).zfill(KEY_DIGITS), prefix + str(high).zfill(KEY_DIGITS)]
         cursor.execute(
             f"UPDATE {MEMBER} SET balance = {MEMBER}.balance + e.points, "  # noqa: S608

@@ -1,8 +1,8 @@
 """Points on orders: earned once per order (key ``order:<number>``), taken back on a refund.
 
 Commerce calls :func:`earn_for_orders_listener` (registered as an order listener) with the
-orders an import wrote, inside the writer's transaction (tier upgrades wait for the end of the
-import: :func:`~kequn.loyalty.services.tiers.run_tier_checks`, its run finisher); :func:`earn_for_orders` does the
+orders an import wrote, inside the writer's transaction; tier upgrades wait for the end of
+the import (``tiers.run_tier_checks``, its run finisher). :func:`earn_for_orders` does the
 same for order ids. It is set-based for the common case (new orders of members): a handful
 of queries per batch, whatever its size.
 """
@@ -29,7 +29,7 @@ from kequn.loyalty.services.base import (
     get_programme,
     lock_member,
     new_member,
-    skip_row_checks,
+    skipping_row_checks,
 )
 from kequn.loyalty.services.ledger import reverse_locked
 from kequn.loyalty.services.referrals import qualify_referrals
@@ -131,10 +131,7 @@ def earn_for_facts(
                 )
             members.update(_lock_members(sorted(m.customer_id for m in fresh)))
             done["enrolled"] = len(fresh)
-    balances = {c: row[0] for c, row in members.items()}
-    multipliers = {c: row[1] for c, row in members.items()}
-    ranks = {c: row[2] for c, row in members.items()}
-    earns = _Earns(programme, now, balances, multipliers)
+    earns = _Earns(programme, now, members)
     earns.add(purchases)
     actor = by.get_username()[:150]
     try:
@@ -147,7 +144,7 @@ def earn_for_facts(
         earned = set(
             LedgerEntry.objects.filter(field_in("key", keys)).values_list("key", flat=True)
         )
-        earns = _Earns(programme, now, balances, multipliers)
+        earns = _Earns(programme, now, members)
         earns.add([o for o in purchases if earn_key(o[1]) not in earned])
         earns.insert(actor)
     add_to_members(earns.deltas)
@@ -170,14 +167,19 @@ def earn_for_facts(
     earners = sorted(earns.deltas)
     if earners:
         if is_writing_many_orders():
-            queue_tier_checks({i: ranks[i] for i in earners})
+            queue_tier_checks({i: members[i][2] for i in earners})
         else:
+            ranks = {i: row[2] for i, row in members.items()}
             upgrade_members(earners, by=by, now=now, ranks=ranks)
         qualify_referrals(earners, by=by, now=now)
     return done
 
 
-def _lock_members(customer_ids: list[int]) -> dict[int, tuple[int, Decimal, int | None]]:
+# A locked member as earning reads it: (balance, earn multiplier, rank of its tier).
+MemberFacts = tuple[int, Decimal, int | None]
+
+
+def _lock_members(customer_ids: list[int]) -> dict[int, MemberFacts]:
     """Lock the members among these customers; return balance, earn multiplier, tier rank."""
     return {
         customer_id: (balance, multiplier if multiplier is not None else Decimal(1), rank)
@@ -207,7 +209,7 @@ def _find_unreversed(taken_back: list[OrderFacts]) -> list[OrderFacts]:
     return [
         o
         for o in taken_back
-        if earned.get(earn_key(o[1])) is not None and earned[earn_key(o[1])] not in reversed_ids
+        if (pk := earned.get(earn_key(o[1]))) is not None and pk not in reversed_ids
     ]
 
 
@@ -223,11 +225,11 @@ class _Earns:
         self,
         programme: Programme,
         now: datetime,
-        balances: dict[int, int],
-        multipliers: dict[int, Decimal],
+        members: dict[int, MemberFacts],
     ) -> None:
-        self.programme, self.now, self.multipliers = programme, now, multipliers
-        self.balances = dict(balances)  # running: a negative balance absorbs what is earned
+        self.programme, self.now, self.members = programme, now, members
+        # Running: a negative balance absorbs what is earned.
+        self.balances = {customer_id: row[0] for customer_id, row in members.items()}
         self.columns: dict[str, list] = {name: [] for name in self.NAMES}
         self.deltas: dict[int, tuple[int, int]] = {}  # member -> (available, pending)
         self.count = self.points = 0
@@ -248,7 +250,7 @@ class _Earns:
             points = compute_order_points(
                 programme,
                 total,
-                self.multipliers[customer_id],
+                self.members[customer_id][1],
                 lines.get(pk) if pk is not None else None,
             )
             if points <= 0:
@@ -280,14 +282,12 @@ class _Earns:
         """
         if not self.count:
             return
-        with transaction.atomic():
-            connection = transaction.get_connection()
-            with connection.cursor() as cursor:
-                skipped = skip_row_checks(cursor)
-            adapt = connection.ops.adapt_datetimefield_value  # the values are aware datetimes
-            columns = dict(self.columns)
-            for name in ("available_at", "expires_at"):
-                columns[name] = [adapt(v) for v in columns[name]]
+        connection = transaction.get_connection()
+        adapt = connection.ops.adapt_datetimefield_value  # the values are aware datetimes
+        columns = dict(self.columns)
+        for name in ("available_at", "expires_at"):
+            columns[name] = [adapt(v) for v in columns[name]]
+        with transaction.atomic(), connection.cursor() as cursor, skipping_row_checks(cursor):
             insert_columns(
                 LedgerEntry,
                 columns,
@@ -301,9 +301,6 @@ class _Earns:
                     "expired": 0,
                 },
             )
-            if skipped:
-                with connection.cursor() as cursor:
-                    cursor.execute("SET LOCAL session_replication_role = DEFAULT")
 
 
 def add_to_members(deltas: dict[int, tuple[int, int]], chunk: int = 500) -> None:
