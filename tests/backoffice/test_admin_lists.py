@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -218,3 +220,31 @@ def test_pages_build_the_app_list_only_where_it_is_shown(admin_client, data, mon
     assert answer.status_code == 200 and built == ["customers"]
     assert reverse("admin:customers_customer_changelist") in answer.content.decode()
     assert admin_client.get("/admin/no_such_app/").status_code == 404
+
+
+def test_row_links_keep_the_filters_without_resolving_each_row(admin_client, data, monkeypatch):
+    from django.contrib.admin.templatetags import admin_urls
+    from django.contrib.admin.views.main import ChangeList
+    from unfold.templatetags import unfold_list
+
+    from kequn.dashboard import changelists
+
+    resolved = []
+    resolve = admin_urls.resolve
+    monkeypatch.setattr(admin_urls, "resolve", lambda url: resolved.append(url) or resolve(url))
+    fast = get_list(admin_client, "customers_customer", {"o": "-2", "kind__exact": "person"})
+    # The "add" button still resolves its link once; the rows resolve none.
+    assert [url for url in resolved if url.endswith("/change/")] == []
+    assert (
+        fast.count("change/?_changelist_filters=o%3D-2%26kind__exact%3Dperson") == 2
+    )  # two people
+    # The page is the one Django's own tag and row link draw, resolving every row.
+    monkeypatch.setattr(unfold_list, "add_preserved_filters", admin_urls.add_preserved_filters)
+    monkeypatch.setattr(ChangeList, "url_for_result", changelists._url_for_result)
+    slow = get_list(admin_client, "customers_customer", {"o": "-2", "kind__exact": "person"})
+    assert len([url for url in resolved if url.endswith("/change/")]) == 2
+
+    def strip_token(html: str) -> str:
+        return re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", html)
+
+    assert strip_token(fast) == strip_token(slow)

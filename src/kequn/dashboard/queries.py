@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -27,6 +28,7 @@ from kequn.dashboard.constants import (
 )
 from kequn.dashboard.models import ChartCell, DashboardRefresh, HistoryPoint, KpiWindow
 from kequn.dashboard.numbers import format_change, format_compact, format_number
+from kequn.links import get_url
 from kequn.scoring.models import LifecycleStage, RFMSegment
 from kequn.segments.models import Segment
 
@@ -91,9 +93,14 @@ def parse_filters(params: Any) -> Filters:
     return filters
 
 
-def get_customer_filter_params() -> set[str]:
+def get_customer_filter_params() -> frozenset[str]:
     """Return the query parameters the customer list's filters accept."""
-    model_admin = admin.site._registry.get(Customer)
+    return _get_filter_params(admin.site._registry.get(Customer))
+
+
+@functools.lru_cache(maxsize=4)
+def _get_filter_params(model_admin: admin.ModelAdmin | None) -> frozenset[str]:
+    # Once per registered admin: the dashboard asks for every one of its 240 links.
     names: set[str] = set()
     for spec in getattr(model_admin, "list_filter", ()):
         if isinstance(spec, (tuple, list)):
@@ -108,7 +115,7 @@ def get_customer_filter_params() -> set[str]:
             names.update({spec, f"{spec}__exact"})
         elif getattr(spec, "parameter_name", None):
             names.add(spec.parameter_name)
-    return names
+    return frozenset(names)
 
 
 def customers_url(**params: Any) -> str:
@@ -120,7 +127,7 @@ def customers_url(**params: Any) -> str:
     clean = {k: v for k, v in params.items() if v not in (None, "")}
     if not set(clean) <= get_customer_filter_params():
         return ""
-    base = reverse("admin:customers_customer_changelist")
+    base = get_url("admin:customers_customer_changelist")
     return f"{base}?{urlencode(clean)}" if clean else base
 
 

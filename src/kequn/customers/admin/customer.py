@@ -43,6 +43,7 @@ from kequn.customers.admin.inlines import (
 from kequn.customers.models import Customer
 from kequn.customers.views import customer_360_view
 from kequn.labels import get_code_label
+from kequn.links import get_object_url
 from kequn.security.admin_filters import DayRangeFilter
 from kequn.security.masking import (
     ADDRESS,
@@ -227,7 +228,7 @@ class CustomerAdmin(SavedThroughServicesMixin, CustomerScopedAdminMixin, ModelAd
     @display(description=_("name"), ordering="name")
     def name_link(self, obj: Customer) -> str:
         """Link the name to the customer 360 page."""
-        url = reverse("admin:customers_customer_360", args=[obj.pk])
+        url = get_object_url("admin:customers_customer_360", obj.pk)
         return format_html('<a class="kequn-link" href="{}">{}</a>', url, str(obj))
 
     @display(description=_("RFM segment"), ordering="score__rfm_segment")
