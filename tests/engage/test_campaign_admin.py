@@ -121,3 +121,34 @@ def test_the_dashboard_panel_reads_reports_stored_by_the_dashboard_refresh(
         assert sent_cell() == first
     refresh_dashboard(by=BY)
     assert sent_cell().endswith(f">{messages}")
+
+
+def test_views_during_a_panel_computation_show_the_stored_reports(
+    db, rf, settings, django_assert_max_num_queries
+):
+    from django.contrib.auth.models import User
+    from django.core.cache import cache
+    from django.template import Context, Template
+
+    from kequn.engage import selectors
+
+    older = start_campaign(settings, "Older", ["older@example.com"])
+    selectors.store_dashboard_reports()
+    start_campaign(settings, "Newer", ["newer@example.com"])
+    panel = Template(PANEL)
+    request = rf.get("/admin/")
+    request.user = User.objects.create_superuser("boss", password="x")
+    # Another view is computing the reports the new campaign needs (seconds at 1M).
+    assert cache.add(selectors.PANEL_LOCK_KEY, True, 60)
+    with django_assert_max_num_queries(4):  # no attribution while it does
+        html = panel.render(Context({"request": request}))
+    assert "Older campaign" in html and "Newer campaign" not in html
+    assert "being prepared" in html
+    assert selectors.read_dashboard_reports()[1] is True
+    # Once the computing view is done, the panel is whole and the note gone.
+    cache.delete(selectors.PANEL_LOCK_KEY)
+    html = panel.render(Context({"request": request}))
+    assert "Older campaign" in html and "Newer campaign" in html
+    assert "being prepared" not in html
+    assert cache.get(selectors.PANEL_LOCK_KEY) is None  # released for the next new campaign
+    assert [r["id"] for r in cache.get(selectors.PANEL_KEY)][-1] == older.pk

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from kequn.engage import services
 from kequn.engage.models import Campaign
+from kequn.engage.selectors import store_dashboard_reports
 from kequn.security.actors import Actor
 from kequn.segments.models import Segment
 
@@ -53,6 +54,10 @@ def create_demo_campaigns(*, by: Actor) -> str:
             continue
         with transaction.atomic():  # never left queued for a real channel to send
             created += _create_campaign(name, segment, channel, days_ago, subject, body, by=by)
+    if created:
+        # The analytics refresh ran before the campaigns existed: store the dashboard's
+        # reports of them now, as the nightly refresh will, not on the first visitor's view.
+        store_dashboard_reports()
     return f"Created {created} demo campaigns with their results."
 
 

@@ -258,9 +258,25 @@ def store_dashboard_reports() -> list[dict[str, Any]]:
     return reports
 
 
-def read_dashboard_reports() -> list[dict[str, Any]]:
-    """Return the stored panel reports; compute them when none are stored or a campaign was added."""
+# Held while one request computes the reports that a new campaign needs.
+PANEL_LOCK_KEY = "kequn:engage:dashboard:computing"
+PANEL_LOCK_SECONDS = 600
+
+
+def read_dashboard_reports() -> tuple[list[dict[str, Any]], bool]:
+    """Return the panel's reports, and whether a newer set is being computed meanwhile.
+
+    When a campaign is new to the panel, the first view computes the reports. Views that
+    come while it does show the stored ones: at a million customers, every dashboard view
+    of those seconds had computed the same reports at once and taken all the server's threads.
+    """
+    wanted = list_panel_campaigns()
     stored = cache.get(PANEL_KEY)
-    if stored is not None and [r["id"] for r in stored] == list_panel_campaigns():
-        return stored
-    return store_dashboard_reports()
+    if stored is not None and [r["id"] for r in stored] == wanted:
+        return stored, False
+    if cache.add(PANEL_LOCK_KEY, True, PANEL_LOCK_SECONDS):
+        try:
+            return store_dashboard_reports(), False
+        finally:
+            cache.delete(PANEL_LOCK_KEY)
+    return [r for r in stored or [] if r["id"] in wanted], True

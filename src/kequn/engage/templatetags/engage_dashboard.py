@@ -19,4 +19,5 @@ def campaigns_panel(context: dict[str, Any]) -> dict[str, Any]:
     user = getattr(request, "user", None)
     if user is None or not has_permission(user, "engage.view_campaign"):
         return {"show": False}
-    return {"show": True, "reports": selectors.read_dashboard_reports()}
+    reports, preparing = selectors.read_dashboard_reports()
+    return {"show": True, "reports": reports, "preparing": preparing}
