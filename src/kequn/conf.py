@@ -202,13 +202,13 @@ def read_number(name: str, default: float, *, low: float, high: float) -> float:
 
 
 def get_serve_workers() -> int:
-    """Return KEQUN_SERVE_WORKERS, the server's worker processes [2]."""
-    return read_whole_number("KEQUN_SERVE_WORKERS", 2)
+    """Return KEQUN_SERVE_WORKERS, the server's worker processes [4]."""
+    return read_whole_number("KEQUN_SERVE_WORKERS", 4)
 
 
 def get_serve_threads() -> int:
-    """Return KEQUN_SERVE_THREADS, the threads (and database connections) of each worker [4]."""
-    return read_whole_number("KEQUN_SERVE_THREADS", 4)
+    """Return KEQUN_SERVE_THREADS, the threads (and database connections) of each worker [2]."""
+    return read_whole_number("KEQUN_SERVE_THREADS", 2)
 
 
 def env_bool(name: str, default: bool) -> bool:

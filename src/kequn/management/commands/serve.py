@@ -11,12 +11,12 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument(
-            "--workers", type=int, help="worker processes [KEQUN_SERVE_WORKERS, default 2]"
+            "--workers", type=int, help="worker processes [KEQUN_SERVE_WORKERS, default 4]"
         )
         parser.add_argument(
             "--threads",
             type=int,
-            help="threads (and database connections) per worker [KEQUN_SERVE_THREADS, default 4]",
+            help="threads (and database connections) per worker [KEQUN_SERVE_THREADS, default 2]",
         )
 
     def handle(
