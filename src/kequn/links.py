@@ -1,8 +1,9 @@
 """Links that pages draw many times: resolved once per script prefix, then filled in.
 
 A `reverse()` walks the URL patterns every time (tens of µs with the admin's hundreds of
-them), and a list of 50 rows drew 100 such links, the dashboard 240. The script prefix is the only part of a link that can change while the process runs, so
-each view's link is resolved once per prefix and an object's key is put into its copy.
+them), and a list of 50 rows drew 100 such links, the dashboard 240. The script prefix is
+the only part of a link that can change while the process runs, so each view's link is
+resolved once per prefix and an object's key is put into its copy.
 """
 
 from __future__ import annotations
